@@ -1,0 +1,23 @@
+"""The ``logsight`` command: one click group, one module per job.
+
+Every command that prints results takes ``--json``; every command that talks to a cluster takes
+``--url`` (default ``LOGSIGHT_URL``, else the local engine's address).
+"""
+
+from __future__ import annotations
+
+import click
+
+from logsight import __version__
+from logsight.cli import demo_cmd, engine_cmd, setup_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="logsight")
+def main() -> None:
+    """logsight: log and trace analytics for ML systems on the Elasticsearch stack."""
+
+
+main.add_command(engine_cmd.engine)
+main.add_command(setup_cmd.setup)
+main.add_command(demo_cmd.demo)

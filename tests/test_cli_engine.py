@@ -1,0 +1,72 @@
+"""CLI: ``logsight engine start|status|stop`` on a node of the test's own, and ``setup``."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from logsight.cli import main
+
+pytestmark = pytest.mark.engine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_engine_lifecycle_through_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    port = _free_port()
+    state = ["--state-dir", str(tmp_path / "engine")]
+    res = runner.invoke(main, ["engine", "status", *state])
+    assert res.exit_code == 3 and "stopped" in res.output
+
+    res = runner.invoke(main, ["engine", "start", *state, "--port", str(port), "--heap", "512m"])
+    try:
+        assert res.exit_code == 0, res.output
+        url = f"http://127.0.0.1:{port}"
+        assert f"engine started in" in res.output and url in res.output
+
+        again = runner.invoke(main, ["engine", "start", *state, "--port", str(port)])
+        assert again.exit_code == 0 and "already running" in again.output
+
+        st = runner.invoke(main, ["engine", "status", *state])
+        assert st.exit_code == 0
+        assert "running: OpenSearch 2." in st.output and url in st.output and "green" in st.output
+
+        setup = runner.invoke(main, ["setup", "--url", url, "--json"])
+        assert setup.exit_code == 0, setup.output
+        report = json.loads(setup.output)
+        assert report["engine"]["flavor"] == "opensearch" and report["changed"] > 0
+        setup2 = runner.invoke(main, ["setup", "--url", url, "--json"])
+        assert json.loads(setup2.output)["changed"] == 0
+    finally:
+        stop = runner.invoke(main, ["engine", "stop", *state])
+    assert stop.exit_code == 0 and "engine stopped" in stop.output
+    assert (tmp_path / "engine" / "node").is_dir()  # data stays in place
+    res = runner.invoke(main, ["engine", "status", *state])
+    assert res.exit_code == 3
+    assert runner.invoke(main, ["engine", "stop", *state]).output.strip() == "engine was not running"
+
+
+def test_start_refuses_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = CliRunner().invoke(
+            main, ["engine", "start", "--state-dir", str(tmp_path), "--port", str(port)]
+        )
+    assert res.exit_code == 1 and f"port {port}" in res.output and "taken" in res.output
+
+
+def test_setup_says_clearly_when_no_cluster(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["setup", "--url", f"http://127.0.0.1:{_free_port()}"])
+    assert res.exit_code == 1
+    assert "cannot reach" in res.output and "logsight engine start" in res.output
