@@ -31,7 +31,7 @@ def test_engine_lifecycle_through_cli(tmp_path: Path) -> None:
     try:
         assert res.exit_code == 0, res.output
         url = f"http://127.0.0.1:{port}"
-        assert f"engine started in" in res.output and url in res.output
+        assert "engine started in" in res.output and url in res.output
 
         again = runner.invoke(main, ["engine", "start", *state, "--port", str(port)])
         assert again.exit_code == 0 and "already running" in again.output

@@ -190,10 +190,7 @@ def read_findings(
     }
     if search_after:
         body["search_after"] = search_after
-    try:
-        resp = engine.search(FINDINGS_INDEX, body, ignore_unavailable="true")
-    except Exception:
-        raise
+    resp = engine.search(FINDINGS_INDEX, body, ignore_unavailable="true")
     hits = resp["hits"]["hits"]
     cursor = hits[-1]["sort"] if len(hits) == size else None
     return [h["_source"] for h in hits], cursor

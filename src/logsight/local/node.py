@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -290,10 +291,9 @@ class LocalEngine:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _pid_alive(pid):
-                try:  # reap it if it is our child (tests start it in-process)
+                # reap it if it is our child (tests start it in-process)
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
                 return True
             time.sleep(0.2)
         return False
