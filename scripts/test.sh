@@ -12,6 +12,6 @@ if ! command -v chromium >/dev/null 2>&1; then
       || echo "warning: could not install chromium; browser tests will be skipped" >&2
   fi
 fi
-python3 -m ruff check src tests benchmarks
+python3 -m ruff check .
 python3 -m mypy
 python3 -m pytest "$@"

@@ -9,7 +9,15 @@ from __future__ import annotations
 import click
 
 from logsight import __version__
-from logsight.cli import demo_cmd, engine_cmd, setup_cmd
+from logsight.cli import (
+    alerts_cmd,
+    demo_cmd,
+    drift_cmd,
+    engine_cmd,
+    serve_cmd,
+    setup_cmd,
+    traces_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +29,8 @@ def main() -> None:
 main.add_command(engine_cmd.engine)
 main.add_command(setup_cmd.setup)
 main.add_command(demo_cmd.demo)
+main.add_command(traces_cmd.traces)
+main.add_command(drift_cmd.drift)
+main.add_command(drift_cmd.performance)
+main.add_command(serve_cmd.serve)
+main.add_command(alerts_cmd.alerts)
