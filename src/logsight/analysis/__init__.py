@@ -1,0 +1,1 @@
+"""Pure analyses: arrays and frames in, dataclasses out (no engine, no service)."""

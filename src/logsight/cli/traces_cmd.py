@@ -1,0 +1,216 @@
+"""``logsight traces bottlenecks|regressions``: critical-path analysis of spans, from an NDJSON
+file (no cluster needed) or from the cluster's traces streams."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+
+_REL = re.compile(r"^(?:now-)?(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+TABLE_COLUMNS = [
+    "rank", "service", "operation", "critical_path_share", "critical_path_ms",
+    "on_critical_path_ratio", "self_time_p95_ms", "latency_p95_ms", "error_rate", "count",
+]
+
+
+def parse_time(value: str | None, *, now: datetime, option: str) -> datetime | None:
+    """ISO-8601 (naive = UTC), ``now``, or a relative age such as ``15m``/``now-2h``/``7d``."""
+    if value is None:
+        return None
+    v = value.strip()
+    if v == "now":
+        return now
+    m = _REL.match(v)
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither an ISO-8601 time nor an age like 15m, 2h, 7d", param_hint=option
+        ) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _window(frm: str | None, to: str | None, default: timedelta, now: datetime,
+            names: tuple[str, str] = ("--from", "--to")) -> tuple[datetime, datetime]:
+    end = parse_time(to, now=now, option=names[1]) or now
+    start = parse_time(frm, now=now, option=names[0]) or end - default
+    if end <= start:
+        raise click.BadParameter(f"{names[0]} must be before {names[1]}", param_hint=names[0])
+    return start, end
+
+
+def _load(path: Path) -> Any:
+    from logsight.sources.traces import load_spans_file
+
+    try:
+        return load_spans_file(path)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--input") from None
+
+
+@click.group()
+def traces() -> None:
+    """Trace bottlenecks (critical path, self time) and latency regressions."""
+
+
+input_opt = click.option(
+    "--input", "input_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    help="NDJSON span file (one span per line, see docs/traces.md); no cluster needed.",
+)
+service_opt = click.option("--service", default=None, help="Entry point service (root spans).")
+operation_opt = click.option(
+    "--operation", default=None, help="Entry point operation (root span name)."
+)
+namespace_opt = click.option(
+    "--namespace", default=None, help="Data-stream namespace (default: all)."
+)
+orphans_opt = click.option(
+    "--orphans", type=click.Choice(["attach", "own"]), default="attach", show_default=True,
+    help="Spans whose parent is missing: hang under the trace root, or stand as own roots.",
+)
+
+
+@traces.command()
+@input_opt
+@service_opt
+@operation_opt
+@click.option("--from", "frm", default=None, help="Window start: ISO-8601 or age (default 1h).")
+@click.option("--to", default=None, help="Window end: ISO-8601 or age (default now).")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Critical-path share from which a bottleneck becomes a finding.")
+@click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings/aggregates.")
+@orphans_opt
+@namespace_opt
+@url_option
+@json_option
+def bottlenecks(
+    input_path: Path | None, service: str | None, operation: str | None, frm: str | None,
+    to: str | None, top: int, min_share: float, no_write: bool, orphans: str,
+    namespace: str | None, url: str | None, as_json: bool,
+) -> None:
+    """Rank operations by the critical-path time they contribute."""
+    from logsight.analysis.traces import analyze_spans, rank_bottlenecks
+
+    stats: dict[str, Any] = {}
+    if input_path is not None:
+        spans = _load(input_path)
+        if service is not None or operation is not None:
+            is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
+            roots = spans[is_root]
+            if service is not None:
+                roots = roots[roots["service"] == service]
+            if operation is not None:
+                roots = roots[roots["name"] == operation]
+            spans = spans[spans["trace_id"].isin(set(roots["trace_id"]))]
+        analysis = analyze_spans(spans, orphans=orphans)  # type: ignore[arg-type]  # Choice
+        rows = rank_bottlenecks(analysis, top=top)
+        stats = dict(analysis.stats.__dict__)
+    else:
+        from logsight.sources.traces import run_bottlenecks
+
+        start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
+        engine = engine_from(url)
+        try:
+            rows, findings = run_bottlenecks(
+                engine, start=start, end=end, service=service, operation=operation,
+                namespace=namespace, top=top, write=not no_write, min_share=min_share,
+                orphans=orphans,  # type: ignore[arg-type]  # click.Choice guarantees the value
+            )
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        finally:
+            engine.close()
+        stats = {"window_start": start.isoformat(), "window_end": end.isoformat(),
+                 "findings": len(findings)}
+    if as_json:
+        print_json({"bottlenecks": rows, "stats": stats})
+        return
+    if not rows:
+        click.echo("no spans")
+        return
+    print_table(rows, TABLE_COLUMNS)
+    click.echo("  ".join(f"{k}={v}" for k, v in stats.items()))
+
+
+@traces.command()
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Current spans (NDJSON); with --baseline-input, no cluster.")
+@click.option("--baseline-input", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Baseline spans (NDJSON).")
+@service_opt
+@operation_opt
+@click.option("--from", "frm", default=None, help="Current window start (default 1h ago).")
+@click.option("--to", default=None, help="Current window end (default now).")
+@click.option("--baseline-from", default=None, help="Baseline start (default: the window before).")
+@click.option("--baseline-to", default=None, help="Baseline end (default: current start).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="Significance level (BH-adjusted Mann-Whitney U).")
+@click.option("--min-ratio", type=click.FloatRange(1.0), default=1.2, show_default=True,
+              help="Smallest p95 ratio that counts as a regression.")
+@click.option("--min-count", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings.")
+@namespace_opt
+@url_option
+@json_option
+def regressions(
+    input_path: Path | None, baseline_input: Path | None, service: str | None,
+    operation: str | None, frm: str | None, to: str | None, baseline_from: str | None,
+    baseline_to: str | None, alpha: float, min_ratio: float, min_count: int, no_write: bool,
+    namespace: str | None, url: str | None, as_json: bool,
+) -> None:
+    """Operations whose latency or critical-path share grew significantly."""
+    from logsight.analysis.traces import analyze_spans, compare_operations
+
+    if (input_path is None) != (baseline_input is None):
+        raise click.UsageError("give both --input and --baseline-input, or neither (cluster)")
+    if input_path is not None and baseline_input is not None:
+        cur = analyze_spans(_load(input_path))
+        try:
+            base = analyze_spans(_load(baseline_input))
+        except click.BadParameter as e:
+            raise click.BadParameter(e.message, param_hint="--baseline-input") from None
+        results = compare_operations(base, cur, alpha=alpha, min_ratio=min_ratio,
+                                     min_count=min_count)
+    else:
+        from logsight.sources.traces import run_trace_regressions
+
+        now = datetime.now(UTC)
+        start, end = _window(frm, to, timedelta(hours=1), now)
+        bend = parse_time(baseline_to, now=now, option="--baseline-to") or start
+        bstart = parse_time(baseline_from, now=now, option="--baseline-from") or (
+            bend - (end - start)
+        )
+        if bend <= bstart:
+            raise click.BadParameter("--baseline-from must be before --baseline-to")
+        engine = engine_from(url)
+        try:
+            results, _ = run_trace_regressions(
+                engine, start=start, end=end, baseline_start=bstart, baseline_end=bend,
+                service=service, operation=operation, namespace=namespace, alpha=alpha,
+                min_ratio=min_ratio, min_count=min_count, write=not no_write,
+            )
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        finally:
+            engine.close()
+    rows = [dict(r.__dict__, reasons=list(r.reasons)) for r in results]
+    if as_json:
+        print_json({"regressions": rows})
+        return
+    if not rows:
+        click.echo("no operation seen often enough in both windows")
+        return
+    print_table(rows, ["service", "operation", "regressed", "baseline_p95_ms", "current_p95_ms",
+                       "p95_ratio", "baseline_share", "current_share", "p_value_latency",
+                       "p_value_share"])
