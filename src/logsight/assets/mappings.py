@@ -204,6 +204,12 @@ CRITICAL_PATH: dict[str, dict[str, Any]] = {
 
 PROFILES: dict[str, dict[str, Any]] = {
     "@timestamp": DATE,
+    "profile_id": KW,
+    "name": KW,
+    "namespace": KW,
+    "source": KW,
+    "features": KW,
+    "fields": OPAQUE,
     "model": KW,
     "model_version": KW,
     "feature": KW,

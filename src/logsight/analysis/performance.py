@@ -1,0 +1,513 @@
+"""Model performance with delayed ground truth (pure: frames in, dataclasses out).
+
+Predictions and feedback are joined by request id; metrics are computed over the predictions
+that have a label and the label coverage is reported next to them, so a window whose labels
+are still arriving says so instead of looking perfect or broken. Re-running over a window after
+late labels arrive recomputes it (findings have stable ids, so they are updated in place).
+
+Frame columns (``logsight.sources.mlevents`` produces them from the mlevents stream):
+
+* predictions: ``request_id``, ``timestamp``, ``model_version``, ``prediction`` (class label)
+  and/or ``prediction_value`` (regression), optional ``score`` (confidence of the predicted
+  class) and ``proba.<class>`` columns.
+* feedback: ``request_id``, ``timestamp``, ``label`` and/or ``label_value``.
+* kpis: ``request_id`` (optional), ``timestamp``, ``model_version`` (optional), ``kpi_name``,
+  ``kpi_value``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn import metrics as skm
+
+from logsight.findings import Finding
+
+PROBA_PREFIX = "proba."
+Task = Literal["classification", "regression"]
+
+
+# -- join ------------------------------------------------------------------------------------
+def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """Left join of predictions with their feedback by ``request_id``; the latest feedback per
+    request wins (a corrected label replaces the first one). Adds ``labelled`` and
+    ``feedback_timestamp``; never mutates its inputs."""
+    if "request_id" not in predictions:
+        raise ValueError("predictions need a 'request_id' column")
+    preds = predictions.drop_duplicates("request_id", keep="last")
+    label_cols = [c for c in ("label", "label_value") if c in feedback]
+    if feedback.empty or not label_cols:
+        out = preds.copy()
+        out["labelled"] = False
+        return out
+    fb = feedback
+    if "timestamp" in fb:
+        fb = fb.sort_values("timestamp", kind="stable")
+    fb = fb.drop_duplicates("request_id", keep="last")
+    keep = ["request_id", *label_cols] + (["timestamp"] if "timestamp" in fb else [])
+    fb = fb[keep].rename(columns={"timestamp": "feedback_timestamp"})
+    out = preds.drop(columns=[c for c in label_cols if c in preds]).merge(
+        fb, on="request_id", how="left"
+    )
+    has = pd.Series(False, index=out.index)
+    for c in label_cols:
+        has |= out[c].notna()
+    out["labelled"] = has
+    return out
+
+
+def infer_task(frame: pd.DataFrame) -> Task:
+    if "label" in frame and frame["label"].notna().any() and "prediction" in frame:
+        return "classification"
+    if "label_value" in frame and frame["label_value"].notna().any():
+        return "regression"
+    return "classification"
+
+
+# -- metrics ---------------------------------------------------------------------------------
+@dataclass
+class ReliabilityBin:
+    lower: float
+    upper: float
+    count: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+@dataclass
+class ClassificationMetrics:
+    n: int
+    accuracy: float | None
+    precision_macro: float | None
+    recall_macro: float | None
+    f1_macro: float | None
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    roc_auc: float | None = None
+    ece: float | None = None
+    brier: float | None = None
+    reliability: list[ReliabilityBin] = field(default_factory=list)
+
+
+@dataclass
+class RegressionMetrics:
+    n: int
+    mae: float | None
+    rmse: float | None
+    mape: float | None  # over rows whose true value is not 0
+
+
+def _proba_matrix(frame: pd.DataFrame) -> tuple[list[str], np.ndarray] | None:
+    cols = [c for c in frame.columns if c.startswith(PROBA_PREFIX)]
+    if not cols:
+        return None
+    classes = [c[len(PROBA_PREFIX):] for c in cols]
+    m = frame[cols].to_numpy(dtype=float)
+    if np.isnan(m).any():
+        return None
+    return classes, m
+
+
+def classification_metrics(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    *,
+    score: Sequence[float] | None = None,
+    proba: tuple[list[str], np.ndarray] | None = None,
+    n_bins: int = 10,
+) -> ClassificationMetrics:
+    """Accuracy, macro and per-class precision/recall/F1; ROC-AUC when probabilities exist
+    (or, for two classes, from the predicted class's confidence ``score``); calibration: ECE
+    and reliability bins on the confidence of the predicted class (equal-width ``n_bins``),
+    Brier score on the class probabilities when present, else on confidence vs correctness."""
+    yt = np.asarray([str(v) for v in y_true], dtype=object)
+    yp = np.asarray([str(v) for v in y_pred], dtype=object)
+    n = len(yt)
+    if n == 0:
+        return ClassificationMetrics(0, None, None, None, None)
+    labels = sorted(set(yt) | set(yp))
+    p, r, f, s = skm.precision_recall_fscore_support(
+        yt, yp, labels=labels, average=None, zero_division=0
+    )
+    per_class = {
+        lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+              "support": int(s[i])}
+        for i, lab in enumerate(labels)
+    }
+    out = ClassificationMetrics(
+        n=n,
+        accuracy=float(np.mean(yt == yp)),
+        precision_macro=float(np.mean(p)),
+        recall_macro=float(np.mean(r)),
+        f1_macro=float(np.mean(f)),
+        per_class=per_class,
+    )
+    correct = (yt == yp).astype(float)
+    conf: np.ndarray | None = None
+    if proba is not None:
+        classes, m = proba
+        conf = m.max(axis=1)
+        onehot = (yt[:, None] == np.asarray(classes, dtype=object)[None, :]).astype(float)
+        out.brier = float(np.mean(np.sum((m - onehot) ** 2, axis=1)))
+        present = set(yt)
+        if len(present) >= 2 and present <= set(classes):
+            try:
+                if len(classes) == 2:
+                    out.roc_auc = float(skm.roc_auc_score(yt == classes[1], m[:, 1]))
+                else:
+                    norm = m / np.where(m.sum(axis=1, keepdims=True) > 0,
+                                        m.sum(axis=1, keepdims=True), 1.0)
+                    out.roc_auc = float(skm.roc_auc_score(
+                        yt, norm, multi_class="ovr", average="macro", labels=classes
+                    ))
+            except ValueError:
+                out.roc_auc = None
+    elif score is not None:
+        conf = np.asarray(score, dtype=float)
+        if np.isnan(conf).any():
+            conf = None
+        else:
+            out.brier = float(np.mean((conf - correct) ** 2))
+            if len(labels) == 2 and len(set(yt)) == 2:
+                pos = labels[1]
+                p_pos = np.where(yp == pos, conf, 1.0 - conf)
+                out.roc_auc = float(skm.roc_auc_score(yt == pos, p_pos))
+    if conf is not None:
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+        ece = 0.0
+        for b in range(n_bins):
+            sel = idx == b
+            cnt = int(sel.sum())
+            mc = float(conf[sel].mean()) if cnt else None
+            acc = float(correct[sel].mean()) if cnt else None
+            if cnt:
+                ece += cnt / n * abs(acc - mc)  # type: ignore[operator]  # both set when cnt
+            out.reliability.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), cnt,
+                                                  mc, acc))
+        out.ece = float(ece)
+    return out
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> RegressionMetrics:
+    yt = np.asarray(y_true, dtype=float)
+    yp = np.asarray(y_pred, dtype=float)
+    ok = ~(np.isnan(yt) | np.isnan(yp))
+    yt, yp = yt[ok], yp[ok]
+    if not len(yt):
+        return RegressionMetrics(0, None, None, None)
+    err = yp - yt
+    nz = yt != 0
+    mape = float(np.mean(np.abs(err[nz] / yt[nz]))) if nz.any() else None
+    return RegressionMetrics(
+        n=len(yt), mae=float(np.mean(np.abs(err))), rmse=float(np.sqrt(np.mean(err**2))),
+        mape=mape,
+    )
+
+
+def losses(joined: pd.DataFrame, task: Task) -> np.ndarray:
+    """Per labelled row: 0/1 error (classification) or absolute error (regression)."""
+    lab = joined[joined["labelled"]]
+    if task == "classification":
+        return (lab["prediction"].astype(str) != lab["label"].astype(str)).to_numpy(float)
+    err = lab["prediction_value"].astype(float) - lab["label_value"].astype(float)
+    return np.abs(err.to_numpy(float))
+
+
+def evaluate(joined: pd.DataFrame, *, task: Task | None = None,
+             n_bins: int = 10) -> ClassificationMetrics | RegressionMetrics:
+    task = task or infer_task(joined)
+    lab = joined[joined["labelled"]] if "labelled" in joined else joined
+    if task == "regression":
+        return regression_metrics(lab["label_value"], lab["prediction_value"])
+    score = lab["score"] if "score" in lab and lab["score"].notna().all() else None
+    return classification_metrics(
+        lab["label"], lab["prediction"], score=score, proba=_proba_matrix(lab), n_bins=n_bins
+    )
+
+
+# -- comparisons -----------------------------------------------------------------------------
+@dataclass
+class Comparison:
+    """Mean loss of ``candidate`` minus ``baseline`` (positive = candidate worse), with a
+    bootstrap percentile interval and Welch's t-test p-value."""
+
+    baseline: str
+    candidate: str
+    metric: str
+    baseline_value: float | None
+    candidate_value: float | None
+    loss_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_baseline: int
+    n_candidate: int
+    worse: bool
+
+
+def compare_losses(
+    baseline: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    baseline_name: str,
+    candidate_name: str,
+    metric: str,
+    alpha: float = 0.05,
+    min_effect: float = 0.02,
+    min_labels: int = 30,
+    n_boot: int = 1000,
+    random_state: int | None = 0,
+) -> Comparison:
+    """``worse`` when the candidate's mean loss is higher by at least ``min_effect``, the
+    bootstrap interval excludes 0 and Welch's p < ``alpha`` (both sides need ``min_labels``)."""
+    nb, nc = len(baseline), len(candidate)
+    bval = (1 - baseline.mean() if metric == "accuracy" else baseline.mean()) if nb else None
+    cval = (1 - candidate.mean() if metric == "accuracy" else candidate.mean()) if nc else None
+    if nb < min_labels or nc < min_labels:
+        return Comparison(baseline_name, candidate_name, metric, _f(bval), _f(cval), None,
+                          None, None, None, nb, nc, False)
+    diff = float(candidate.mean() - baseline.mean())
+    rng = np.random.default_rng(random_state)
+    bi = rng.integers(0, nb, size=(n_boot, nb))
+    ci = rng.integers(0, nc, size=(n_boot, nc))
+    boots = candidate[ci].mean(axis=1) - baseline[bi].mean(axis=1)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    if np.all(baseline == baseline[0]) and np.all(candidate == candidate[0]):
+        p = 0.0 if candidate[0] != baseline[0] else 1.0
+    else:
+        p = float(stats.ttest_ind(candidate, baseline, equal_var=False).pvalue)
+    worse = diff >= min_effect and lo > 0 and p < alpha
+    return Comparison(baseline_name, candidate_name, metric, _f(bval), _f(cval), diff,
+                      float(lo), float(hi), p, nb, nc, bool(worse))
+
+
+def _f(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class VersionReport:
+    version: str
+    n_predictions: int
+    n_labelled: int
+    label_coverage: float
+    metrics: ClassificationMetrics | RegressionMetrics
+
+
+@dataclass
+class KpiReport:
+    name: str
+    version: str
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass
+class PerformanceReport:
+    model: str
+    task: str
+    window_start: datetime | str | None
+    window_end: datetime | str | None
+    n_predictions: int
+    n_labelled: int
+    label_coverage: float
+    metrics: ClassificationMetrics | RegressionMetrics
+    versions: list[VersionReport] = field(default_factory=list)
+    degradation: list[Comparison] = field(default_factory=list)
+    version_comparisons: list[Comparison] = field(default_factory=list)
+    kpis: list[KpiReport] = field(default_factory=list)
+    kpi_accuracy_correlation: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _version_col(frame: pd.DataFrame) -> pd.Series:
+    if "model_version" in frame:
+        return frame["model_version"].fillna("unknown").astype(str)
+    return pd.Series("unknown", index=frame.index)
+
+
+def kpi_by_version(kpis: pd.DataFrame, *, alpha: float = 0.05) -> list[KpiReport]:
+    """Mean KPI per (name, version) with a Student-t interval."""
+    out: list[KpiReport] = []
+    if kpis.empty:
+        return out
+    k = kpis.assign(model_version=_version_col(kpis))
+    for (name, version), g in k.groupby(["kpi_name", "model_version"], sort=True):
+        v = g["kpi_value"].astype(float).dropna().to_numpy()
+        if not len(v):
+            continue
+        mean = float(v.mean())
+        if len(v) > 1 and v.std(ddof=1) > 0:
+            half = float(stats.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+        else:
+            half = 0.0
+        out.append(KpiReport(str(name), str(version), len(v), mean, mean - half, mean + half))
+    return out
+
+
+def kpi_accuracy_correlation(
+    joined: pd.DataFrame, kpis: pd.DataFrame, *, bucket: str = "1h", task: Task | None = None
+) -> dict[str, dict[str, float | None]]:
+    """Spearman correlation between per-bucket model quality (accuracy, or -MAE) and the
+    per-bucket mean of each KPI: does the KPI move with the model?"""
+    if kpis.empty or "timestamp" not in joined or not joined["labelled"].any():
+        return {}
+    task = task or infer_task(joined)
+    lab = joined[joined["labelled"]].copy()
+    lab["_q"] = -losses(lab, task)
+    lab["_b"] = pd.to_datetime(lab["timestamp"], utc=True).dt.floor(bucket)
+    quality = lab.groupby("_b")["_q"].mean()
+    out: dict[str, dict[str, float | None]] = {}
+    k = kpis.copy()
+    k["_b"] = pd.to_datetime(k["timestamp"], utc=True).dt.floor(bucket)
+    for name, g in k.groupby("kpi_name"):
+        kpi = g.groupby("_b")["kpi_value"].mean()
+        both = pd.concat([quality, kpi], axis=1, join="inner").dropna()
+        if len(both) < 3 or both.iloc[:, 0].nunique() < 2 or both.iloc[:, 1].nunique() < 2:
+            out[str(name)] = {"rho": None, "p_value": None, "buckets": float(len(both))}
+            continue
+        res = stats.spearmanr(both.iloc[:, 0], both.iloc[:, 1])
+        out[str(name)] = {"rho": _f(res.statistic), "p_value": _f(res.pvalue),
+                          "buckets": float(len(both))}
+    return out
+
+
+def performance_report(
+    joined: pd.DataFrame,
+    *,
+    model: str,
+    window_start: datetime | str | None = None,
+    window_end: datetime | str | None = None,
+    reference: pd.DataFrame | None = None,
+    kpis: pd.DataFrame | None = None,
+    task: Task | None = None,
+    baseline_version: str | None = None,
+    alpha: float = 0.05,
+    min_effect: float = 0.02,
+    min_labels: int = 30,
+    random_state: int | None = 0,
+) -> PerformanceReport:
+    """Metrics for the window (overall and per version), degradation of each version against
+    the same version in ``reference`` (joined frame of the reference window), and every other
+    version against the baseline version (``baseline_version``, else the one with the most
+    labelled predictions)."""
+    task = task or infer_task(joined if len(joined) else (reference if reference is not None
+                                                          else joined))
+    metric = "accuracy" if task == "classification" else "mae"
+    n = len(joined)
+    nl = int(joined["labelled"].sum()) if n else 0
+    rep = PerformanceReport(
+        model=model, task=task, window_start=window_start, window_end=window_end,
+        n_predictions=n, n_labelled=nl, label_coverage=nl / n if n else 0.0,
+        metrics=evaluate(joined, task=task) if nl else _empty(task),
+    )
+    versions = _version_col(joined)
+    loss_by_version: dict[str, np.ndarray] = {}
+    for v in sorted(versions.unique()):
+        g = joined[versions == v]
+        gl = int(g["labelled"].sum())
+        rep.versions.append(VersionReport(
+            v, len(g), gl, gl / len(g) if len(g) else 0.0,
+            evaluate(g, task=task) if gl else _empty(task),
+        ))
+        loss_by_version[v] = losses(g, task) if gl else np.array([])
+    kw: dict[str, Any] = {"metric": metric, "alpha": alpha, "min_effect": min_effect,
+                          "min_labels": min_labels, "random_state": random_state}
+    if reference is not None and len(reference):
+        rv = _version_col(reference)
+        for v, cur in loss_by_version.items():
+            ref = reference[rv == v]
+            if ref["labelled"].sum() == 0:
+                continue
+            rep.degradation.append(compare_losses(
+                losses(ref, task), cur, baseline_name=f"{v}@reference", candidate_name=v, **kw
+            ))
+    labelled = {v: len(x) for v, x in loss_by_version.items() if len(x)}
+    if len(labelled) >= 2:
+        base = baseline_version if baseline_version in labelled else max(
+            labelled, key=lambda v: (labelled[v], v)
+        )
+        for v in labelled:
+            if v != base:
+                rep.version_comparisons.append(compare_losses(
+                    loss_by_version[base], loss_by_version[v], baseline_name=base,
+                    candidate_name=v, **kw
+                ))
+    if kpis is not None and not kpis.empty:
+        k = kpis
+        if "model_version" not in k or k["model_version"].isna().all():
+            # a KPI event carries the request id; the prediction tells the version
+            k = k.drop(columns=[c for c in ("model_version",) if c in k]).merge(
+                joined[["request_id", "model_version"]], on="request_id", how="left"
+            )
+        rep.kpis = kpi_by_version(k, alpha=alpha)
+        rep.kpi_accuracy_correlation = kpi_accuracy_correlation(joined, k, task=task)
+    return rep
+
+
+def _empty(task: str) -> ClassificationMetrics | RegressionMetrics:
+    if task == "regression":
+        return RegressionMetrics(0, None, None, None)
+    return ClassificationMetrics(0, None, None, None, None)
+
+
+def performance_findings(
+    report: PerformanceReport,
+    *,
+    service: str | None = None,
+    namespace: str | None = None,
+) -> list[Finding]:
+    """performance_degradation (a version worse than in the reference window) and
+    version_regression (a version worse than the baseline version in the same window)."""
+    out: list[Finding] = []
+    for kind, comps in (("performance_degradation", report.degradation),
+                        ("version_regression", report.version_comparisons)):
+        for c in comps:
+            if not c.worse or c.loss_diff is None:
+                continue
+            what = ("than in the reference window" if kind == "performance_degradation"
+                    else f"than version {c.baseline}")
+            out.append(Finding(
+                kind=kind,
+                title=f"{report.model} {c.candidate}: {c.metric} worse {what}",
+                summary=(f"{c.metric} {c.candidate_value:.4g} vs {c.baseline_value:.4g} "
+                         f"(loss +{c.loss_diff:.3g}, 95% CI [{c.ci_low:.3g}, {c.ci_high:.3g}], "
+                         f"p={c.p_value:.2g}; {c.n_candidate} vs {c.n_baseline} labels)"),
+                severity="high" if c.loss_diff >= 0.1 or (c.p_value or 1) < 1e-6 else "medium",
+                score=float(c.loss_diff),
+                confidence=1.0 - float(c.p_value or 0.0),
+                service=service,
+                subject=c.candidate,
+                model=report.model,
+                model_version=c.candidate,
+                window_start=report.window_start,
+                window_end=report.window_end,
+                evidence={"comparison": asdict(c), "label_coverage": report.label_coverage},
+                namespace=namespace,
+            ))
+    return out
+
+
+def label_coverage(joined: pd.DataFrame) -> Mapping[str, float]:
+    """Share of predictions with a label, overall and per version."""
+    if joined.empty:
+        return {"all": 0.0}
+    versions = _version_col(joined)
+    out = {"all": float(joined["labelled"].mean())}
+    for v, g in joined.groupby(versions):
+        out[str(v)] = float(g["labelled"].mean())
+    return out

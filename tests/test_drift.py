@@ -1,0 +1,303 @@
+"""Drift statistics: known values against scipy / hand calculations, edge cases, properties,
+binned-vs-raw tolerance, and the file CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial import distance
+
+from logsight.analysis import drift as D
+from logsight.cli import main
+
+
+def _psi_by_hand(ref: np.ndarray, cur: np.ndarray, bins: int = 10, eps: float = 1e-4) -> float:
+    """PSI the straightforward way: np.quantile edges, a Python loop, math.log."""
+    import math
+
+    inner = sorted(set(np.quantile(ref, [k / bins for k in range(1, bins)]).tolist()))
+    edges = [-math.inf, *inner, math.inf]
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        p = max(sum(1 for x in ref if lo <= x < hi) / len(ref), eps)
+        q = max(sum(1 for x in cur if lo <= x < hi) / len(cur), eps)
+        total += (q - p) * math.log(q / p)
+    return total
+
+
+@pytest.mark.parametrize("n", [200, 30_000])
+def test_ks_equals_scipy(n: int) -> None:
+    rng = np.random.default_rng(1)
+    r = rng.normal(size=n)
+    c = np.round(rng.normal(0.05, 1.1, size=n + 13), 2)  # ties on one side
+    d, p = D.ks_2samp(r, c)
+    ref = stats.ks_2samp(r, c)
+    assert d == pytest.approx(ref.statistic, abs=1e-12)
+    assert p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_ks_pvalue_large_samples_close_to_scipy() -> None:
+    # above _KS_LIMIT_EN we use the limiting distribution (documented: < 1% relative)
+    for d in (0.001, 0.002, 0.003):
+        assert D.ks_pvalue(d, 400_000, 400_000) == pytest.approx(
+            stats.kstwo.sf(d, 200_000), rel=0.01)
+
+
+@pytest.mark.parametrize("n", [100, 20_000])
+def test_wasserstein_equals_scipy(n: int) -> None:
+    rng = np.random.default_rng(2)
+    r, c = rng.gamma(2.0, size=n), np.round(rng.gamma(2.5, size=n // 2 + 1), 1)
+    w = D.wasserstein_normed(r, c) * r.std()
+    assert w == pytest.approx(stats.wasserstein_distance(r, c), rel=1e-9)
+
+
+def test_psi_matches_hand_calculation() -> None:
+    rng = np.random.default_rng(3)
+    r, c = rng.normal(size=2000), rng.normal(0.4, 1.3, size=1500)
+    assert D.psi(r, c) == pytest.approx(_psi_by_hand(r, c), rel=1e-12)
+    assert D.psi(r, c, bins=5) == pytest.approx(_psi_by_hand(r, c, bins=5), rel=1e-12)
+
+
+def test_psi_known_value() -> None:
+    # two bins with frequencies (0.5, 0.5) vs (0.25, 0.75)
+    expected = (0.25 - 0.5) * np.log(0.25 / 0.5) + (0.75 - 0.5) * np.log(0.75 / 0.5)
+    assert D.psi_from_counts([50, 50], [25, 75]) == pytest.approx(expected)
+    # an empty bin uses the documented epsilon
+    eps = D.PSI_EPSILON
+    exp2 = (eps - 0.5) * np.log(eps / 0.5) + (1 - 0.5) * np.log(1 / 0.5)
+    assert D.psi_from_counts([5, 5], [0, 10]) == pytest.approx(exp2)
+
+
+def test_js_equals_scipy_on_shared_bins() -> None:
+    rng = np.random.default_rng(4)
+    r, c = rng.normal(size=3000), rng.normal(0.3, 1, size=2000)
+    edges = D.quantile_edges(np.sort(r), 10)
+    rc, cc = D.bin_counts(r, edges), D.bin_counts(c, edges)
+    expected = distance.jensenshannon(rc / rc.sum(), cc / cc.sum(), base=2)
+    assert D.js_distance(r, c) == pytest.approx(expected)
+
+
+def test_chisquare_equals_scipy_with_unseen_category() -> None:
+    ref = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    cur = ["a"] * 20 + ["b"] * 30 + ["c"] * 10 + ["d"] * 15
+    cats, r, c = D.align_categories(D.category_counts(ref), D.category_counts(cur))
+    assert cats == ["a", "b", "c", "d"]
+    stat, p = D.chisquare_from_counts(r, c)
+    res = stats.chi2_contingency(np.vstack([r, c]), correction=False)
+    assert (stat, p) == pytest.approx((res.statistic, res.pvalue))
+    [fd] = D.compare(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}))
+    assert fd.type == "categorical" and fd.test == "chisquare" and fd.drifted
+    assert fd.unseen_categories == ["d"]
+    js = distance.jensenshannon(r / r.sum(), c / c.sum(), base=2)
+    assert fd.js_distance == pytest.approx(js)
+
+
+def test_benjamini_hochberg_equals_scipy() -> None:
+    p = [0.01, 0.04, 0.03, 0.2, 0.5]
+    assert D.benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p))
+
+
+def test_bh_correction_changes_the_verdict() -> None:
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({f"f{i}": rng.normal(size=300) for i in range(20)})
+    cur = pd.DataFrame({f"f{i}": rng.normal(size=300) for i in range(20)})
+    cur["f0"] = cur["f0"] + 1.0
+    plain = D.compare(ref, cur)
+    bh = D.compare(ref, cur, config=D.DriftConfig(correction="bh"))
+    assert "f0" in D.drifted_features(bh)
+    assert set(D.drifted_features(bh)) <= set(D.drifted_features(plain))
+    assert all(r.p_value_adjusted is not None and r.p_value_adjusted >= r.p_value
+               for r in bh)
+
+
+def test_presets_pick_tests_by_type_and_size() -> None:
+    assert D.default_test("numeric", 500, 5000) == "ks"
+    assert D.default_test("numeric", 5000, 5000) == "psi"
+    assert D.default_test("categorical", 100, 100) == "chisquare"
+    assert D.default_test("categorical", 5000, 5000) == "jensenshannon"
+    rng = np.random.default_rng(6)
+    ref = pd.DataFrame({"few": rng.integers(0, 3, 100).astype(float),
+                        "x": rng.normal(size=100)})
+    out = {r.feature: r for r in D.compare(ref, ref.copy())}
+    assert out["few"].type == "categorical" and out["x"].type == "numeric"
+    cfg = D.DriftConfig(tests={"x": "wasserstein"})
+    [fx] = [r for r in D.compare(ref, ref, config=cfg) if r.feature == "x"]
+    assert fx.test == "wasserstein" and fx.statistic == pytest.approx(0.0)
+
+
+def test_unknown_test_and_bad_columns_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="unknown drift test"):
+        D.DriftConfig(tests={"x": "nope"})
+    with pytest.raises(ValueError, match="missing"):
+        D.compare(pd.DataFrame({"a": [1.0]}), pd.DataFrame({"b": [1.0]}), columns=["a"])
+    with pytest.raises(ValueError, match="does not apply"):
+        D.compare(pd.DataFrame({"c": list("abab")}), pd.DataFrame({"c": list("abba")}),
+                  config=D.DriftConfig(tests={"c": "ks"}))
+
+
+def test_registered_tests_return_evidently_style_results() -> None:
+    rng = np.random.default_rng(7)
+    r, c = rng.normal(size=500), rng.normal(1.0, 1, size=500)
+    for name in ("ks", "psi", "jensenshannon", "wasserstein"):
+        res = D.DRIFT_TESTS[name].fn(r, c)
+        assert res.test == name and res.drifted
+        assert res.direction == ("below" if name == "ks" else "above")
+    res = D.chisquare_test(list("aab" * 50), list("abb" * 50))
+    assert res.p_value is not None and res.drifted
+
+
+# -- edge cases ------------------------------------------------------------------------------
+def test_constant_column() -> None:
+    ref = pd.DataFrame({"k": [3.0] * 100 + [4.0] * 0, "x": np.linspace(0, 1, 100)})
+    same = D.compare(ref, ref.copy(), kinds={"k": "numeric", "x": "numeric"})
+    assert not any(r.drifted for r in same)
+    k = same[0]
+    assert k.psi == pytest.approx(0.0) and k.wasserstein == pytest.approx(0.0)
+    moved = ref.assign(k=4.0)
+    [k2] = [r for r in D.compare(ref, moved, kinds={"k": "numeric", "x": "numeric"})
+            if r.feature == "k"]
+    assert k2.drifted and k2.psi > 1 and k2.wasserstein == pytest.approx(1 / 3)
+
+
+def test_empty_window_and_nan() -> None:
+    ref = pd.DataFrame({"x": np.arange(50, dtype=float)})
+    cur = pd.DataFrame({"x": [np.nan] * 5})
+    [fd] = D.compare(ref, cur)
+    assert fd.n_current == 0 and fd.missing_current == 5 and not fd.drifted
+    assert fd.note == "empty current window"
+    json.dumps(fd.to_dict())  # no NaN leaks into JSON
+    withnan = pd.DataFrame({"x": [*np.arange(50, dtype=float), np.nan]})
+    [fd2] = D.compare(ref, withnan)
+    assert fd2.missing_current == 1 and fd2.ks_statistic == pytest.approx(0.0)
+
+
+def test_single_category() -> None:
+    [fd] = D.compare(pd.DataFrame({"c": ["a"] * 10}), pd.DataFrame({"c": ["a"] * 7}))
+    assert fd.chisquare_p_value == 1.0 and fd.psi == 0.0 and fd.js_distance == 0.0
+    assert not fd.drifted
+
+
+# -- properties ------------------------------------------------------------------------------
+floats = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(floats)
+def test_psi_of_a_sample_with_itself_is_zero(xs: list[float]) -> None:
+    assert D.psi(xs, xs) == pytest.approx(0.0, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=3, max_size=12).flatmap(
+    lambda a: st.tuples(st.just(a), st.lists(st.integers(0, 50), min_size=len(a),
+                                             max_size=len(a)))))
+def test_js_symmetric_and_bounded(pair: tuple[list[int], list[int]]) -> None:
+    a, b = pair
+    if sum(a) == 0 or sum(b) == 0:
+        return
+    ab, ba = D.js_distance_from_counts(a, b), D.js_distance_from_counts(b, a)
+    assert ab == pytest.approx(ba)
+    assert 0.0 <= ab <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(floats, floats)
+def test_ks_and_wasserstein_match_scipy_on_any_data(xs: list[float], ys: list[float]) -> None:
+    d, p = D.ks_2samp(xs, ys)
+    ref = stats.ks_2samp(xs, ys)
+    assert d == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    w = D.wasserstein_sorted(np.sort(xs), np.sort(ys))
+    assert w == pytest.approx(stats.wasserstein_distance(xs, ys), rel=1e-9, abs=1e-6)
+
+
+# -- toy data with known drift: quality floor -------------------------------------------------
+def test_finds_the_shifted_features_and_nothing_else() -> None:
+    rng = np.random.default_rng(8)
+    n = 5000
+    ref = pd.DataFrame({f"f{i}": rng.normal(size=n) for i in range(10)})
+    ref["cat"] = rng.choice(list("abc"), n, p=[0.5, 0.3, 0.2])
+    cur = pd.DataFrame({f"f{i}": rng.normal(size=n) for i in range(10)})
+    cur["cat"] = rng.choice(list("abc"), n, p=[0.2, 0.3, 0.5])
+    cur["f3"] = cur["f3"] * 2.0
+    cur["f7"] = cur["f7"] + 0.8
+    assert sorted(D.drifted_features(D.compare(ref, cur))) == ["cat", "f3", "f7"]
+
+
+# -- profiles: binned vs raw ------------------------------------------------------------------
+def test_profile_agrees_with_raw_within_documented_tolerance() -> None:
+    rng = np.random.default_rng(9)
+    n = 50_000
+    ref = pd.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n),
+                        "c": rng.choice(list("xyz"), n)})
+    cur = pd.DataFrame({"a": rng.normal(0.3, 1.2, size=n), "b": rng.lognormal(0.1, size=n),
+                        "c": rng.choice(list("xyzw"), n)})
+    raw = {r.feature: r for r in D.compare(ref, cur)}
+    prof = D.ReferenceProfile.from_document(json.loads(json.dumps(
+        D.build_profile(ref).to_document())))  # what the cluster stores round-trips
+    binned = {r.feature: r for r in D.compare_profile(prof, D.summarize_current(prof, cur))}
+    for name in ("a", "b"):
+        r, b = raw[name], binned[name]
+        assert b.psi == pytest.approx(r.psi, rel=1e-9)  # exact: PSI bins are profile bins
+        assert b.js_distance == pytest.approx(r.js_distance, rel=1e-9)
+        assert b.ks_statistic <= r.ks_statistic + 1e-12
+        assert r.ks_statistic - b.ks_statistic <= b.ks_error_bound
+        assert b.wasserstein == pytest.approx(r.wasserstein, rel=0.02)
+        assert b.drifted == r.drifted
+    assert binned["c"].chisquare == pytest.approx(raw["c"].chisquare)
+
+
+# -- outliers and findings --------------------------------------------------------------------
+def test_robust_outliers_and_findings() -> None:
+    rng = np.random.default_rng(10)
+    ref = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    cur = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    assert D.robust_outliers(ref, cur).n_outliers == 0
+    cur.loc[[3, 9], "b"] = 40.0
+    rep = D.robust_outliers(ref, cur)
+    assert rep.n_outliers == 2 and rep.by_feature == {"b": 2} and rep.row_index == [3, 9]
+    [f] = D.outlier_findings(rep, model="m", window_start="2024-01-01T00:00:00Z",
+                             window_end="2024-01-02T00:00:00Z")
+    assert f.kind == "outlier_inputs"
+    res = D.compare(pd.DataFrame({"x": rng.normal(size=800), "score": rng.uniform(size=800)}),
+                    pd.DataFrame({"x": rng.normal(2, 1, size=800),
+                                  "score": rng.uniform(size=800) ** 3}))
+    kinds = {f.subject: f.kind for f in D.drift_findings(
+        res, model="m", window_start=None, window_end=None)}
+    assert kinds == {"x": "feature_drift", "score": "prediction_drift"}
+
+
+# -- CLI on files ----------------------------------------------------------------------------
+def test_cli_drift_on_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"a": rng.normal(size=1500), "b": rng.choice(list("xy"), 1500)})
+    cur = pd.DataFrame({"a": rng.normal(1.0, 1, size=1200), "b": rng.choice(list("xy"), 1200)})
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_parquet(tmp_path / "cur.parquet")
+    with open(tmp_path / "cur.ndjson", "w") as fh:
+        for row in cur.to_dict("records"):
+            fh.write(json.dumps({"ml": {"features": row}}) + "\n")
+    runner = CliRunner()
+    for current in ("cur.parquet", "cur.ndjson"):
+        res = runner.invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv"),
+                                   "--current", str(tmp_path / current), "--json"])
+        assert res.exit_code == 0, res.output
+        out = {f["feature"]: f for f in json.loads(res.output)["features"]}
+        assert out["a"]["drifted"] is True and out["b"]["drifted"] is False
+        keys = ["feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
+                "wasserstein", "drifted"]
+        assert list(out["a"])[:9] == keys
+    table = runner.invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv"),
+                                 "--current", str(tmp_path / "cur.parquet")])
+    assert table.exit_code == 0 and "DRIFT" in table.output
+    bad = runner.invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv"),
+                               "--current", str(tmp_path / "missing.csv")])
+    assert bad.exit_code == 2 and "not found" in bad.output
+    bad2 = runner.invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv")])
+    assert bad2.exit_code == 2 and "both" in bad2.output
