@@ -176,6 +176,12 @@ ALERTS: dict[str, dict[str, Any]] = {
     "message": TEXT,
     "throttled": BOOL,
     "actions": KW,
+    "group": KW,
+    "group_field": KW,
+    "op": KW,
+    "namespace": KW,
+    "index": KW,
+    "source": KW,
 }
 
 CRITICAL_PATH: dict[str, dict[str, Any]] = {

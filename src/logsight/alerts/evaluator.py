@@ -1,0 +1,336 @@
+"""logsight's own rule evaluator, for clusters without Watcher or the Alerting plugin (Basic
+license, OpenSearch without plugins) - and the one the service's scheduler calls.
+
+Each rule runs its search (:func:`logsight.alerts.rules.search_body`), each group is judged by
+:func:`~logsight.alerts.rules.evaluate_response`, and a group that fires is recorded in
+``logsight-alerts`` with what matched. Throttling is read back from that index: a group that
+already fired within the rule's throttle period is reported as throttled and neither recorded
+again nor sent again, so a restarted scheduler does not repeat itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from logsight import names
+from logsight.alerts.rules import (
+    NO_GROUP,
+    OPS,
+    GroupResult,
+    Rule,
+    evaluate_response,
+    search_body,
+)
+from logsight.engine import EngineError
+
+if TYPE_CHECKING:
+    from logsight.engine import Engine
+
+log = logging.getLogger("logsight.alerts")
+
+_STREAM_PATTERN = re.compile(rf"^({'|'.join(names.STREAM_TYPES)})-{names.DATASET}-\*$")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+MAX_SAMPLE_CHARS = 2000
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def scope(
+    rule: Rule, *, namespace: str | None = None, index: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """Where the rule reads and the extra filters that keep it to one namespace.
+
+    ``index`` replaces the rule's index outright. ``namespace`` turns a stream pattern
+    (``logs-logsight-*``) into that namespace's stream, and adds a ``namespace`` term for plain
+    indices (findings, alerts), whose documents carry their namespace as a field."""
+    if index:
+        return index, []
+    if namespace:
+        m = _STREAM_PATTERN.match(rule.query.index)
+        if m:
+            return names.stream(m.group(1), namespace), []
+        return rule.query.index, [{"term": {"namespace": names.check_namespace(namespace)}}]
+    return rule.query.index, []
+
+
+@dataclass
+class FiredAlert:
+    """One group of one rule that met its condition at ``timestamp``."""
+
+    id: str
+    rule_id: str
+    rule_name: str
+    severity: str
+    group: str | None
+    group_field: str | None
+    value: float
+    op: str
+    threshold: float
+    message: str
+    runbook: str
+    timestamp: str
+    index: str
+    namespace: str | None
+    matched: dict[str, Any]
+    throttled: bool = False
+    actions: list[str] = field(default_factory=list)
+
+    def to_document(self) -> dict[str, Any]:
+        """The document recorded in ``logsight-alerts`` (fields: assets.mappings.ALERTS)."""
+        return {
+            "@timestamp": self.timestamp,
+            "rule": {"id": self.rule_id, "name": self.rule_name, "severity": self.severity,
+                     "runbook": self.runbook},
+            "state": "fired",
+            "value": self.value,
+            "threshold": self.threshold,
+            "op": self.op,
+            "group": self.group if self.group is not None else NO_GROUP,
+            "group_field": self.group_field,
+            "namespace": self.namespace,
+            "index": self.index,
+            "matched": self.matched,
+            "message": self.message,
+            "throttled": self.throttled,
+            "actions": list(self.actions),
+        }
+
+    def payload(self) -> dict[str, Any]:
+        """What a webhook receives."""
+        return {"source": "logsight", "alert_id": self.id, **asdict(self)}
+
+
+@dataclass
+class RuleEvaluation:
+    rule: Rule
+    index: str
+    results: list[GroupResult] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class EvaluationReport:
+    evaluations: list[RuleEvaluation] = field(default_factory=list)
+    fired: list[FiredAlert] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{e.rule.id}: {e.error}" for e in self.evaluations if e.error]
+
+
+def evaluate_rule(
+    engine: Engine,
+    rule: Rule,
+    *,
+    now: datetime,
+    namespace: str | None = None,
+    index: str | None = None,
+) -> RuleEvaluation:
+    """Run one rule's search with its windows ending at ``now`` and judge every group (nothing
+    is recorded or sent)."""
+    target, extra = scope(rule, namespace=namespace, index=index)
+    ev = RuleEvaluation(rule=rule, index=target)
+    body = search_body(rule, anchor=_iso(now), extra_filters=extra)
+    try:
+        resp = engine.search(target, body, ignore_unavailable="true", allow_no_indices="true")
+    except EngineError as e:
+        ev.error = e.message
+        return ev
+    ev.results = evaluate_response(rule, resp)
+    return ev
+
+
+def _alert_id(rule: Rule, group: str | None, namespace: str | None, ts: str) -> str:
+    key = "|".join([rule.id, group or NO_GROUP, namespace or "", ts])
+    return hashlib.sha1(key.encode()).hexdigest()[:24]
+
+
+def _trim(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """Samples go into an unindexed field and into webhooks: keep each one small."""
+    out: dict[str, Any] = {}
+    for k, v in sample.items():
+        text = json.dumps(v, default=str)
+        out[k] = v if len(text) <= 500 else text[:500] + "..."
+        if len(json.dumps(out, default=str)) > MAX_SAMPLE_CHARS:
+            out.pop(k)
+            break
+    return out
+
+
+def _message(rule: Rule, r: GroupResult, value: float) -> str:
+    where = f" for {rule.query.group_by}={r.group}" if rule.grouped else ""
+    detail = ""
+    if r.new_terms:
+        shown = ", ".join(r.new_terms[:5]) + (" ..." if len(r.new_terms) > 5 else "")
+        detail = f" ({shown})"
+    elif r.baseline_value is not None:
+        detail = f" (now {r.current_value:.4g}, baseline {r.baseline_value:.4g})"
+    return (f"{rule.name}{where}: {rule.metric.describe()} = {value:.4g} "
+            f"{OPS[rule.condition.op]} {rule.condition.threshold:g}{detail}; "
+            f"{r.count} document(s) in the last "
+            f"{timedelta(seconds=rule.query.window_s)}")
+
+
+def _throttled(
+    engine: Engine, rule: Rule, group: str | None, namespace: str | None, now: datetime
+) -> bool:
+    filters: list[dict[str, Any]] = [
+        {"term": {"rule.id": rule.id}},
+        {"term": {"group": group if group is not None else NO_GROUP}},
+        {"term": {"state": "fired"}},
+        {"range": {"@timestamp": {"gt": _iso(now - timedelta(seconds=rule.throttle_s)),
+                                  "lte": _iso(now)}}},
+    ]
+    body: dict[str, Any] = {"size": 0, "query": {"bool": {"filter": filters}}}
+    if namespace:
+        filters.append({"term": {"namespace": namespace}})
+    else:
+        body["query"]["bool"]["must_not"] = [{"exists": {"field": "namespace"}}]
+    resp = engine.search(names.ALERTS_INDEX, body, ignore_unavailable="true")
+    total = resp["hits"]["total"]
+    return int(total["value"] if isinstance(total, dict) else total) > 0
+
+
+def _run_actions(
+    engine: Engine,
+    rule: Rule,
+    alert: FiredAlert,
+    *,
+    env: Mapping[str, str],
+    webhook_url: str | None,
+    http_timeout: float,
+) -> None:
+    for action in rule.actions:
+        if action.type == "log":
+            log.log(_LEVELS[action.level], "%s [runbook: %s]", alert.message, alert.runbook)
+            alert.actions.append("log")
+        elif action.type == "webhook":
+            url = webhook_url or action.resolved_url(env)
+            if not url:
+                alert.actions.append(f"webhook skipped: {action.url} is not set")
+                continue
+            try:
+                resp = httpx.post(url, json=alert.payload(), headers=dict(action.headers),
+                                  timeout=http_timeout)
+                resp.raise_for_status()
+                alert.actions.append("webhook")
+            except httpx.HTTPError as e:
+                log.warning("alert %s: webhook %s failed: %s", rule.id, url, e)
+                alert.actions.append(f"webhook failed: {e}")
+        elif action.type == "index":
+            if action.index != names.ALERTS_INDEX:  # the alerts index is written for every alert
+                engine.index(action.index, alert.to_document(), id=alert.id)
+            alert.actions.append(f"index:{action.index}")
+
+
+def run_rules(
+    engine: Engine,
+    rules: Sequence[Rule],
+    *,
+    now: datetime,
+    namespace: str | None = None,
+    index: str | None = None,
+    record: bool = True,
+    run_actions: bool = True,
+    webhook_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    runbook_base_url: str | None = None,
+    http_timeout: float = 5.0,
+) -> EvaluationReport:
+    """Evaluate ``rules`` once at ``now``: judge, throttle, act, record. A rule whose search
+    fails is reported in ``EvaluationReport.errors``; the others still run."""
+    env = os.environ if env is None else env
+    base_url = runbook_base_url or env.get("LOGSIGHT_RUNBOOK_BASE_URL") or None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    ts = _iso(now)
+    report = EvaluationReport()
+    for rule in rules:
+        ev = evaluate_rule(engine, rule, now=now, namespace=namespace, index=index)
+        report.evaluations.append(ev)
+        for r in ev.results:
+            if not r.fired or r.value is None:
+                continue
+            alert = FiredAlert(
+                id=_alert_id(rule, r.group, namespace, ts),
+                rule_id=rule.id,
+                rule_name=rule.name,
+                severity=rule.severity,
+                group=r.group,
+                group_field=rule.query.group_by,
+                value=r.value,
+                op=rule.condition.op,
+                threshold=rule.condition.threshold,
+                message=_message(rule, r, r.value),
+                runbook=rule.runbook_url(base_url),
+                timestamp=ts,
+                index=ev.index,
+                namespace=namespace,
+                matched={
+                    "query": rule.query.filter,
+                    "window_start": _iso(now - timedelta(seconds=rule.query.window_s)),
+                    "window_end": ts,
+                    "count": r.count,
+                    "current_value": r.current_value,
+                    "baseline_value": r.baseline_value,
+                    "baseline_count": r.baseline_count,
+                    "new_terms": r.new_terms,
+                    "samples": [_trim(s) for s in r.samples],
+                },
+            )
+            if record and _throttled(engine, rule, r.group, namespace, now):
+                alert.throttled = True
+                report.fired.append(alert)
+                continue
+            if run_actions:
+                _run_actions(engine, rule, alert, env=env, webhook_url=webhook_url,
+                             http_timeout=http_timeout)
+            if record:
+                # wait_for: the next evaluation must see this alert to throttle the group
+                engine.index(names.ALERTS_INDEX, alert.to_document(), id=alert.id,
+                             refresh="wait_for")
+            report.fired.append(alert)
+    return report
+
+
+def evaluate_rules(
+    engine: Engine,
+    rules: Sequence[Rule],
+    *,
+    now: datetime,
+    namespace: str | None = None,
+    index: str | None = None,
+    record: bool = True,
+    run_actions: bool = True,
+    webhook_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+    runbook_base_url: str | None = None,
+    http_timeout: float = 5.0,
+) -> list[FiredAlert]:
+    """Evaluate ``rules`` once at ``now`` and return the alerts that fired (throttled ones are
+    included with ``throttled=True``; they were neither recorded nor sent). Search errors are
+    logged and skipped so one broken rule does not stop the others; use :func:`run_rules` to
+    see them."""
+    report = run_rules(
+        engine, rules, now=now, namespace=namespace, index=index, record=record,
+        run_actions=run_actions, webhook_url=webhook_url, env=env,
+        runbook_base_url=runbook_base_url, http_timeout=http_timeout,
+    )
+    for err in report.errors:
+        log.warning("alert rule failed: %s", err)
+    return report.fired

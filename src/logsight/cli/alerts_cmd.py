@@ -1,0 +1,213 @@
+"""``logsight alerts list|install|test|run``: alert rules on any cluster.
+
+``install`` compiles the rules to Watcher watches (Elasticsearch with Watcher), to Alerting
+monitors (OpenSearch with the Alerting plugin), or reports that logsight's own evaluator runs
+them (``logsight alerts run`` once, or the service's scheduler continuously).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from logsight.alerts import evaluate_rule, load_rules, run_rules
+from logsight.alerts.rules import OPS, Rule, RuleError, format_duration
+from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.engine import EngineError
+
+TARGETS = ("auto", "watcher", "monitor", "builtin")
+
+
+def _rules(paths: Sequence[Path], ids: Sequence[str]) -> list[Rule]:
+    try:
+        return load_rules(list(paths) or None, ids=list(ids) or None)
+    except RuleError as e:
+        raise click.BadParameter(str(e), param_hint="--rules / RULE_ID") from None
+
+
+def _now(value: str | None) -> datetime:
+    if value is None or value == "now":
+        return datetime.now(UTC)
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint="--now") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def rules_option(f: Any) -> Any:
+    return click.option("--rules", "rule_paths", multiple=True,
+                        type=click.Path(exists=True, path_type=Path),
+                        help="Rule file or directory of *.yaml (default: the shipped rules).")(f)
+
+
+def scope_options(f: Any) -> Any:
+    f = click.option("--namespace", default=None,
+                     help="Evaluate on one namespace's streams (and its findings) only.")(f)
+    return click.option("--index", default=None,
+                        help="Read this index or pattern instead of each rule's own.")(f)
+
+
+@click.group()
+def alerts() -> None:
+    """Alert rules: list, install on the cluster, test, or evaluate once."""
+
+
+@alerts.command("list")
+@rules_option
+@json_option
+def list_(rule_paths: tuple[Path, ...], as_json: bool) -> None:
+    """Show the rules."""
+    rules = _rules(rule_paths, ())
+    rows = [{
+        "id": r.id, "severity": r.severity, "index": r.query.index,
+        "window": format_duration(r.query.window_s), "group_by": r.query.group_by or "",
+        "condition": f"{r.metric.describe()} {OPS[r.condition.op]} {r.condition.threshold:g}",
+        "throttle": format_duration(r.throttle_s), "runbook": r.runbook_url(),
+    } for r in rules]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["id", "severity", "index", "window", "group_by", "condition", "throttle"])
+
+
+@alerts.command()
+@url_option
+@rules_option
+@click.argument("rule_ids", nargs=-1)
+@click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
+              help="auto: Watcher if the cluster has it, else Alerting monitors if the plugin "
+                   "is there, else the built-in evaluator.")
+@click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
+              help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")
+@click.option("--dry-run", is_flag=True, help="Compile and show; install nothing.")
+@json_option
+def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
+            target: str, webhook_url: str | None, dry_run: bool, as_json: bool) -> None:
+    """Install the rules on the cluster (idempotent: re-running updates in place)."""
+    rules = _rules(rule_paths, rule_ids)
+    eng = engine_from(url)
+    if target == "auto":
+        target = ("watcher" if eng.has_watcher()
+                  else "monitor" if eng.has_alerting_plugin() else "builtin")
+    elif target == "watcher" and not dry_run and not eng.has_watcher():
+        raise click.ClickException(f"{eng.flavor} {eng.version} at {eng.url} has no Watcher")
+    elif target == "monitor" and not dry_run and not eng.has_alerting_plugin():
+        raise click.ClickException(
+            f"{eng.flavor} {eng.version} at {eng.url} has no Alerting plugin")
+    compiled: dict[str, Any] = {}
+    try:
+        if target == "watcher":
+            from logsight.alerts.watcher import compile_watch, install_watches
+
+            done = install_watches(eng, rules, dry_run=dry_run, webhook_url=webhook_url)
+            compiled = {r.id: compile_watch(r, webhook_url=webhook_url) for r in rules}
+        elif target == "monitor":
+            from logsight.alerts.monitors import compile_monitor, install_monitors
+
+            done = install_monitors(eng, rules, webhook_url=webhook_url, dry_run=dry_run)
+            compiled = {r.id: compile_monitor(r) for r in rules}
+        else:
+            done = [(r.id, "built-in evaluator") for r in rules]
+    except (EngineError, ValueError) as e:
+        raise click.ClickException(f"install failed: {e}") from e
+    if as_json:
+        print_json({"target": target, "installed": [{"name": n, "action": a} for n, a in done],
+                    **({"compiled": compiled} if dry_run else {})})
+        return
+    click.echo(f"{eng.flavor} {eng.version} at {eng.url}: target {target}")
+    for name, action in done:
+        click.echo(f"  {name}  {action}")
+    if target == "builtin":
+        click.echo("This cluster has neither Watcher nor the Alerting plugin: the rules are "
+                   "evaluated by logsight itself ('logsight alerts run', or the service's "
+                   "scheduler).")
+
+
+def _result_rows(rule: Rule, ev: Any) -> list[dict[str, Any]]:
+    rows = []
+    for r in ev.results:
+        rows.append({"rule": rule.id, "group": r.group or "", "count": r.count,
+                     "value": r.value, "threshold": rule.condition.threshold,
+                     "fires": "yes" if r.fired else "no"})
+    return rows
+
+
+@alerts.command()
+@url_option
+@rules_option
+@click.argument("rule_ids", nargs=-1)
+@scope_options
+@click.option("--now", "now_", default=None, help="Evaluate as of this time (ISO; default now).")
+@json_option
+def test(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
+         namespace: str | None, index: str | None, now_: str | None, as_json: bool) -> None:
+    """Evaluate rules and show every group's value; records nothing and sends nothing."""
+    rules = _rules(rule_paths, rule_ids)
+    now = _now(now_)
+    eng = engine_from(url)
+    out: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for rule in rules:
+        try:
+            ev = evaluate_rule(eng, rule, now=now, namespace=namespace, index=index)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--namespace") from None
+        if ev.error:
+            errors.append(f"{rule.id}: {ev.error}")
+        out.extend(_result_rows(rule, ev))
+    if as_json:
+        print_json({"now": now.isoformat(), "results": out, "errors": errors})
+    else:
+        if out:
+            print_table(out, ["rule", "group", "count", "value", "threshold", "fires"])
+        else:
+            click.echo("no data in any rule's window")
+        for err in errors:
+            click.echo(f"error: {err}", err=True)
+    if errors:
+        raise SystemExit(1)
+
+
+@alerts.command()
+@url_option
+@rules_option
+@click.argument("rule_ids", nargs=-1)
+@scope_options
+@click.option("--now", "now_", default=None, help="Evaluate as of this time (ISO; default now).")
+@click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
+              help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")
+@click.option("--no-actions", is_flag=True, help="Record alerts but send nothing.")
+@json_option
+def run(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
+        namespace: str | None, index: str | None, now_: str | None, webhook_url: str | None,
+        no_actions: bool, as_json: bool) -> None:
+    """Evaluate the rules once with the built-in evaluator: fire, throttle, record, act."""
+    rules = _rules(rule_paths, rule_ids)
+    now = _now(now_)
+    eng = engine_from(url)
+    try:
+        report = run_rules(eng, rules, now=now, namespace=namespace, index=index,
+                           webhook_url=webhook_url, run_actions=not no_actions)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--namespace") from None
+    except EngineError as e:
+        raise click.ClickException(f"alerts run failed: {e.message}") from e
+    if as_json:
+        print_json({"now": now.isoformat(), "fired": [a.payload() for a in report.fired],
+                    "errors": report.errors})
+    else:
+        for a in report.fired:
+            state = "throttled" if a.throttled else "FIRED"
+            click.echo(f"{state:9} {a.severity:8} {a.message}\n          runbook: {a.runbook}")
+        sent = sum(1 for a in report.fired if not a.throttled)
+        click.echo(f"{len(rules)} rule(s) evaluated, {sent} alert(s) fired, "
+                   f"{len(report.fired) - sent} throttled")
+        for err in report.errors:
+            click.echo(f"error: {err}", err=True)
+    if report.errors:
+        raise SystemExit(1)

@@ -1,0 +1,215 @@
+"""Rule format, loader errors, runbooks, and the structure of compiled watches and monitors
+(no cluster needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logsight.alerts.monitors import compile_monitor
+from logsight.alerts.rules import (
+    RuleError,
+    evaluate_response,
+    format_duration,
+    load_rules,
+    parse_duration,
+    rule_from_dict,
+)
+from logsight.alerts.watcher import compile_watch, watch_id
+
+ROOT = Path(__file__).resolve().parents[1]
+TIME_VALUE = re.compile(r"^\d+(ms|s|m|h|d|w)$")
+
+# Watcher's documented watch schema (Create or update watch API): these top-level keys only
+WATCH_KEYS = {"trigger", "input", "condition", "transform", "actions", "metadata",
+              "throttle_period", "throttle_period_in_millis"}
+SCHEDULE_TYPES = {"interval", "hourly", "daily", "weekly", "monthly", "yearly", "cron"}
+CONDITION_TYPES = {"always", "never", "compare", "array_compare", "script"}
+ACTION_TYPES = {"email", "webhook", "index", "logging", "slack", "pagerduty", "jira"}
+ACTION_KEYS = ACTION_TYPES | {"transform", "condition", "throttle_period",
+                              "throttle_period_in_millis", "foreach", "max_iterations"}
+WEBHOOK_KEYS = {"scheme", "host", "port", "method", "path", "params", "headers", "auth", "body",
+                "url", "proxy", "connection_timeout", "read_timeout"}
+
+
+def _base(**over: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": "r1", "name": "R", "query": {"stream": "logs"},
+                         "condition": {"op": "gt", "threshold": 1}}
+    d.update(over)
+    return d
+
+
+def test_shipped_rules_load_and_each_has_a_runbook() -> None:
+    rules = load_rules()
+    assert len(rules) == 6
+    for rule in rules:
+        path = ROOT / rule.runbook
+        assert path == ROOT / "docs" / "runbooks" / f"{rule.id}.md"
+        text = path.read_text()
+        for section in ("## What it means", "## First checks", "## Likely causes",
+                        "## How to silence"):
+            assert section in text, f"{path.name} lacks {section!r}"
+        assert rule.runbook_url("https://example.org/rb/") == f"https://example.org/rb/{rule.id}.md"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"id": "Bad Id"}, "must be lower-case"),
+    ({"severity": "urgent"}, "severity must be one of"),
+    ({"bogus": 1}, "unknown key"),
+    ({"query": {"stream": "nope"}}, "unknown stream kind"),
+    ({"query": {"stream": "logs", "window": "5 minutes"}}, "positive duration"),
+    ({"metric": {"type": "percentile"}}, "needs a 'field'"),
+    ({"metric": {"type": "ratio"}}, "needs a 'numerator'"),
+    ({"metric": {"type": "avg", "field": "x", "compare": "baseline"}}, "needs query.baseline"),
+    ({"metric": {"type": "median", "field": "x"}}, "type must be one of"),
+    ({"condition": {"op": "eq", "threshold": 1}}, "op must be one of"),
+    ({"condition": {"op": "gt"}}, "missing required key 'threshold'"),
+    ({"actions": [{"type": "webhook"}]}, "needs a 'url'"),
+    ({"actions": [{"type": "email"}]}, "type must be one of"),
+    ({"throttle": True}, "must be str/int, got bool"),
+])
+def test_bad_rules_get_clear_errors(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(RuleError, match=re.escape(message)):
+        rule_from_dict(_base(**change), source="x.yaml")
+
+
+def test_unknown_rule_id_and_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="unknown rule id"):
+        load_rules(ids=["nope"])
+    with pytest.raises(RuleError, match="no such rule file"):
+        load_rules([tmp_path / "missing.yaml"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: [unclosed\n")
+    with pytest.raises(RuleError, match="not valid YAML"):
+        load_rules([bad])
+
+
+@given(st.integers(min_value=1, max_value=10**7))
+def test_duration_round_trip(seconds: int) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+def _bucket(key: str, cur: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    b = {"key": key, "current": cur}
+    if base is not None:
+        b["baseline"] = base
+    return b
+
+
+def test_evaluate_response_known_values() -> None:
+    (p95,) = load_rules(ids=["trace-p95-regression"])
+    resp = {"aggregations": {"groups": {"buckets": [
+        _bucket("slow", {"doc_count": 30, "m": {"values": {"95.0": 300.0}}},
+                {"doc_count": 80, "m": {"values": {"95.0": 100.0}}}),
+        _bucket("same", {"doc_count": 30, "m": {"values": {"95.0": 120.0}}},
+                {"doc_count": 80, "m": {"values": {"95.0": 100.0}}}),
+        _bucket("few", {"doc_count": 5, "m": {"values": {"95.0": 900.0}}},
+                {"doc_count": 80, "m": {"values": {"95.0": 100.0}}}),
+        _bucket("nobase", {"doc_count": 30, "m": {"values": {"95.0": 900.0}}},
+                {"doc_count": 10, "m": {"values": {"95.0": 100.0}}}),
+    ]}}}
+    res = {r.group: r for r in evaluate_response(p95, resp)}
+    assert res["slow"].value == pytest.approx(3.0) and res["slow"].fired
+    assert res["same"].value == pytest.approx(1.2) and not res["same"].fired
+    assert res["few"].value is None and not res["few"].fired  # below min_docs
+    assert res["nobase"].value is None and not res["nobase"].fired  # baseline too small
+
+    (burst,) = load_rules(ids=["new-error-template-burst"])
+    terms = lambda *ks: {"buckets": [{"key": k, "doc_count": 1} for k in ks]}  # noqa: E731  # short table helper
+    resp = {"aggregations": {"groups": {"buckets": [
+        _bucket("a", {"doc_count": 9, "terms": terms("t1", "t3", "t4", "t5")},
+                {"doc_count": 5, "terms": terms("t1", "t2")}),
+        _bucket("b", {"doc_count": 9, "terms": terms("t1", "t3")},
+                {"doc_count": 5, "terms": terms("t1")}),
+    ]}}}
+    res = {r.group: r for r in evaluate_response(burst, resp)}
+    assert res["a"].new_terms == ["t3", "t4", "t5"] and res["a"].fired
+    assert res["b"].value == 1.0 and not res["b"].fired
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda r: r.id)
+def test_compiled_watch_follows_the_watcher_schema(rule: Any) -> None:
+    env = {"LOGSIGHT_ALERT_WEBHOOK_URL": "https://hooks.example.org:8443/alert?team=ml"}
+    watch = compile_watch(rule, env=env)
+    assert set(watch) <= WATCH_KEYS and {"trigger", "input", "condition", "actions"} <= set(watch)
+    (schedule,) = watch["trigger"]["schedule"].items()
+    assert schedule[0] in SCHEDULE_TYPES and TIME_VALUE.match(schedule[1])
+    (input_type, inp) = next(iter(watch["input"].items()))
+    assert input_type == "search" and set(inp) == {"request"}
+    req = inp["request"]
+    assert req["indices"] == [rule.query.index] and isinstance(req["body"]["query"], dict)
+    rng = req["body"]["query"]["bool"]["filter"][0]["range"][rule.query.time_field]
+    assert rng["lt"] == "{{ctx.trigger.scheduled_time}}"
+    assert rng["gte"] == f"{{{{ctx.trigger.scheduled_time}}}}||-{rule.query.window_s + (rule.query.baseline_s if rule.needs_baseline else 0)}s"
+    (cond_type,) = watch["condition"]
+    assert cond_type in CONDITION_TYPES
+    assert watch["condition"]["script"]["lang"] == "painless"
+    assert watch["condition"]["script"]["source"].rstrip().endswith("return fired.size() > 0;")
+    assert set(watch["transform"]) == {"script"}
+    assert TIME_VALUE.match(watch["throttle_period"])
+    assert watch["actions"]
+    for name, action in watch["actions"].items():
+        assert re.match(r"^[a-z_0-9]+$", name)
+        assert set(action) <= ACTION_KEYS
+        (atype,) = set(action) & ACTION_TYPES
+        if atype == "webhook":
+            hook = action["webhook"]
+            assert set(hook) <= WEBHOOK_KEYS
+            assert (hook["scheme"], hook["host"], hook["port"], hook["path"]) == (
+                "https", "hooks.example.org", 8443, "/alert")
+            assert hook["params"] == {"team": "ml"} and hook["method"] == "post"
+        elif atype == "index":
+            assert action["index"]["index"] == "logsight-alerts"
+        elif atype == "logging":
+            assert action["logging"]["level"] in {"error", "warn", "info", "debug", "trace"}
+    assert watch["metadata"]["runbook"].endswith(f"docs/runbooks/{rule.id}.md")
+    assert watch_id(rule) == f"logsight-{rule.id}"
+
+
+def test_watch_without_webhook_url_skips_the_webhook() -> None:
+    (rule,) = load_rules(ids=["log-error-rate-spike"])
+    watch = compile_watch(rule, env={})
+    assert not any("webhook" in a for a in watch["actions"].values())
+    assert watch["metadata"]["skipped_actions"]
+    with pytest.raises(ValueError, match="not an http"):
+        compile_watch(rule, webhook_url="ftp://x")
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda r: r.id)
+def test_compiled_monitor_structure(rule: Any) -> None:
+    mon = compile_monitor(rule, channel_id="chan-1", env={})
+    assert mon["type"] == "monitor" and mon["monitor_type"] == "query_level_monitor"
+    assert mon["name"] == f"logsight: {rule.id}" and mon["enabled"] is True
+    period = mon["schedule"]["period"]
+    assert period["unit"] == "MINUTES" and period["interval"] * 60 == rule.schedule_s
+    (inp,) = mon["inputs"]
+    assert inp["search"]["indices"] == [rule.query.index]
+    rng = inp["search"]["query"]["query"]["bool"]["filter"][0]["range"][rule.query.time_field]
+    assert rng["lt"] == "{{period_end}}" and rng["format"] == "epoch_millis"
+    (trigger,) = mon["triggers"]
+    assert trigger["severity"] in {"1", "2", "3", "4", "5"}
+    assert trigger["condition"]["script"]["source"].startswith("def payload = ctx.results[0];")
+    (action,) = trigger["actions"]
+    assert action["destination_id"] == "chan-1" and action["throttle_enabled"] is True
+    assert action["throttle"] == {"value": rule.throttle_s // 60, "unit": "MINUTES"}
+    assert rule.id in action["message_template"]["source"]
+    assert "docs/runbooks/" in action["message_template"]["source"]
+    # without a channel there is no action, and the monitor says which it left out
+    assert compile_monitor(rule, env={})["triggers"][0]["actions"] == []
+
+
+def test_namespace_scoping() -> None:
+    from logsight.alerts import scope
+
+    logs, findings = load_rules(ids=["log-error-rate-spike", "model-accuracy-drop"])
+    assert scope(logs, namespace="ns1") == ("logs-logsight-ns1", [])
+    assert scope(findings, namespace="ns1") == ("logsight-findings",
+                                                [{"term": {"namespace": "ns1"}}])
+    assert scope(logs, index="other-*") == ("other-*", [])
+    with pytest.raises(ValueError, match="invalid namespace"):
+        scope(findings, namespace="Bad-NS")
