@@ -1,1 +1,2 @@
-"""Readers that bring one stream from the cluster (PIT + search_after) or from files into pandas frames."""
+"""Readers that bring one stream from the cluster (PIT + search_after) or from files
+into pandas frames."""

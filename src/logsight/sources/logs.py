@@ -1,0 +1,286 @@
+"""Read log lines from the cluster (point in time + search_after) or from a file into the log
+frame of :mod:`logsight.analysis.logs`, and run the log anomaly analysis end to end.
+
+The frame has one row per line with the columns ``id`` (document id, or ``line:N`` for a
+file), ``timestamp`` (UTC), ``service``, ``level``, ``message`` and ``version``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from logsight import names
+from logsight.analysis.logs import (
+    LOG_COLUMNS,
+    LogAnomalyDetector,
+    LogAnomalyModel,
+    detect_log_anomalies,
+    empty_log_frame,
+    mine_templates,
+    normalize_level,
+    prepare_frame,
+    score_logs,
+    template_drift,
+)
+from logsight.analysis.templates import TemplateMiner
+from logsight.findings import Finding, write_findings
+from logsight.names import F
+
+if TYPE_CHECKING:
+    from logsight.engine import Engine
+
+_SOURCE_FIELDS = [
+    F.TIMESTAMP,
+    F.MESSAGE,
+    F.LEVEL,
+    F.SERVICE,
+    F.SERVICE_VERSION,
+    F.ERROR_MESSAGE,
+]
+
+
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    """A field of a document whether it is stored flat (``"log.level"``) or nested."""
+    if dotted in doc:
+        return doc[dotted]
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _iso(ts: datetime | str | None) -> str | None:
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        return ts
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def docs_to_frame(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
+    """(id, ECS document) pairs as a log frame."""
+    rows = []
+    for doc_id, src in docs:
+        message = _get(src, F.MESSAGE)
+        if message is None:
+            message = _get(src, F.ERROR_MESSAGE) or ""
+        rows.append(
+            {
+                "id": str(doc_id),
+                "timestamp": _get(src, F.TIMESTAMP),
+                "service": _get(src, F.SERVICE),
+                "level": _get(src, F.LEVEL),
+                "message": str(message),
+                "version": _get(src, F.SERVICE_VERSION),
+            }
+        )
+    if not rows:
+        return empty_log_frame()
+    return prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
+
+
+def logs_query(
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    service: str | None = None,
+) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = []
+    if start is not None or end is not None:
+        rng: dict[str, Any] = {}
+        if start is not None:
+            rng["gte"] = _iso(start)
+        if end is not None:
+            rng["lt"] = _iso(end)
+        filters.append({"range": {F.TIMESTAMP: rng}})
+    if service:
+        filters.append({"term": {F.SERVICE: service}})
+    return {"bool": {"filter": filters}}
+
+
+def read_logs(
+    engine: Engine,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    service: str | None = None,
+    namespace: str | None = None,
+    index: str | None = None,
+    page_size: int = 2000,
+) -> pd.DataFrame:
+    """Log lines in [start, end) (optionally of one service) from the logs stream of
+    ``namespace`` (default: every namespace), or from ``index`` when given, in time order."""
+    target = index or (
+        names.stream(names.LOGS, namespace) if namespace else names.stream_pattern(names.LOGS)
+    )
+    hits = engine.scan(
+        target,
+        logs_query(start=start, end=end, service=service),
+        source=_SOURCE_FIELDS,
+        page_size=page_size,
+    )
+    return docs_to_frame((h["_id"], h.get("_source", {})) for h in hits)
+
+
+# -- files -----------------------------------------------------------------------------------
+_TS_RE = re.compile(
+    r"^\[?(\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*"
+)
+_LEVEL_TOKEN_RE = re.compile(r"^[\[(<]?([A-Za-z]+)[\])>:,]*$")
+_LEVEL_WORDS = {
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
+    "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC", "FAILURE",
+}
+_LEVEL_ALIASES_RAW = {"FAILURE": "error"}
+
+
+def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
+    """(ISO timestamp or None, level or None, message) of a plain-text log line: a leading
+    ISO-8601 timestamp is taken off, and the first of the first eight tokens that is an
+    upper-case level word (``INFO``, ``[ERROR]``, ``WARN:`` ...) is the level."""
+    ts = None
+    m = _TS_RE.match(line)
+    if m:
+        ts = m.group(1).replace("/", "-").replace(",", ".")
+        line = line[m.end():]
+    level = None
+    for tok in line.split(None, 8)[:8]:
+        lm = _LEVEL_TOKEN_RE.match(tok)
+        if lm and lm.group(1).upper() == lm.group(1) and lm.group(1) in _LEVEL_WORDS:
+            word = lm.group(1)
+            level = _LEVEL_ALIASES_RAW.get(word) or normalize_level(word)
+            break
+    return ts, level, line.rstrip("\n")
+
+
+def _iter_file_rows(path: Path, service: str) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            stripped = line.lstrip()
+            if stripped.startswith("{"):
+                try:
+                    doc = json.loads(stripped)
+                except json.JSONDecodeError:
+                    doc = None
+                if isinstance(doc, dict):
+                    message = _get(doc, F.MESSAGE)
+                    if message is None:
+                        message = _get(doc, F.ERROR_MESSAGE) or ""
+                    yield {
+                        "id": str(doc.get("_id") or _get(doc, F.EVENT_ID) or f"line:{n}"),
+                        "timestamp": _get(doc, F.TIMESTAMP),
+                        "service": _get(doc, F.SERVICE) or service,
+                        "level": _get(doc, F.LEVEL),
+                        "message": str(message),
+                        "version": _get(doc, F.SERVICE_VERSION),
+                    }
+                    continue
+            ts, level, message = parse_raw_line(line)
+            yield {
+                "id": f"line:{n}",
+                "timestamp": ts,
+                "service": service,
+                "level": level,
+                "message": message,
+                "version": None,
+            }
+
+
+def read_log_file(path: str | Path, *, service: str | None = None) -> pd.DataFrame:
+    """A file of raw lines or NDJSON (ECS documents with ``@timestamp``, ``log.level``,
+    ``message``, ``service.name``) as a log frame; raw lines belong to ``service`` (default:
+    the file name without extension)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"log file not found: {p}")
+    rows = list(_iter_file_rows(p, service or p.stem))
+    if not rows:
+        raise ValueError(f"{p} holds no log lines")
+    return prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
+
+
+# -- end to end ------------------------------------------------------------------------------
+def analyse_frame(
+    frame: pd.DataFrame,
+    *,
+    window: str = "1min",
+    baseline: float | str | datetime | None = 0.5,
+    contamination: float | str = "auto",
+    window_lines: int = 50,
+    namespace: str | None = None,
+    drift: bool = True,
+    random_state: int | None = 0,
+    model: LogAnomalyModel | str | Path | None = None,
+    save_model: str | Path | None = None,
+) -> list[Finding]:
+    """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame.
+
+    Without ``model`` the baseline part of the frame trains a model and the rest is scored;
+    with ``model`` (a :class:`LogAnomalyModel` or a path to a saved one) every row is scored
+    against it. ``save_model`` writes the model used (feature schema and version included)."""
+    if frame.empty:
+        return []
+    if model is not None:
+        loaded = model if isinstance(model, LogAnomalyModel) else LogAnomalyModel.load(model)
+        result = score_logs(loaded, frame, namespace=namespace)
+    else:
+        det = LogAnomalyDetector(contamination=contamination, random_state=random_state)
+        result = detect_log_anomalies(
+            frame, baseline=baseline, window=window, window_lines=window_lines,
+            namespace=namespace, detector=det,
+        )
+    if save_model is not None:
+        result.model.save(save_model)
+    findings = list(result.findings)
+    if drift and frame["version"].notna().any():
+        templates, miner = mine_templates(frame["message"].tolist(), TemplateMiner())
+        findings.extend(template_drift(frame, templates, miner=miner, namespace=namespace))
+    return findings
+
+
+def run_log_anomalies(
+    engine: Engine,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    service: str | None = None,
+    namespace: str | None = None,
+    index: str | None = None,
+    window: str = "1min",
+    baseline: float | str | datetime | None = 0.5,
+    contamination: float | str = "auto",
+    drift: bool = True,
+    write: bool = True,
+    model: LogAnomalyModel | str | Path | None = None,
+    save_model: str | Path | None = None,
+) -> list[Finding]:
+    """Read logs in [start, end) from the cluster, learn the baseline (by default the first
+    half of the time range; or a timestamp, or a duration such as ``"10min"``), flag anomalous
+    (service, window)s and template drift per deploy, and (with ``write``) index the findings
+    in ``logsight-findings`` under stable ids (a re-run updates them, never duplicates).
+    ``model`` / ``save_model``: score with a saved model instead of a baseline / keep the model
+    (see :func:`analyse_frame`)."""
+    frame = read_logs(
+        engine, start=start, end=end, service=service, namespace=namespace, index=index
+    )
+    findings = analyse_frame(
+        frame, window=window, baseline=baseline, contamination=contamination,
+        namespace=namespace, drift=drift, model=model, save_model=save_model,
+    )
+    if write and findings:
+        write_findings(engine, findings)
+    return findings

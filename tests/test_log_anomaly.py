@@ -1,0 +1,349 @@
+"""Log anomaly detection: features, detector, findings, drift, file reader and CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.exceptions import NotFittedError
+
+from logsight.analysis.logs import (
+    LogAnomalyDetector,
+    LogAnomalyModel,
+    assign_windows,
+    detect_log_anomalies,
+    fit_log_model,
+    js_test,
+    normalize_level,
+    parse_window,
+    prepare_frame,
+    psi_test,
+    score_logs,
+    split_baseline,
+    template_drift,
+    window_features,
+)
+from logsight.analysis.templates import TemplateMiner
+from logsight.cli import main
+from logsight.findings import finding_id
+from logsight.sources.logs import parse_raw_line, read_log_file
+
+T0 = pd.Timestamp("2024-05-01T10:00:00Z")
+BURST = "connection to feature store refused after {} retries"
+SERVICES = {
+    "api": ["GET /v1/predict 200 in {} ms", "user {} logged in", "cache hit ratio {}"],
+    "worker": ["processed batch {} of size {}", "heartbeat ok seq {}"],
+    "trainer": ["epoch {} loss {}", "saved checkpoint step {}"],
+}
+
+
+def scenario(
+    seed: int, *, minutes: int = 16, burst_minute: int | None = 13, burst: int = 25
+) -> pd.DataFrame:
+    """About 30 lines/min per service; an error burst of a never-seen template in `worker`."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for minute in range(minutes):
+        for svc, templates in SERVICES.items():
+            for _ in range(rng.poisson(30)):
+                tpl = templates[rng.integers(len(templates))]
+                rows.append({
+                    "timestamp": T0 + pd.Timedelta(minutes=minute, seconds=rng.uniform(0, 60)),
+                    "service": svc,
+                    "level": "warn" if rng.random() < 0.02 else "info",
+                    "message": tpl.format(*rng.integers(0, 1000, size=3)),
+                })
+            if svc == "worker" and minute == burst_minute:
+                for _ in range(burst):
+                    rows.append({
+                        "timestamp": T0 + pd.Timedelta(minutes=minute, seconds=rng.uniform(0, 60)),
+                        "service": svc,
+                        "level": "error",
+                        "message": BURST.format(rng.integers(1, 9)),
+                    })
+    frame = pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    frame["id"] = [f"doc{i}" for i in range(len(frame))]
+    return frame
+
+
+# -- small pieces ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "level"),
+    [("WARNING", "warn"), ("Error", "error"), ("critical", "fatal"), (None, "info"),
+     ("weird", "info"), ("TRACE", "debug")],
+)
+def test_normalize_level(raw: str | None, level: str) -> None:
+    assert normalize_level(raw) == level
+
+
+def test_parse_window() -> None:
+    assert parse_window("1min") == pd.Timedelta(minutes=1)
+    assert parse_window("5m") == pd.Timedelta(minutes=5)
+    assert parse_window("30s") == pd.Timedelta(seconds=30)
+    for bad in ("0s", "-1min", "soon", ""):
+        with pytest.raises(ValueError, match="window"):
+            parse_window(bad)
+
+
+def test_parse_raw_line() -> None:
+    assert parse_raw_line("2024-05-01T10:00:01Z ERROR db down") == (
+        "2024-05-01T10:00:01Z", "error", "ERROR db down"
+    )
+    assert parse_raw_line("[2024-05-01 10:00:01,250] [WARN] slow") == (
+        "2024-05-01 10:00:01.250", "warn", "[WARN] slow"
+    )
+    ts, level, msg = parse_raw_line("1117838570 R02 RAS KERNEL FATAL data TLB error")
+    assert (ts, level) == (None, "fatal")
+    assert parse_raw_line("nothing to see")[:2] == (None, None)
+
+
+def test_window_features_known_values() -> None:
+    frame = prepare_frame(pd.DataFrame({
+        "timestamp": [T0, T0 + pd.Timedelta(seconds=10), T0 + pd.Timedelta(seconds=20),
+                      T0 + pd.Timedelta(minutes=2), T0 + pd.Timedelta(seconds=5)],
+        "service": ["a", "a", "a", "a", "b"],
+        "level": ["info", "ERROR", "error", "info", "warning"],
+        "message": ["m", "m", "m", "m", "m"],
+    }))
+    templates = np.array([1, 2, 3, 1, 1])
+    windows = assign_windows(frame, window="1min")
+    feats = window_features(frame, templates, windows, top=[1], known={1, 2},
+                            window_seconds=60.0)
+    a0 = feats.loc[("a", T0)]
+    assert a0["total"] == 3
+    assert a0["level_info"] == 1 and a0["level_error"] == 2
+    assert a0["error_ratio"] == pytest.approx(2 / 3)
+    assert a0["rate"] == pytest.approx(3 / 60)
+    assert a0["tpl_1"] == 1 and a0["tpl_other"] == 1  # template 2 is known, not top
+    assert a0["new_templates"] == 1 and a0["new_lines"] == 1 and a0["new_error_lines"] == 1
+    assert a0["distinct_templates"] == 3
+    # the silent minute between a's windows is a row of zeros
+    silent = feats.loc[("a", T0 + pd.Timedelta(minutes=1))]
+    assert silent["total"] == 0 and silent["error_ratio"] == 0
+    assert feats.loc[("b", T0)]["level_warn"] == 1
+    assert len(feats) == 4
+
+
+def test_line_windows_without_timestamps() -> None:
+    frame = prepare_frame(pd.DataFrame({"message": [f"m {i}" for i in range(7)]}))
+    windows = assign_windows(frame, window="1min", window_lines=3)
+    assert windows.nunique() == 3
+    assert (windows.iloc[:3] == windows.iloc[0]).all()
+    mask = split_baseline(frame, 0.5)
+    assert mask.tolist() == [True] * 4 + [False] * 3  # rows, not time, without timestamps
+
+
+def test_split_baseline_forms() -> None:
+    frame = prepare_frame(scenario(0, minutes=4, burst_minute=None))
+    by_duration = split_baseline(frame, "2min", window="1min")
+    by_time = split_baseline(frame, str(T0 + pd.Timedelta(minutes=2)), window="1min")
+    # the cut lies on a window boundary: both parts hold whole windows
+    assert frame["timestamp"][by_duration].max() < T0 + pd.Timedelta(minutes=2)
+    assert frame["timestamp"][~by_duration].min() >= T0 + pd.Timedelta(minutes=2)
+    assert by_duration.tolist() == by_time.tolist()
+    assert 0 < by_duration.sum() < len(frame)
+    with pytest.raises(ValueError, match="fraction"):
+        split_baseline(frame, 1.5)
+
+
+def test_drift_tests_known_values() -> None:
+    before, after = np.array([50, 50]), np.array([90, 10])
+    psi = psi_test(before, after)
+    assert psi.score == pytest.approx(0.4 * math.log(1.8) + 0.4 * math.log(5), rel=1e-3)
+    assert psi.drifted and psi.direction == "greater"
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    m = (p + q) / 2
+    kl = lambda x, y: float(np.sum(x * np.log2(x / y)))  # noqa: E731  (a one-off formula)
+    assert js_test(before, after).score == pytest.approx(
+        math.sqrt((kl(p, m) + kl(q, m)) / 2), rel=1e-6
+    )
+    assert not psi_test(before, before).drifted
+
+
+# -- the detector --------------------------------------------------------------------------------
+def test_detector_flags_exactly_the_burst_window() -> None:
+    for seed in range(3):
+        result = detect_log_anomalies(scenario(seed), baseline="10min", random_state=seed)
+        log_findings = [f for f in result.findings if f.kind == "log_anomaly"]
+        assert [(f.service, f.window_start) for f in log_findings] == [
+            ("worker", (T0 + pd.Timedelta(minutes=13)).to_pydatetime())
+        ]
+        f = log_findings[0]
+        new = f.evidence["new_templates"]
+        assert new[0]["template"] == BURST.format("<*>")
+        assert new[0]["count"] == 25
+        assert new[0]["example"].startswith("connection to feature store refused")
+        by_feature = {d["feature"]: d for d in f.evidence["deviations"]}
+        assert by_feature["level_error"]["observed"] == 25
+        assert by_feature["level_error"]["baseline"] == 0
+        # sample links point at the burst's own documents first
+        frame = scenario(seed).set_index("id")
+        assert frame.loc[f.sample_ids[0], "message"].startswith("connection to feature store")
+        assert f.id == finding_id("log_anomaly", "worker", None, f.window_start, f.window_end)
+
+
+def test_clean_windows_are_not_flagged() -> None:
+    flagged = 0
+    windows = 0
+    for seed in range(10, 14):
+        result = detect_log_anomalies(
+            scenario(seed, burst_minute=None), baseline="10min", random_state=seed
+        )
+        flagged += len(result.findings)
+        windows += len(result.features)
+    assert windows >= 60
+    assert flagged <= 1
+
+
+def test_finding_ids_are_stable_across_runs() -> None:
+    frame = scenario(3)
+    first = detect_log_anomalies(frame, baseline="10min").findings
+    again = detect_log_anomalies(frame.sample(frac=1.0, random_state=1), baseline="10min").findings
+    assert [f.id for f in first] == [f.id for f in again]
+    assert len({f.id for f in first}) == len(first)
+
+
+def test_detector_contract_and_errors() -> None:
+    det = LogAnomalyDetector(contamination=0.1, random_state=0)
+    assert det.get_params()["contamination"] == 0.1
+    empty = pd.DataFrame({"total": [1.0]}, index=pd.MultiIndex.from_tuples(
+        [("a", T0)], names=["service", "window"]))
+    with pytest.raises(NotFittedError):
+        det.score_samples(empty)
+    with pytest.raises(ValueError, match="contamination"):
+        LogAnomalyDetector(contamination=0.9).fit(empty)
+    with pytest.raises(ValueError, match="baseline"):
+        LogAnomalyDetector().fit(empty.iloc[0:0])
+    with pytest.raises(ValueError, match="baseline"):
+        detect_log_anomalies(scenario(0, minutes=3), baseline="1h")
+
+
+def test_model_persistence_round_trip(tmp_path: Path) -> None:
+    frame = scenario(5)
+    base = frame[frame["timestamp"] < T0 + pd.Timedelta(minutes=10)]
+    rest = frame[frame["timestamp"] >= T0 + pd.Timedelta(minutes=10)]
+    model, _ = fit_log_model(base)
+    path = tmp_path / "model.joblib"
+    model.save(path)
+    loaded = LogAnomalyModel.load(path)
+    assert loaded.feature_names == model.feature_names
+    assert loaded.version == model.version
+    assert loaded.miner.templates() == model.miner.templates()
+    a = score_logs(model, rest)
+    b = score_logs(loaded, rest)
+    np.testing.assert_allclose(a.scores, b.scores)
+    assert [f.id for f in a.findings] == [f.id for f in b.findings]
+    bogus = tmp_path / "bogus.joblib"
+    import joblib
+
+    joblib.dump({"format": "something else"}, bogus)
+    with pytest.raises(ValueError, match="not a logsight"):
+        LogAnomalyModel.load(bogus)
+
+
+def test_template_drift_on_deploy() -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):
+        v2 = i >= 200
+        if v2 and rng.random() < 0.5:
+            msg = f"fallback model used for request {i}"
+        else:
+            msg = f"served request {i} in {rng.integers(1, 50)} ms"
+        rows.append({"timestamp": T0 + pd.Timedelta(seconds=i), "service": "api",
+                     "level": "info", "message": msg, "version": "2.0" if v2 else "1.0",
+                     "id": f"d{i}"})
+    frame = pd.DataFrame(rows)
+    templates, miner = TemplateMiner(), None
+    ids = np.asarray(templates.add_many(frame["message"].tolist()))
+    miner = templates
+    findings = template_drift(frame, ids, miner=miner)
+    assert len(findings) == 1
+    f = findings[0]
+    assert f.kind == "template_drift" and f.subject == "1.0->2.0"
+    top = f.evidence["shifted_templates"][0]
+    assert top["template"] == "fallback model used for request <*>"
+    assert top["share_before"] == 0 and top["share_after"] > 0.3
+    # no version change, or the same mix after it: no finding
+    same = frame.assign(message=[f"served request {i} in 3 ms" for i in range(400)])
+    ids2 = np.asarray(TemplateMiner().add_many(same["message"].tolist()))
+    assert template_drift(same, ids2) == []
+    with pytest.raises(ValueError, match="unknown drift test"):
+        template_drift(frame, ids, test="nope")
+
+
+# -- files and CLI -----------------------------------------------------------------------------
+def _write_ndjson(path: Path, frame: pd.DataFrame) -> None:
+    with path.open("w") as fh:
+        for row in frame.itertuples():
+            fh.write(json.dumps({
+                "@timestamp": row.timestamp.isoformat(), "log.level": row.level,
+                "message": row.message, "service": {"name": row.service}, "_id": row.id,
+            }) + "\n")
+
+
+def test_read_log_file_raw_and_ndjson(tmp_path: Path) -> None:
+    raw = tmp_path / "app.log"
+    raw.write_text("2024-05-01T10:00:00Z INFO started\n\n2024-05-01T10:00:01Z ERROR boom 3\n")
+    frame = read_log_file(raw)
+    assert frame["service"].tolist() == ["app", "app"]
+    assert frame["level"].tolist() == ["info", "error"]
+    assert frame["id"].tolist() == ["line:1", "line:3"]
+    assert frame["timestamp"].notna().all()
+    nd = tmp_path / "x.ndjson"
+    _write_ndjson(nd, scenario(0, minutes=1, burst_minute=None).head(3))
+    frame = read_log_file(nd)
+    assert set(frame["service"]) <= set(SERVICES)
+    assert frame["id"].tolist() == ["doc0", "doc1", "doc2"]
+    with pytest.raises(ValueError, match="not found"):
+        read_log_file(tmp_path / "missing.log")
+
+
+def test_cli_file_mode_json_and_table(tmp_path: Path) -> None:
+    path = tmp_path / "logs.ndjson"
+    _write_ndjson(path, scenario(1))
+    runner = CliRunner()
+    res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--baseline", "10min",
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    docs = json.loads(res.output)
+    assert [(d["kind"], d["service"]) for d in docs] == [("log_anomaly", "worker")]
+    assert docs[0]["window_start"] == "2024-05-01T10:13:00Z"
+    assert docs[0]["evidence"]["new_templates"][0]["template"] == BURST.format("<*>")
+    model = tmp_path / "model.joblib"
+    res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--baseline", "10min",
+                               "--save-model", str(model)])
+    assert res.exit_code == 0, res.output
+    assert "worker" in res.output and "never-seen" in res.output
+    assert LogAnomalyModel.load(model).feature_names
+    # scoring the whole file with the saved model finds the same burst window
+    res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--model", str(model),
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    assert [d["id"] for d in json.loads(res.output)] == [docs[0]["id"]]
+    res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--model",
+                               str(path)])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--window", "0s"], "window must be positive"),
+        (["--baseline", "2.0"], "baseline fraction"),
+        (["--contamination", "lots"], "contamination"),
+        (["--baseline", "3h"], "baseline"),
+    ],
+)
+def test_cli_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "logs.ndjson"
+    _write_ndjson(path, scenario(1, minutes=3, burst_minute=None))
+    res = CliRunner().invoke(main, ["logs", "anomalies", "--input", str(path), *args])
+    assert res.exit_code != 0
+    assert message in res.output
+    assert "Traceback" not in res.output

@@ -1,0 +1,145 @@
+"""Log anomalies against the real engine: index logs through the stream's pipeline, read them
+back with PIT + search_after, flag the injected burst, write findings idempotently."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from logsight import names
+from logsight.cli import main
+from logsight.findings import finding_id
+from logsight.sources.logs import read_logs, run_log_anomalies
+
+pytestmark = pytest.mark.engine
+
+T0 = pd.Timestamp("2024-05-01T10:00:00Z")
+BURST = "payment gateway rejected charge for order {} with code {}"
+
+
+def _docs(service_a: str, service_b: str, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """14 minutes of two services (~20 lines/min each); minute 12 of A holds a burst of 20
+    error lines of a never-seen template."""
+    rng = np.random.default_rng(seed)
+    templates = {
+        service_a: ["checkout {} completed in {} ms", "cart {} updated with {} items"],
+        service_b: ["indexed {} documents in {} ms", "refreshed shard {} after {} ms"],
+    }
+    docs = []
+    for minute in range(14):
+        for svc, tpls in templates.items():
+            for _ in range(rng.poisson(20)):
+                docs.append({
+                    "@timestamp": (T0 + pd.Timedelta(minutes=minute, seconds=rng.uniform(0, 60)))
+                    .isoformat(),
+                    "log": {"level": "INFO"},
+                    "service": {"name": svc, "version": "1.0"},
+                    "message": tpls[rng.integers(len(tpls))].format(*rng.integers(1, 999, 2)),
+                })
+        if minute == 12:
+            for _ in range(20):
+                docs.append({
+                    "@timestamp": (T0 + pd.Timedelta(minutes=minute, seconds=rng.uniform(0, 60)))
+                    .isoformat(),
+                    "log": {"level": "ERROR"},
+                    "service": {"name": service_a, "version": "1.0"},
+                    "message": BURST.format(*rng.integers(1, 99999, 2)),
+                })
+    return [(f"{service_a}-{i}", d) for i, d in enumerate(docs)]
+
+
+def _index(engine: Any, namespace: str, docs: list[tuple[str, dict[str, Any]]]) -> None:
+    stream = names.stream("logs", namespace)
+    result = engine.bulk(
+        [({"create": {"_index": stream, "_id": doc_id}}, doc) for doc_id, doc in docs],
+        refresh="true",
+    )
+    assert not result.errors, result.errors[:3]
+    assert result.ok == len(docs)
+
+
+def test_burst_is_flagged_with_its_template(engine: Any, namespace: str) -> None:
+    svc_a, svc_b = f"shop-{namespace}", f"search-{namespace}"
+    docs = _docs(svc_a, svc_b)
+    _index(engine, namespace, docs)
+    end = T0 + pd.Timedelta(minutes=14)
+
+    frame = read_logs(engine, start=T0, end=end, namespace=namespace)
+    assert len(frame) == len(docs)
+    assert frame["timestamp"].is_monotonic_increasing
+    assert set(frame["level"]) == {"info", "error"}  # the pipeline lower-cases; we normalise
+
+    findings = run_log_anomalies(
+        engine, start=T0, end=end, namespace=namespace, baseline="10min", write=True
+    )
+    anomalies = [f for f in findings if f.kind == "log_anomaly"]
+    w_start = T0 + pd.Timedelta(minutes=12)
+    assert [(f.service, pd.Timestamp(f.window_start)) for f in anomalies] == [(svc_a, w_start)]
+    f = anomalies[0]
+    assert f.evidence["new_templates"][0]["template"] == BURST.format("<*>", "<*>")
+    assert f.evidence["new_templates"][0]["count"] == 20
+    burst_ids = {doc_id for doc_id, d in docs if d["message"].startswith("payment gateway")}
+    assert f.sample_ids and set(f.sample_ids[:5]) <= burst_ids
+    assert f.id == finding_id("log_anomaly", svc_a, None, f.window_start, f.window_end)
+
+    stored = engine.get(names.FINDINGS_INDEX, f.id)
+    assert stored is not None and stored["_source"]["kind"] == "log_anomaly"
+    assert stored["_source"]["namespace"] == namespace
+
+    # re-running overwrites by stable id: no duplicate findings
+    query = {"term": {"service": svc_a}}
+    before = engine.count(names.FINDINGS_INDEX, query)
+    again = run_log_anomalies(
+        engine, start=T0, end=end, namespace=namespace, baseline="10min", write=True
+    )
+    engine.refresh(names.FINDINGS_INDEX)
+    assert [x.id for x in again] == [x.id for x in findings]
+    assert engine.count(names.FINDINGS_INDEX, query) == before == 1
+
+    # the CLI end to end on the same cluster, filtered to the burst's service
+    res = CliRunner().invoke(main, [
+        "logs", "anomalies", "--url", engine.url, "--namespace", namespace,
+        "--service", svc_a, "--from", T0.isoformat(), "--to", end.isoformat(),
+        "--baseline", "10min", "--no-write", "--json",
+    ])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [d["id"] for d in out] == [f.id]
+
+
+def test_template_drift_after_deploy(engine: Any, namespace: str) -> None:
+    svc = f"ranker-{namespace}"
+    rng = np.random.default_rng(1)
+    docs = []
+    for i in range(300):
+        v2 = i >= 150
+        msg = (f"fallback ranking used for query {i}" if v2 and rng.random() < 0.5
+               else f"ranked {rng.integers(5, 50)} items for query {i}")
+        docs.append((f"{svc}-{i}", {
+            "@timestamp": (T0 + pd.Timedelta(seconds=2 * i)).isoformat(),
+            "log.level": "info", "service.name": svc,
+            "service.version": "2.0" if v2 else "1.0", "message": msg,
+        }))
+    _index(engine, namespace, docs)
+    findings = run_log_anomalies(
+        engine, start=T0, end=T0 + pd.Timedelta(minutes=10), namespace=namespace,
+        service=svc, baseline=0.5, write=False,
+    )
+    drift = [f for f in findings if f.kind == "template_drift"]
+    assert len(drift) == 1
+    assert drift[0].subject == "1.0->2.0"
+    assert drift[0].evidence["shifted_templates"][0]["template"] == (
+        "fallback ranking used for query <*>"
+    )
+
+
+def test_empty_range_reads_nothing(engine: Any, namespace: str) -> None:
+    assert read_logs(engine, start=T0, end=T0 + pd.Timedelta(minutes=1),
+                     namespace=namespace).empty
+    assert run_log_anomalies(engine, start=T0, end=T0 + pd.Timedelta(minutes=1),
+                             namespace=namespace) == []
