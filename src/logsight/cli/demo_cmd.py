@@ -1,20 +1,56 @@
-"""``logsight demo``: the whole story on this machine."""
+"""``logsight demo``: the whole story on this machine, in one command.
+
+Starts the local engine (unless ``LOGSIGHT_URL`` / ``--url`` names a cluster), installs the
+assets (``logsight setup``), simulates an instrumented ML system with four injected incidents,
+runs every analysis scoped to the demo's namespace, prints the findings report and writes an
+HTML report with plots.
+"""
 
 from __future__ import annotations
 
-import os
+import time
+from pathlib import Path
 
 import click
 
 from logsight.assets import install
-from logsight.engine import connect
+from logsight.cli.common import engine_from, print_json
+from logsight.engine import EngineError
 from logsight.local import LocalEngine, LocalEngineError
 
 
 @click.command()
-def demo() -> None:
-    """Start the local engine (unless LOGSIGHT_URL is set) and install logsight's assets."""
-    url = os.environ.get("LOGSIGHT_URL")
+@click.option("--url", envvar="LOGSIGHT_URL", default=None,
+              help="Cluster URL (env LOGSIGHT_URL). Without it the local engine is started.")
+@click.option("--namespace", default="demo", show_default=True,
+              help="Data-stream namespace of the demo's data (reset at the start of a run).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("logsight-demo"), show_default=True,
+              help="Directory for report.html.")
+@click.option("--short", is_flag=True,
+              help="A 30-minute simulated schedule instead of 60 minutes (faster).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the simulation.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--keep", is_flag=True,
+              help="Do not delete the namespace's earlier data before the run.")
+@click.option("--check-browser", is_flag=True,
+              help="Open the report in headless Chromium and check that every plot rendered.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary (findings, incidents, timings) at the end.")
+def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
+         no_progress: bool, keep: bool, check_browser: bool, as_json: bool) -> None:
+    """Run the end-to-end demo: simulate an ML system with incidents, analyse it, report."""
+    from logsight.demo.incidents import default_schedule, short_schedule
+    from logsight.demo.report import check_in_browser
+    from logsight.demo.runner import run_demo
+    from logsight.names import check_namespace
+
+    try:
+        check_namespace(namespace)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--namespace") from None
+    wall = time.monotonic()
     if not url:
         try:
             status, started = LocalEngine().start()
@@ -22,5 +58,63 @@ def demo() -> None:
             raise click.ClickException(str(e)) from e
         url = status.url
         click.echo(("started " if started else "using running ") + status.describe())
-    report = install(connect(url))
-    click.echo(f"assets: {report.changed} changed, {len(report.rows) - report.changed} unchanged")
+    engine = engine_from(url)
+    try:
+        try:
+            report = install(engine)
+        except EngineError as e:
+            raise click.ClickException(f"setup failed: {e.message}") from e
+        click.echo(f"setup: {report.changed} asset(s) changed, "
+                   f"{len(report.rows) - report.changed} unchanged ({engine.flavor} "
+                   f"{engine.version} at {engine.url})")
+        schedule = short_schedule() if short else default_schedule()
+        try:
+            result = run_demo(engine, url=url, namespace=namespace, schedule=schedule,
+                              out_dir=out_dir, random_state=seed, echo=click.echo,
+                              progress=not no_progress, reset=not keep)
+        except EngineError as e:
+            raise click.ClickException(f"the demo could not talk to the cluster: {e.message}"
+                                       ) from e
+    finally:
+        engine.close()
+    click.echo("")
+    for line in result.lines():
+        click.echo(line)
+    click.echo("")
+    found = len(schedule.incidents) - len(result.match.missed)
+    click.echo(f"{found} of {len(schedule.incidents)} injected incidents found; "
+               f"{len(result.match.others)} other finding(s).")
+    click.echo(f"HTML report: {result.html.resolve()}")
+    if check_browser:
+        shot = result.html.with_name("report.png")
+        try:
+            check = check_in_browser(result.html, screenshot=shot)
+        except (FileNotFoundError, RuntimeError) as e:
+            click.echo(f"browser check skipped: {e}")
+        else:
+            verdict = "ok" if check.ok else "FAILED"
+            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered, "
+                       f"{len(check.errors)} page error(s); screenshot {check.screenshot}")
+    elapsed = time.monotonic() - wall
+    click.echo(f"demo wall time: {elapsed:.1f} s (simulate+ship "
+               f"{result.timings['simulate_and_ship_s']:.1f} s, analyse "
+               f"{result.timings['analyse_s']:.1f} s, report {result.timings['report_s']:.1f} s)")
+    click.echo("")
+    click.echo("Next:")
+    click.echo(f"  logsight serve        # the HTTP API; e.g. GET /findings?namespace={namespace}")
+    click.echo("  logsight kibana import  # Kibana: findings over time, log anomaly windows, the "
+               "critical-path table per operation, drift and accuracy per model version")
+    if as_json:
+        print_json({
+            "namespace": namespace,
+            "report": str(result.html.resolve()),
+            "wall_time_s": round(elapsed, 2),
+            "timings": result.timings,
+            "emitted": result.emitted,
+            "missed": result.match.missed,
+            "incidents": {k: [f.id for f in v] for k, v in result.match.found.items()},
+            "others": [f.to_document() for f in result.match.others],
+            "findings": [{"id": f.id, "kind": f.kind, "service": f.service,
+                          "subject": f.subject, "window_start": str(f.window_start)}
+                         for f in result.findings],
+        })

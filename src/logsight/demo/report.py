@@ -1,0 +1,535 @@
+"""The demo's findings report: plain text for the terminal, and a self-contained HTML page with
+plots (matplotlib, Agg backend, base64 PNG ``<img>`` elements), plus a check of that page in a
+real headless Chromium.
+
+The page carries a tiny inline script that, once loaded, marks every plot image as loaded
+(``naturalWidth > 0``) and records script errors, failed resources and ``console.error`` calls
+into the DOM, so ``chromium --headless --dump-dom`` tells whether everything rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from logsight.findings import Finding
+
+PLOT_TITLES = {
+    "critical_path": "Critical-path share per operation",
+    "latency": "Latency over time (p95 per minute)",
+    "anomaly": "Log anomaly scores over time",
+    "drift": "Drifted feature: reference vs current",
+    "accuracy": "Accuracy per model version",
+}
+
+
+@dataclass
+class FindingGroup:
+    """Findings about the same thing (kind, service, subject) over consecutive windows."""
+
+    kind: str
+    service: str | None
+    subject: str | None
+    findings: list[Finding]
+    incident: str | None = None  # the injected incident it explains, if any
+
+    @property
+    def first(self) -> Finding:
+        return self.findings[0]
+
+    @property
+    def strongest(self) -> Finding:
+        return max(self.findings, key=lambda f: (f.confidence or 0.0, f.score))
+
+    @property
+    def window_start(self) -> Any:
+        return min(_ts(f.window_start) for f in self.findings)
+
+    @property
+    def window_end(self) -> Any:
+        return max(_ts(f.window_end) for f in self.findings)
+
+
+def _ts(v: Any) -> pd.Timestamp:
+    t = pd.Timestamp(v)
+    return t.tz_localize("UTC") if t.tzinfo is None else t
+
+
+def group_findings(findings: Sequence[Finding]) -> list[FindingGroup]:
+    """One group per (kind, service, subject), in order of first appearance in time."""
+    groups: dict[tuple[str, str | None, str | None], list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: _ts(f.window_start)):
+        groups.setdefault((f.kind, f.service, f.subject), []).append(f)
+    return [FindingGroup(k[0], k[1], k[2], v) for k, v in groups.items()]
+
+
+@dataclass
+class DemoReport:
+    """Everything the report shows. Plot inputs are plain data (frames, dicts, arrays)."""
+
+    title: str
+    namespace: str
+    engine: str
+    t0: datetime
+    simulated_minutes: int
+    incidents: list[dict[str, Any]]  # kind, description, where, start, end, found, by
+    groups: list[FindingGroup]
+    critical_path: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> op -> share
+    latency: pd.DataFrame | None = None  # index minute (timestamp), columns operation, p95 ms
+    anomaly: pd.DataFrame | None = None  # columns service, window, score, anomalous
+    drift: dict[str, Any] | None = None  # feature, reference (array), current (array), windows
+    accuracy: list[dict[str, Any]] = field(default_factory=list)  # version, accuracy, n
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# -- text --------------------------------------------------------------------------------------
+def _short(ts: Any) -> str:
+    if ts is None:
+        return "-"
+    return _ts(ts).strftime("%H:%M")
+
+
+def _how_sure(f: Finding) -> str:
+    if f.confidence is not None:
+        return f"confidence {f.confidence:.3f}"
+    return f"score {f.score:.3g}"
+
+
+def _where(g: FindingGroup) -> str:
+    f = g.first
+    parts = [g.service or "?"]
+    if f.operation:
+        parts.append(f"operation {f.operation!r}")
+    elif f.feature:
+        parts.append(f"feature {f.feature!r}")
+    elif f.model_version:
+        parts.append(f"model {f.model or ''} version {f.model_version}")
+    return ", ".join(parts)
+
+
+def evidence_lines(f: Finding, *, limit: int = 3) -> list[str]:
+    """A few human lines from a finding's evidence, per kind."""
+    ev = f.evidence or {}
+    out: list[str] = []
+    if f.kind == "log_anomaly":
+        for t in (ev.get("new_templates") or [])[:1]:
+            out.append(f"never-seen template x{t.get('count')}: {t.get('template')}")
+        for d in (ev.get("deviations") or [])[:2]:
+            out.append(f"{d.get('label')}: {d.get('observed')} vs baseline {d.get('baseline')} "
+                       f"(z={d.get('z')})")
+    elif f.kind in ("trace_bottleneck", "trace_regression"):
+        keys = ("critical_path_share", "self_time_p95_ms", "latency_p95_ms", "count",
+                "baseline_p95_ms", "current_p95_ms", "p95_ratio")
+        shown = [f"{k}={_num(ev[k])}" for k in keys if ev.get(k) is not None]
+        if shown:
+            out.append(", ".join(shown))
+    elif f.kind in ("feature_drift", "prediction_drift"):
+        d = ev.get("drift") or {}
+        shown = [f"{k}={_num(d[k])}" for k in ("test", "statistic", "p_value", "psi",
+                                               "wasserstein", "n_reference", "n_current")
+                 if d.get(k) is not None]
+        if shown:
+            out.append(", ".join(shown))
+    elif f.kind in ("performance_degradation", "version_regression"):
+        c = ev.get("comparison") or {}
+        if c:
+            out.append(f"accuracy {_num(c.get('candidate_value'))} ({c.get('candidate')}, "
+                       f"n={c.get('n_candidate')}) vs {_num(c.get('baseline_value'))} "
+                       f"({c.get('baseline')}, n={c.get('n_baseline')}), "
+                       f"95% CI of the loss difference [{_num(c.get('ci_low'))}, "
+                       f"{_num(c.get('ci_high'))}], p={_num(c.get('p_value'))}")
+    if not out:
+        out.append(f.summary)
+    if f.sample_ids:
+        out.append("sample documents: " + ", ".join(f.sample_ids[:3]))
+    return out[:limit]
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def text_report(report: DemoReport) -> list[str]:
+    """The findings report as terminal lines."""
+    lines = [f"Findings ({sum(len(g.findings) for g in report.groups)} in "
+             f"{len(report.groups)} group(s), namespace {report.namespace!r}):"]
+    if not report.groups:
+        lines.append("  (none)")
+    for n, g in enumerate(report.groups, 1):
+        f = g.strongest
+        tag = f"  [explains: {g.incident}]" if g.incident else "  [not an injected incident]"
+        lines.append(f"{n}. [{f.severity.upper()}] {f.kind}: {f.title}{tag}")
+        lines.append(f"   where: {_where(g)}")
+        lines.append(f"   when:  {_short(g.window_start)}-{_short(g.window_end)} UTC "
+                     f"(simulated; {len(g.findings)} window(s))")
+        lines.append(f"   how sure: {_how_sure(f)}, severity {f.severity}")
+        for e in evidence_lines(f):
+            lines.append(f"   evidence: {e}")
+    lines.append("")
+    lines.append("Injected incidents:")
+    for inc in report.incidents:
+        mark = "FOUND " if inc["found"] else "MISSED"
+        lines.append(f"  {mark} {inc['kind']:<18} {inc['where']:<40} "
+                     f"{_short(inc['start'])}-{_short(inc['end'])}  {inc['description']}")
+    return lines
+
+
+# -- plots -------------------------------------------------------------------------------------
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def render_plots(report: DemoReport) -> dict[str, str]:
+    """Base64 PNG per plot key of :data:`PLOT_TITLES`."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    cp = report.critical_path
+    if cp:
+        ops = sorted({op for shares in cp.values() for op in shares})
+        width = 0.8 / max(len(cp), 1)
+        y = np.arange(len(ops))
+        for k, (label, shares) in enumerate(cp.items()):
+            ax.barh(y + k * width, [shares.get(op, 0.0) for op in ops], height=width,
+                    label=label)
+        ax.set_yticks(y + width * (len(cp) - 1) / 2, ops)
+        ax.set_xlabel("share of critical-path time")
+        ax.set_xlim(0, 1)
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        _empty(ax, "no spans")
+    ax.set_title(PLOT_TITLES["critical_path"])
+    out["critical_path"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    lat = report.latency
+    if lat is not None and len(lat):
+        for col in lat.columns:
+            ax.plot(lat.index, lat[col], label=str(col), linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_ylabel("p95 latency (ms)")
+        ax.legend(fontsize=7, loc="upper left")
+        fig.autofmt_xdate()
+    else:
+        _empty(ax, "no spans")
+    ax.set_title(PLOT_TITLES["latency"])
+    out["latency"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    an = report.anomaly
+    if an is not None and len(an):
+        for svc, g in an.groupby("service", sort=True):
+            ax.plot(g["window"], g["score"], label=str(svc), linewidth=1.0)
+            bad = g[g["anomalous"]]
+            if len(bad):
+                ax.scatter(bad["window"], bad["score"], color="red", zorder=3, s=25)
+        ax.axhline(0.0, color="#999", linestyle="--", linewidth=0.8)
+        ax.set_ylabel("anomaly score (> 0: outlier)")
+        ax.legend(fontsize=7, loc="upper left")
+        fig.autofmt_xdate()
+    else:
+        _empty(ax, "no scored log windows")
+    ax.set_title(PLOT_TITLES["anomaly"])
+    out["anomaly"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    dr = report.drift
+    if dr and len(dr.get("reference", [])) and len(dr.get("current", [])):
+        ref = np.asarray(dr["reference"], dtype=float)
+        cur = np.asarray(dr["current"], dtype=float)
+        bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
+        ax.hist(ref, bins=bins.tolist(), alpha=0.6, density=True,
+                label=f"reference (n={len(ref)})")
+        ax.hist(cur, bins=bins.tolist(), alpha=0.6, density=True,
+                label=f"current (n={len(cur)})")
+        ax.set_xlabel(str(dr.get("feature")))
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{PLOT_TITLES['drift']}: {dr.get('feature')}")
+    else:
+        _empty(ax, "no drifted feature")
+        ax.set_title(PLOT_TITLES["drift"])
+    out["drift"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    acc = [a for a in report.accuracy if a.get("accuracy") is not None]
+    if acc:
+        names = [str(a["version"]) for a in acc]
+        vals = [float(a["accuracy"]) for a in acc]
+        bars = ax.bar(names, vals, color=["#4c72b0" if v == max(vals) else "#dd8452"
+                                          for v in vals])
+        for b, a in zip(bars, acc, strict=True):
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.01,
+                    f"{a['accuracy']:.3f}\n(n={a['n']})", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 1.15)
+        ax.set_ylabel("accuracy (labelled predictions)")
+        ax.set_xlabel("model version")
+    else:
+        _empty(ax, "no labelled predictions")
+    ax.set_title(PLOT_TITLES["accuracy"])
+    out["accuracy"] = _png(fig)
+    return out
+
+
+# -- HTML --------------------------------------------------------------------------------------
+_CHECK_SCRIPT = """
+(function () {
+  var errors = [];
+  function record(msg) { errors.push(String(msg)); }
+  window.addEventListener('error', function (e) {
+    var t = e && e.target;
+    if (t && t !== window && (t.src || t.href)) { record('failed to load ' + (t.src || t.href)); }
+    else { record((e && e.message) || 'script error'); }
+  }, true);
+  window.addEventListener('unhandledrejection', function (e) { record('rejection: ' + e.reason); });
+  var origError = console.error;
+  console.error = function () {
+    record(Array.prototype.join.call(arguments, ' '));
+    return origError.apply(console, arguments);
+  };
+  window.addEventListener('load', function () {
+    var imgs = document.querySelectorAll('img.plot');
+    var loaded = 0;
+    for (var i = 0; i < imgs.length; i++) {
+      var ok = imgs[i].complete && imgs[i].naturalWidth > 0;
+      imgs[i].setAttribute('data-loaded', ok ? '1' : '0');
+      imgs[i].setAttribute('data-width', String(imgs[i].naturalWidth));
+      if (ok) { loaded++; }
+    }
+    var el = document.getElementById('render-check');
+    el.setAttribute('data-images', String(imgs.length));
+    el.setAttribute('data-loaded', String(loaded));
+    el.setAttribute('data-errors', String(errors.length));
+    el.textContent = errors.join('\\n');
+    el.setAttribute('data-done', '1');
+  });
+})();
+"""
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;
+max-width:1100px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;
+vertical-align:top;text-align:left}th{background:#f4f4f4}
+.sev-high,.sev-critical{color:#b00020;font-weight:600}.sev-medium{color:#b36b00}
+.found{color:#0a7d2c;font-weight:600}.missed{color:#b00020;font-weight:600}
+.plots{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+figure{margin:0;border:1px solid #eee;padding:8px}figure img{max-width:100%}
+figcaption{font-size:12px;color:#555}
+#render-check{display:none}
+.muted{color:#666;font-size:12px}
+"""
+
+
+def render_html(report: DemoReport, path: str | Path) -> Path:
+    """Write the report page (self-contained: inline CSS, script and images)."""
+    plots = render_plots(report)
+    e = html.escape
+    rows = []
+    for n, g in enumerate(report.groups, 1):
+        f = g.strongest
+        ev = "<br>".join(e(x) for x in evidence_lines(f, limit=4))
+        explains = e(g.incident) if g.incident else "<span class='muted'>none</span>"
+        rows.append(
+            f"<tr><td>{n}</td><td class='sev-{e(f.severity)}'>{e(f.severity)}</td>"
+            f"<td>{e(f.kind)}</td><td>{e(f.title)}</td><td>{e(_where(g))}</td>"
+            f"<td>{e(_short(g.window_start))}-{e(_short(g.window_end))} "
+            f"({len(g.findings)} window(s))</td><td>{e(_how_sure(f))}</td>"
+            f"<td>{ev}</td><td>{explains}</td></tr>"
+        )
+    inc_rows = []
+    for inc in report.incidents:
+        cls, word = ("found", "found") if inc["found"] else ("missed", "missed")
+        inc_rows.append(
+            f"<tr><td class='{cls}'>{word}</td><td>{e(inc['kind'])}</td><td>{e(inc['where'])}"
+            f"</td><td>{e(_short(inc['start']))}-{e(_short(inc['end']))}</td>"
+            f"<td>{e(inc['description'])}</td><td>{e(', '.join(inc.get('by', [])))}</td></tr>"
+        )
+    figures = []
+    for key, title in PLOT_TITLES.items():
+        figures.append(
+            f"<figure><img class='plot' id='plot-{key}' alt='{e(title)}' "
+            f"src='data:image/png;base64,{plots[key]}'><figcaption>{e(title)}</figcaption>"
+            "</figure>"
+        )
+    stats = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>"
+                    for k, v in report.stats.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(report.title)}</title><style>{_CSS}</style>
+<script>{_CHECK_SCRIPT}</script></head>
+<body>
+<h1>{e(report.title)}</h1>
+<p class="muted">namespace <b>{e(report.namespace)}</b> on {e(report.engine)}; simulated
+{report.simulated_minutes} minutes from {e(_ts(report.t0).strftime('%Y-%m-%d %H:%M'))} UTC.</p>
+<h2>Findings</h2>
+<table><tr><th>#</th><th>severity</th><th>kind</th><th>what</th><th>where</th><th>when (UTC)</th>
+<th>how sure</th><th>evidence</th><th>injected incident</th></tr>
+{''.join(rows) or '<tr><td colspan=9>no findings</td></tr>'}</table>
+<h2>Injected incidents</h2>
+<table><tr><th></th><th>incident</th><th>where</th><th>when (UTC)</th><th>what</th>
+<th>found by</th></tr>{''.join(inc_rows)}</table>
+<h2>Plots</h2>
+<div class="plots">{''.join(figures)}</div>
+<h2>Run</h2><table>{stats}</table>
+<div id="render-check" data-done="0"></div>
+</body></html>
+"""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+# -- browser check ------------------------------------------------------------------------------
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium binary (env ``LOGSIGHT_CHROMIUM`` wins), or None."""
+    env = os.environ.get("LOGSIGHT_CHROMIUM")
+    if env:
+        return env
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@dataclass
+class BrowserCheck:
+    """What headless Chromium saw when it loaded the report."""
+
+    images: int
+    loaded: int
+    errors: list[str]
+    done: bool
+    plot_ids: list[str]
+    screenshot: Path | None
+
+    @property
+    def ok(self) -> bool:
+        return self.done and self.images > 0 and self.loaded == self.images and not self.errors
+
+
+_ATTR_RE = re.compile(r'([\w-]+)="([^"]*)"')
+
+
+def parse_dump(dom: str) -> tuple[dict[str, str], str, list[tuple[str, str]]]:
+    """(attributes of #render-check, its text, [(plot id, data-loaded)]) from a DOM dump."""
+    m = re.search(r'<div id="render-check"([^>]*)>(.*?)</div>', dom, re.S)
+    attrs: dict[str, str] = dict(_ATTR_RE.findall(m.group(1))) if m else {}
+    text = html.unescape(m.group(2)) if m else ""
+    imgs = []
+    for tag in re.findall(r"<img\b[^>]*>", dom):
+        a = dict(_ATTR_RE.findall(tag))
+        if "plot" in a.get("class", "").split():
+            imgs.append((a.get("id", ""), a.get("data-loaded", "0")))
+    return attrs, text, imgs
+
+
+def _run_chromium(binary: str, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="logsight-chromium-") as profile:
+        cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def check_in_browser(
+    page: str | Path,
+    *,
+    screenshot: str | Path | None = None,
+    chromium: str | None = None,
+    timeout: float = 90.0,
+    window_size: tuple[int, int] = (1280, 2400),
+) -> BrowserCheck:
+    """Load ``page`` in headless Chromium: dump the DOM after load (every plot image marked,
+    errors recorded by the page's check script) and, with ``screenshot``, save a PNG."""
+    binary = chromium or find_chromium()
+    if binary is None:
+        raise FileNotFoundError(
+            "no Chromium found: install it (apt-get install -y chromium) or set LOGSIGHT_CHROMIUM"
+        )
+    url = Path(page).resolve().as_uri()
+    # virtual time lets the load event and the check script run before the DOM is dumped
+    dump = _run_chromium(binary, ["--virtual-time-budget=5000", "--dump-dom", url], timeout)
+    if dump.returncode != 0 and not dump.stdout:
+        raise RuntimeError(f"chromium failed ({dump.returncode}): {dump.stderr[-2000:]}")
+    attrs, text, imgs = parse_dump(dump.stdout)
+    errors = [line for line in text.splitlines() if line.strip()]
+    if attrs.get("data-errors", "0") not in ("0", "") and not errors:
+        errors = [f"{attrs['data-errors']} error(s) recorded"]
+    shot: Path | None = None
+    if screenshot is not None:
+        shot = Path(screenshot).resolve()
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        w, h = window_size
+        _run_chromium(binary, ["--virtual-time-budget=5000", f"--window-size={w},{h}",
+                               f"--screenshot={shot}", url], timeout)
+        if not shot.exists():
+            shot = None
+    return BrowserCheck(
+        images=int(attrs.get("data-images", "0") or 0),
+        loaded=int(attrs.get("data-loaded", "0") or 0),
+        errors=errors,
+        done=attrs.get("data-done") == "1",
+        plot_ids=[i for i, _ in imgs],
+        screenshot=shot,
+    )
+
+
+def incident_rows(
+    incidents: Sequence[Any], t0: datetime, found: Mapping[str, Sequence[Finding]]
+) -> list[dict[str, Any]]:
+    """Rows of the "injected incidents" table."""
+    out = []
+    for inc in incidents:
+        start, end = inc.window(t0)
+        by = found.get(inc.kind, [])
+        where = inc.service if inc.target == inc.service else f"{inc.service} / {inc.target}"
+        out.append({"kind": inc.kind, "description": inc.description, "where": where,
+                    "start": start, "end": end, "found": bool(by),
+                    "by": sorted({f.kind for f in by})})
+    return out

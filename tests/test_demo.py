@@ -1,0 +1,288 @@
+"""The demo: schedule and simulator (pure), grading, the HTML report in a real headless
+Chromium, and the whole ``logsight demo`` end to end against the real engine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logsight.cli import main
+from logsight.demo import incidents as I
+from logsight.demo.report import (
+    DemoReport,
+    check_in_browser,
+    find_chromium,
+    group_findings,
+    parse_dump,
+    render_html,
+    text_report,
+)
+from logsight.demo.simulator import plan_requests, start_time
+from logsight.findings import Finding
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+# -- schedule ----------------------------------------------------------------------------------
+def test_schedule_rejects_incident_inside_baseline() -> None:
+    inc = I.Incident(I.ERROR_BURST, I.MODEL_SERVICE, I.MODEL_SERVICE, 5, 8, "x")
+    with pytest.raises(ValueError, match="inside the baseline"):
+        I.Schedule(baseline_minutes=10, incidents=(inc,))
+
+
+def test_incident_rejects_bad_kind_and_window() -> None:
+    with pytest.raises(ValueError, match="unknown incident kind"):
+        I.Incident("meteor", "a", "a", 1, 2, "x")
+    with pytest.raises(ValueError, match="start_minute < end_minute"):
+        I.Incident(I.LATENCY, "a", "op", 5, 5, "x")
+
+
+def test_analysis_windows_tile_the_run_after_the_baseline() -> None:
+    s = I.default_schedule()
+    wins = s.analysis_windows(T0)
+    assert wins[0][0] == T0 + timedelta(minutes=s.baseline_minutes)
+    assert wins[-1][1] == T0 + timedelta(minutes=s.duration_minutes)
+    assert all(a[1] == b[0] for a, b in zip(wins[:-1], wins[1:], strict=True))
+
+
+def test_start_time_puts_the_last_label_in_the_past() -> None:
+    now = datetime(2026, 3, 1, 12, 34, 56, tzinfo=UTC)
+    s = I.default_schedule()
+    t0 = start_time(s, now)
+    assert t0 + s.horizon < now
+    assert t0.second == 0
+
+
+# -- simulator plan (pure) ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def plan():  # type: ignore[no-untyped-def]
+    return plan_requests(I.default_schedule(), T0, random_state=3)
+
+
+def test_plan_injects_each_incident_only_in_its_window(plan) -> None:  # type: ignore[no-untyped-def]
+    s = I.default_schedule()
+    lat = s.incident(I.LATENCY)
+    burst = s.incident(I.ERROR_BURST)
+    shift = s.incident(I.FEATURE_SHIFT)
+    bad = s.incident(I.BAD_VERSION)
+    assert lat and burst and shift and bad
+    m = plan.minute
+    store = plan.steps_ms["store"]
+    on = (m >= lat.start_minute) & (m < lat.end_minute)
+    ratio = np.median(store[on]) / np.median(store[~on])
+    assert ratio == pytest.approx(lat.magnitude, rel=0.2)
+    in_burst = (m >= burst.start_minute) & (m < burst.end_minute)
+    assert plan.failed[in_burst].mean() > 0.5
+    assert not plan.failed[~in_burst].any()
+    sess = plan.features["session_minutes"]
+    shifted = (m >= shift.start_minute) & (m < shift.end_minute)
+    delta = sess[shifted].mean() - sess[m < s.baseline_minutes].mean()
+    assert delta == pytest.approx(shift.magnitude * 3.0, rel=0.2)
+    assert set(plan.version[m >= bad.start_minute]) == {bad.target}
+    assert set(plan.version[m < bad.start_minute]) == {s.old_version}
+
+
+def test_plan_accuracy_per_version_matches_the_schedule(plan) -> None:  # type: ignore[no-untyped-def]
+    s = I.default_schedule()
+    correct = plan.prediction == plan.label
+    for version, expected in ((s.old_version, s.old_accuracy), (s.new_version, s.new_accuracy)):
+        assert correct[plan.version == version].mean() == pytest.approx(expected, abs=0.05)
+
+
+def test_plan_feedback_arrives_hours_later(plan) -> None:  # type: ignore[no-untyped-def]
+    delay_h = (plan.feedback_at - plan.start) / 3600.0
+    lo, hi = I.default_schedule().feedback_delay_hours
+    assert delay_h.min() >= lo and delay_h.max() <= hi
+
+
+def test_plan_is_deterministic_for_a_seed() -> None:
+    s = I.short_schedule()
+    a = plan_requests(s, T0, random_state=11, run_id="a")
+    b = plan_requests(s, T0, random_state=11, run_id="a")
+    assert np.array_equal(a.start, b.start)
+    assert np.array_equal(a.steps_ms["store"], b.steps_ms["store"])
+    c = plan_requests(s, T0, random_state=12, run_id="a")
+    assert not np.array_equal(a.start, c.start)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rate=st.integers(1, 40))
+def test_plan_invariants(seed: int, rate: int) -> None:
+    s = replace(I.short_schedule(), requests_per_minute=rate)
+    p = plan_requests(s, T0, random_state=seed)
+    assert np.all(np.diff(p.start) >= 0)
+    assert np.all((p.minute >= 0) & (p.minute < s.duration_minutes))
+    assert np.all(p.end_ms() > 0)
+    assert np.all((p.score >= 0) & (p.score <= 1))
+    assert np.all(p.feedback_at > p.start)
+    assert len(set(p.request_id)) == len(p)
+
+
+# -- grading -----------------------------------------------------------------------------------
+def _f(kind: str, **kw: object) -> Finding:
+    return Finding(kind=kind, title=kind, summary="s", window_start=T0,
+                   window_end=T0 + timedelta(minutes=10), **kw)  # type: ignore[arg-type]
+
+
+def test_match_findings_needs_the_right_attribution() -> None:
+    s = I.default_schedule()
+    right = [
+        _f("log_anomaly", service=I.MODEL_SERVICE),
+        _f("trace_bottleneck", service=I.FEATURE_STORE, subject=I.OP_STORE_READ,
+           operation=I.OP_STORE_READ),
+        _f("feature_drift", service=I.MODEL_SERVICE, subject="session_minutes",
+           feature="session_minutes"),
+        _f("version_regression", subject="1.5.0", model_version="1.5.0"),
+    ]
+    m = I.match_findings(s, right)
+    assert m.all_found and not m.others
+    shift_outliers = _f("outlier_inputs", subject="inputs",
+                        evidence={"by_feature": {"session_minutes": 3, "tenure_months": 1}})
+    other_outliers = _f("outlier_inputs", subject="inputs",
+                        evidence={"by_feature": {"support_tickets": 2}})
+    m = I.match_findings(s, [shift_outliers, other_outliers])
+    assert m.found[I.FEATURE_SHIFT] == [shift_outliers] and m.others == [other_outliers]
+    wrong = [
+        _f("log_anomaly", service=I.GATEWAY),
+        _f("trace_bottleneck", service=I.MODEL_SERVICE, subject=I.OP_INFERENCE,
+           operation=I.OP_INFERENCE),
+        _f("feature_drift", subject="tenure_months", feature="tenure_months"),
+        _f("version_regression", subject="1.4.0", model_version="1.4.0"),
+    ]
+    m = I.match_findings(s, wrong)
+    assert sorted(m.missed) == sorted(inc.kind for inc in s.incidents)
+    assert len(m.others) == 4
+
+
+def test_group_findings_merges_windows_of_the_same_subject() -> None:
+    a = _f("feature_drift", subject="x", feature="x")
+    b = Finding(kind="feature_drift", title="t", summary="s", subject="x", feature="x",
+                window_start=T0 + timedelta(minutes=10), window_end=T0 + timedelta(minutes=20))
+    c = _f("log_anomaly", service="svc")
+    groups = group_findings([b, c, a])
+    by_kind = {g.kind: g for g in groups}
+    assert len(groups) == 2 and len(by_kind["feature_drift"].findings) == 2
+    assert by_kind["feature_drift"].window_start == pd.Timestamp(T0)
+    assert by_kind["feature_drift"].window_end == pd.Timestamp(T0 + timedelta(minutes=20))
+
+
+# -- report and browser ------------------------------------------------------------------------
+def _toy_report() -> DemoReport:
+    rng = np.random.default_rng(0)
+    minutes = pd.date_range(T0, periods=30, freq="min")
+    latency = pd.DataFrame({"a op": rng.uniform(5, 10, 30), "b op": rng.uniform(20, 30, 30)},
+                           index=minutes)
+    anomaly = pd.DataFrame({"service": ["a"] * 30, "window": minutes,
+                            "score": rng.normal(-0.05, 0.05, 30),
+                            "anomalous": [False] * 29 + [True]})
+    f = _f("log_anomaly", service="a", severity="high", score=0.2,
+           evidence={"new_templates": [{"template": "boom <*>", "count": 3}]})
+    return DemoReport(
+        title="toy <report> & co", namespace="toy", engine="none", t0=T0,
+        simulated_minutes=30,
+        incidents=[{"kind": "error_burst", "description": "d", "where": "a", "start": T0,
+                    "end": T0, "found": True, "by": ["log_anomaly"]}],
+        groups=group_findings([f]),
+        critical_path={"baseline": {"a op": 0.3, "b op": 0.7}, "now": {"a op": 0.9}},
+        latency=latency, anomaly=anomaly,
+        drift={"feature": "x", "reference": rng.normal(0, 1, 200),
+               "current": rng.normal(2, 1, 200)},
+        accuracy=[{"version": "1", "accuracy": 0.9, "n": 100},
+                  {"version": "2", "accuracy": 0.7, "n": 80}],
+        stats={"requests": 1},
+    )
+
+
+def test_text_report_says_what_where_when_how_sure() -> None:
+    lines = "\n".join(text_report(_toy_report()))
+    for word in ("where:", "when:", "how sure:", "evidence:", "never-seen template", "FOUND"):
+        assert word in lines
+
+
+def test_html_report_escapes_and_embeds_every_plot(tmp_path: Path) -> None:
+    page = render_html(_toy_report(), tmp_path / "r.html").read_text()
+    assert "toy &lt;report&gt; &amp; co" in page
+    assert page.count("data:image/png;base64,") == 5
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_parse_dump_reads_the_check_marker() -> None:
+    dom = ('<img class="plot" id="plot-a" data-loaded="1"><img class="plot" id="plot-b" '
+           'data-loaded="0"><div id="render-check" data-done="1" data-images="2" '
+           'data-loaded="1" data-errors="1">boom</div>')
+    attrs, text, imgs = parse_dump(dom)
+    assert attrs["data-loaded"] == "1" and text == "boom"
+    assert imgs == [("plot-a", "1"), ("plot-b", "0")]
+
+
+needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_detects_a_broken_plot_and_a_script_error(tmp_path: Path) -> None:
+    path = render_html(_toy_report(), tmp_path / "r.html")
+    page = path.read_text()
+    # break one image and add a failing script: the check must notice both
+    first = page.index("data:image/png;base64,")
+    page = page[:first] + "data:image/png;base64,AAAA" + page[first + 200:]
+    page = page.replace("</body>", "<script>undefinedFunction()</script></body>")
+    path.write_text(page)
+    check = check_in_browser(path)
+    assert check.done
+    assert check.images == 5 and check.loaded == 4
+    assert any("undefinedFunction" in e for e in check.errors)
+    assert not check.ok
+
+
+# -- end to end --------------------------------------------------------------------------------
+def test_demo_rejects_a_bad_namespace() -> None:
+    result = CliRunner().invoke(main, ["demo", "--namespace", "Bad-NS", "--url",
+                                       "http://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "invalid namespace" in result.output
+
+
+@pytest.mark.engine
+@pytest.mark.browser
+def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignore[no-untyped-def]
+                         tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        main, ["demo", "--short", "--url", engine_url, "--namespace", namespace,
+               "--out", str(out), "--no-progress", "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    text, _, blob = result.output.partition("\n{\n")
+    summary = json.loads("{\n" + blob)
+    # every injected incident found, attributed right, and little else
+    assert summary["missed"] == []
+    assert set(summary["incidents"]) == {i.kind for i in I.short_schedule().incidents}
+    assert len(summary["others"]) <= 2, summary["others"]
+    for word in ("where:", "when:", "how sure:", "evidence:", "HTML report:",
+                 "logsight serve", "logsight kibana import", "demo wall time:"):
+        assert word in text
+    # the findings are in the cluster, scoped to the namespace
+    engine.refresh("logsight-findings")
+    stored = engine.count("logsight-findings", {"term": {"namespace": namespace}})
+    assert stored == len(summary["findings"])
+    # the HTML report renders in a real browser
+    if find_chromium() is None:
+        pytest.skip("chromium not installed: browser part of the end-to-end test skipped")
+    shot = tmp_path / "demo-report.png"
+    check = check_in_browser(summary["report"], screenshot=shot)
+    print(f"demo report screenshot: {check.screenshot}")
+    assert check.done, "the page's check script did not run"
+    assert check.images == 5 and check.loaded == 5, check
+    assert check.errors == []
+    assert check.screenshot is not None and check.screenshot.stat().st_size > 10_000
