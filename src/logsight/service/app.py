@@ -1,0 +1,511 @@
+"""The HTTP API: ``create_app(engine_factory=..., settings=...)`` builds a fresh app with all
+its state on ``app.state`` (engine holder, settings, scheduler), so tests build as many as they
+like and nothing is global.
+
+Every cluster call runs in a worker thread under the request timeout; a client's mistake is a
+4xx with a message saying what is wrong, an unreachable cluster a 503 with Retry-After.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the route signatures at runtime and
+# some refer to this factory's locals (the page-size limit)
+import functools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from logsight import __version__, names
+from logsight.engine import Engine, EngineError, EngineUnavailable
+from logsight.findings import KINDS, Finding, read_findings
+from logsight.service.analyses import (
+    ANALYSES,
+    AnalysisUnavailable,
+    Params,
+    availability,
+    run_analysis,
+)
+from logsight.service.auth import make_auth_dependency
+from logsight.service.errors import (
+    ApiError,
+    RequestTimeout,
+    bad_request,
+    error_responses,
+    install_error_handlers,
+    not_found,
+)
+from logsight.service.models import (
+    AnalysisRequest,
+    AnalysisResponse,
+    BottleneckRow,
+    BottlenecksResponse,
+    EngineHealth,
+    FindingOut,
+    FindingsPage,
+    Health,
+    SchedulerHealth,
+    Severity,
+    TimeError,
+    Window,
+    decode_cursor,
+    encode_cursor,
+    parse_time,
+    window,
+)
+from logsight.service.scheduler import ScheduledTask, Scheduler, default_tasks, utc_now
+from logsight.service.selflog import ServiceLog, service_log
+from logsight.service.settings import ServiceSettings
+
+EngineFactory = Callable[[], Engine]
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance"]
+FindingKind = Literal[KINDS]  # type: ignore[valid-type]  # a Literal built from the tuple
+assert set(AnalysisKind.__args__) == set(ANALYSES)  # type: ignore[attr-defined]  # typing API
+
+
+def default_engine_factory() -> Engine:
+    from logsight.engine import connect
+
+    return connect()
+
+
+class EngineHolder:
+    """Connects on first use (the service starts even while the cluster is down) and keeps
+    the one engine for every request and the scheduler."""
+
+    def __init__(self, factory: EngineFactory) -> None:
+        self._factory = factory
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Engine:
+        engine = self._engine
+        if engine is not None:
+            return engine
+        with self._lock:
+            if self._engine is None:
+                try:
+                    self._engine = self._factory()
+                except EngineUnavailable:
+                    raise
+                except EngineError as e:
+                    raise EngineUnavailable(e.status, e.message) from e
+            return self._engine
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+
+
+class KnownNames:
+    """Whether a service or model has ever sent data; positive answers are cached for
+    ``ttl`` seconds (a hot endpoint should not ask the cluster every time)."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._seen: dict[tuple[str, str, str], float] = {}
+
+    def exists(self, engine: Engine, indices: Sequence[str], fields: Sequence[str],
+               value: str) -> bool:
+        key = (",".join(indices), ",".join(fields), value)
+        now = self._clock()
+        if self._seen.get(key, 0.0) > now:
+            return True
+        query = {"bool": {"should": [{"term": {f: value}} for f in fields],
+                          "minimum_should_match": 1}}
+        found = engine.count(",".join(indices), query) > 0
+        if found:
+            if len(self._seen) > 10_000:  # bounded: names come from clients
+                self._seen.clear()
+            self._seen[key] = now + self.ttl
+        return found
+
+
+def _index(kind: str, namespace: str | None) -> str:
+    return names.stream(kind, namespace) if namespace else names.stream_pattern(kind)
+
+
+def _finding_out(f: Finding | dict[str, Any]) -> FindingOut:
+    doc = f.to_document() if isinstance(f, Finding) else f
+    return FindingOut.model_validate(doc)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def create_app(
+    engine_factory: EngineFactory | None = None,
+    settings: ServiceSettings | None = None,
+    *,
+    clock: Clock = utc_now,
+    log_handle: Any = None,
+    scheduler_tasks: Sequence[ScheduledTask] | None = None,
+) -> FastAPI:
+    """A new app. ``engine_factory`` connects to the cluster (default: ``LOGSIGHT_URL``);
+    ``settings`` default to :meth:`ServiceSettings.from_env`; ``log_handle`` is a
+    :class:`logsight.Logsight` for the service's own logs (stdlib logging without one);
+    ``scheduler_tasks`` replace the default tasks (one per available analysis)."""
+    cfg = settings or ServiceSettings.from_env()
+    holder = EngineHolder(engine_factory or default_engine_factory)
+    known = KnownNames(cfg.known_ttl)
+    log: ServiceLog = service_log(log_handle, "logsight.service")
+    scheduler: Scheduler | None = None
+    if cfg.scheduler:
+        scheduler = Scheduler(
+            holder.get,
+            list(scheduler_tasks) if scheduler_tasks is not None else default_tasks(cfg),
+            owner=cfg.replica_id, lease_ttl=cfg.lease_ttl, scope=cfg.namespace or "all",
+            poll=cfg.scheduler_poll, clock=clock,
+            log=service_log(log_handle, "logsight.scheduler"),
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None:
+            scheduler.start()
+        log.info("service.started", auth=cfg.auth, scheduler=cfg.scheduler,
+                 namespace=cfg.namespace or "*")
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await anyio.to_thread.run_sync(scheduler.stop)
+            holder.close()
+            log.info("service.stopped")
+
+    app = FastAPI(
+        title="logsight",
+        version=__version__,
+        description=(
+            "Log and trace analytics for ML systems. Times are ISO-8601 (naive = UTC) or ages "
+            "such as `15m`, `now-2h`, `7d`. Every `/v1` route needs an API key "
+            "(`X-API-Key` or `Authorization: ApiKey <key>`) unless the service runs with "
+            "`--no-auth`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = cfg
+    app.state.engine = holder
+    app.state.scheduler = scheduler
+    install_error_handlers(app, retry_after=cfg.retry_after)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request.failed", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
+
+    auth = make_auth_dependency(cfg.api_keys, enabled=cfg.auth)
+    guarded = [Depends(auth)]
+
+    async def blocking(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        try:
+            with anyio.fail_after(cfg.request_timeout):
+                return await anyio.to_thread.run_sync(
+                    functools.partial(fn, *args, **kw), abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise RequestTimeout(cfg.request_timeout) from None
+
+    def parse_window(start: str | None, end: str | None, *, names_: tuple[str, str] = (
+            "from", "to")) -> tuple[datetime, datetime]:
+        try:
+            return window(start, end, now=clock(), default=cfg.default_window,
+                          max_window=cfg.max_window, names=names_)
+        except TimeError as e:
+            raise bad_request(str(e), "bad_time") from None
+
+    def baseline_window(start: datetime, end: datetime, bstart: str | None, bend: str | None,
+                        names_: tuple[str, str]) -> tuple[datetime, datetime]:
+        """Default: the window of the same length just before the current one."""
+        if bstart is None and bend is None:
+            return start - (end - start), start
+        now = clock()
+        try:
+            return window(bstart, bend, now=now, default=end - start,
+                          max_window=cfg.max_window, names=names_)
+        except TimeError as e:
+            raise bad_request(str(e), "bad_time") from None
+
+    def check_namespace(namespace: str | None) -> str | None:
+        ns = namespace or cfg.namespace
+        if ns is None:
+            return None
+        try:
+            return names.check_namespace(ns)
+        except ValueError as e:
+            raise bad_request(str(e), "bad_namespace") from None
+
+    def require_known(engine: Engine, what: str, value: str | None, kinds: Sequence[str],
+                      namespace: str | None, *, findings: bool = False) -> None:
+        if value is None:
+            return
+        if what == "model":
+            fields: Sequence[str] = [names.F.ML_MODEL, "model"]
+        else:
+            fields = [names.F.SERVICE, "service"]
+        indices = [_index(k, namespace) for k in kinds]
+        if findings:
+            indices.append(names.FINDINGS_INDEX)
+        if not known.exists(engine, indices, fields, value):
+            where = ", ".join(kinds) + (" or findings" if findings else "")
+            raise not_found(f"unknown {what} {value!r}: no {where} data from it", f"unknown_{what}")
+
+    def run(kind: str, params: Params, *, check: Callable[[Engine], None] | None = None) -> \
+            tuple[list[dict[str, Any]], list[Finding]]:
+        engine = holder.get()
+        if check is not None:
+            check(engine)
+        try:
+            return run_analysis(engine, kind, params)
+        except AnalysisUnavailable as e:
+            raise ApiError(501, "not_available", str(e)) from None
+        except ValueError as e:
+            raise bad_request(str(e)) from None
+
+    # -- routes ------------------------------------------------------------------------------
+    @app.get("/health", response_model=Health, tags=["service"],
+             responses={503: {"model": Health, "description": "The cluster is unreachable"}})
+    async def health() -> JSONResponse:
+        """Service and cluster state; open without an API key (for load balancers)."""
+
+        def probe() -> EngineHealth:
+            try:
+                engine = holder.get()
+                state = engine.health()
+            except EngineError as e:
+                return EngineHealth(reachable=False, error=f"cluster unavailable ({e.status})")
+            return EngineHealth(reachable=True, flavor=engine.flavor, version=engine.version,
+                                cluster_status=str(state.get("status")))
+
+        try:
+            eng = await blocking(probe)
+        except RequestTimeout:
+            eng = EngineHealth(reachable=False, error="cluster health timed out")
+        sched = SchedulerHealth(
+            enabled=scheduler is not None,
+            running=bool(scheduler and scheduler.running),
+            tasks=[t.name for t in scheduler.tasks] if scheduler else [],
+            last_pass=_iso(scheduler.last_pass) if scheduler and scheduler.last_pass else None,
+        )
+        body = Health(status="ok" if eng.reachable else "degraded", version=__version__,
+                      engine=eng, scheduler=sched, analyses=availability())
+        return JSONResponse(body.model_dump(), status_code=200 if eng.reachable else 503,
+                            headers=None if eng.reachable else {
+                                "Retry-After": str(cfg.retry_after)})
+
+    errors = error_responses(400, 401, 404, 503, 504)
+
+    @app.get("/v1/bottlenecks", response_model=BottlenecksResponse, tags=["traces"],
+             dependencies=guarded, responses=errors)
+    async def bottlenecks(
+        service: Annotated[str | None, Query(max_length=256,
+                                             description="Entry-point service")] = None,
+        operation: Annotated[str | None, Query(
+            max_length=512, description="Entry-point operation (root span name)")] = None,
+        start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+        top: Annotated[int, Query(ge=1, le=1000)] = 10,
+        namespace: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> BottlenecksResponse:
+        """Operations ranked by the critical-path time they contribute (read only: nothing is
+        stored; `POST /v1/analyses/bottlenecks` stores findings)."""
+        s, e = parse_window(start, end)
+        ns = check_namespace(namespace)
+
+        def check(engine: Engine) -> None:
+            require_known(engine, "service", service, [names.TRACES], ns)
+
+        rows, findings = await blocking(
+            run, "bottlenecks", Params(start=s, end=e, service=service, operation=operation,
+                                       namespace=ns, top=top, write=False), check=check)
+        return BottlenecksResponse(
+            window=Window(start=_iso(s), end=_iso(e)), service=service, operation=operation,
+            bottlenecks=[BottleneckRow.model_validate(r) for r in rows],
+            findings=[_finding_out(f) for f in findings],
+        )
+
+    def analysis_response(kind: str, s: datetime, e: datetime,
+                          base: tuple[datetime, datetime] | None, write: bool,
+                          out: tuple[list[dict[str, Any]], list[Finding]]) -> AnalysisResponse:
+        rows, findings = out
+        return AnalysisResponse(
+            kind=kind, window=Window(start=_iso(s), end=_iso(e)),
+            baseline=Window(start=_iso(base[0]), end=_iso(base[1])) if base else None,
+            written=write, results=rows, findings=[_finding_out(f) for f in findings],
+        )
+
+    @app.get("/v1/anomalies", response_model=AnalysisResponse, tags=["logs"],
+             dependencies=guarded, responses=errors)
+    async def anomalies(
+        service: Annotated[str | None, Query(max_length=256)] = None,
+        start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+        baseline_start: Annotated[str | None, Query(
+            alias="baseline_from", max_length=64,
+            description="Baseline start (default: the window before)")] = None,
+        baseline_end: Annotated[str | None, Query(alias="baseline_to", max_length=64)] = None,
+        namespace: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> AnalysisResponse:
+        """Anomalous log windows of the current window against a baseline (read only)."""
+        s, e = parse_window(start, end)
+        b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
+        ns = check_namespace(namespace)
+
+        def check(engine: Engine) -> None:
+            require_known(engine, "service", service, [names.LOGS], ns)
+
+        out = await blocking(run, "log_anomalies", Params(
+            start=s, end=e, baseline_start=b[0], baseline_end=b[1], service=service,
+            namespace=ns, write=False), check=check)
+        return analysis_response("log_anomalies", s, e, b, False, out)
+
+    @app.get("/v1/drift", response_model=AnalysisResponse, tags=["models"],
+             dependencies=guarded, responses=errors)
+    async def drift(
+        model: Annotated[str, Query(min_length=1, max_length=256)],
+        reference_start: Annotated[str | None, Query(
+            alias="reference_from", max_length=64,
+            description="Reference window start (default: the window before the current)")
+        ] = None,
+        reference_end: Annotated[str | None, Query(alias="reference_to", max_length=64)] = None,
+        start: Annotated[str | None, Query(alias="from", max_length=64,
+                                           description="Current window start")] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+        namespace: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> AnalysisResponse:
+        """Feature and prediction drift of `model`: reference vs current window (read only)."""
+        s, e = parse_window(start, end)
+        b = baseline_window(s, e, reference_start, reference_end,
+                            ("reference_from", "reference_to"))
+        ns = check_namespace(namespace)
+
+        def check(engine: Engine) -> None:
+            require_known(engine, "model", model, [names.MLEVENTS], ns)
+
+        out = await blocking(run, "drift", Params(
+            start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model, namespace=ns,
+            write=False), check=check)
+        return analysis_response("drift", s, e, b, False, out)
+
+    @app.get("/v1/performance", response_model=AnalysisResponse, tags=["models"],
+             dependencies=guarded, responses=errors)
+    async def performance(
+        model: Annotated[str, Query(min_length=1, max_length=256)],
+        version: Annotated[str | None, Query(max_length=256)] = None,
+        start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+        baseline_start: Annotated[str | None, Query(alias="baseline_from", max_length=64)] = None,
+        baseline_end: Annotated[str | None, Query(alias="baseline_to", max_length=64)] = None,
+        namespace: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> AnalysisResponse:
+        """Model quality from feedback (per version) and KPI changes in a window (read only)."""
+        s, e = parse_window(start, end)
+        b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
+        ns = check_namespace(namespace)
+
+        def check(engine: Engine) -> None:
+            require_known(engine, "model", model, [names.MLEVENTS], ns)
+
+        out = await blocking(run, "performance", Params(
+            start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
+            version=version, namespace=ns, write=False), check=check)
+        return analysis_response("performance", s, e, b, False, out)
+
+    @app.get("/v1/findings", response_model=FindingsPage, tags=["findings"],
+             dependencies=guarded, responses=errors)
+    async def findings(
+        kind: Annotated[list[FindingKind] | None, Query()] = None,
+        service: Annotated[str | None, Query(max_length=256)] = None,
+        severity: Annotated[list[Severity] | None, Query()] = None,
+        start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=cfg.max_page_size)] = 50,
+        cursor: Annotated[str | None, Query(max_length=1024,
+                                            description="next_cursor of the previous page")
+                          ] = None,
+    ) -> FindingsPage:
+        """Stored findings, newest first, filtered; page with `next_cursor`. Without `from`
+        the range is open (the window limit applies only when both ends are given)."""
+        now = clock()
+        try:
+            s = parse_time(start, now=now, name="from")
+            e = parse_time(end, now=now, name="to")
+        except TimeError as err:
+            raise bad_request(str(err), "bad_time") from None
+        if s is not None and e is not None and e <= s:
+            raise bad_request(f"inverted time range: from ({_iso(s)}) must be before to "
+                              f"({_iso(e)})", "bad_time")
+        after = None
+        if cursor:
+            try:
+                after = decode_cursor(cursor)
+            except ValueError as err:
+                raise bad_request(str(err), "bad_cursor") from None
+
+        def read() -> tuple[list[dict[str, Any]], list[Any] | None]:
+            engine = holder.get()
+            require_known(engine, "service", service,
+                          [names.LOGS, names.TRACES, names.MLEVENTS], None, findings=True)
+            return read_findings(engine, kind=kind, service=service, severity=severity,
+                                 start=s, end=e, size=limit, search_after=after)
+
+        docs, nxt = await blocking(read)
+        return FindingsPage(findings=[_finding_out(d) for d in docs],
+                            next_cursor=encode_cursor(nxt) if nxt else None)
+
+    @app.get("/v1/analyses", tags=["analyses"], dependencies=guarded,
+             responses=error_responses(401))
+    async def analyses() -> dict[str, dict[str, Any]]:
+        """The analyses `POST /v1/analyses/{kind}` runs, and whether this build has them."""
+        avail = availability()
+        return {k: {"available": avail[k], "findings": list(s.finding_kinds),
+                    "needs_model": s.needs_model, "description": s.description}
+                for k, s in ANALYSES.items()}
+
+    @app.post("/v1/analyses/{kind}", response_model=AnalysisResponse, tags=["analyses"],
+              dependencies=guarded, responses=errors)
+    async def run_now(
+        kind: Annotated[AnalysisKind, Path(description="Which analysis to run")],
+        body: AnalysisRequest | None = None,
+    ) -> AnalysisResponse:
+        """Run one analysis now over a window and return its findings (stored unless
+        `write` is false; stable ids, so a re-run overwrites instead of duplicating)."""
+        req = body or AnalysisRequest.model_validate({})
+        spec = ANALYSES[kind]
+        s, e = parse_window(req.start, req.end)
+        base: tuple[datetime, datetime] | None = None
+        if spec.uses_baseline:
+            base = baseline_window(s, e, req.baseline_start, req.baseline_end,
+                                   ("baseline_from", "baseline_to"))
+        if spec.needs_model and not req.model:
+            raise bad_request(f"analysis {kind!r} needs a model", "missing_model")
+        ns = check_namespace(None)
+        stream = {"bottlenecks": names.TRACES, "trace_regressions": names.TRACES,
+                  "log_anomalies": names.LOGS}.get(kind, names.MLEVENTS)
+
+        def check(engine: Engine) -> None:
+            require_known(engine, "service", req.service, [stream], ns)
+            require_known(engine, "model", req.model, [names.MLEVENTS], ns)
+
+        params = Params(start=s, end=e, baseline_start=base[0] if base else None,
+                        baseline_end=base[1] if base else None, service=req.service,
+                        operation=req.operation, model=req.model, version=req.version,
+                        namespace=ns, top=req.top, write=req.write)
+        out = await blocking(run, kind, params, check=check)
+        log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write)
+        return analysis_response(kind, s, e, base, req.write, out)
+
+    return app
+

@@ -1,0 +1,111 @@
+"""Errors the API answers with: one JSON shape, the right status, never a 500 for a client's
+mistake and never a secret or a stack trace in the body."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from logsight.engine import EngineError, EngineUnavailable
+from logsight.service.models import ErrorBody
+
+_log = logging.getLogger("logsight.service")
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, raised anywhere below the routes."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def bad_request(message: str, code: str = "bad_request") -> ApiError:
+    return ApiError(400, code, message)
+
+
+def not_found(message: str, code: str = "not_found") -> ApiError:
+    return ApiError(404, code, message)
+
+
+class RequestTimeout(ApiError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            504, "timeout", f"the request did not finish within {seconds:g} s; narrow the window "
+            "or filter by service"
+        )
+
+
+def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return ErrorBody(error=code, message=message, details=details).model_dump(exclude_none=True)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entry documenting the error shape for ``statuses``."""
+    text = {
+        400: "Bad input (inverted or too large window, bad cursor, unknown name)",
+        401: "Missing or wrong API key",
+        404: "Unknown service, model or analysis",
+        503: "The cluster is unavailable; retry after the Retry-After seconds",
+        504: "The request timed out",
+    }
+    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}
+
+
+def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            _body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(EngineUnavailable)
+    async def _unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
+        # the engine message names the cluster URL only, never credentials (they travel in
+        # headers); still, keep the answer generic and the detail in our own log
+        _log.warning("cluster unavailable: %s", exc.message)
+        return JSONResponse(
+            _body("engine_unavailable", "the search cluster is unavailable; try again later"),
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
+        _log.error("cluster error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            _body("engine_error", f"the search cluster refused the request ({exc.status})"),
+            status_code=502,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+             "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        loc = details[0]["loc"] if details else []
+        msg = str(details[0]["msg"]) if details else "invalid request"
+        where = ".".join(str(p) for p in loc)
+        return JSONResponse(
+            _body("invalid_request", f"{where}: {msg}" if where else msg, details),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            _body("http_error", str(exc.detail)), status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

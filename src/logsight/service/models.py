@@ -1,0 +1,240 @@
+"""Typed request/response bodies of the API (pydantic), and the parsing of times and cursors
+that turns a client's mistake into a clear 400."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["low", "medium", "high", "critical"]
+
+_REL = re.compile(r"^(?:now\s*-\s*)?(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# the engine's date range: years outside it make the cluster answer 400 (our 502)
+_MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TS = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class TimeError(ValueError):
+    """A time or window the client sent is not usable."""
+
+
+def parse_time(value: str | None, *, now: datetime, name: str) -> datetime | None:
+    """ISO-8601 (naive = UTC), ``now``, or an age: ``15m``, ``now-2h``, ``7d``."""
+    if value is None or value == "":
+        return None
+    v = value.strip()
+    if v == "now":
+        return now
+    m = _REL.match(v)
+    if m:
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+        if seconds > (now - _MIN_TS).total_seconds():
+            raise TimeError(f"{name}={value!r} reaches before 1970")
+        return now - timedelta(seconds=seconds)
+    try:
+        ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise TimeError(
+            f"{name}={value!r} is neither an ISO-8601 time nor an age like 15m, now-2h, 7d"
+        ) from None
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    if not _MIN_TS <= ts < _MAX_TS:
+        raise TimeError(f"{name}={value!r} is outside 1970..9999")
+    return ts
+
+
+def window(
+    start: str | None,
+    end: str | None,
+    *,
+    now: datetime,
+    default: timedelta,
+    max_window: timedelta | None,
+    names: tuple[str, str] = ("from", "to"),
+) -> tuple[datetime, datetime]:
+    """A ``[start, end)`` window: ``end`` defaults to now, ``start`` to ``end - default``."""
+    e = parse_time(end, now=now, name=names[1]) or now
+    s = parse_time(start, now=now, name=names[0]) or e - default
+    if e <= s:
+        raise TimeError(f"inverted time range: {names[0]} ({_iso(s)}) must be before "
+                        f"{names[1]} ({_iso(e)})")
+    if max_window is not None and e - s > max_window:
+        raise TimeError(
+            f"window too large: {names[0]}..{names[1]} spans {duration_text(e - s)}, the limit "
+            f"is {duration_text(max_window)}"
+        )
+    return s, e
+
+
+def duration_text(td: timedelta) -> str:
+    """``7d``, ``1h30m``, ``45s``: how a person writes a duration."""
+    seconds = int(td.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or f"{td.total_seconds():g}s"
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(sort_values: list[Any]) -> str:
+    raw = json.dumps(sort_values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The findings sort values ``[epoch_millis, id]`` a previous page handed out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValueError("cursor is not one this API handed out") from None
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or not isinstance(values[0], int)
+        or isinstance(values[0], bool)
+        or not isinstance(values[1], str)
+        or not -(2**62) < values[0] < 2**62
+    ):
+        raise ValueError("cursor is not one this API handed out")
+    return values
+
+
+# -- bodies ----------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. bad_request, unauthorized")
+    message: str = Field(description="What is wrong, for a person")
+    details: Any = None
+
+
+class EngineHealth(BaseModel):
+    reachable: bool
+    flavor: str | None = None
+    version: str | None = None
+    cluster_status: str | None = None
+    error: str | None = None
+
+
+class SchedulerHealth(BaseModel):
+    enabled: bool
+    running: bool = False
+    tasks: list[str] = Field(default_factory=list)
+    last_pass: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    engine: EngineHealth
+    scheduler: SchedulerHealth
+    analyses: dict[str, bool] = Field(description="analysis kind -> available in this build")
+
+
+class FindingOut(BaseModel):
+    """A finding as stored in ``logsight-findings`` (see logsight.findings.Finding)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    kind: str
+    title: str
+    summary: str
+    severity: str
+    score: float | None = None
+    confidence: float | None = None
+    service: str | None = None
+    subject: str | None = None
+    operation: str | None = None
+    feature: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    detected_at: str | None = None
+    namespace: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    sample_ids: list[str] = Field(default_factory=list)
+
+
+class FindingsPage(BaseModel):
+    findings: list[FindingOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= for the next page; null on the last page"
+    )
+
+
+class BottleneckRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    rank: int
+    service: str
+    operation: str
+    critical_path_share: float | None = None
+    critical_path_ms: float | None = None
+    on_critical_path_ratio: float | None = None
+    self_time_p50_ms: float | None = None
+    self_time_p95_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    error_rate: float | None = None
+    count: int | None = None
+
+
+class Window(BaseModel):
+    start: str
+    end: str
+
+
+class BottlenecksResponse(BaseModel):
+    window: Window
+    service: str | None = None
+    operation: str | None = None
+    bottlenecks: list[BottleneckRow]
+    findings: list[FindingOut]
+
+
+class AnalysisResponse(BaseModel):
+    """The result of one analysis run: its rows (shape per kind) and the findings it made."""
+
+    kind: str
+    window: Window
+    baseline: Window | None = Field(None, description="reference/baseline window, if any")
+    written: bool = Field(description="whether the findings were stored")
+    results: list[dict[str, Any]]
+    findings: list[FindingOut]
+
+
+class AnalysisRequest(BaseModel):
+    """Parameters of ``POST /v1/analyses/{kind}``; each kind uses the ones it needs."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: str | None = Field(None, alias="from", description="ISO-8601 or age (default 1h)")
+    end: str | None = Field(None, alias="to", description="ISO-8601 or age (default now)")
+    baseline_start: str | None = Field(
+        None, alias="baseline_from",
+        description="baseline/reference window start (default: the window before)",
+    )
+    baseline_end: str | None = Field(
+        None, alias="baseline_to", description="baseline/reference window end"
+    )
+    service: str | None = Field(None, max_length=256)
+    operation: str | None = Field(None, max_length=512)
+    model: str | None = Field(None, max_length=256)
+    version: str | None = Field(None, max_length=256)
+    top: int = Field(10, ge=1, le=1000)
+    write: bool = Field(True, description="store the findings (stable ids: never duplicated)")

@@ -1,0 +1,381 @@
+"""Runs each analysis on its interval inside the service, once per window across replicas.
+
+Windows are aligned to the epoch (``[k*interval, (k+1)*interval)``), so every replica computes
+the same windows. Before running one, a replica takes the window's *lease*: a document in
+``logsight-leases`` with a deterministic id, created with ``op_type=create`` (only one creator
+wins). A lease left ``running`` past its expiry (a replica died) or ``failed`` (fewer than
+``max_attempts`` times) is taken over with ``if_seq_no``/``if_primary_term`` optimistic
+concurrency, so again exactly one replica wins. Findings carry stable ids, so even a window
+that does run twice (a takeover after a slow run) overwrites rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from logsight import names
+from logsight.engine import EngineError, EngineUnavailable
+from logsight.service.analyses import ANALYSES, AnalysisUnavailable, Params, load, run_analysis
+from logsight.service.selflog import ServiceLog
+
+if TYPE_CHECKING:
+    from logsight.engine import Engine
+    from logsight.service.settings import ServiceSettings
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def aligned_window(
+    interval: timedelta, now: datetime, *, lag: timedelta = timedelta(0), back: int = 0
+) -> tuple[datetime, datetime]:
+    """The last complete epoch-aligned window that ended at least ``lag`` before ``now``
+    (``back`` windows earlier for catching up)."""
+    step = interval.total_seconds()
+    if step <= 0:
+        raise ValueError("interval must be positive")
+    elapsed = (now - lag - EPOCH).total_seconds()
+    end = EPOCH + timedelta(seconds=(elapsed // step - back) * step)
+    return end - interval, end
+
+
+def _parse(value: Any) -> datetime:
+    """A stored timestamp; an unreadable one counts as long expired."""
+    try:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return EPOCH
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+# -- leases ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lease:
+    id: str
+    task: str
+    window_start: datetime
+    window_end: datetime
+    seq_no: int
+    primary_term: int
+    attempt: int
+
+
+def lease_id(scope: str, task: str, window_start: datetime) -> str:
+    return f"{scope}:{task}:{_iso(window_start)}"
+
+
+class LeaseStore:
+    """Create-or-take-over leases in ``index`` (default ``logsight-leases``)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        owner: str,
+        ttl: timedelta,
+        scope: str = "all",
+        max_attempts: int = 3,
+        index: str = names.LEASES_INDEX,
+    ) -> None:
+        self.engine = engine
+        self.owner = owner
+        self.ttl = ttl
+        self.scope = scope
+        self.max_attempts = max_attempts
+        self.index = index
+
+    def _doc(self, task: str, start: datetime, end: datetime, now: datetime, *, state: str,
+             attempt: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "@timestamp": _iso(now), "task": task, "window": f"{_iso(start)}/{_iso(end)}",
+            "window_start": _iso(start), "window_end": _iso(end), "owner": self.owner,
+            "expires_at": _iso(now + self.ttl), "state": state, "attempt": attempt,
+            "scope": self.scope, **extra,
+        }
+
+    def acquire(self, task: str, start: datetime, end: datetime, now: datetime) -> Lease | None:
+        """The lease for (task, window), or None when another replica has it / it is done."""
+        lid = lease_id(self.scope, task, start)
+        try:
+            resp = self.engine.index(
+                self.index, self._doc(task, start, end, now, state="running", attempt=1),
+                id=lid, op_type="create",
+            )
+            return Lease(lid, task, start, end, int(resp["_seq_no"]),
+                         int(resp["_primary_term"]), 1)
+        except EngineUnavailable:
+            raise
+        except EngineError as e:
+            if e.status != 409:
+                raise
+        current = self.engine.get(self.index, lid)
+        if current is None:  # deleted between our create and get: next pass will retry
+            return None
+        src = current.get("_source", {})
+        state = src.get("state")
+        attempt = int(src.get("attempt") or 1)
+        if state == "done":
+            return None
+        if state == "running" and _parse(src.get("expires_at")) > now:
+            return None
+        if state == "failed" and attempt >= self.max_attempts:
+            return None
+        try:
+            resp = self.engine.index(
+                self.index,
+                self._doc(task, start, end, now, state="running", attempt=attempt + 1,
+                          previous_owner=src.get("owner")),
+                id=lid, if_seq_no=int(current["_seq_no"]),
+                if_primary_term=int(current["_primary_term"]),
+            )
+        except EngineUnavailable:
+            raise
+        except EngineError as e:
+            if e.status == 409:  # another replica took it over first
+                return None
+            raise
+        return Lease(lid, task, start, end, int(resp["_seq_no"]), int(resp["_primary_term"]),
+                     attempt + 1)
+
+    def finish(self, lease: Lease, *, state: str, now: datetime, findings: int = 0,
+               error: str | None = None) -> bool:
+        """Mark the lease ``done`` or ``failed``; False if it was taken over meanwhile."""
+        extra: dict[str, Any] = {"findings": findings, "finished_at": _iso(now)}
+        if error:
+            extra["error"] = error[:2000]
+        try:
+            self.engine.index(
+                self.index,
+                self._doc(lease.task, lease.window_start, lease.window_end, now, state=state,
+                          attempt=lease.attempt, **extra),
+                id=lease.id, if_seq_no=lease.seq_no, if_primary_term=lease.primary_term,
+            )
+        except EngineUnavailable:
+            raise
+        except EngineError as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+
+# -- tasks -----------------------------------------------------------------------------------
+TaskRun = Callable[["Engine", datetime, datetime], int]
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """``run(engine, start, end)`` analyses one window, writes its findings, and returns how
+    many it wrote."""
+
+    name: str
+    interval: timedelta
+    run: TaskRun
+    lag: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    task: str
+    window_start: datetime
+    window_end: datetime
+    state: str  # done | failed | skipped
+    findings: int = 0
+    error: str | None = None
+
+
+def models_in_window(
+    engine: Engine, start: datetime, end: datetime, namespace: str | None = None,
+    *, limit: int = 100,
+) -> list[str]:
+    """Model names that sent ML events in ``[start, end)``."""
+    index = names.stream(names.MLEVENTS, namespace) if namespace else names.stream_pattern(
+        names.MLEVENTS)
+    body = {
+        "size": 0,
+        "query": {"range": {names.F.TIMESTAMP: {"gte": _iso(start), "lt": _iso(end)}}},
+        "aggs": {"models": {"terms": {"field": names.F.ML_MODEL, "size": limit}}},
+    }
+    resp = engine.search(index, body, ignore_unavailable="true", allow_no_indices="true")
+    buckets = resp.get("aggregations", {}).get("models", {}).get("buckets", [])
+    return [str(b["key"]) for b in buckets]
+
+
+def analysis_task(kind: str, interval: timedelta, *, lag: timedelta, baseline_windows: int,
+                  namespace: str | None) -> ScheduledTask:
+    """A scheduled run of analysis ``kind`` over each window (per model for model analyses;
+    the baseline/reference is the ``baseline_windows`` windows just before)."""
+    spec = ANALYSES[kind]
+
+    def run(engine: Engine, start: datetime, end: datetime) -> int:
+        base: dict[str, Any] = {}
+        if spec.uses_baseline:
+            base = {"baseline_start": start - interval * baseline_windows,
+                    "baseline_end": start}
+        if not spec.per_model:
+            _, findings = run_analysis(
+                engine, kind, Params(start=start, end=end, namespace=namespace, **base)
+            )
+            return len(findings)
+        total, errors = 0, []
+        for model in models_in_window(engine, start, end, namespace):
+            try:
+                _, findings = run_analysis(
+                    engine, kind,
+                    Params(start=start, end=end, namespace=namespace, model=model, **base),
+                )
+                total += len(findings)
+            except (EngineUnavailable, AnalysisUnavailable):
+                raise
+            except Exception as e:  # one model's bad data must not starve the others
+                errors.append(f"{model}: {type(e).__name__}: {e}")
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        return total
+
+    return ScheduledTask(kind, interval, run, lag)
+
+
+def default_tasks(settings: ServiceSettings) -> list[ScheduledTask]:
+    """One task per analysis available in this build whose interval is not switched off."""
+    tasks: list[ScheduledTask] = []
+    for kind in ANALYSES:
+        interval = settings.interval_of(kind)
+        if interval is None:
+            continue
+        try:
+            load(kind)
+        except AnalysisUnavailable:
+            continue
+        tasks.append(analysis_task(kind, interval, lag=settings.scheduler_lag,
+                                   baseline_windows=settings.baseline_windows,
+                                   namespace=settings.namespace))
+    return tasks
+
+
+# -- the loop --------------------------------------------------------------------------------
+class Scheduler:
+    """``tick(now)`` runs every task whose current window is not done yet (one pass, no
+    sleeping: tests drive it with their own clock); ``start()`` runs passes on a thread every
+    ``poll`` seconds until ``stop()``."""
+
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        tasks: Sequence[ScheduledTask],
+        *,
+        owner: str,
+        lease_ttl: timedelta = timedelta(minutes=15),
+        scope: str = "all",
+        max_attempts: int = 3,
+        catch_up: int = 1,
+        poll: float = 15.0,
+        clock: Clock = utc_now,
+        log: ServiceLog | None = None,
+    ) -> None:
+        if catch_up < 1:
+            raise ValueError("catch_up must be at least 1")
+        names_ = [t.name for t in tasks]
+        if len(set(names_)) != len(names_):
+            raise ValueError(f"task names must be unique, got {names_}")
+        self._engine = engine
+        self.tasks = tuple(tasks)
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+        self.scope = scope
+        self.max_attempts = max_attempts
+        self.catch_up = catch_up
+        self.poll = poll
+        self.clock = clock
+        self.log = log or ServiceLog()
+        self.last_pass: datetime | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def tick(self, now: datetime | None = None) -> list[RunRecord]:
+        now = now or self.clock()
+        records: list[RunRecord] = []
+        try:
+            engine = self._engine()
+        except EngineUnavailable as e:
+            self.log.warning("scheduler.engine_unavailable", error=e.message)
+            return records
+        store = LeaseStore(engine, owner=self.owner, ttl=self.lease_ttl, scope=self.scope,
+                           max_attempts=self.max_attempts)
+        for task in self.tasks:
+            for back in range(self.catch_up):
+                start, end = aligned_window(task.interval, now, lag=task.lag, back=back)
+                try:
+                    records.append(self._run_one(store, task, start, end, now))
+                except EngineUnavailable as e:
+                    self.log.warning("scheduler.engine_unavailable", task=task.name,
+                                     error=e.message)
+                    self.last_pass = now
+                    return records
+        self.last_pass = now
+        return records
+
+    def _run_one(self, store: LeaseStore, task: ScheduledTask, start: datetime, end: datetime,
+                 now: datetime) -> RunRecord:
+        lease = store.acquire(task.name, start, end, now)
+        if lease is None:
+            return RunRecord(task.name, start, end, "skipped")
+        window = f"{_iso(start)}/{_iso(end)}"
+        self.log.info("scheduler.run_started", task=task.name, window=window,
+                      attempt=lease.attempt, owner=self.owner)
+        try:
+            n = int(task.run(store.engine, start, end))
+        except EngineUnavailable:
+            raise  # the lease expires and a later pass (here or elsewhere) takes it over
+        except Exception as e:  # an analysis failing must not stop the other tasks
+            error = f"{type(e).__name__}: {e}"
+            self.log.error("scheduler.run_failed", task=task.name, window=window, error=error,
+                           attempt=lease.attempt)
+            store.finish(lease, state="failed", now=self.clock(), error=error)
+            return RunRecord(task.name, start, end, "failed", error=error)
+        kept = store.finish(lease, state="done", now=self.clock(), findings=n)
+        self.log.info("scheduler.run_done", task=task.name, window=window, findings=n,
+                      lease_kept=kept)
+        return RunRecord(task.name, start, end, "done", findings=n)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as e:  # keep the loop alive whatever one pass hits
+                self.log.error("scheduler.pass_failed", error=f"{type(e).__name__}: {e}")
+            self._stop.wait(self.poll)
+
+    def start(self) -> Scheduler:
+        if self.running:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="logsight-scheduler",
+                                        daemon=True)
+        self._thread.start()
+        self.log.info("scheduler.started", tasks=",".join(t.name for t in self.tasks),
+                      owner=self.owner)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            self.log.info("scheduler.stopped", owner=self.owner)

@@ -1,0 +1,72 @@
+"""The service's own activity log, through logsight's own adapter (we eat our own food).
+
+:func:`service_log` returns a small wrapper with ``info/warning/error(event, **fields)``: over a
+logsight structlog logger when :func:`logsight.configure` is importable and a handle is given,
+over stdlib logging otherwise, so callers never care which."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+_STD = logging.getLogger("logsight.service")
+
+
+class _StructLogger(Protocol):
+    def info(self, event: str, **kw: Any) -> Any: ...
+    def warning(self, event: str, **kw: Any) -> Any: ...
+    def error(self, event: str, **kw: Any) -> Any: ...
+
+
+class ServiceLog:
+    """``log.info("lease.acquired", task=..., window=...)`` on either backend."""
+
+    def __init__(self, structured: _StructLogger | None = None) -> None:
+        self._s = structured
+
+    def _emit(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if self._s is not None:
+            try:
+                method = {logging.INFO: self._s.info, logging.WARNING: self._s.warning}.get(
+                    level, self._s.error
+                )
+                method(event, **fields)
+                return
+            except Exception:  # our own logging must never take the scheduler down
+                pass
+        _STD.log(level, "%s %s", event, " ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._emit(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._emit(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._emit(logging.ERROR, event, fields)
+
+
+def service_log(handle: Any = None, name: str = "logsight.service") -> ServiceLog:
+    """Wrap ``handle.logger(name)`` (a :class:`logsight.Logsight`), or stdlib logging."""
+    if handle is None:
+        return ServiceLog()
+    try:
+        return ServiceLog(handle.logger(name))
+    except Exception:  # an adapter that cannot build a logger: fall back, keep serving
+        return ServiceLog()
+
+
+def configure_self_logging(url: str | None, *, namespace: str | None = None) -> Any:
+    """A logsight handle shipping the service's own logs (service ``logsight``), or None when
+    the adapter is not importable."""
+    try:
+        import logsight
+    except Exception:
+        return None
+    kw: dict[str, Any] = {}
+    if namespace:
+        kw["namespace"] = namespace
+    try:
+        return logsight.configure(service_name="logsight", url=url, level="info", **kw)
+    except Exception:
+        return None

@@ -1,0 +1,146 @@
+"""Service settings: one frozen object built from flags or the environment, never global."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from logsight.names import check_namespace
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_OFF = ("off", "0", "false", "no", "none", "disabled")
+
+
+def parse_duration(value: str | float | int | timedelta, *, what: str = "duration") -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds; ValueError otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{what} {value!r} is not a duration such as 30s, 5m, 1h or 7d")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_intervals(spec: str | None) -> dict[str, timedelta | None]:
+    """``"bottlenecks=5m,drift=1h,log_anomalies=off"`` -> per-task intervals (None = off)."""
+    out: dict[str, timedelta | None] = {}
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"scheduler interval {part!r} is not of the form task=5m")
+        value = value.strip()
+        out[name.strip()] = (
+            None if value.lower() in _OFF else parse_duration(value, what=f"interval of {name}")
+        )
+    return out
+
+
+def parse_keys(spec: str | None) -> tuple[str, ...]:
+    """Comma-separated API keys; blanks dropped."""
+    return tuple(k.strip() for k in (spec or "").split(",") if k.strip())
+
+
+def _replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the app and its scheduler are configured with.
+
+    ``api_keys`` never appear in ``repr`` (settings end up in logs and tracebacks)."""
+
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    auth: bool = True
+    # scheduler
+    scheduler: bool = False
+    interval: timedelta = timedelta(minutes=5)
+    intervals: Mapping[str, timedelta | None] = field(default_factory=dict)
+    scheduler_lag: timedelta = timedelta(minutes=1)  # late data: analyse a window this long after
+    scheduler_poll: float = 15.0  # seconds between scheduler passes
+    lease_ttl: timedelta = timedelta(minutes=15)
+    baseline_windows: int = 6  # regressions/drift compare with this many windows before
+    replica_id: str = field(default_factory=_replica_id)
+    # requests
+    namespace: str | None = None  # data-stream namespace analyses read (None = all)
+    max_window: timedelta = timedelta(days=7)
+    default_window: timedelta = timedelta(hours=1)
+    request_timeout: float = 30.0
+    retry_after: int = 10
+    max_page_size: int = 500
+    known_ttl: float = 60.0  # seconds a seen service/model stays known without asking again
+
+    def __post_init__(self) -> None:
+        if self.auth and not self.api_keys:
+            raise ValueError(
+                "API-key auth is on but no key is configured: set LOGSIGHT_API_KEYS, pass "
+                "--api-key, or turn auth off with --no-auth"
+            )
+        if self.max_window <= timedelta(0) or self.default_window <= timedelta(0):
+            raise ValueError("max_window and default_window must be positive")
+        if self.default_window > self.max_window:
+            raise ValueError("default_window must not exceed max_window")
+        if self.interval <= timedelta(0):
+            raise ValueError("the scheduler interval must be positive")
+        if self.namespace is not None:
+            check_namespace(self.namespace)
+        if self.request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+
+    def with_(self, **changes: Any) -> ServiceSettings:
+        return replace(self, **changes)
+
+    def interval_of(self, task: str) -> timedelta | None:
+        """The task's interval (None: the task is switched off)."""
+        if task in self.intervals:
+            return self.intervals[task]
+        return self.interval
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ServiceSettings:
+        """Settings from ``LOGSIGHT_API_KEYS``, ``LOGSIGHT_AUTH`` (off to disable),
+        ``LOGSIGHT_SCHEDULER`` (on/off), ``LOGSIGHT_SCHEDULER_INTERVAL``,
+        ``LOGSIGHT_SCHEDULER_INTERVALS`` (``task=5m,...``), ``LOGSIGHT_NAMESPACE``,
+        ``LOGSIGHT_MAX_WINDOW``, ``LOGSIGHT_REQUEST_TIMEOUT``; explicit overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {"api_keys": parse_keys(env.get("LOGSIGHT_API_KEYS"))}
+        if "LOGSIGHT_AUTH" in env:
+            values["auth"] = env["LOGSIGHT_AUTH"].strip().lower() not in _OFF
+        if "LOGSIGHT_SCHEDULER" in env:
+            values["scheduler"] = env["LOGSIGHT_SCHEDULER"].strip().lower() not in _OFF
+        if env.get("LOGSIGHT_SCHEDULER_INTERVAL"):
+            values["interval"] = parse_duration(
+                env["LOGSIGHT_SCHEDULER_INTERVAL"], what="LOGSIGHT_SCHEDULER_INTERVAL"
+            )
+        if env.get("LOGSIGHT_SCHEDULER_INTERVALS"):
+            values["intervals"] = parse_intervals(env["LOGSIGHT_SCHEDULER_INTERVALS"])
+        if env.get("LOGSIGHT_NAMESPACE"):
+            values["namespace"] = env["LOGSIGHT_NAMESPACE"]
+        if env.get("LOGSIGHT_MAX_WINDOW"):
+            values["max_window"] = parse_duration(
+                env["LOGSIGHT_MAX_WINDOW"], what="LOGSIGHT_MAX_WINDOW"
+            )
+        if env.get("LOGSIGHT_REQUEST_TIMEOUT"):
+            values["request_timeout"] = parse_duration(
+                env["LOGSIGHT_REQUEST_TIMEOUT"], what="LOGSIGHT_REQUEST_TIMEOUT"
+            ).total_seconds()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
