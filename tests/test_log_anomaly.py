@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
 from logsight.analysis.logs import (
+    WINDOW_COLUMNS,
     LogAnomalyDetector,
     LogAnomalyModel,
     assign_windows,
@@ -200,6 +203,129 @@ def test_clean_windows_are_not_flagged() -> None:
     assert flagged <= 1
 
 
+GPU_ERROR = "GPU {} fell off the bus (Xid {})"
+
+
+def regular(minutes: int = 20, *, per_minute: int = 1, burst_minute: int | None = None,
+            burst: int = 23, extra: list[dict[str, object]] | None = None) -> pd.DataFrame:
+    """A perfectly regular service (the same heartbeat lines at the same seconds every minute)
+    with, optionally, ``burst`` ERROR lines of a never-seen template in ``burst_minute``."""
+    rows: list[dict[str, object]] = []
+    for minute in range(minutes):
+        for k in range(per_minute):
+            rows.append({"timestamp": T0 + pd.Timedelta(minutes=minute, seconds=1 + k),
+                         "service": "gpu-node", "level": "info",
+                         "message": f"heartbeat ok from worker {k}"})
+        if minute == burst_minute:
+            for i in range(burst):
+                rows.append({"timestamp": T0 + pd.Timedelta(minutes=minute, seconds=30 + i),
+                             "service": "gpu-node", "level": "error",
+                             "message": GPU_ERROR.format(i % 4, 79)})
+    rows.extend(extra or [])
+    frame = pd.DataFrame(rows).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    frame["id"] = [f"doc{i}" for i in range(len(frame))]
+    return frame
+
+
+@pytest.mark.parametrize("per_minute", [1, 10])
+def test_regular_baseline_burst_is_flagged(per_minute: int) -> None:
+    # the demo's case: 23 never-seen ERROR lines against a zero-variance baseline; the forest
+    # scores every window alike there, so the overwhelming-evidence rule must carry it
+    result = detect_log_anomalies(regular(per_minute=per_minute, burst_minute=15),
+                                  baseline="10min")
+    assert [(f.service, f.window_start) for f in result.findings] == [
+        ("gpu-node", (T0 + pd.Timedelta(minutes=15)).to_pydatetime())
+    ]
+    f = result.findings[0]
+    assert f.evidence["overwhelming"] is True
+    assert f.severity == "high"
+    assert f.evidence["new_templates"][0]["count"] == 23
+    by_feature = {d["feature"]: d for d in f.evidence["deviations"]}
+    assert by_feature["error_ratio"]["observed"] == pytest.approx(23 / (23 + per_minute), abs=1e-4)
+    # finite z-scores: the baseline's zero spread is floored (Poisson sd for counts)
+    assert all(math.isfinite(d["z"]) for d in f.evidence["deviations"])
+    assert by_feature["level_error"]["z"] == pytest.approx(23.0)
+
+
+def test_regular_baseline_without_burst_is_not_flagged() -> None:
+    assert detect_log_anomalies(regular(), baseline="10min").findings == []
+    # a lone never-seen error line is worth a look, not overwhelming: the blind forest has the
+    # say there, and it does not single the window out
+    lone = [{"timestamp": T0 + pd.Timedelta(minutes=14, seconds=30), "service": "gpu-node",
+             "level": "error", "message": "disk quota warning escalated"}]
+    result = detect_log_anomalies(regular(extra=lone), baseline="10min")
+    assert result.findings == []
+    assert not result.decision["overwhelming"].any()
+
+
+def _constant_baseline(lines: int, windows: int = 12) -> pd.DataFrame:
+    idx = pd.MultiIndex.from_product(
+        [["svc"], pd.date_range(T0, periods=windows, freq="1min")], names=["service", "window"]
+    )
+    return pd.DataFrame({"total": float(lines), "level_info": float(lines), "level_error": 0.0,
+                         "level_fatal": 0.0, "error_ratio": 0.0, "new_error_lines": 0.0},
+                        index=idx)
+
+
+def _window(info: int, errors: int, new_errors: int) -> pd.DataFrame:
+    idx = pd.MultiIndex.from_tuples([("svc", T0 + pd.Timedelta(hours=1))],
+                                    names=["service", "window"])
+    total = info + errors
+    return pd.DataFrame({"total": float(total), "level_info": float(info),
+                         "level_error": float(errors), "level_fatal": 0.0,
+                         "error_ratio": errors / max(total, 1), "new_error_lines": float(new_errors)},
+                        index=idx)
+
+
+def test_overwhelming_rule_known_values() -> None:
+    det = LogAnomalyDetector(random_state=0).fit(_constant_baseline(100))
+    # error count: baseline 0, Poisson floor sd 1 -> z = count; needs z >= 10 (and >= 5 lines)
+    assert det.overwhelming(_window(100, 10, 0)).tolist() == [True]
+    assert det.overwhelming(_window(100, 9, 0)).tolist() == [False]
+    # error ratio 9/109 = 0.083 is below min_ratio_change, so 9 known errors are not enough
+    assert det.z_scores(_window(100, 9, 0))["error_ratio"].iloc[0] == pytest.approx(
+        (9 / 109) / 0.02
+    )
+    # never-seen error lines alone
+    assert det.overwhelming(_window(100, 0, 10)).tolist() == [True]
+    # a ratio jump needs at least min_change error lines: 4 of 5 is a small window, not a burst
+    small = LogAnomalyDetector(random_state=0).fit(_constant_baseline(1))
+    assert small.overwhelming(_window(1, 4, 0)).tolist() == [False]
+    assert small.overwhelming(_window(1, 5, 0)).tolist() == [True]
+    with pytest.raises(ValueError, match="overwhelming_z"):
+        LogAnomalyDetector(overwhelming_z=1.0).fit(_constant_baseline(1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lines=st.integers(1, 200), info=st.integers(0, 400), errors=st.integers(0, 60),
+       new_share=st.floats(0.0, 1.0))
+def test_decision_rule_invariants(lines: int, info: int, errors: int, new_share: float) -> None:
+    det = LogAnomalyDetector(n_estimators=20, random_state=0).fit(_constant_baseline(lines))
+    window = _window(info, errors, int(errors * new_share))
+    d = det.decide(window).iloc[0]
+    # the final decision is exactly the documented rule, and overwhelming evidence always wins
+    assert d["anomalous"] == ((d["outlier"] and d["meaningful"]) or d["overwhelming"])
+    assert det.predict(window).tolist() == [d["anomalous"]]
+    # no error lines: never overwhelming; the baseline window itself: never anomalous
+    if errors == 0:
+        assert not d["overwhelming"]
+    assert not det.predict(_constant_baseline(lines, windows=1)).any()
+
+
+def test_windows_frame_matches_the_findings() -> None:
+    result = detect_log_anomalies(scenario(0), baseline="10min")
+    table = result.windows()
+    assert list(table.columns[:8]) == list(WINDOW_COLUMNS)
+    assert len(table) == len(result.features)
+    assert table["window"].is_monotonic_increasing
+    assert (table["window_end"] - table["window"] == pd.Timedelta(minutes=1)).all()
+    flagged = table[table["anomalous"]]
+    assert sorted(zip(flagged["service"], flagged["window"], strict=True)) == sorted(
+        (f.service, pd.Timestamp(f.window_start)) for f in result.findings
+    )
+    assert int(table["level_error"].sum()) == 25
+
+
 def test_finding_ids_are_stable_across_runs() -> None:
     frame = scenario(3)
     first = detect_log_anomalies(frame, baseline="10min").findings
@@ -244,6 +370,17 @@ def test_model_persistence_round_trip(tmp_path: Path) -> None:
     joblib.dump({"format": "something else"}, bogus)
     with pytest.raises(ValueError, match="not a logsight"):
         LogAnomalyModel.load(bogus)
+
+
+def test_detector_saved_before_the_overwhelming_rule_still_loads() -> None:
+    import pickle
+
+    det = LogAnomalyDetector(n_estimators=10, random_state=0).fit(_constant_baseline(3))
+    for name in ("overwhelming_z", "overwhelming_new_error_lines"):
+        delattr(det, name)  # what a detector pickled by the previous release looks like
+    old = pickle.loads(pickle.dumps(det))
+    assert old.overwhelming_z == LogAnomalyDetector().overwhelming_z
+    assert old.predict(_window(3, 0, 12)).tolist() == [True]
 
 
 def test_template_drift_on_deploy() -> None:

@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from logsight import names
+from logsight.analysis.logs import WINDOW_COLUMNS
 from logsight.cli import main
 from logsight.findings import finding_id
-from logsight.sources.logs import read_logs, run_log_anomalies
+from logsight.sources.logs import read_logs, run_log_analysis, run_log_anomalies
 
 pytestmark = pytest.mark.engine
 
@@ -112,6 +113,39 @@ def test_burst_is_flagged_with_its_template(engine: Any, namespace: str) -> None
     assert [d["id"] for d in out] == [f.id]
 
 
+def test_run_log_analysis_returns_windows_and_findings(engine: Any, namespace: str) -> None:
+    """A perfectly regular heartbeat service (the forest is blind against it) with a burst of
+    never-seen errors, through the cluster: the burst is flagged, and the per-window scores
+    come back with the findings from the same run."""
+    svc = f"heartbeat-{namespace}"
+    docs = []
+    for minute in range(16):
+        docs.append({"@timestamp": (T0 + pd.Timedelta(minutes=minute, seconds=1)).isoformat(),
+                     "log.level": "INFO", "service.name": svc,
+                     "message": "heartbeat ok from worker 0"})
+        if minute == 13:
+            docs.extend({"@timestamp": (T0 + pd.Timedelta(minutes=minute, seconds=10 + i))
+                         .isoformat(), "log.level": "ERROR", "service.name": svc,
+                         "message": f"GPU {i % 4} fell off the bus (Xid 79)"} for i in range(23))
+    _index(engine, namespace, [(f"{svc}-{i}", d) for i, d in enumerate(docs)])
+    end = T0 + pd.Timedelta(minutes=16)
+
+    result = run_log_analysis(engine, start=T0, end=end, namespace=namespace,
+                              baseline="10min", write=False)
+    burst = T0 + pd.Timedelta(minutes=13)
+    assert [(f.service, pd.Timestamp(f.window_start)) for f in result.findings] == [(svc, burst)]
+    assert result.findings[0].evidence["overwhelming"] is True
+    table = result.windows
+    assert table["window"].tolist() == list(pd.date_range(T0 + pd.Timedelta(minutes=10),
+                                                          periods=6, freq="1min"))
+    assert table.loc[table["anomalous"], "window"].tolist() == [burst]
+    assert table.loc[table["window"] == burst, "error_ratio"].item() == pytest.approx(23 / 24)
+    # run_log_anomalies is the same code path, findings only
+    again = run_log_anomalies(engine, start=T0, end=end, namespace=namespace,
+                              baseline="10min", write=False)
+    assert [f.id for f in again] == [f.id for f in result.findings]
+
+
 def test_template_drift_after_deploy(engine: Any, namespace: str) -> None:
     svc = f"ranker-{namespace}"
     rng = np.random.default_rng(1)
@@ -143,3 +177,7 @@ def test_empty_range_reads_nothing(engine: Any, namespace: str) -> None:
                      namespace=namespace).empty
     assert run_log_anomalies(engine, start=T0, end=T0 + pd.Timedelta(minutes=1),
                              namespace=namespace) == []
+    empty = run_log_analysis(engine, start=T0, end=T0 + pd.Timedelta(minutes=1),
+                             namespace=namespace)
+    assert empty.findings == [] and empty.windows.empty
+    assert list(empty.windows.columns) == list(WINDOW_COLUMNS)

@@ -20,14 +20,33 @@ Pipeline
 
 Decision rule (keeps false positives low)
 -----------------------------------------
-A window is anomalous only when **both** hold:
+A window is anomalous when **both** of these hold:
 
 * the isolation forest calls it an outlier (score below the offset set by ``contamination``);
 * at least one feature deviates meaningfully from the service's baseline: a level count, the
   line total or a template count with ``|z| >= min_z`` and an absolute change of at least
   ``min_change`` lines, or the error ratio with ``|z| >= min_z`` and a change of at least
   ``min_ratio_change``; or ``min_new_error_lines`` or more error/fatal lines of never-seen
-  templates.
+  templates;
+
+**or** when the error evidence is overwhelming on its own, whatever the forest says:
+
+* ``overwhelming_new_error_lines`` or more error/fatal lines of never-seen templates, or
+* the error or fatal line count rises with ``z >= overwhelming_z`` and by at least
+  ``min_change`` lines, or
+* the error ratio rises with ``z >= overwhelming_z`` and by at least ``min_ratio_change``, with
+  at least ``min_change`` error/fatal lines in the window (a two-line window with one error is
+  a ratio of 0.5, not a burst).
+
+Why the second path: a forest only isolates what varied in its training data. A perfectly
+regular baseline (a heartbeat service, a quiet batch job) gives every window the same robust
+z-scores of zero, the forest cannot split on a constant and scores every later window alike,
+so a burst of never-seen errors sat just under the cutoff (the demo's 23 new ERROR lines, error
+ratio 0.96, scored -0.013). The z-scores themselves stay finite and meaningful against such a
+baseline because each feature's spread is floored (counts: the Poisson sd
+``sqrt(max(median, count_floor))``; ratios: ``ratio_floor``), so (with the defaults) "z >= 10
+and at least five more error lines" is a statement about the data, not a division by zero. Only rises of error
+evidence take this path: more info lines or a quiet service still need the forest to agree.
 
 Never-seen templates at info/debug level are reported in the explanation and feed the forest,
 but are not enough on their own: new code paths and rare-but-normal messages appear all the
@@ -45,6 +64,7 @@ the Jensen-Shannon distance (registered tests in :data:`DRIFT_TESTS`).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -313,6 +333,11 @@ class LogAnomalyDetector(BaseEstimator):
     min_new_error_lines:
         Error/fatal lines of never-seen templates in a window that count as a meaningful
         deviation on their own.
+    overwhelming_z:
+        A rise of the error/fatal count or of the error ratio with at least this z (and the
+        ``min_change`` / ``min_ratio_change`` changes) flags a window without the forest.
+    overwhelming_new_error_lines:
+        Error/fatal lines of never-seen templates that flag a window without the forest.
     count_floor:
         Smoothing for the robust scale of count features: the scale is at least
         ``sqrt(max(median, count_floor))`` (Poisson noise), so a feature that never moved in the
@@ -333,6 +358,8 @@ class LogAnomalyDetector(BaseEstimator):
         min_change: float = 5.0,
         min_ratio_change: float = 0.1,
         min_new_error_lines: int = 1,
+        overwhelming_z: float = 10.0,
+        overwhelming_new_error_lines: int = 10,
         count_floor: float = 1.0,
         ratio_floor: float = 0.02,
         random_state: int | None = 0,
@@ -344,6 +371,8 @@ class LogAnomalyDetector(BaseEstimator):
         self.min_change = min_change
         self.min_ratio_change = min_ratio_change
         self.min_new_error_lines = min_new_error_lines
+        self.overwhelming_z = overwhelming_z
+        self.overwhelming_new_error_lines = overwhelming_new_error_lines
         self.count_floor = count_floor
         self.ratio_floor = ratio_floor
         self.random_state = random_state
@@ -353,6 +382,25 @@ class LogAnomalyDetector(BaseEstimator):
             raise ValueError(f"contamination must be in (0, 0.5], got {self.contamination}")
         if self.min_z <= 0:
             raise ValueError(f"min_z must be > 0, got {self.min_z}")
+        if self.overwhelming_z < self.min_z:
+            raise ValueError(
+                f"overwhelming_z must be >= min_z ({self.min_z}), got {self.overwhelming_z}"
+            )
+        if self.overwhelming_new_error_lines < 1:
+            raise ValueError(
+                "overwhelming_new_error_lines must be >= 1, "
+                f"got {self.overwhelming_new_error_lines}"
+            )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a detector saved before a hyperparameter existed gets that parameter's default, so
+        # saved models keep loading (the feature schema, which does matter, is checked on load)
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(type(self).__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        super().__setstate__({**defaults, **state})
 
     def fit(self, X: pd.DataFrame, y: None = None) -> LogAnomalyDetector:
         """Learn per-service baselines and the forest from baseline windows ``X`` (index
@@ -471,11 +519,62 @@ class LogAnomalyDetector(BaseEstimator):
             ok |= X["new_error_lines"].to_numpy(dtype=float) >= self.min_new_error_lines
         return np.asarray(ok)
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """True for anomalous windows: a forest outlier AND a meaningful deviation."""
+    def overwhelming(self, X: pd.DataFrame) -> np.ndarray:
+        """Per window: is the rise of error evidence enough on its own (module docstring)?"""
+        check_is_fitted(self, "estimator_")
         if len(X) == 0:
             return np.zeros(0, dtype=bool)
-        return (self.score_samples(X) > 0) & self.meaningful(X)
+        Xa = self._aligned(X)
+        center, _ = self._baseline_for(Xa)
+        z = self._z(Xa)
+        rise = pd.DataFrame(Xa.to_numpy() - center, index=Xa.index, columns=Xa.columns)
+        n = len(Xa)
+        ok = np.zeros(n, dtype=bool)
+        for col in ("level_error", "level_fatal"):
+            if col in Xa.columns:
+                ok |= (z[col].to_numpy() >= self.overwhelming_z) & (
+                    rise[col].to_numpy() >= self.min_change
+                )
+        if "error_ratio" in Xa.columns:
+            errors = np.zeros(n)
+            for col in ("level_error", "level_fatal"):
+                if col in Xa.columns:
+                    errors = errors + Xa[col].to_numpy()
+            ok |= (
+                (z["error_ratio"].to_numpy() >= self.overwhelming_z)
+                & (rise["error_ratio"].to_numpy() >= self.min_ratio_change)
+                & (errors >= self.min_change)
+            )
+        if "new_error_lines" in X.columns:
+            ok |= X["new_error_lines"].to_numpy(dtype=float) >= self.overwhelming_new_error_lines
+        return ok
+
+    def decide(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Every part of the decision rule per window (index of ``X``): ``score`` (forest,
+        > 0 = outlier), ``outlier``, ``meaningful``, ``overwhelming`` and ``anomalous``
+        (``outlier & meaningful | overwhelming``)."""
+        check_is_fitted(self, "estimator_")
+        scores = self.score_samples(X)
+        outlier = scores > 0
+        meaningful = self.meaningful(X)
+        overwhelming = self.overwhelming(X)
+        return pd.DataFrame(
+            {
+                "score": scores,
+                "outlier": outlier,
+                "meaningful": meaningful,
+                "overwhelming": overwhelming,
+                "anomalous": (outlier & meaningful) | overwhelming,
+            },
+            index=X.index,
+        )
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """True for anomalous windows: a forest outlier AND a meaningful deviation, or
+        overwhelming error evidence on its own."""
+        if len(X) == 0:
+            return np.zeros(0, dtype=bool)
+        return self.decide(X)["anomalous"].to_numpy(dtype=bool)
 
     def explain(self, X: pd.DataFrame, *, top: int = 5) -> list[list[Deviation]]:
         """The ``top`` features of each window ordered by |z| (only those that moved)."""
@@ -567,6 +666,12 @@ class LogAnomalyModel:
         )
 
 
+WINDOW_COLUMNS = (
+    "service", "window", "window_end", "score", "anomalous", "outlier", "meaningful",
+    "overwhelming",
+)
+
+
 @dataclass
 class LogAnomalyResult:
     findings: list[Finding]
@@ -574,6 +679,54 @@ class LogAnomalyResult:
     scores: np.ndarray
     anomalous: np.ndarray
     model: LogAnomalyModel
+    # per window, every part of the decision rule (LogAnomalyDetector.decide), features' index
+    decision: pd.DataFrame
+
+    def windows(self) -> pd.DataFrame:
+        """One row per scored (service, window), in time order: the columns of
+        :data:`WINDOW_COLUMNS` (``score`` > 0 is a forest outlier; ``anomalous`` is the final
+        decision) followed by the window's features."""
+        return window_table(self.features, self.decision, self.model.window)
+
+
+@dataclass
+class LogAnalysisResult:
+    """A whole log analysis: every scored window (:meth:`LogAnomalyResult.windows`, for plots
+    and tables) and the findings (log anomalies plus template drift)."""
+
+    windows: pd.DataFrame
+    findings: list[Finding]
+
+
+def empty_window_table() -> pd.DataFrame:
+    """The per-window frame of a run that scored nothing."""
+    out = pd.DataFrame({c: pd.Series(dtype=bool) for c in WINDOW_COLUMNS})
+    out["service"] = pd.Series(dtype=object)
+    out["window"] = pd.Series(dtype="datetime64[ns, UTC]")
+    out["window_end"] = pd.Series(dtype="datetime64[ns, UTC]")
+    out["score"] = pd.Series(dtype=float)
+    return out
+
+
+def window_table(features: pd.DataFrame, decision: pd.DataFrame, window: str) -> pd.DataFrame:
+    """Flat per-window frame of :meth:`LogAnomalyResult.windows`."""
+    n = len(features)
+    if n == 0:
+        return empty_window_table()
+    starts = pd.to_datetime(features.index.get_level_values("window"), utc=True)
+    head = pd.DataFrame(
+        {
+            "service": features.index.get_level_values("service").astype(str),
+            "window": starts,
+            "window_end": starts + parse_window(window),
+            "score": decision["score"].to_numpy(dtype=float),
+            **{c: decision[c].to_numpy(dtype=bool)
+               for c in ("anomalous", "outlier", "meaningful", "overwhelming")},
+        }
+    )
+    body = features.reset_index(drop=True).astype(float)
+    out = pd.concat([head, body], axis=1)
+    return out.sort_values(["window", "service"], kind="stable").reset_index(drop=True)
 
 
 def split_baseline(
@@ -683,8 +836,9 @@ def score_logs(
         window_seconds=delta.total_seconds(),
     )
     det = model.detector
-    scores = det.score_samples(feats)
-    anomalous = det.predict(feats)
+    decision = det.decide(feats)
+    scores = decision["score"].to_numpy(dtype=float)
+    anomalous = decision["anomalous"].to_numpy(dtype=bool)
     findings: list[Finding] = []
     if anomalous.any():
         flagged = feats[anomalous]
@@ -700,6 +854,7 @@ def score_logs(
             }
         )
         groups = dict(tuple(lines.groupby(["service", "window"], sort=False)))
+        flagged_decision = decision[anomalous]
         for (service, wstart), score, devs in zip(
             flagged.index, scores[anomalous], explanations, strict=True
         ):
@@ -707,10 +862,11 @@ def score_logs(
             findings.append(
                 _finding(
                     model, service, wstart, delta, float(score), devs, rows,
-                    flagged.loc[(service, wstart)], namespace=namespace, max_samples=max_samples,
+                    flagged.loc[(service, wstart)], flagged_decision.loc[(service, wstart)],
+                    namespace=namespace, max_samples=max_samples,
                 )
             )
-    return LogAnomalyResult(findings, feats, scores, anomalous, model)
+    return LogAnomalyResult(findings, feats, scores, anomalous, model, decision)
 
 
 FEATURE_LABELS = {
@@ -743,6 +899,7 @@ def _finding(
     devs: list[Deviation],
     rows: pd.DataFrame,
     observed: pd.Series,
+    decision: pd.Series,
     *,
     namespace: str | None,
     max_samples: int,
@@ -781,7 +938,9 @@ def _finding(
             f"{len(new_templates)} never-seen template(s), e.g. {new_templates[0]['template']!r}"
         )
     summary = "; ".join(parts) or "unusual mix of log features"
-    severity = "high" if errors and (new_templates or score > 0.1) else "medium"
+    overwhelming = bool(decision["overwhelming"])
+    forest = bool(decision["outlier"] and decision["meaningful"])
+    severity = "high" if errors and (new_templates or score > 0.1 or overwhelming) else "medium"
     if observed.get("level_fatal", 0) > 0:
         severity = "critical"
     wend = wstart + delta
@@ -800,6 +959,10 @@ def _finding(
             "lines": int(observed.get("total", 0)),
             "errors": errors,
             "window": model.window,
+            # which half of the decision rule fired (see the module docstring)
+            "rule": "isolation_forest" if forest else "overwhelming_error_evidence",
+            "forest_outlier": bool(decision["outlier"]),
+            "overwhelming": overwhelming,
             # without timestamps windows are line buckets on a synthetic clock: say which lines
             "line_range": [str(rows["id"].iloc[0]), str(rows["id"].iloc[-1])]
             if len(rows) else None,

@@ -120,7 +120,8 @@ def anomalies(
     as_json: bool,
 ) -> None:
     """Flag anomalous log windows per service (isolation forest + a meaningful deviation from
-    the baseline) and explain them: deviating features, never-seen templates, sample ids."""
+    the baseline, or overwhelming error evidence on its own, e.g. a burst of never-seen
+    errors) and explain them: deviating features, never-seen templates, sample ids."""
     from logsight.analysis.logs import findings_table, parse_window
     from logsight.sources.logs import analyse_frame, read_log_file, run_log_anomalies
 

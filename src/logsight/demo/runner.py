@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import pandas as pd
 
 from logsight import names
@@ -206,22 +205,15 @@ def run_demo(
 # -- steps -------------------------------------------------------------------------------------
 def _logs(engine: Engine, namespace: str, t0: datetime, end: datetime, baseline_end: datetime,
           random_state: int | None, plots: dict[str, Any]) -> list[Finding]:
-    from logsight.analysis.logs import detect_log_anomalies
-    from logsight.sources.logs import read_logs
+    from logsight.sources.logs import run_log_analysis
 
-    frame = read_logs(engine, start=t0, end=end, namespace=namespace)
-    if frame.empty:
-        return []
-    res = detect_log_anomalies(frame, baseline=pd.Timestamp(baseline_end), namespace=namespace,
-                               random_state=random_state)
-    idx = res.features.index
-    plots["anomaly"] = pd.DataFrame({
-        "service": idx.get_level_values("service").astype(str),
-        "window": pd.to_datetime(idx.get_level_values("window"), utc=True),
-        "score": np.asarray(res.scores, dtype=float),
-        "anomalous": np.asarray(res.anomalous, dtype=bool),
-    }).sort_values("window")
-    return list(res.findings)
+    # findings are written with every other step's by the caller; drift per deploy is not
+    # part of this step
+    res = run_log_analysis(engine, start=t0, end=end, namespace=namespace,
+                           baseline=baseline_end, drift=False, write=False,
+                           random_state=random_state)
+    plots["anomaly"] = res.windows[["service", "window", "score", "anomalous"]]
+    return res.findings
 
 
 def _shares(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -19,10 +19,12 @@ import pandas as pd
 from logsight import names
 from logsight.analysis.logs import (
     LOG_COLUMNS,
+    LogAnalysisResult,
     LogAnomalyDetector,
     LogAnomalyModel,
     detect_log_anomalies,
     empty_log_frame,
+    empty_window_table,
     mine_templates,
     normalize_level,
     prepare_frame,
@@ -214,7 +216,7 @@ def read_log_file(path: str | Path, *, service: str | None = None) -> pd.DataFra
 
 
 # -- end to end ------------------------------------------------------------------------------
-def analyse_frame(
+def analyse_log_frame(
     frame: pd.DataFrame,
     *,
     window: str = "1min",
@@ -226,14 +228,15 @@ def analyse_frame(
     random_state: int | None = 0,
     model: LogAnomalyModel | str | Path | None = None,
     save_model: str | Path | None = None,
-) -> list[Finding]:
-    """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame.
+) -> LogAnalysisResult:
+    """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame, with
+    every scored window (see :meth:`~logsight.analysis.logs.LogAnomalyResult.windows`).
 
     Without ``model`` the baseline part of the frame trains a model and the rest is scored;
     with ``model`` (a :class:`LogAnomalyModel` or a path to a saved one) every row is scored
     against it. ``save_model`` writes the model used (feature schema and version included)."""
     if frame.empty:
-        return []
+        return LogAnalysisResult(empty_window_table(), [])
     if model is not None:
         loaded = model if isinstance(model, LogAnomalyModel) else LogAnomalyModel.load(model)
         result = score_logs(loaded, frame, namespace=namespace)
@@ -249,7 +252,65 @@ def analyse_frame(
     if drift and frame["version"].notna().any():
         templates, miner = mine_templates(frame["message"].tolist(), TemplateMiner())
         findings.extend(template_drift(frame, templates, miner=miner, namespace=namespace))
-    return findings
+    return LogAnalysisResult(result.windows(), findings)
+
+
+def analyse_frame(
+    frame: pd.DataFrame,
+    *,
+    window: str = "1min",
+    baseline: float | str | datetime | None = 0.5,
+    contamination: float | str = "auto",
+    window_lines: int = 50,
+    namespace: str | None = None,
+    drift: bool = True,
+    random_state: int | None = 0,
+    model: LogAnomalyModel | str | Path | None = None,
+    save_model: str | Path | None = None,
+) -> list[Finding]:
+    """The findings of :func:`analyse_log_frame`."""
+    return analyse_log_frame(
+        frame, window=window, baseline=baseline, contamination=contamination,
+        window_lines=window_lines, namespace=namespace, drift=drift, random_state=random_state,
+        model=model, save_model=save_model,
+    ).findings
+
+
+def run_log_analysis(
+    engine: Engine,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    service: str | None = None,
+    namespace: str | None = None,
+    index: str | None = None,
+    window: str = "1min",
+    baseline: float | str | datetime | None = 0.5,
+    contamination: float | str = "auto",
+    drift: bool = True,
+    write: bool = True,
+    model: LogAnomalyModel | str | Path | None = None,
+    save_model: str | Path | None = None,
+    random_state: int | None = 0,
+) -> LogAnalysisResult:
+    """Read logs in [start, end) from the cluster, learn the baseline (by default the first
+    half of the time range; or a timestamp, or a duration such as ``"10min"``), score every
+    (service, window) after it, flag the anomalous ones and template drift per deploy, and
+    (with ``write``) index the findings in ``logsight-findings`` under stable ids (a re-run
+    updates them, never duplicates). Returns the per-window scores and the findings.
+    ``model`` / ``save_model``: score with a saved model instead of a baseline / keep the model
+    (see :func:`analyse_log_frame`)."""
+    frame = read_logs(
+        engine, start=start, end=end, service=service, namespace=namespace, index=index
+    )
+    result = analyse_log_frame(
+        frame, window=window, baseline=baseline, contamination=contamination,
+        namespace=namespace, drift=drift, random_state=random_state, model=model,
+        save_model=save_model,
+    )
+    if write and result.findings:
+        write_findings(engine, result.findings)
+    return result
 
 
 def run_log_anomalies(
@@ -268,19 +329,9 @@ def run_log_anomalies(
     model: LogAnomalyModel | str | Path | None = None,
     save_model: str | Path | None = None,
 ) -> list[Finding]:
-    """Read logs in [start, end) from the cluster, learn the baseline (by default the first
-    half of the time range; or a timestamp, or a duration such as ``"10min"``), flag anomalous
-    (service, window)s and template drift per deploy, and (with ``write``) index the findings
-    in ``logsight-findings`` under stable ids (a re-run updates them, never duplicates).
-    ``model`` / ``save_model``: score with a saved model instead of a baseline / keep the model
-    (see :func:`analyse_frame`)."""
-    frame = read_logs(
-        engine, start=start, end=end, service=service, namespace=namespace, index=index
-    )
-    findings = analyse_frame(
-        frame, window=window, baseline=baseline, contamination=contamination,
-        namespace=namespace, drift=drift, model=model, save_model=save_model,
-    )
-    if write and findings:
-        write_findings(engine, findings)
-    return findings
+    """The findings of :func:`run_log_analysis` (same reading, scoring and writing)."""
+    return run_log_analysis(
+        engine, start=start, end=end, service=service, namespace=namespace, index=index,
+        window=window, baseline=baseline, contamination=contamination, drift=drift,
+        write=write, model=model, save_model=save_model,
+    ).findings
