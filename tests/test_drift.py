@@ -301,3 +301,60 @@ def test_cli_drift_on_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert bad.exit_code == 2 and "not found" in bad.output
     bad2 = runner.invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv")])
     assert bad2.exit_code == 2 and "both" in bad2.output
+
+
+# -- the sorted-array statistics behind the raw-row path ---------------------------------------
+tied_floats = st.lists(st.integers(-5, 5).map(float), min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tied_floats, tied_floats)
+def test_sorted_ks_and_wasserstein_equal_scipy_with_ties_across_samples(
+    xs: list[float], ys: list[float]
+) -> None:
+    r, c = np.sort(xs), np.sort(ys)
+    assert D.ks_statistic_sorted(r, c) == pytest.approx(
+        stats.ks_2samp(xs, ys).statistic, abs=1e-12)
+    assert D.wasserstein_sorted_quantiles(r, c) == pytest.approx(
+        stats.wasserstein_distance(xs, ys), rel=1e-9, abs=1e-12)
+    d, w = D._merged_ks_wasserstein(r, c)  # the independent merge-based computation
+    assert D.ks_statistic_sorted(r, c) == pytest.approx(d, abs=1e-12)
+    assert D.wasserstein_sorted_quantiles(r, c) == pytest.approx(w, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n", "m"), [(50_000, 50_000), (40_000, 25_013), (7, 30_000)])
+def test_raw_compare_equals_scipy_on_large_samples_with_ties(n: int, m: int) -> None:
+    rng = np.random.default_rng(21)
+    ref = pd.DataFrame({"x": np.round(rng.normal(size=n), 2)})
+    cur = pd.DataFrame({"x": np.round(rng.normal(0.1, 1.2, size=m), 2)})
+    [fd] = D.compare(ref, cur)
+    assert fd.ks_statistic == pytest.approx(stats.ks_2samp(ref.x, cur.x).statistic, abs=1e-12)
+    w = stats.wasserstein_distance(ref.x, cur.x) / ref.x.std(ddof=0)
+    assert fd.wasserstein == pytest.approx(w, rel=1e-9)
+
+
+def test_float32_and_missing_values_give_the_float64_answer() -> None:
+    rng = np.random.default_rng(22)
+    r32 = rng.normal(size=20_000).astype(np.float32)
+    c32 = rng.normal(0.2, 1.0, size=15_000).astype(np.float32)
+    r32[::97] = np.nan
+    c32[::89] = np.nan
+    ref32, cur32 = pd.DataFrame({"x": r32}), pd.DataFrame({"x": c32})
+    ref64 = pd.DataFrame({"x": r32.astype(np.float64)})
+    cur64 = pd.DataFrame({"x": c32.astype(np.float64)})
+    [a], [b] = D.compare(ref32, cur32), D.compare(ref64, cur64)
+    for key in ("ks_statistic", "ks_p_value", "psi", "js_distance", "wasserstein",
+                "n_reference", "n_current", "missing_reference", "missing_current"):
+        assert getattr(a, key) == getattr(b, key), key
+    assert a.missing_reference == len(range(0, 20_000, 97))
+    keep_r, keep_c = r32[~np.isnan(r32)], c32[~np.isnan(c32)]
+    assert a.ks_statistic == pytest.approx(stats.ks_2samp(keep_r, keep_c).statistic, abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-50, 50).map(float), min_size=1, max_size=300),
+       st.lists(st.integers(-60, 60).map(float), min_size=1, max_size=9000))
+def test_blocked_search_equals_numpy_searchsorted(xs: list[float], ys: list[float]) -> None:
+    a, v = np.sort(xs), np.sort(ys)
+    for side in ("left", "right"):
+        assert (D._searchsorted_sorted_keys(a, v, side) == np.searchsorted(a, v, side)).all()

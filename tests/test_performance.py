@@ -124,3 +124,125 @@ def test_kpis_per_version_and_correlation_with_accuracy() -> None:
     assert k.version == "v1" and k.ci_low < k.mean < k.ci_high
     corr = rep.kpi_accuracy_correlation["revenue"]
     assert corr["rho"] is not None and corr["rho"] > 0.7
+
+
+# -- KPIs: bootstrap intervals, version changes, correlation with accuracy --------------------
+def test_bootstrap_interval_known_values() -> None:
+    assert P.bootstrap_mean_interval([3.0] * 50) == (3.0, 3.0)  # every resample is the same
+    rng = np.random.default_rng(10)
+    v = rng.normal(10.0, 2.0, 4000)
+    lo, hi = P.bootstrap_mean_interval(v, n_boot=2000, random_state=1)
+    # the bootstrap distribution of a mean of 4000 normals is normal: mean +- 1.96 s / sqrt(n)
+    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
+    assert (lo + hi) / 2 == pytest.approx(v.mean(), abs=0.1 * half)
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+    # repeatable through random_state, also when the draws are made in several chunks
+    assert P.bootstrap_mean_interval(v, n_boot=2000, random_state=1) == (lo, hi)
+    small = P.bootstrap_mean_interval(v, n_boot=2000, random_state=1, max_draws=50_000)
+    assert small == pytest.approx((lo, hi), abs=0.2 * half)
+    for bad, msg in (([], "non-empty"), ([1.0, float("nan")], "NaN")):
+        with pytest.raises(ValueError, match=msg):
+            P.bootstrap_mean_interval(bad)
+    with pytest.raises(ValueError, match="alpha"):
+        P.bootstrap_mean_interval([1.0, 2.0], alpha=1.5)
+
+
+def _kpi_events(rng: np.random.Generator, means: dict[str, float], n: int,
+                name: str = "revenue") -> pd.DataFrame:
+    frames = [pd.DataFrame({"kpi_name": name, "model_version": v,
+                            "kpi_value": rng.normal(mu, 1.0, n),
+                            "timestamp": pd.Timestamp("2024-01-01", tz="UTC")})
+              for v, mu in means.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_kpi_below_the_baseline_version_is_a_finding() -> None:
+    rng = np.random.default_rng(11)
+    joined = pd.concat([_joined(rng, v, 200, 0.9) for v in ("v1", "v2", "v3")])
+    kpis = _kpi_events(rng, {"v1": 10.0, "v2": 9.0, "v3": 10.0}, 400)
+    rep = P.performance_report(joined, model="m", kpis=kpis, baseline_version="v1")
+    by_version = {k.version: k for k in rep.kpis}
+    assert set(by_version) == {"v1", "v2", "v3"}
+    for k in rep.kpis:
+        assert k.interval == "bootstrap" and k.ci_low < k.mean < k.ci_high
+        assert k.n == 400
+    v2 = by_version["v2"]
+    assert v2.mean == pytest.approx(kpis[kpis["model_version"] == "v2"]["kpi_value"].mean())
+    changes = {c.candidate: c for c in rep.kpi_changes}
+    assert set(changes) == {"v2", "v3"} and all(c.baseline == "v1" for c in changes.values())
+    assert changes["v2"].worse and not changes["v3"].worse
+    assert changes["v2"].difference == pytest.approx(v2.mean - by_version["v1"].mean)
+    assert changes["v2"].relative_change == pytest.approx(-0.1, abs=0.02)
+    findings = [f for f in P.performance_findings(rep, service="svc") if f.kind == "kpi_change"]
+    [f] = findings
+    assert (f.subject, f.model_version, f.service) == ("revenue:v2", "v2", "svc")
+    assert f.evidence["kpi_change"]["baseline"] == "v1"
+    assert f.evidence["kpi_change"]["candidate_ci"][1] < f.evidence["kpi_change"]["baseline_ci"][0]
+    # same inputs, same random_state: the same intervals and the same finding id
+    again = P.performance_report(joined, model="m", kpis=kpis, baseline_version="v1")
+    assert [k.ci_low for k in again.kpis] == [k.ci_low for k in rep.kpis]
+
+
+def test_kpi_where_lower_is_better_and_overlapping_intervals() -> None:
+    rng = np.random.default_rng(12)
+    joined = _joined(rng, "v1", 50, 0.9)
+    # v2's latency KPI is higher: worse only when lower is better
+    kpis = _kpi_events(rng, {"v1": 100.0, "v2": 103.0}, 300, name="latency")
+    rep = P.performance_report(joined, model="m", kpis=kpis)
+    [c] = rep.kpi_changes
+    # equal counts: the baseline is the greater name, as for the loss comparisons; higher is
+    # better by default, so v1's lower latency reads as a drop
+    assert (c.baseline, c.candidate, c.direction, c.worse) == ("v2", "v1", "below", True)
+    rep_low = P.performance_report(joined, model="m", kpis=kpis, baseline_version="v1",
+                                   kpi_lower_is_better=["latency"])
+    [c] = rep_low.kpi_changes
+    assert c.direction == "above" and c.worse
+    # a tiny difference on few events: intervals overlap, no finding
+    few = _kpi_events(rng, {"v1": 10.0, "v2": 9.9}, 30)
+    rep_few = P.performance_report(joined, model="m", kpis=few, baseline_version="v1")
+    assert not rep_few.kpi_changes[0].worse
+    assert [f for f in P.performance_findings(rep_few) if f.kind == "kpi_change"] == []
+
+
+def test_kpi_version_comes_from_the_prediction_by_request_id() -> None:
+    rng = np.random.default_rng(13)
+    joined = pd.concat([_joined(rng, "v1", 300, 0.9), _joined(rng, "v2", 300, 0.9)])
+    conv = np.where(joined["model_version"] == "v1", rng.random(600) < 0.3,
+                    rng.random(600) < 0.1).astype(float)
+    kpis = pd.DataFrame({"request_id": joined["request_id"].to_numpy(), "kpi_name": "conversion",
+                         "kpi_value": conv, "timestamp": joined["timestamp"].to_numpy()})
+    rep = P.performance_report(joined, model="m", kpis=kpis, baseline_version="v1")
+    assert {k.version for k in rep.kpis} == {"v1", "v2"}
+    [c] = rep.kpi_changes
+    assert c.candidate == "v2" and c.worse
+    with pytest.raises(ValueError, match="kpi_value"):
+        P.performance_report(joined, model="m", kpis=kpis.drop(columns="kpi_value"))
+
+
+def test_kpi_accuracy_correlation_known_values() -> None:
+    # six hourly windows of 10 labelled predictions with 5..10 right: accuracy 0.5 .. 1.0
+    frames = []
+    for h, right in enumerate([5, 6, 7, 8, 9, 10]):
+        frames.append(pd.DataFrame({
+            "request_id": [f"r{h}-{i}" for i in range(10)],
+            "model_version": "v1", "prediction": ["a"] * 10,
+            "label": ["a"] * right + ["b"] * (10 - right), "labelled": True,
+            "timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=h),
+        }))
+    joined = pd.concat(frames, ignore_index=True)
+    stamps = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(6), unit="h")
+    # KPI means rise with accuracy except that windows 2 and 3 swap places: one adjacent swap
+    # gives rho = 1 - 6 * 2 / (6 * 35) = 0.942857...
+    kpis = pd.DataFrame({"kpi_name": "ctr", "model_version": "v1", "timestamp": stamps,
+                         "kpi_value": [1.0, 2.0, 4.0, 3.0, 5.0, 6.0]})
+    rep = P.performance_report(joined, model="m", kpis=kpis)
+    corr = rep.kpi_accuracy_correlation["ctr"]
+    assert corr["rho"] == pytest.approx(1 - 12 / 210)
+    assert corr["n"] == 6 and corr["method"] == "spearman" and corr["window"] == "1h"
+    from scipy import stats
+
+    expected = stats.spearmanr([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [1, 2, 4, 3, 5, 6])
+    assert corr["p_value"] == pytest.approx(expected.pvalue)
+    # two windows only: no correlation claimed
+    short = P.kpi_accuracy_correlation(joined[joined["timestamp"] < stamps[2]], kpis)
+    assert short["ctr"]["rho"] is None and short["ctr"]["n"] == 2

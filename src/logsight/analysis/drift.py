@@ -119,6 +119,103 @@ def _clean_numeric(values: Any) -> np.ndarray:
     return arr[~np.isnan(arr)]
 
 
+def _sorted_clean(values: Any) -> tuple[np.ndarray, int]:
+    """(sorted non-NaN values as float64, number of NaN). NaN sorts last, so one sort and a
+    binary search replace a mask pass and its copy. float32 input is sorted as float32 (half
+    the bytes) and widened afterwards: widening is exact, so the order and values are those of
+    sorting the float64 copy."""
+    arr = np.asarray(values).ravel()
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64, copy=False)
+    srt = np.sort(arr)
+    n_valid = len(srt)
+    if n_valid and np.isnan(srt[-1]):
+        n_valid = int(np.searchsorted(srt, np.nan, side="left"))
+    return srt[:n_valid].astype(np.float64, copy=False), len(srt) - n_valid
+
+
+# n * m above this would overflow the int64 arithmetic of the sorted-array statistics
+_INT_EXACT_LIMIT = 2**62
+# keys per block in _searchsorted_sorted_keys: a block's slice of the haystack stays in cache
+_SEARCH_BLOCK = 4096
+
+
+def _searchsorted_sorted_keys(a: np.ndarray, v: np.ndarray, side: Literal["left", "right"]
+                              ) -> np.ndarray:
+    """``np.searchsorted(a, v, side)`` for *sorted* keys ``v``: each block of keys can only
+    land between the positions of its first and last key, so it is searched in that slice
+    of ``a`` alone (cache-resident) instead of the whole array; same result, ~25% faster at
+    a million keys."""
+    out = np.empty(len(v), dtype=np.int64)
+    for i in range(0, len(v), _SEARCH_BLOCK):
+        block = v[i:i + _SEARCH_BLOCK]
+        lo = int(np.searchsorted(a, block[0], side))
+        hi = int(np.searchsorted(a, block[-1], side))
+        np.add(np.searchsorted(a[lo:hi], block, side), lo, out=out[i:i + _SEARCH_BLOCK])
+    return out
+
+
+def ks_statistic_sorted(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample KS statistic D of two *sorted*, non-empty arrays (scipy's ``ks_2samp``
+    statistic), from one binary search of the current values in the reference.
+
+    With s_j = #{reference <= c_j} (right-continuous CDFs, c sorted):
+    D- = sup(F_cur - F_ref) = max_j ((j+1)/m - s_j/n) (within a run of ties the last j gives
+    the true value, the others less), and D+ = sup(F_ref - F_cur) = max_j (l_j/n - j/m) with
+    l_j = #{reference < c_j} (the value just before each current point; the first j of a run
+    counts). l = s unless a current value equals a reference value, checked in one pass; only
+    then is the second search made. Both are evaluated on integers (numerators over n*m), so
+    D is the exact rational rounded once."""
+    n, m = len(reference), len(current)
+    s = _searchsorted_sorted_keys(reference, current, "right")
+    # the largest reference value <= c_j equals c_j iff c_j is tied with the reference; where
+    # s_j = 0, index -1 picks the largest reference value, which is > c_j: never a false tie
+    tied = bool(np.any(reference[s - 1] == current))
+    left = _searchsorted_sorted_keys(reference, current, "left") if tied else s
+    if n * m < _INT_EXACT_LIMIT:
+        jn = np.arange(0, m * n, n, dtype=np.int64)
+        k = s * m
+        np.subtract(jn, k, out=k)
+        d_minus = int(k.max()) + n
+        if tied:
+            k = left * m
+            np.subtract(jn, k, out=k)
+        d_plus = -int(k.min())
+        return max(d_minus, d_plus, 0) / (n * m)
+    j = np.arange(m, dtype=np.float64)
+    return float(max(((j + 1) / m - s / n).max(), (left / n - j / m).max(), 0.0))
+
+
+def wasserstein_sorted_quantiles(reference: np.ndarray, current: np.ndarray) -> float:
+    """1-Wasserstein distance of two *sorted*, non-empty arrays as the integral of
+    |Q_ref(u) - Q_cur(u)| over u in (0, 1), equal to scipy's integral of |F_ref - F_cur| dx.
+
+    The quantile functions are step functions with steps at i/n and j/m, so no merge of the
+    values is needed: in units of 1/lcm(n, m) a reference piece starts at i*a and a current
+    piece at j*b (a = lcm/n, b = lcm/m); each piece runs to the next start of either kind, and
+    a current start that coincides with a reference start is counted once. Equal sizes reduce
+    to the mean of |r_i - c_i|."""
+    n, m = len(reference), len(current)
+    if n == m:
+        return float(np.abs(reference - current).mean())
+    g = math.gcd(n, m)
+    a, b = m // g, n // g
+    lcm = n * a
+    if lcm >= _INT_EXACT_LIMIT:
+        return _merged_ks_wasserstein(reference, current)[1]
+    u = np.arange(n, dtype=np.int64) * a  # reference pieces
+    ci = u // b
+    end = np.minimum(u + a, (ci + 1) * b)
+    total = float(np.dot(np.abs(reference - current[ci]), (end - u).astype(np.float64)))
+    v = np.arange(m, dtype=np.int64) * b  # current pieces
+    ri = v // a
+    own = v != ri * a  # not also a reference start
+    v, ri = v[own], ri[own]
+    end = np.minimum(v + b, (ri + 1) * a)
+    total += float(np.dot(np.abs(reference[ri] - current[own]), (end - v).astype(np.float64)))
+    return total / lcm
+
+
 def ks_2samp_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Two-sided two-sample KS on *sorted*, non-empty arrays: same statistic and p-value as
     ``scipy.stats.ks_2samp(method="auto")``, without sorting again."""
@@ -126,7 +223,7 @@ def ks_2samp_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[float, 
     if max(n, m) <= _SCIPY_KS_EXACT_MAX_N:
         res = stats.ks_2samp(reference, current)
         return float(res.statistic), float(res.pvalue)
-    d, _ = _merged_ks_wasserstein(reference, current)
+    d = ks_statistic_sorted(reference, current)
     return d, ks_pvalue(d, n, m)
 
 
@@ -135,7 +232,9 @@ def _merged_ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[
 
     Both are functionals of F_ref - F_cur on the pooled sorted sample (what scipy evaluates
     with two ``searchsorted`` calls per array); a stable argsort of two sorted runs is a
-    linear-time merge, several times faster than binary-searching 2n sorted keys."""
+    linear-time merge. Kept as the independent reference the faster
+    :func:`ks_statistic_sorted` / :func:`wasserstein_sorted_quantiles` are tested against,
+    and for sizes whose n*m would overflow their integer arithmetic."""
     n, m = len(reference), len(current)
     pooled = np.concatenate([reference, current])
     order = np.argsort(pooled, kind="stable")
@@ -174,7 +273,7 @@ def ks_2samp(reference: Any, current: Any) -> tuple[float, float]:
 
 def wasserstein_sorted(reference: np.ndarray, current: np.ndarray) -> float:
     """1-Wasserstein distance of sorted arrays (scipy's ``_cdf_distance`` with p=1)."""
-    return _merged_ks_wasserstein(reference, current)[1]
+    return wasserstein_sorted_quantiles(reference, current)
 
 
 def _norm_scale(std: float, mean: float) -> float:
@@ -535,28 +634,27 @@ def feature_kind(series: pd.Series, *, categorical_max_unique: int = 5) -> str:
 
 
 def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig) -> FeatureDrift:
-    r_all = np.asarray(ref, dtype=float)
-    c_all = np.asarray(cur, dtype=float)
-    r = np.sort(r_all[~np.isnan(r_all)])
-    c = np.sort(c_all[~np.isnan(c_all)])
+    # one sort per side, shared by KS (binary search), PSI/JS (edges and counts by binary
+    # search) and Wasserstein (quantile functions)
+    r, missing_r = _sorted_clean(ref)
+    c, missing_c = _sorted_clean(cur)
     fd = FeatureDrift(
         feature=name, type=NUMERIC, test="", statistic=None, p_value=None, threshold=0.0,
         drifted=False, n_reference=len(r), n_current=len(c),
-        missing_reference=len(r_all) - len(r), missing_current=len(c_all) - len(c),
+        missing_reference=missing_r, missing_current=missing_c,
     )
     if not len(r) or not len(c):
         fd.note = "empty reference" if not len(r) else "empty current window"
         return fd
-    d, w = _merged_ks_wasserstein(r, c)
-    if max(len(r), len(c)) <= _SCIPY_KS_EXACT_MAX_N:
-        fd.ks_statistic, fd.ks_p_value = ks_2samp_sorted(r, c)  # scipy's exact p-value
-    else:
-        fd.ks_statistic, fd.ks_p_value = d, ks_pvalue(d, len(r), len(c))
+    fd.ks_statistic, fd.ks_p_value = ks_2samp_sorted(r, c)
     edges = quantile_edges(r, config.bins)
     rc, cc = bin_counts_sorted(r, edges), bin_counts_sorted(c, edges)
     fd.psi = psi_from_counts(rc, cc, epsilon=config.psi_epsilon)
     fd.js_distance = js_distance_from_counts(rc, cc)
-    fd.wasserstein = w / _norm_scale(float(r.std()), float(r.mean()))
+    std = float(r.std())
+    fd.wasserstein = wasserstein_sorted_quantiles(r, c) / _norm_scale(
+        std, float(r.mean()) if std == 0 else 0.0
+    )
     return fd
 
 

@@ -18,7 +18,7 @@ Frame columns (``logsight.sources.mlevents`` produces them from the mlevents str
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -306,12 +306,39 @@ class VersionReport:
 
 @dataclass
 class KpiReport:
+    """Mean of one KPI for one model version, with a bootstrap percentile interval
+    (``1 - alpha`` coverage, ``n_boot`` resamples; ``random_state`` makes it repeatable)."""
+
     name: str
     version: str
     n: int
     mean: float | None
     ci_low: float | None
     ci_high: float | None
+    interval: str = "bootstrap"
+    n_boot: int = 0
+
+
+@dataclass
+class KpiChange:
+    """A version's KPI against the baseline version's in the same window. ``worse`` when the
+    candidate's interval lies entirely on the bad side of the baseline's (below it, or above
+    it for a KPI where lower is better): two non-overlapping 95% intervals, a conservative
+    test."""
+
+    name: str
+    baseline: str
+    candidate: str
+    baseline_mean: float | None
+    candidate_mean: float | None
+    baseline_ci: tuple[float | None, float | None]
+    candidate_ci: tuple[float | None, float | None]
+    difference: float | None  # candidate - baseline
+    relative_change: float | None  # difference / |baseline mean|
+    n_baseline: int
+    n_candidate: int
+    direction: str  # "below" (higher is better) or "above" (lower is better)
+    worse: bool
 
 
 @dataclass
@@ -328,7 +355,8 @@ class PerformanceReport:
     degradation: list[Comparison] = field(default_factory=list)
     version_comparisons: list[Comparison] = field(default_factory=list)
     kpis: list[KpiReport] = field(default_factory=list)
-    kpi_accuracy_correlation: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    kpi_changes: list[KpiChange] = field(default_factory=list)
+    kpi_accuracy_correlation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -340,8 +368,46 @@ def _version_col(frame: pd.DataFrame) -> pd.Series:
     return pd.Series("unknown", index=frame.index)
 
 
-def kpi_by_version(kpis: pd.DataFrame, *, alpha: float = 0.05) -> list[KpiReport]:
-    """Mean KPI per (name, version) with a Student-t interval."""
+def bootstrap_mean_interval(
+    values: Sequence[float] | np.ndarray,
+    *,
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    random_state: int | None = 0,
+    max_draws: int = 4_000_000,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval (``1 - alpha``) of the mean of ``values``: ``n_boot``
+    resamples with replacement drawn with ``numpy.random.default_rng(random_state)``, at most
+    ``max_draws`` indices in memory at a time (the cost is ``n_boot * len(values)`` draws)."""
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or not len(v):
+        raise ValueError("bootstrap needs a non-empty 1-d sample")
+    if np.isnan(v).any():
+        raise ValueError("bootstrap sample has NaN values")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    n = len(v)
+    if np.all(v == v[0]):  # every resample has the same mean
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng(random_state)
+    means = np.empty(n_boot)
+    step = max(1, max_draws // n)
+    for i in range(0, n_boot, step):
+        k = min(step, n_boot - i)
+        means[i:i + k] = v[rng.integers(0, n, size=(k, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def kpi_by_version(
+    kpis: pd.DataFrame, *, alpha: float = 0.05, n_boot: int = 1000,
+    random_state: int | None = 0,
+) -> list[KpiReport]:
+    """Mean KPI per (name, version) with a bootstrap percentile interval
+    (:func:`bootstrap_mean_interval`); KPIs are not normal (revenue is skewed, conversion is
+    0/1), so no Student-t interval."""
     out: list[KpiReport] = []
     if kpis.empty:
         return out
@@ -350,20 +416,62 @@ def kpi_by_version(kpis: pd.DataFrame, *, alpha: float = 0.05) -> list[KpiReport
         v = g["kpi_value"].astype(float).dropna().to_numpy()
         if not len(v):
             continue
-        mean = float(v.mean())
-        if len(v) > 1 and v.std(ddof=1) > 0:
-            half = float(stats.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-        else:
-            half = 0.0
-        out.append(KpiReport(str(name), str(version), len(v), mean, mean - half, mean + half))
+        lo, hi = bootstrap_mean_interval(v, alpha=alpha, n_boot=n_boot,
+                                         random_state=random_state)
+        out.append(KpiReport(str(name), str(version), len(v), float(v.mean()), lo, hi,
+                             "bootstrap", n_boot))
+    return out
+
+
+def compare_kpis(
+    reports: Sequence[KpiReport],
+    *,
+    baseline_version: str | None = None,
+    lower_is_better: Collection[str] = (),
+) -> list[KpiChange]:
+    """Every version's KPI against the baseline version's, per KPI name. The baseline is
+    ``baseline_version`` when it has the KPI, else the version with the most KPI events."""
+    out: list[KpiChange] = []
+    by_name: dict[str, list[KpiReport]] = {}
+    for r in reports:
+        by_name.setdefault(r.name, []).append(r)
+    for name, rows in sorted(by_name.items()):
+        rows = [r for r in rows if r.mean is not None]
+        if len(rows) < 2:
+            continue
+        versions = {r.version: r for r in rows}
+        base = versions.get(baseline_version) if baseline_version is not None else None
+        if base is None:
+            base = max(rows, key=lambda r: (r.n, r.version))
+        lower = name in lower_is_better
+        for r in rows:
+            if r is base:
+                continue
+            diff = float(r.mean - base.mean)  # type: ignore[operator]  # filtered above
+            rel = diff / abs(base.mean) if base.mean else None
+            if lower:
+                worse = r.ci_low is not None and base.ci_high is not None and (
+                    r.ci_low > base.ci_high)
+            else:
+                worse = r.ci_high is not None and base.ci_low is not None and (
+                    r.ci_high < base.ci_low)
+            out.append(KpiChange(
+                name=name, baseline=base.version, candidate=r.version,
+                baseline_mean=base.mean, candidate_mean=r.mean,
+                baseline_ci=(base.ci_low, base.ci_high), candidate_ci=(r.ci_low, r.ci_high),
+                difference=diff, relative_change=_f(rel), n_baseline=base.n,
+                n_candidate=r.n, direction="above" if lower else "below", worse=bool(worse),
+            ))
     return out
 
 
 def kpi_accuracy_correlation(
     joined: pd.DataFrame, kpis: pd.DataFrame, *, bucket: str = "1h", task: Task | None = None
-) -> dict[str, dict[str, float | None]]:
-    """Spearman correlation between per-bucket model quality (accuracy, or -MAE) and the
-    per-bucket mean of each KPI: does the KPI move with the model?"""
+) -> dict[str, dict[str, Any]]:
+    """Spearman correlation between per-window model quality (accuracy, or -MAE, over the
+    labelled predictions made in the window) and the per-window mean of each KPI: does the KPI
+    move with the model? Per KPI: ``rho``, ``p_value`` (None with fewer than 3 windows or a
+    constant side), ``n`` (windows with both), ``window`` and ``method``."""
     if kpis.empty or "timestamp" not in joined or not joined["labelled"].any():
         return {}
     task = task or infer_task(joined)
@@ -377,12 +485,13 @@ def kpi_accuracy_correlation(
     for name, g in k.groupby("kpi_name"):
         kpi = g.groupby("_b")["kpi_value"].mean()
         both = pd.concat([quality, kpi], axis=1, join="inner").dropna()
+        base: dict[str, Any] = {"method": "spearman", "n": len(both), "window": bucket,
+                                "buckets": float(len(both))}
         if len(both) < 3 or both.iloc[:, 0].nunique() < 2 or both.iloc[:, 1].nunique() < 2:
-            out[str(name)] = {"rho": None, "p_value": None, "buckets": float(len(both))}
+            out[str(name)] = {**base, "rho": None, "p_value": None}
             continue
         res = stats.spearmanr(both.iloc[:, 0], both.iloc[:, 1])
-        out[str(name)] = {"rho": _f(res.statistic), "p_value": _f(res.pvalue),
-                          "buckets": float(len(both))}
+        out[str(name)] = {**base, "rho": _f(res.statistic), "p_value": _f(res.pvalue)}
     return out
 
 
@@ -400,11 +509,16 @@ def performance_report(
     min_effect: float = 0.02,
     min_labels: int = 30,
     random_state: int | None = 0,
+    n_boot: int = 1000,
+    kpi_lower_is_better: Collection[str] = (),
+    kpi_window: str = "1h",
 ) -> PerformanceReport:
     """Metrics for the window (overall and per version), degradation of each version against
     the same version in ``reference`` (joined frame of the reference window), and every other
     version against the baseline version (``baseline_version``, else the one with the most
-    labelled predictions)."""
+    labelled predictions). KPIs: mean per version with a bootstrap interval, each version
+    against the baseline version's KPI (:func:`compare_kpis`), and the Spearman correlation of
+    per-``kpi_window`` accuracy with the per-window KPI mean."""
     task = task or infer_task(joined if len(joined) else (reference if reference is not None
                                                           else joined))
     metric = "accuracy" if task == "classification" else "mae"
@@ -449,13 +563,22 @@ def performance_report(
                 ))
     if kpis is not None and not kpis.empty:
         k = kpis
-        if "model_version" not in k or k["model_version"].isna().all():
+        missing = [c for c in ("kpi_name", "kpi_value") if c not in k]
+        if missing:
+            raise ValueError(f"KPI frame lacks column(s) {missing}")
+        if ("model_version" not in k or k["model_version"].isna().all()) and (
+            "request_id" in k and "request_id" in joined and "model_version" in joined
+        ):
             # a KPI event carries the request id; the prediction tells the version
+            versions = joined[["request_id", "model_version"]].drop_duplicates("request_id")
             k = k.drop(columns=[c for c in ("model_version",) if c in k]).merge(
-                joined[["request_id", "model_version"]], on="request_id", how="left"
+                versions, on="request_id", how="left"
             )
-        rep.kpis = kpi_by_version(k, alpha=alpha)
-        rep.kpi_accuracy_correlation = kpi_accuracy_correlation(joined, k, task=task)
+        rep.kpis = kpi_by_version(k, alpha=alpha, n_boot=n_boot, random_state=random_state)
+        rep.kpi_changes = compare_kpis(rep.kpis, baseline_version=baseline_version,
+                                       lower_is_better=kpi_lower_is_better)
+        rep.kpi_accuracy_correlation = kpi_accuracy_correlation(joined, k, task=task,
+                                                                bucket=kpi_window)
     return rep
 
 
@@ -471,8 +594,9 @@ def performance_findings(
     service: str | None = None,
     namespace: str | None = None,
 ) -> list[Finding]:
-    """performance_degradation (a version worse than in the reference window) and
-    version_regression (a version worse than the baseline version in the same window)."""
+    """performance_degradation (a version worse than in the reference window),
+    version_regression (a version worse than the baseline version in the same window) and
+    kpi_change (a version's KPI interval entirely on the bad side of the baseline's)."""
     out: list[Finding] = []
     for kind, comps in (("performance_degradation", report.degradation),
                         ("version_regression", report.version_comparisons)):
@@ -499,7 +623,35 @@ def performance_findings(
                 evidence={"comparison": asdict(c), "label_coverage": report.label_coverage},
                 namespace=namespace,
             ))
+    for kc in report.kpi_changes:
+        if not kc.worse:
+            continue
+        rel = abs(kc.relative_change) if kc.relative_change is not None else None
+        side = "below" if kc.direction == "below" else "above"
+        out.append(Finding(
+            kind="kpi_change",
+            title=f"{report.model} {kc.candidate}: KPI {kc.name} {side} version {kc.baseline}",
+            summary=(f"{kc.name} {kc.candidate_mean:.4g} [{_fmt(kc.candidate_ci[0])}, "
+                     f"{_fmt(kc.candidate_ci[1])}] vs {kc.baseline_mean:.4g} "
+                     f"[{_fmt(kc.baseline_ci[0])}, {_fmt(kc.baseline_ci[1])}] "
+                     f"(95% bootstrap intervals; {kc.n_candidate} vs {kc.n_baseline} events)"),
+            severity="high" if rel is not None and rel >= 0.1 else "medium",
+            score=float(rel if rel is not None else abs(kc.difference or 0.0)),
+            service=service,
+            subject=f"{kc.name}:{kc.candidate}",
+            model=report.model,
+            model_version=kc.candidate,
+            window_start=report.window_start,
+            window_end=report.window_end,
+            evidence={"kpi_change": asdict(kc),
+                      "correlation_with_accuracy": report.kpi_accuracy_correlation.get(kc.name)},
+            namespace=namespace,
+        ))
     return out
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
 
 
 def label_coverage(joined: pd.DataFrame) -> Mapping[str, float]:

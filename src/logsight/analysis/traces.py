@@ -804,9 +804,15 @@ def regression_findings(
     baseline_start: datetime | str | None = None,
     baseline_end: datetime | str | None = None,
     namespace: str | None = None,
+    versions: VersionSplit | None = None,
 ) -> list[Finding]:
     """``trace_regression`` findings for the regressed rows (severity from the p95 ratio and
-    share change: >= 2x or +0.3 high, >= 1.5x or +0.15 medium, else low)."""
+    share change: >= 2x or +0.3 high, >= 1.5x or +0.15 medium, else low).
+
+    With ``versions`` (a comparison of two versions of one service in one window, see
+    :func:`compare_versions`) the subject is ``"<operation> (<baseline> -> <candidate>)"`` so
+    that it never overwrites the window-against-window finding of the same operation and
+    window, and the evidence names the service and both versions."""
     out: list[Finding] = []
     for r in results:
         if not r.regressed:
@@ -821,21 +827,42 @@ def regression_findings(
         evidence["reasons"] = list(r.reasons)
         evidence["baseline_start"] = baseline_start
         evidence["baseline_end"] = baseline_end
+        subject, title_extra, summary_extra = r.operation, "", ""
+        if versions is not None:
+            evidence.update(
+                comparison="versions",
+                version_service=versions.service,
+                baseline_version=versions.baseline_version,
+                candidate_version=versions.candidate_version,
+                baseline_traces=versions.baseline_traces,
+                candidate_traces=versions.candidate_traces,
+                mixed_traces=versions.mixed_traces,
+            )
+            pair = f"{versions.baseline_version} -> {versions.candidate_version}"
+            subject = f"{r.operation} ({pair})"
+            title_extra = f" in {versions.service} {versions.candidate_version}"
+            summary_extra = (
+                f" Traces through {versions.service} {versions.candidate_version} "
+                f"({versions.candidate_traces}) against {versions.baseline_version} "
+                f"({versions.baseline_traces}) in the same window."
+            )
         out.append(
             Finding(
                 kind="trace_regression",
-                title=f"{r.service} {r.operation} slowed down: p95 x{r.p95_ratio:.2f}",
+                title=(
+                    f"{r.service} {r.operation} slowed down{title_extra}: p95 x{r.p95_ratio:.2f}"
+                ),
                 summary=(
                     f"p95 {r.baseline_p95_ms:.1f} -> {r.current_p95_ms:.1f} ms "
                     f"(x{r.p95_ratio:.2f}, adj. p={r.p_value_latency:.2g}); critical-path share "
                     f"{r.baseline_share:.1%} -> {r.current_share:.1%} "
-                    f"(adj. p={r.p_value_share:.2g})."
+                    f"(adj. p={r.p_value_share:.2g}).{summary_extra}"
                 ),
                 severity=severity,
                 score=max(r.p95_ratio, 1.0 + r.share_change),
                 confidence=1.0 - r.score,
                 service=r.service,
-                subject=r.operation,
+                subject=subject,
                 operation=r.operation,
                 window_start=window_start,
                 window_end=window_end,
@@ -844,3 +871,102 @@ def regression_findings(
             )
         )
     return out
+
+
+# -- versions ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VersionSplit:
+    """Which traces of a window went through which version of ``service`` (see
+    :func:`split_by_version`); the span frames hold every span of those traces."""
+
+    service: str
+    baseline_version: str
+    candidate_version: str
+    baseline: pd.DataFrame = field(repr=False)
+    candidate: pd.DataFrame = field(repr=False)
+    baseline_traces: int = 0
+    candidate_traces: int = 0
+    mixed_traces: int = 0
+
+
+def split_by_version(
+    spans: pd.DataFrame, *, service: str, baseline_version: str, candidate_version: str
+) -> VersionSplit:
+    """Split a window's spans by the ``version`` column of ``service``'s spans.
+
+    Whole traces are assigned, not single spans: a trace belongs to a version when ``service``
+    ran that version in it, and it keeps all its spans (other services, their versions) so
+    the trees, self times and critical paths stay those of the real requests. A trace that
+    went through both versions (a retry landing on the other one) cannot be attributed and is
+    left out of both sides (``mixed_traces``). The input is not modified."""
+    _validate(spans)
+    if "version" not in spans.columns:
+        raise ValueError("span frame has no 'version' column: versions cannot be compared")
+    if str(baseline_version) == str(candidate_version):
+        raise ValueError(f"baseline and candidate version are the same ({baseline_version!r})")
+    own = spans["service"].astype(str).to_numpy() == str(service)
+    if not own.any():
+        raise ValueError(f"no spans of service {service!r} in the window")
+    version = spans["version"].astype(object).where(spans["version"].notna(), "").astype(str)
+    version = version.to_numpy()
+    trace = spans["trace_id"].to_numpy(dtype=object)
+    base_traces = pd.unique(trace[own & (version == str(baseline_version))])
+    cand_traces = pd.unique(trace[own & (version == str(candidate_version))])
+    missing = [
+        v for v, t in ((baseline_version, base_traces), (candidate_version, cand_traces))
+        if not len(t)
+    ]
+    if missing:
+        seen = sorted({v for v in version[own] if v})
+        raise ValueError(
+            f"service {service!r} has no spans of version(s) {missing} in the window; "
+            f"versions seen: {seen}"
+        )
+    # membership per distinct trace id, broadcast back by code (a window has many spans)
+    codes, uniques = pd.factorize(pd.Series(trace))
+    ids = pd.Index(uniques)
+    base_u, cand_u = ids.isin(base_traces), ids.isin(cand_traces)
+    mixed = int((base_u & cand_u).sum())
+    in_base = (base_u & ~cand_u)[codes]
+    in_cand = (cand_u & ~base_u)[codes]
+    return VersionSplit(
+        service=str(service),
+        baseline_version=str(baseline_version),
+        candidate_version=str(candidate_version),
+        baseline=spans[in_base],
+        candidate=spans[in_cand],
+        baseline_traces=int(len(base_traces) - mixed),
+        candidate_traces=int(len(cand_traces) - mixed),
+        mixed_traces=mixed,
+    )
+
+
+def compare_versions(
+    spans: pd.DataFrame,
+    *,
+    service: str,
+    baseline_version: str,
+    candidate_version: str,
+    orphans: OrphanPolicy = "attach",
+    alpha: float = 0.01,
+    min_ratio: float = 1.2,
+    min_share_change: float = 0.05,
+    min_count: int = 20,
+    epsilon_ms: float = 1e-3,
+) -> tuple[list[TraceRegression], VersionSplit]:
+    """Compare two versions of ``service`` within one window, per (service, operation): the
+    traces that went through ``candidate_version`` against those through ``baseline_version``
+    (:func:`split_by_version`), with the same tests and thresholds as
+    :func:`compare_operations` (its ``baseline`` side is the baseline version). Returns the
+    rows and the split (trace counts for the evidence)."""
+    split = split_by_version(
+        spans, service=service, baseline_version=baseline_version,
+        candidate_version=candidate_version,
+    )
+    results = compare_operations(
+        analyze_spans(split.baseline, orphans=orphans),
+        analyze_spans(split.candidate, orphans=orphans),
+        alpha=alpha, min_ratio=min_ratio, min_share_change=min_share_change,
+        min_count=min_count, epsilon_ms=epsilon_ms,
+    )
+    return results, split

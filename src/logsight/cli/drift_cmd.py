@@ -173,6 +173,8 @@ def drift(
 @click.option("--reference-to", help="Reference window end.")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None)
 @click.option("--baseline-version", default=None, help="Version the others are compared with.")
+@click.option("--kpi-lower-is-better", multiple=True, metavar="NAME",
+              help="A KPI whose lower values are better (e.g. latency); repeatable.")
 @click.option("--namespace", default=None)
 @click.option("--no-write", is_flag=True, help="Do not write findings.")
 @url_option
@@ -180,7 +182,8 @@ def drift(
 def performance(
     model: str, model_version: str | None, start: str, end: str, reference_from: str | None,
     reference_to: str | None, task: str | None, baseline_version: str | None,
-    namespace: str | None, no_write: bool, url: str | None, as_json: bool,
+    kpi_lower_is_better: tuple[str, ...], namespace: str | None, no_write: bool,
+    url: str | None, as_json: bool,
 ) -> None:
     """Model quality over predictions joined with (late) feedback, per version."""
     s, e = _when(start, "--from"), _when(end, "--to")
@@ -196,7 +199,8 @@ def performance(
             engine, model=model, start=s, end=e,  # type: ignore[arg-type]  # required options
             version=model_version, reference=(rs, re_) if rs and re_ else None,
             namespace=namespace, task=task,  # type: ignore[arg-type]  # click.Choice
-            baseline_version=baseline_version, write=not no_write)
+            baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
+            write=not no_write)
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     except EngineError as err:
@@ -218,5 +222,14 @@ def performance(
     metric_cols = (["accuracy", "f1_macro", "roc_auc", "ece", "brier"] if report.task ==
                    "classification" else ["mae", "rmse", "mape"])
     print_table(rows, ["version", "predictions", "labelled", "coverage", *metric_cols])
+    if report.kpis:
+        click.echo("")
+        print_table([asdict(k) for k in report.kpis],
+                    ["name", "version", "n", "mean", "ci_low", "ci_high"])
+        for name, c in report.kpi_accuracy_correlation.items():
+            rho = "n/a" if c.get("rho") is None else f"{c['rho']:.3f}"
+            p = "n/a" if c.get("p_value") is None else f"{c['p_value']:.2g}"
+            click.echo(f"{name} vs accuracy: Spearman rho {rho} (p {p}, "
+                       f"{c.get('n')} windows of {c.get('window')})")
     for f in findings:
         click.echo(f"\n[{f.severity}] {f.kind}: {f.title}\n  {f.summary}")

@@ -159,6 +159,10 @@ def bottlenecks(
 @click.option("--min-ratio", type=click.FloatRange(1.0), default=1.2, show_default=True,
               help="Smallest p95 ratio that counts as a regression.")
 @click.option("--min-count", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--baseline-version", default=None,
+              help="Compare two versions of --service within one window: the baseline one.")
+@click.option("--version", "candidate_version", default=None,
+              help="The version compared with --baseline-version (same window).")
 @click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings.")
 @namespace_opt
 @url_option
@@ -166,12 +170,25 @@ def bottlenecks(
 def regressions(
     input_path: Path | None, baseline_input: Path | None, service: str | None,
     operation: str | None, frm: str | None, to: str | None, baseline_from: str | None,
-    baseline_to: str | None, alpha: float, min_ratio: float, min_count: int, no_write: bool,
+    baseline_to: str | None, alpha: float, min_ratio: float, min_count: int,
+    baseline_version: str | None, candidate_version: str | None, no_write: bool,
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
-    """Operations whose latency or critical-path share grew significantly."""
+    """Operations whose latency or critical-path share grew significantly: against a baseline
+    window (default), or, with --baseline-version/--version, between two versions of
+    --service in the same window."""
     from logsight.analysis.traces import analyze_spans, compare_operations
 
+    if baseline_version is not None or candidate_version is not None:
+        _version_regressions(
+            input_path=input_path, service=service, operation=operation, frm=frm, to=to,
+            baseline_input=baseline_input, baseline_from=baseline_from,
+            baseline_to=baseline_to, baseline_version=baseline_version,
+            candidate_version=candidate_version, alpha=alpha, min_ratio=min_ratio,
+            min_count=min_count, no_write=no_write, namespace=namespace, url=url,
+            as_json=as_json,
+        )
+        return
     if (input_path is None) != (baseline_input is None):
         raise click.UsageError("give both --input and --baseline-input, or neither (cluster)")
     if input_path is not None and baseline_input is not None:
@@ -214,3 +231,78 @@ def regressions(
     print_table(rows, ["service", "operation", "regressed", "baseline_p95_ms", "current_p95_ms",
                        "p95_ratio", "baseline_share", "current_share", "p_value_latency",
                        "p_value_share"])
+
+
+REGRESSION_COLUMNS = ["service", "operation", "regressed", "baseline_p95_ms", "current_p95_ms",
+                      "p95_ratio", "baseline_share", "current_share", "p_value_latency",
+                      "p_value_share"]
+
+
+def _version_regressions(
+    *, input_path: Path | None, service: str | None, operation: str | None, frm: str | None,
+    to: str | None, baseline_input: Path | None, baseline_from: str | None,
+    baseline_to: str | None, baseline_version: str | None, candidate_version: str | None,
+    alpha: float, min_ratio: float, min_count: int, no_write: bool, namespace: str | None,
+    url: str | None, as_json: bool,
+) -> None:
+    """``traces regressions --baseline-version V1 --version V2 --service S``."""
+    from logsight.analysis.traces import compare_versions, regression_findings
+
+    if baseline_version is None or candidate_version is None:
+        raise click.UsageError("give both --baseline-version and --version")
+    if service is None:
+        raise click.UsageError("--service is required with --version: the service whose "
+                               "versions are compared")
+    if baseline_input is not None or baseline_from is not None or baseline_to is not None:
+        raise click.UsageError("--baseline-version/--version compare two versions within one "
+                               "window; drop --baseline-input/--baseline-from/--baseline-to")
+    if operation is not None:
+        raise click.UsageError("--operation is not used with --version (every operation of "
+                               "the traces through --service is compared)")
+    findings: list[Any] = []
+    if input_path is not None:
+        spans = _load(input_path)
+        try:
+            results, split = compare_versions(
+                spans, service=service, baseline_version=baseline_version,
+                candidate_version=candidate_version, alpha=alpha, min_ratio=min_ratio,
+                min_count=min_count,
+            )
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--version") from None
+        findings = regression_findings(results, window_start=None, window_end=None,
+                                       versions=split)
+    else:
+        from logsight.sources.traces import run_version_regressions
+
+        start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
+        engine = engine_from(url)
+        try:
+            results, findings, split = run_version_regressions(
+                engine, start=start, end=end, service=service,
+                baseline_version=baseline_version, candidate_version=candidate_version,
+                namespace=namespace, alpha=alpha, min_ratio=min_ratio, min_count=min_count,
+                write=not no_write,
+            )
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        finally:
+            engine.close()
+    rows = [dict(r.__dict__, reasons=list(r.reasons)) for r in results]
+    header = {
+        "service": split.service, "baseline_version": split.baseline_version,
+        "candidate_version": split.candidate_version,
+        "traces": {"baseline": split.baseline_traces, "candidate": split.candidate_traces,
+                   "mixed": split.mixed_traces},
+    }
+    if as_json:
+        print_json({**header, "regressions": rows,
+                    "findings": [f.to_document() for f in findings]})
+        return
+    click.echo(f"{split.service} {split.candidate_version} ({split.candidate_traces} traces) "
+               f"vs {split.baseline_version} ({split.baseline_traces} traces); "
+               f"{split.mixed_traces} traces through both left out")
+    if not rows:
+        click.echo("no operation seen often enough in both versions")
+        return
+    print_table(rows, REGRESSION_COLUMNS)

@@ -656,12 +656,16 @@ def run_performance(
     min_effect: float = 0.02,
     min_labels: int = 30,
     random_state: int | None = 0,
+    kpi_lower_is_better: Sequence[str] = (),
     write: bool = True,
 ) -> tuple[P.PerformanceReport, list[Finding]]:
     """Metrics of ``model``'s predictions in [start, end) joined with their feedback (however
     late it arrived), per version, with degradation against ``reference`` and regression
     between versions; KPI events of the window are summarised per version. Re-run it when
-    late labels arrive (see :func:`windows_with_late_labels`): findings keep their ids."""
+    late labels arrive (see :func:`windows_with_late_labels`): findings keep their ids.
+    KPIs: bootstrap interval per version (``random_state``), ``kpi_change`` findings for a
+    version whose interval lies below the baseline version's (above, for the KPI names in
+    ``kpi_lower_is_better``), Spearman correlation of hourly accuracy and KPI means."""
     _check_window(start, end, "performance")
     joined = read_joined(engine, model=model, start=start, end=end, version=version,
                          namespace=namespace)
@@ -677,6 +681,7 @@ def run_performance(
         kpis=kpis if "kpi_name" in kpis else None, task=task,
         baseline_version=baseline_version, alpha=alpha, min_effect=min_effect,
         min_labels=min_labels, random_state=random_state,
+        kpi_lower_is_better=kpi_lower_is_better,
     )
     findings = P.performance_findings(report, service=_service_of(engine, model, namespace),
                                       namespace=namespace)

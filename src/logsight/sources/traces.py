@@ -24,10 +24,12 @@ from logsight.analysis.traces import (
     OrphanPolicy,
     TraceAnalysis,
     TraceRegression,
+    VersionSplit,
     aggregate_operations,
     analyze_spans,
     bottleneck_findings,
     compare_operations,
+    compare_versions,
     entry_points,
     rank_bottlenecks,
     regression_findings,
@@ -328,14 +330,21 @@ def read_spans(
         page_size=page_size,
     )
     trace_ids = sorted({str(_flatten(h.get("_source", {})).get(F.TRACE_ID)) for h in roots})
+    return _read_traces(engine, index, trace_ids, start - trace_slack, end + trace_slack,
+                        page_size)
+
+
+def _read_traces(engine: Engine, index: str, trace_ids: Sequence[str], start: datetime,
+                 end: datetime, page_size: int) -> pd.DataFrame:
+    """Every span of these traces that started in [start, end)."""
     records: list[Mapping[str, Any]] = []
     chunk = 10_000  # well below the default max terms count (65,536)
     for i in range(0, len(trace_ids), chunk):
         query = {
             "bool": {
                 "filter": [
-                    _range(start - trace_slack, end + trace_slack),
-                    {"terms": {F.TRACE_ID: trace_ids[i : i + chunk]}},
+                    _range(start, end),
+                    {"terms": {F.TRACE_ID: list(trace_ids[i : i + chunk])}},
                 ]
             }
         }
@@ -343,6 +352,37 @@ def read_spans(
             _hits_to_records(engine.scan(index, query, source=SOURCE_FIELDS, page_size=page_size))
         )
     return spans_frame(records)
+
+
+def read_version_spans(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    service: str,
+    versions: Sequence[str],
+    namespace: str | None = None,
+    trace_slack: timedelta = timedelta(hours=1),
+    page_size: int = 5000,
+) -> pd.DataFrame:
+    """Every span (all services, up to ``trace_slack`` around the window) of the traces in
+    which ``service`` ran one of ``versions`` with a span that started in [start, end)."""
+    if end <= start:
+        raise ValueError(f"window end {end} is not after its start {start}")
+    index = _index(namespace)
+    hits = engine.scan(
+        index,
+        {"bool": {"filter": [
+            _range(start, end),
+            {"term": {F.SERVICE: service}},
+            {"terms": {F.SERVICE_VERSION: [str(v) for v in versions]}},
+        ]}},
+        source=[F.TRACE_ID],
+        page_size=page_size,
+    )
+    trace_ids = sorted({str(_flatten(h.get("_source", {})).get(F.TRACE_ID)) for h in hits})
+    return _read_traces(engine, index, trace_ids, start - trace_slack, end + trace_slack,
+                        page_size)
 
 
 def operation_stats(
@@ -562,3 +602,44 @@ def run_trace_regressions(
     if write:
         write_findings(engine, findings)
     return results, findings
+
+
+def run_version_regressions(
+    engine: Engine,
+    *,
+    start: datetime,
+    end: datetime,
+    service: str,
+    baseline_version: str,
+    candidate_version: str,
+    namespace: str | None = None,
+    alpha: float = 0.01,
+    min_ratio: float = 1.2,
+    min_count: int = 20,
+    orphans: OrphanPolicy = "attach",
+    write: bool = True,
+) -> tuple[list[TraceRegression], list[Finding], VersionSplit]:
+    """Compare two versions of ``service`` within one window per (service, operation): the
+    traces through ``candidate_version`` against those through ``baseline_version`` (read with
+    :func:`read_version_spans`), and (``write``) store ``trace_regression`` findings whose
+    subject and evidence carry both versions (:func:`regression_findings`)."""
+    spans = read_version_spans(
+        engine, start=start, end=end, service=service,
+        versions=[baseline_version, candidate_version], namespace=namespace,
+    )
+    if len(spans) == 0:
+        raise ValueError(
+            f"no spans of service {service!r} with version {baseline_version!r} or "
+            f"{candidate_version!r} between {_iso(start)} and {_iso(end)}"
+        )
+    results, split = compare_versions(
+        spans, service=service, baseline_version=baseline_version,
+        candidate_version=candidate_version, orphans=orphans, alpha=alpha,
+        min_ratio=min_ratio, min_count=min_count,
+    )
+    findings = regression_findings(
+        results, window_start=start, window_end=end, namespace=namespace, versions=split,
+    )
+    if write:
+        write_findings(engine, findings)
+    return results, findings, split
