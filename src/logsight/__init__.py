@@ -12,14 +12,26 @@ Applications adopt it with one call::
     logsight.log_prediction("ranker", "1.2", {"x": 1.0}, prediction=0.7)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from logsight.api import (  # noqa: E402  # after __version__, which the build reads first
-    Logsight,
-    configure,
-    log_feedback,
-    log_kpi,
-    log_prediction,
-)
+if TYPE_CHECKING:
+    from logsight.api import Logsight, configure, log_feedback, log_kpi, log_prediction
+
+_API = ("Logsight", "configure", "log_feedback", "log_kpi", "log_prediction")
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `import logsight.names` (CLI, service, analyses) must not pay for structlog,
+    # OpenTelemetry and the shipper
+    if name in _API:
+        from logsight import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'logsight' has no attribute {name!r}")
+
 
 __all__ = ["Logsight", "__version__", "configure", "log_feedback", "log_kpi", "log_prediction"]

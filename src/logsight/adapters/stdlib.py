@@ -1,0 +1,97 @@
+"""stdlib logging adapter: a python-json-logger formatter that builds the same ECS document as
+the structlog path, and a handler that gives the document to the shipper.
+
+Neither mutates the ``LogRecord`` (no ``record.message`` / ``record.exc_text`` assignments):
+the message is taken with ``record.getMessage()`` and extras are read from ``record.__dict__``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from logsight.adapters.tracing import current_trace
+from logsight.ecs import DEFAULT_MAX_MESSAGE_CHARS, Clock, EventIds, Service, dumps_line, to_ecs
+
+Emit = Callable[[str, Mapping[str, Any]], bool]
+
+# LogRecord attributes that are not "extra" fields; "message"/"asctime" appear once formatted
+_RESERVED = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+
+
+class EcsJsonFormatter(JsonFormatter):
+    """python-json-logger formatter whose output is an ECS logging line.
+
+    :meth:`document` is the dict (what the shipping handler queues); :meth:`format` serialises
+    it for file / stream handlers. Extra fields keep their types. ``clock`` None (the default)
+    stamps records with ``record.created``; a clock given here wins (tests, replays)."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        clock: Clock | None = None,
+        ids: Callable[[], str] | None = None,
+        trace: bool = True,
+        max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self._base = service.base_fields()
+        self._clock = clock
+        self._ids = ids or EventIds()
+        self._trace = trace
+        self._max = max_message_chars
+
+    def document(self, record: logging.LogRecord) -> dict[str, Any]:
+        try:
+            message: Any = record.getMessage()
+        except Exception:  # bad %-args must not lose the event
+            message = f"{record.msg!r} % {record.args!r}"
+        event: dict[str, Any] = {
+            "event": message,
+            "timestamp": self._clock() if self._clock is not None else record.created,
+        }
+        if record.exc_info:
+            event["exc_info"] = record.exc_info
+        elif record.exc_text:
+            event["exception"] = record.exc_text
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and key not in event and not key.startswith("_"):
+                event[key] = value
+        return to_ecs(
+            event,
+            service=self._base,
+            level=record.levelname,
+            logger=record.name,
+            event_id=event.get("event.id") or self._ids(),
+            trace=current_trace() if self._trace else None,
+            max_message_chars=self._max,
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        return dumps_line(self.document(record)).decode("utf-8")
+
+
+class EcsShipperHandler(logging.Handler):
+    """Queues each record's ECS document on the shipper; the formatting is cheap (a dict) and
+    the serialisation happens on the shipper's thread. Records of the shipper's own logger are
+    ignored, so its warnings cannot feed back into it."""
+
+    def __init__(self, emit: Emit, formatter: EcsJsonFormatter, level: int = logging.NOTSET):
+        super().__init__(level)
+        self._emit = emit
+        self.setFormatter(formatter)
+        self._ecs = formatter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("logsight.shipper"):
+            return
+        try:
+            self._emit("logs", self._ecs.document(record))
+        except Exception:
+            self.handleError(record)

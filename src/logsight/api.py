@@ -1,0 +1,282 @@
+"""``logsight.configure()``: one call that wires the adapters to a shipper and returns a handle.
+
+No global state is changed unless asked: ``structlog_global=True`` calls
+``structlog.configure`` so ``structlog.get_logger()`` ships, and ``stdlib=True`` (or a level)
+adds the handler to the root logger. Every handle is independent (tests build several); the
+module-level :func:`log_prediction` / :func:`log_feedback` / :func:`log_kpi` delegate to the
+most recently configured handle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from logsight import names
+from logsight.adapters.metrics import ResourceSampler
+from logsight.adapters.ml import MlEvents
+from logsight.adapters.otel import EcsSpanExporter
+from logsight.adapters.stdlib import EcsJsonFormatter, EcsShipperHandler
+from logsight.adapters.structlog import make_logger
+from logsight.ecs import Clock, EventIds, Service
+from logsight.shipper import BulkTransport, Counters, FileTransport, Shipper, Transport
+
+_current: Logsight | None = None
+
+
+class Logsight:
+    """A configured logsight: adapters for one service, one shipper. Build with
+    :func:`configure`."""
+
+    def __init__(
+        self,
+        service: Service,
+        shipper: Shipper,
+        *,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        level: str | int = "debug",
+        clock: Clock | None = None,
+        ids: Callable[[], str] | None = None,
+        trace: bool = True,
+    ) -> None:
+        self.service = service
+        self.shipper = shipper
+        self.namespace = namespace
+        self.level = level
+        self._clock = clock
+        self._ids = ids or EventIds()
+        self._trace = trace
+        self._ml = MlEvents(shipper.submit, service, clock=clock or time.time, ids=self._ids,
+                            trace=trace)
+        self._handler: EcsShipperHandler | None = None
+        self._formatter: EcsJsonFormatter | None = None
+        self._sampler: ResourceSampler | None = None
+        self._attached: list[logging.Logger] = []
+
+    # -- structlog ---------------------------------------------------------------------------
+    def logger(
+        self, name: str | None = None, *, processors: Sequence[Callable[..., Any]] = (),
+        **initial_values: Any,
+    ) -> Any:
+        """A structlog bound logger named ``name`` whose events are shipped as ECS logs."""
+        return make_logger(self.shipper.submit, self.service, name, level=self.level,
+                           processors=processors, clock=self._clock or time.time,
+                           ids=self._ids, trace=self._trace, **initial_values)
+
+    def structlog_processors(self) -> list[Any]:
+        """The processor chain for ``structlog.configure`` (the ECS processor, final)."""
+        from logsight.adapters.structlog import EcsProcessor
+
+        return [EcsProcessor(self.service, clock=self._clock or time.time, ids=self._ids,
+                             trace=self._trace, final=True)]
+
+    # -- stdlib ------------------------------------------------------------------------------
+    @property
+    def formatter(self) -> EcsJsonFormatter:
+        """The python-json-logger ECS formatter (use it on any stream/file handler)."""
+        if self._formatter is None:
+            self._formatter = EcsJsonFormatter(self.service, clock=self._clock, ids=self._ids,
+                                               trace=self._trace)
+        return self._formatter
+
+    @property
+    def handler(self) -> logging.Handler:
+        """A stdlib handler that ships each record as an ECS log document."""
+        if self._handler is None:
+            self._handler = EcsShipperHandler(self.shipper.submit, self.formatter)
+        return self._handler
+
+    def attach(self, logger: logging.Logger | str | None = None,
+               level: int | str | None = None) -> logging.Handler:
+        """Add :attr:`handler` to ``logger`` (the root logger by default)."""
+        target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
+        if level is not None:
+            target.setLevel(level)
+        if self.handler not in target.handlers:
+            target.addHandler(self.handler)
+            self._attached.append(target)
+        return self.handler
+
+    # -- ML events --------------------------------------------------------------------------
+    def log_prediction(
+        self,
+        model: str,
+        version: str | None,
+        features: Mapping[str, Any] | None,
+        prediction: Any,
+        score: float | None = None,
+        probabilities: Mapping[Any, float] | Sequence[float] | None = None,
+        latency_ms: float | None = None,
+        request_id: str | None = None,
+        *,
+        timestamp: float | datetime | str | None = None,
+    ) -> str:
+        return self._ml.log_prediction(model, version, features, prediction, score,
+                                       probabilities, latency_ms, request_id,
+                                       timestamp=timestamp)
+
+    def log_feedback(self, request_id: str, label: Any, *, model: str | None = None,
+                     version: str | None = None,
+                     timestamp: float | datetime | str | None = None) -> None:
+        self._ml.log_feedback(request_id, label, model=model, version=version,
+                              timestamp=timestamp)
+
+    def log_kpi(self, name: str, value: float, *, model: str | None = None,
+                version: str | None = None, labels: Mapping[str, Any] | None = None,
+                timestamp: float | datetime | str | None = None) -> None:
+        self._ml.log_kpi(name, value, model=model, version=version, labels=labels,
+                         timestamp=timestamp)
+
+    # -- traces / metrics -------------------------------------------------------------------
+    def span_exporter(self) -> EcsSpanExporter:
+        """An OTel SpanExporter into the traces stream (wrap it in a BatchSpanProcessor)."""
+        return EcsSpanExporter(self.shipper.submit, service=self.service,
+                               flush=self.shipper.flush)
+
+    def start_resource_metrics(self, interval: float = 15.0, *, gpu: bool = True) -> \
+            ResourceSampler:
+        """Start sampling CPU / memory / network / disk (and GPU) every ``interval`` s."""
+        if self._sampler is None:
+            self._sampler = ResourceSampler(self.shipper.submit, self.service,
+                                            interval=interval, clock=self._clock or time.time,
+                                            ids=self._ids, gpu=gpu).start()
+        return self._sampler
+
+    # -- shipper -----------------------------------------------------------------------------
+    def emit(self, kind: str, doc: Mapping[str, Any]) -> bool:
+        """Queue a prepared flat document for stream ``kind`` (logs|traces|metrics|mlevents)."""
+        return self.shipper.submit(kind, doc)
+
+    @property
+    def counters(self) -> Counters:
+        return self.shipper.counters
+
+    def flush(self, timeout: float = 10.0, *, give_up_if_down: bool = False) -> bool:
+        """Wait for delivery of everything so far (see :meth:`Shipper.flush`)."""
+        return self.shipper.flush(timeout, give_up_if_down=give_up_if_down)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop metrics, detach handlers, flush and stop the shipper (left-overs are spooled
+        for the next process). Returns whether everything was delivered."""
+        global _current
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+        for lg in self._attached:
+            if self._handler is not None:
+                lg.removeHandler(self._handler)
+        self._attached.clear()
+        if _current is self:
+            _current = None
+        return self.shipper.close(timeout)
+
+    def __enter__(self) -> Logsight:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def configure(
+    service_name: str,
+    url: str | None = None,
+    *,
+    namespace: str = names.DEFAULT_NAMESPACE,
+    service_version: str | None = None,
+    environment: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    level: str | int = "debug",
+    structlog_global: bool = False,
+    stdlib: bool | int | str = False,
+    sink: str | Path | IO[str] | IO[bytes] | None = None,
+    engine: Any = None,
+    spool_dir: str | Path | None = None,
+    resource_metrics: bool | float = False,
+    trace: bool = True,
+    clock: Clock | None = None,
+    ids: Callable[[], str] | None = None,
+    **shipper_options: Any,
+) -> Logsight:
+    """Set up logsight for one service and return the handle.
+
+    ``url`` (or ``LOGSIGHT_URL``) is the cluster; it need not be up yet (the shipper connects
+    lazily and spools meanwhile). ``sink`` instead writes NDJSON lines (a path, ``"stdout"``)
+    for Filebeat / Elastic Agent. ``stdlib`` True or a level attaches the handler to the root
+    logger; ``structlog_global`` makes ``structlog.get_logger()`` ship. ``shipper_options``
+    go to :class:`logsight.shipper.Shipper` (batch_size, flush_interval, max_queue,
+    max_memory_bytes, spool_max_bytes, fsync, backoff_initial, backoff_max, ...).
+    """
+    global _current
+    names.check_namespace(namespace)
+    service = Service(name=service_name, version=service_version, environment=environment,
+                      labels=dict(labels or {}))
+    transport: Transport
+    if sink is not None:
+        transport = FileTransport(sink, namespace=namespace)
+    else:
+        transport = BulkTransport(url, namespace=namespace, engine=engine)
+    shipper = Shipper(transport, spool_dir=spool_dir, name=f"{service_name}-{namespace}",
+                      **shipper_options)
+    handle = Logsight(service, shipper, namespace=namespace, level=level, clock=clock, ids=ids,
+                      trace=trace)
+    if structlog_global:
+        import structlog
+
+        from logsight.adapters.structlog import ShipperLogger
+
+        structlog.configure(
+            processors=handle.structlog_processors(),
+            logger_factory=lambda *a: ShipperLogger(shipper.submit),
+            wrapper_class=structlog.make_filtering_bound_logger(
+                logging.getLevelNamesMapping().get(str(level).upper(), 10)
+                if not isinstance(level, int) else level),
+            cache_logger_on_first_use=True,
+        )
+    if stdlib:
+        handle.attach(None, level=None if stdlib is True else stdlib)
+    if resource_metrics:
+        handle.start_resource_metrics(15.0 if resource_metrics is True else
+                                      float(resource_metrics))
+    _current = handle
+    return handle
+
+
+def current() -> Logsight:
+    """The most recently configured handle."""
+    if _current is None:
+        raise RuntimeError("logsight is not configured: call logsight.configure(...) first")
+    return _current
+
+
+def log_prediction(
+    model: str,
+    version: str | None,
+    features: Mapping[str, Any] | None,
+    prediction: Any,
+    score: float | None = None,
+    probabilities: Mapping[Any, float] | Sequence[float] | None = None,
+    latency_ms: float | None = None,
+    request_id: str | None = None,
+    *,
+    timestamp: float | datetime | str | None = None,
+) -> str:
+    """:meth:`Logsight.log_prediction` on the most recently configured handle."""
+    return current().log_prediction(model, version, features, prediction, score, probabilities,
+                                    latency_ms, request_id, timestamp=timestamp)
+
+
+def log_feedback(request_id: str, label: Any, *, model: str | None = None,
+                 version: str | None = None,
+                 timestamp: float | datetime | str | None = None) -> None:
+    current().log_feedback(request_id, label, model=model, version=version, timestamp=timestamp)
+
+
+def log_kpi(name: str, value: float, *, model: str | None = None, version: str | None = None,
+            labels: Mapping[str, Any] | None = None,
+            timestamp: float | datetime | str | None = None) -> None:
+    current().log_kpi(name, value, model=model, version=version, labels=labels,
+                      timestamp=timestamp)

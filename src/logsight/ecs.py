@@ -1,0 +1,368 @@
+"""The one ECS document core: event dict in, ordered ECS document out, and its serialisers.
+
+Every adapter (structlog, stdlib / python-json-logger, ML events, spans, metrics) builds its
+document here or with the helpers here, so the same event always gives the same document.
+
+Two representations:
+
+* in memory (what :func:`to_ecs` returns and what the shipper queues): a *flat* dict whose
+  keys are ECS field paths (``"log.level"``, ``"service.name"``), in the ECS logging spec's
+  order (``@timestamp``, ``log.level``, ``message`` first). Building it is a handful of dict
+  stores, which keeps the application thread's cost low.
+* on the wire (built by the shipper's worker, never on the application thread):
+  :func:`dumps_source` nests the dotted keys into objects for ``_bulk`` (ingest processors
+  address ``log.level`` as ``log`` -> ``level``; OpenSearch's ``dot_expander`` has no ``*``),
+  and :func:`dumps_line` writes the ECS-logging line form for files / stdout (``log.level``
+  and ``ecs.version`` stay top-level dotted keys, as the spec asks; the rest is nested).
+
+Garbage never raises: values that JSON cannot hold (bytes, NaN/inf, sets, arbitrary objects,
+cycles, absurd nesting) are converted, and oversized messages are truncated with a marker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ECS_VERSION = "1.6.0"
+
+# Keys of the ECS logging spec that must stay top-level dotted keys in a log line.
+TOP_LEVEL_DOTTED = ("log.level", "ecs.version")
+
+# Event-dict keys with a meaning of their own (not copied through as extra fields).
+_STRUCTLOG_RESERVED = frozenset(
+    {"event", "level", "logger", "timestamp", "exc_info", "exception", "stack_info", "_record",
+     "_from_structlog", "labels"}
+)
+_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "exception": "error", "msg": "info"}
+
+DEFAULT_MAX_MESSAGE_CHARS = 32_768
+DEFAULT_MAX_DEPTH = 24
+TRUNCATION_MARKER = "...[truncated {n} chars]"
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Service:
+    """Who emits the documents: fixed per configured handle."""
+
+    name: str
+    version: str | None = None
+    environment: str | None = None
+    node_name: str | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+    dataset: str | None = None  # event.dataset; the spec's default is the service name
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError("service name must be a non-empty string")
+
+    def base_fields(self) -> dict[str, Any]:
+        """The constant service/host fields, in document order (computed once per handle)."""
+        out: dict[str, Any] = {"service.name": self.name}
+        if self.version:
+            out["service.version"] = self.version
+        if self.environment:
+            out["service.environment"] = self.environment
+        if self.node_name:
+            out["service.node.name"] = self.node_name
+        out["host.hostname"] = self.hostname
+        out["event.dataset"] = self.dataset or self.name
+        for k, v in sanitize_labels(self.labels).items():
+            out["labels." + k] = v
+        return out
+
+
+# -- timestamps --------------------------------------------------------------------------------
+class _TimestampFormatter:
+    """ISO-8601 UTC with milliseconds; the seconds prefix is cached (one strftime per second)."""
+
+    __slots__ = ("_sec", "_prefix")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = ""
+
+    def __call__(self, t: float) -> str:
+        sec = int(t)
+        if sec != self._sec:
+            # races between threads only ever store a consistent (sec, prefix) for the same t
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            self._prefix, self._sec = prefix, sec
+            return f"{prefix}.{int((t - sec) * 1000):03d}Z"
+        prefix = self._prefix
+        if self._sec != sec:  # another thread moved on meanwhile
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{prefix}.{int((t - sec) * 1000):03d}Z"
+
+
+format_timestamp = _TimestampFormatter()
+
+
+def format_timestamp_ns(ns: int) -> str:
+    """ISO-8601 UTC with microseconds from Unix nanoseconds (span start times)."""
+    sec, rem = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{rem // 1000:06d}Z"
+
+
+# -- event ids ---------------------------------------------------------------------------------
+class EventIds:
+    """Unique, cheap event ids: a random per-instance prefix plus a counter.
+
+    ``next()`` on an ``itertools.count`` is atomic under the GIL, so this is thread-safe without
+    a lock, and far cheaper than ``uuid4()`` on the hot path. The id is assigned once, before the
+    event is queued, and travels with it into the spool, so a replay re-sends the same id.
+    """
+
+    def __init__(self, prefix: str | None = None) -> None:
+        import itertools
+
+        self.prefix = prefix if prefix is not None else os.urandom(10).hex()
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self._count):x}"
+
+
+# -- labels / keys ---------------------------------------------------------------------------
+_LABEL_TRANS = str.maketrans({".": "_", "*": "_", "\\": "_"})
+
+
+def sanitize_label_key(key: str) -> str:
+    """The ECS logging spec's label key sanitisation: '.', '*' and '\\' become '_'."""
+    return str(key).translate(_LABEL_TRANS)
+
+
+def sanitize_labels(labels: Mapping[Any, Any] | None) -> dict[str, Any]:
+    if not labels:
+        return {}
+    return {sanitize_label_key(k): v for k, v in labels.items()}
+
+
+def truncate_message(message: str, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -> str:
+    if len(message) <= max_chars:
+        return message
+    cut = len(message) - max_chars
+    return message[:max_chars] + TRUNCATION_MARKER.format(n=cut)
+
+
+def _as_message(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    try:
+        return str(value)
+    except Exception:  # a __str__ that raises must not reach the app
+        return f"<unprintable {type(value).__name__}>"
+
+
+def normalize_level(level: Any) -> str:
+    name = str(level).lower()
+    return _LEVEL_ALIASES.get(name, name)
+
+
+def error_fields(exc_info: Any) -> dict[str, str]:
+    """``error.type`` / ``error.message`` / ``error.stack_trace`` from an exc_info value
+    (True, an exception, or a ``(type, value, tb)`` tuple). Empty when there is none."""
+    import sys
+
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or len(exc_info) != 3 or exc_info[0] is None:
+        return {}
+    etype, value, tb = exc_info
+    try:
+        stack = "".join(traceback.format_exception(etype, value, tb)).rstrip("\n")
+    except Exception:
+        stack = ""
+    return {
+        "error.type": getattr(etype, "__qualname__", str(etype)),
+        "error.message": _as_message(value),
+        "error.stack_trace": stack,
+    }
+
+
+# -- the core ---------------------------------------------------------------------------------
+def to_ecs(
+    event_dict: Mapping[str, Any],
+    *,
+    service: Service | Mapping[str, Any],
+    clock: Clock = time.time,
+    level: str | None = None,
+    logger: str | None = None,
+    event_id: str | None = None,
+    trace: Mapping[str, str] | None = None,
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+) -> dict[str, Any]:
+    """One log event as an ordered, flat ECS document. ``event_dict`` is never modified.
+
+    ``event_dict`` is structlog-shaped: ``event`` (the message), optional ``level``,
+    ``logger``, ``timestamp`` (epoch seconds), ``exc_info``/``exception``, ``labels`` (a dict);
+    every other key is kept as an extra field with its type. ``service`` is a :class:`Service`
+    or its precomputed :meth:`Service.base_fields`. ``trace`` adds ``trace.id`` / ``span.id`` /
+    ``transaction.id`` unless the event already carries them.
+    """
+    ts = event_dict.get("timestamp")
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+        ts = clock()
+    lvl = level if level is not None else event_dict.get("level", "info")
+    message = event_dict.get("event")
+    doc: dict[str, Any] = {
+        "@timestamp": format_timestamp(ts),
+        "log.level": normalize_level(lvl),
+        "message": truncate_message(_as_message("" if message is None else message),
+                                    max_message_chars),
+        "ecs.version": ECS_VERSION,
+    }
+    name = logger if logger is not None else event_dict.get("logger")
+    if name is not None:
+        doc["log.logger"] = str(name)
+    doc.update(service.base_fields() if isinstance(service, Service) else service)
+    if trace:
+        doc.update(trace)
+    exc = event_dict.get("exc_info")
+    if exc:
+        doc.update(error_fields(exc))
+    elif isinstance(event_dict.get("exception"), str):  # structlog's format_exc_info output
+        doc["error.stack_trace"] = event_dict["exception"]
+    labels = event_dict.get("labels")
+    if isinstance(labels, Mapping):
+        for k, v in labels.items():
+            doc["labels." + sanitize_label_key(k)] = v
+    for k, v in event_dict.items():
+        if k not in _STRUCTLOG_RESERVED and k not in doc:
+            doc[k] = v
+    doc["event.id"] = event_id if event_id is not None else doc.get("event.id") or _ids()
+    return doc
+
+
+_ids = EventIds()
+
+
+# -- serialisation (worker side) -------------------------------------------------------------
+def nest(flat: Mapping[str, Any], keep_dotted: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Dotted keys into nested objects, keeping first-seen order. Never mutates ``flat`` or the
+    dicts inside it. A path that collides with a non-object value keeps its dotted key, which
+    the cluster then rejects as a mapping conflict (the dead-letter index takes it)."""
+    out: dict[str, Any] = {}
+    mine: set[int] = set()  # ids of the dicts created here (safe to write into)
+    for key, value in flat.items():
+        if "." not in key or key in keep_dotted or key[0] == "@":
+            out[key] = value
+            continue
+        parts = key.split(".")
+        cur = out
+        ok = True
+        for p in parts[:-1]:
+            nxt = cur.get(p)
+            if nxt is None:
+                nxt = cur[p] = {}
+                mine.add(id(nxt))
+            elif not isinstance(nxt, dict):
+                ok = False
+                break
+            elif id(nxt) not in mine:
+                nxt = cur[p] = dict(nxt)
+                mine.add(id(nxt))
+            cur = nxt
+        if ok:
+            leaf = parts[-1]
+            if leaf in cur and isinstance(cur[leaf], dict) and isinstance(value, Mapping):
+                merged = dict(cur[leaf])
+                merged.update(value)
+                cur[leaf] = merged
+                mine.add(id(merged))
+            else:
+                cur[leaf] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _default(o: Any) -> Any:
+    """``json.dumps`` fallback for values JSON has no type for."""
+    if isinstance(o, (bytes, bytearray, memoryview)):
+        return bytes(o).decode("utf-8", "replace")
+    if isinstance(o, (set, frozenset)):
+        return list(o)
+    if hasattr(o, "isoformat"):
+        try:
+            return o.isoformat()
+        except Exception:
+            pass
+    if hasattr(o, "tolist") or hasattr(o, "item"):  # numpy arrays and scalars
+        try:
+            return o.tolist() if hasattr(o, "tolist") else o.item()
+        except Exception:
+            pass
+    if isinstance(o, Mapping):
+        return dict(o)
+    try:
+        return str(o)
+    except Exception:
+        return f"<unprintable {type(o).__name__}>"
+
+
+def sanitize(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """A JSON-safe copy: non-finite floats become None, unknown types strings, cycles and
+    nesting deeper than ``max_depth`` a marker string. The slow path, used only when the fast
+    ``json.dumps`` refuses a document."""
+
+    def walk(v: Any, depth: int, seen: frozenset[int]) -> Any:
+        if v is None or isinstance(v, (str, bool, int)):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if depth >= max_depth:
+            return f"[truncated: nesting deeper than {max_depth}]"
+        if isinstance(v, Mapping):
+            if id(v) in seen:
+                return "[circular reference]"
+            inner = seen | {id(v)}
+            return {str(k): walk(x, depth + 1, inner) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set, frozenset)):
+            if id(v) in seen:
+                return "[circular reference]"
+            inner = seen | {id(v)}
+            return [walk(x, depth + 1, inner) for x in v]
+        converted = _default(v)
+        if isinstance(converted, str):
+            return converted
+        return walk(converted, depth + 1, seen)
+
+    return walk(value, 0, frozenset())
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        text = json.dumps(obj, default=_default, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        text = json.dumps(sanitize(obj), default=_default, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+    # lone surrogates cannot be UTF-8; replace them rather than fail
+    return text.encode("utf-8", "replace")
+
+
+def dumps_source(doc: Mapping[str, Any]) -> bytes:
+    """The document as the cluster receives it: nested objects, one line, UTF-8."""
+    return _dumps(nest(doc))
+
+
+def dumps_line(doc: Mapping[str, Any]) -> bytes:
+    """The document as an ECS logging line (files, stdout): ``@timestamp``, ``log.level``,
+    ``message`` first, ``log.level`` / ``ecs.version`` as top-level dotted keys, rest nested.
+    No trailing newline."""
+    return _dumps(nest(doc, keep_dotted=TOP_LEVEL_DOTTED))

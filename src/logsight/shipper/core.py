@@ -1,0 +1,477 @@
+"""The shipper: the application thread enqueues, two background threads do the rest.
+
+* application thread: :meth:`Shipper.submit` appends ``(kind, doc)`` to a bounded deque (an
+  atomic operation under the GIL: no lock, no I/O, no serialisation). A full queue drops the
+  event and counts it; it never blocks or raises.
+* pump thread: drains the queue, serialises documents into records (transport-specific bytes)
+  and groups them into batches bounded by count and bytes. While the destination is healthy
+  the batches wait in memory (at most ``max_memory_bytes``) for the sender; while it is down,
+  or the sender is slower than the producers, they are spilled to the on-disk spool, so memory
+  stays flat during an outage.
+* sender thread: sends the spool first (oldest first, so replay is in order), then in-memory
+  batches. Connection errors, 429 and 5xx back off exponentially with jitter; per-item errors
+  that cannot succeed become dead-letter records; per-item 429/5xx are retried.
+
+Delivery is at-least-once; every event carries a stable ``event.id`` used as the ``_id`` of a
+``create`` action, so a re-sent event is answered 409 and counted as a duplicate, never stored
+twice. The one reordering: a batch that was in flight when an outage began is spooled after the
+batches the pump spilled during that request (``@timestamp`` stays authoritative).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from logsight.shipper.spool import FsyncPolicy, Spool, SpoolLocked
+from logsight.shipper.transport import ItemFailure, TooLarge, Transport, Unavailable
+
+log = logging.getLogger("logsight.shipper")
+
+
+@dataclass
+class Counters:
+    """What happened to the events given to a shipper (monotonic totals)."""
+
+    enqueued: int = 0  # accepted by submit()
+    sent: int = 0  # acknowledged by the destination (new documents)
+    duplicates: int = 0  # acknowledged as already there (409 on a replay)
+    retried: int = 0  # records sent again after a failure
+    spooled: int = 0  # records written to the disk spool
+    dead_lettered: int = 0  # records the destination refused for good (to the dead-letter index)
+    dropped: int = 0  # lost: queue full, spool full, unencodable, or a refused dead letter
+    queued: int = 0  # now in the in-memory queue
+    pending_memory_bytes: int = 0  # now in serialised batches waiting in memory
+    spool_records: int = 0  # now in the spool
+    spool_bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+_live: weakref.WeakSet[Shipper] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for shipper in list(_live):
+        with contextlib.suppress(Exception):  # nothing may escape interpreter shutdown
+            shipper.close(timeout=shipper.exit_timeout)
+
+
+atexit.register(_close_all_at_exit)
+
+
+def default_spool_dir(name: str) -> Path:
+    """``LOGSIGHT_SPOOL_DIR`` or the user cache dir, one subdirectory per shipper name."""
+    base = os.environ.get("LOGSIGHT_SPOOL_DIR")
+    if not base:
+        from platformdirs import user_cache_dir
+
+        base = str(Path(user_cache_dir("logsight")) / "spool")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "default"
+    return Path(base) / safe
+
+
+class Shipper:
+    """Batches, sends, spools and replays documents. Build one per destination; it starts its
+    threads at construction and stops them in :meth:`close` (also called at exit)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        spool_dir: str | Path | None = None,
+        name: str = "default",
+        batch_size: int = 500,
+        max_batch_bytes: int = 5 * 1024 * 1024,
+        flush_interval: float = 1.0,
+        max_queue: int = 50_000,
+        max_memory_bytes: int = 16 * 1024 * 1024,
+        spool_max_bytes: int = 1024 * 1024 * 1024,
+        spool_segment_bytes: int = 16 * 1024 * 1024,
+        fsync: FsyncPolicy = "batch",
+        backoff_initial: float = 0.2,
+        backoff_max: float = 30.0,
+        stats_interval: float | None = 60.0,
+        exit_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        random_state: int | None = None,
+        use_spool: bool = True,
+        senders: int = 4,
+    ) -> None:
+        if batch_size < 1 or max_queue < 1 or flush_interval <= 0 or senders < 1:
+            raise ValueError("batch_size, max_queue and senders must be >= 1, "
+                             "flush_interval > 0")
+        if backoff_initial <= 0 or backoff_max < backoff_initial:
+            raise ValueError("need 0 < backoff_initial <= backoff_max")
+        self.transport = transport
+        self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
+        self.flush_interval = flush_interval
+        self.max_queue = max_queue
+        self.max_memory_bytes = max_memory_bytes
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.stats_interval = stats_interval
+        self.exit_timeout = exit_timeout
+        self._clock = clock
+        self._mono = monotonic
+        self._rng = random.Random(random_state)
+
+        self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
+        self._pending: deque[list[bytes]] = deque()  # serialised batches, oldest first
+        self._pending_bytes = 0
+        self._lock = threading.Lock()  # pending + spool + counters (background threads only)
+        self._work = threading.Condition(self._lock)
+        self._wake = threading.Event()  # pump wake-up
+        self._stop = threading.Event()
+        self._pump_done = threading.Event()
+        self._c = Counters()
+        self._drained = 0
+        self._app_dropped = 0
+        self._app_lock = threading.Lock()  # only taken on the (rare) drop path
+        self._healthy = True
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._inflight = 0
+        self._pumping = False
+        self._closed = False
+
+        self.spool: Spool | None = None
+        if use_spool:
+            self.spool = self._open_spool(Path(spool_dir) if spool_dir else
+                                          default_spool_dir(name),
+                                          spool_max_bytes, spool_segment_bytes, fsync)
+
+        self._pump = threading.Thread(target=self._pump_loop, name=f"logsight-pump-{name}",
+                                      daemon=True)
+        # several requests in flight (like the client helpers' parallel_bulk); sender 0 also
+        # logs the counters periodically
+        self._senders = [
+            threading.Thread(target=self._send_loop, args=(i == 0,),
+                             name=f"logsight-send{i}-{name}", daemon=True)
+            for i in range(senders)
+        ]
+        self._pump.start()
+        for t in self._senders:
+            t.start()
+        _live.add(self)
+
+    @staticmethod
+    def _open_spool(path: Path, max_bytes: int, seg: int, fsync: FsyncPolicy) -> Spool | None:
+        for candidate in (path, path.with_name(f"{path.name}-{os.getpid()}")):
+            try:
+                return Spool(candidate, max_bytes=max_bytes, segment_bytes=seg, fsync=fsync)
+            except SpoolLocked:
+                log.warning("logsight: spool %s is in use by another process; using %s-%d",
+                            candidate, path.name, os.getpid())
+                continue
+            except OSError as e:
+                log.warning("logsight: no disk spool (%s); outages are buffered in memory", e)
+                return None
+        return None
+
+    # -- application side ------------------------------------------------------------------
+    def submit(self, kind: str, doc: Mapping[str, Any]) -> bool:
+        """Queue one document (no I/O, no serialisation). False when dropped (queue full or
+        shipper closed). Never raises for a full queue."""
+        q = self._queue
+        if len(q) >= self.max_queue or self._closed:
+            with self._app_lock:
+                self._app_dropped += 1
+            return False
+        q.append((kind, doc))
+        if len(q) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    @property
+    def counters(self) -> Counters:
+        """A snapshot of the counters."""
+        with self._lock:
+            c = Counters(**asdict(self._c))
+        queued = len(self._queue)
+        c.queued = queued
+        c.dropped += self._app_dropped
+        c.enqueued = self._drained + queued
+        c.pending_memory_bytes = self._pending_bytes
+        if self.spool is not None:
+            c.spool_records = self.spool.pending_records
+            c.spool_bytes = self.spool.pending_bytes
+        return c
+
+    def flush(self, timeout: float = 10.0, *, give_up_if_down: bool = False) -> bool:
+        """Wait until everything queued so far is delivered (True) or ``timeout`` passes
+        (False; undelivered events stay queued or spooled). Tries the destination right away
+        even during a back-off. With ``give_up_if_down``, returns False as soon as that
+        attempt has failed and everything is safe in the spool."""
+        deadline = self._mono() + timeout
+        with self._lock:
+            self._next_attempt = 0.0
+            failures_before = self._failures
+            self._work.notify_all()
+        self._wake.set()
+        while True:
+            if self._idle():
+                return True
+            if self._mono() >= deadline:
+                return False
+            if give_up_if_down and self._failures > failures_before and self._on_disk():
+                return False
+            self._wake.set()
+            time.sleep(0.01)
+
+    def _on_disk(self) -> bool:
+        if self._queue or self._pumping:
+            return False
+        with self._lock:
+            return not self._pending and self._inflight == 0
+
+    def _idle(self) -> bool:
+        # order matters: the pump raises _pumping before it pops the first item
+        if self._queue or self._pumping:
+            return False
+        with self._lock:
+            spool_empty = self.spool is None or self.spool.empty
+            return not self._pending and self._inflight == 0 and spool_empty
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush (up to ``timeout``), stop the threads, and spool whatever is left so the next
+        process delivers it. Returns whether everything was delivered."""
+        if self._closed:
+            return self._idle()
+        # a destination that is down gets one more try, not the whole timeout: the spool keeps
+        # the rest for the next process
+        delivered = self.flush(timeout, give_up_if_down=True)
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            self._work.notify_all()
+        self._pump.join(timeout=max(1.0, timeout))
+        for t in self._senders:
+            t.join(timeout=max(1.0, timeout))
+        with self._lock:
+            self._spill(everything=True)
+            if self.spool is not None:
+                self.spool.close()
+            else:  # nowhere to keep them: they are lost, and counted
+                self._c.dropped += sum(len(b) for b in self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+        self.transport.close()
+        _live.discard(self)
+        return delivered
+
+    # -- pump thread --------------------------------------------------------------------
+    def _pump_loop(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval)
+            stopping = self._stop.is_set()
+            try:
+                self._pump_once()
+            except Exception:  # the worker must survive anything
+                log.exception("logsight shipper: pump failed")
+            if not self._queue:
+                self._wake.clear()
+            if stopping and not self._queue:
+                self._pump_done.set()
+                return
+
+    def _pump_once(self) -> None:
+        self._pumping = True
+        try:
+            self._drain()
+        finally:
+            self._pumping = False
+
+    def _drain(self) -> None:
+        q = self._queue
+        encode = self.transport.encode
+        batch: list[bytes] = []
+        size = 0
+        batches: list[tuple[list[bytes], int]] = []
+        bad = 0
+        n = 0
+        while q:
+            kind, doc = q.popleft()
+            n += 1
+            try:
+                rec = encode(kind, doc)
+            except Exception:
+                bad += 1
+                continue
+            if batch and (len(batch) >= self.batch_size or size + len(rec) > self.max_batch_bytes):
+                batches.append((batch, size))
+                batch, size = [], 0
+            batch.append(rec)
+            size += len(rec)
+            if len(batches) >= 4:  # hand over regularly so the sender starts early
+                self._hand_over(batches, n, bad)
+                batches, n, bad = [], 0, 0
+        if batch:
+            batches.append((batch, size))
+        self._hand_over(batches, n, bad)
+
+    def _hand_over(self, batches: list[tuple[list[bytes], int]], drained: int, bad: int) -> None:
+        with self._lock:
+            self._drained += drained
+            self._c.dropped += bad
+            for b, size in batches:
+                self._pending.append(b)
+                self._pending_bytes += size
+            self._spill(everything=not self._healthy)
+            self._work.notify_all()
+
+    def _spill(self, *, everything: bool) -> None:
+        """Move the oldest in-memory batches to the spool (lock held). Without a spool, keep
+        up to ``max_memory_bytes`` and drop the oldest beyond it."""
+        if self.spool is None:
+            while self._pending and self._pending_bytes > self.max_memory_bytes:
+                batch = self._pending.popleft()
+                self._pending_bytes -= sum(len(r) for r in batch)
+                self._c.dropped += len(batch)
+            return
+        limit = 0 if everything else self.max_memory_bytes
+        while self._pending and self._pending_bytes > limit:
+            batch = self._pending.popleft()
+            self._pending_bytes -= sum(len(r) for r in batch)
+            taken = self.spool.append(batch)
+            self._c.spooled += taken
+            self._c.dropped += len(batch) - taken
+
+    # -- sender thread ------------------------------------------------------------------
+    def _send_loop(self, logs_stats: bool) -> None:
+        last_stats = self._mono()
+        while True:
+            with self._lock:
+                while True:
+                    has_work = bool(self._pending) or (self.spool is not None
+                                                       and self.spool.unread)
+                    if self._stop.is_set() and (
+                        not self._healthy or (self._pump_done.is_set() and not has_work)
+                    ):
+                        return
+                    wait = self._next_attempt - self._mono()
+                    # while the destination is down, one request probes it (not all senders)
+                    if has_work and wait <= 0 and (self._healthy or self._inflight == 0):
+                        break
+                    self._work.wait(timeout=min(self.flush_interval, wait) if wait > 0
+                                    else self.flush_interval)
+                    if self._stop.is_set() and self._pump_done.is_set() and not self._healthy:
+                        return
+                records, token = self._next_batch()
+                self._inflight += len(records)
+            try:
+                self._send(records, token)
+            except Exception:
+                log.exception("logsight shipper: send failed")
+            finally:
+                with self._lock:
+                    self._inflight -= len(records)
+            if (logs_stats and self.stats_interval
+                    and self._mono() - last_stats >= self.stats_interval):
+                last_stats = self._mono()
+                log.info("logsight shipper counters: %s", self.counters.as_dict())
+
+    def _next_batch(self) -> tuple[list[bytes], Any]:
+        # the spool first: it holds the oldest events
+        if self.spool is not None and self.spool.unread:
+            records, token = self.spool.read(self.batch_size, self.max_batch_bytes)
+            if records:
+                return records, token
+        if self._pending:
+            batch = self._pending.popleft()
+            self._pending_bytes -= sum(len(r) for r in batch)
+            return batch, None
+        return [], None
+
+    def _send(self, records: list[bytes], token: Any) -> None:
+        if not records:
+            return
+        try:
+            result = self.transport.send(records)
+        except TooLarge:
+            with self._lock:
+                if token is not None:  # the records move from the spool to memory
+                    self.spool.commit(token)  # type: ignore[union-attr]  # token implies spool
+                if len(records) > 1:
+                    half = len(records) // 2
+                    self._pending.appendleft(records[half:])
+                    self._pending.appendleft(records[:half])
+                    self._pending_bytes += sum(len(r) for r in records)
+                    return
+            self._dead_letter([ItemFailure(records[0], 413, "too_large", "record too large")])
+            return
+        except Unavailable as e:
+            self._failed(records, token, str(e))
+            return
+        with self._lock:
+            if self._failures:
+                log.info("logsight shipper: destination is back after %d failures",
+                         self._failures)
+            self._healthy = True
+            self._failures = 0
+            self._c.sent += result.ok
+            self._c.duplicates += result.duplicates
+            if token is not None:
+                self.spool.commit(token)  # type: ignore[union-attr]  # token implies spool
+            if result.retry:
+                self._c.retried += len(result.retry)
+                self._pending.appendleft(list(result.retry))
+                self._pending_bytes += sum(len(r) for r in result.retry)
+                self._next_attempt = self._mono() + self._backoff(1)  # the cluster is pushing back
+        if result.failed:
+            self._dead_letter(result.failed)
+
+    def _failed(self, records: list[bytes], token: Any, reason: str) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._healthy:
+                log.warning("logsight shipper: destination unavailable (%s); spooling", reason)
+            self._healthy = False
+            self._c.retried += len(records)
+            self._next_attempt = self._mono() + self._backoff(self._failures)
+            if token is None:  # an in-memory batch: back to the front, then to disk
+                self._pending.appendleft(records)
+                self._pending_bytes += sum(len(r) for r in records)
+            elif self.spool is not None:  # read again from the durable cursor
+                self.spool.rewind()
+            self._spill(everything=True)
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential back-off with "equal jitter": half fixed, half random."""
+        delay = min(self.backoff_max, self.backoff_initial * (2 ** min(failures - 1, 30)))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def _dead_letter(self, failures: list[ItemFailure]) -> None:
+        records: list[bytes] = []
+        lost = 0
+        for f in failures:
+            try:
+                rec = self.transport.deadletter(f, self._clock)
+            except Exception:
+                rec = None
+            if rec is None:
+                lost += 1
+            else:
+                records.append(rec)
+        with self._lock:
+            self._c.dead_lettered += len(records)
+            self._c.dropped += lost
+            if records:
+                self._pending.append(records)
+                self._pending_bytes += sum(len(r) for r in records)
+                self._work.notify_all()

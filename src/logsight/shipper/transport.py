@@ -1,0 +1,220 @@
+"""Where shipped records go: the cluster's ``_bulk`` (through the engine seam) or an NDJSON file.
+
+A *record* is always two lines, ``meta\\n`` + ``document\\n``, so the spool frames every
+transport's records the same way. For ``_bulk`` the meta line is the ``create`` action with the
+event's stable id; the NDJSON sink writes only the document line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from logsight import names
+from logsight.ecs import dumps_line, dumps_source, format_timestamp
+
+if TYPE_CHECKING:
+    from logsight.engine import Engine
+
+
+class Unavailable(Exception):
+    """The destination cannot take records now (down, 429/5xx, connection error): retry."""
+
+
+class TooLarge(Exception):
+    """The request was too large (413): split the batch."""
+
+
+@dataclass
+class ItemFailure:
+    record: bytes
+    status: int
+    error_type: str
+    reason: str
+
+
+@dataclass
+class SendResult:
+    ok: int = 0
+    duplicates: int = 0  # 409 on create: delivered before (a replay)
+    retry: list[bytes] = field(default_factory=list)  # per-item 429/5xx
+    failed: list[ItemFailure] = field(default_factory=list)  # cannot succeed (mapping, ...)
+
+
+class Transport(Protocol):
+    def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes: ...
+
+    def send(self, records: Sequence[bytes]) -> SendResult: ...
+
+    def deadletter(self, failure: ItemFailure, clock: Callable[[], float]) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+
+def _index_of(record: bytes) -> tuple[str, str | None]:
+    action = json.loads(record[: record.index(b"\n")])
+    (meta,) = action.values()
+    return str(meta.get("_index", "")), meta.get("_id")
+
+
+class BulkTransport:
+    """``_bulk`` with ``create`` actions into ``names.stream(kind, namespace)``.
+
+    Connects lazily (the first send), so a shipper comes up while the cluster is down."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        engine: Engine | None = None,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.namespace = names.check_namespace(namespace)
+        self._engine = engine
+        self._own_engine = engine is None
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self._prefix = {
+            kind: b'{"create":{"_index":' + json.dumps(names.stream(kind, namespace)).encode()
+            + b',"_id":'
+            for kind in names.STREAM_TYPES
+        }
+
+    def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes:
+        prefix = self._prefix[kind]
+        eid = doc.get("event.id")
+        return (prefix + json.dumps(str(eid)).encode() + b"}}\n" + dumps_source(doc) + b"\n")
+
+    def _connect(self) -> Engine:
+        if self._engine is None:
+            from logsight.engine import EngineError, connect
+
+            try:
+                self._engine = connect(self.url, timeout=self.connect_timeout,
+                                       request_timeout=self.request_timeout)
+            except EngineError as e:  # EngineUnavailable included: not up yet
+                raise Unavailable(str(e)) from e
+        return self._engine
+
+    def send(self, records: Sequence[bytes]) -> SendResult:
+        from logsight.engine import EngineError, EngineUnavailable
+
+        engine = self._connect()
+        try:
+            bulk = engine.bulk_ndjson(b"".join(records))
+        except EngineUnavailable as e:
+            raise Unavailable(str(e)) from e
+        except EngineError as e:
+            if e.status == 413:
+                raise TooLarge(str(e)) from e
+            if e.status == 400:  # the whole body was refused: nothing in it can succeed
+                return SendResult(failed=[ItemFailure(r, 400, "bulk_rejected", e.message)
+                                          for r in records])
+            raise Unavailable(str(e)) from e  # auth or cluster errors: retry with backoff
+        except Exception as e:  # a client bug or a dropped connection must not kill the worker
+            raise Unavailable(f"{type(e).__name__}: {e}") from e
+        result = SendResult(ok=bulk.ok, duplicates=bulk.duplicates)
+        for err in bulk.errors:
+            record = records[err.position]
+            if err.retryable:
+                result.retry.append(record)
+            else:
+                result.failed.append(ItemFailure(record, err.status, err.error_type, err.reason))
+        return result
+
+    def deadletter(self, failure: ItemFailure, clock: Callable[[], float]) -> bytes | None:
+        """The dead-letter record for a failed item (None for a failed dead-letter record)."""
+        index, eid = _index_of(failure.record)
+        if index == names.DEADLETTER_INDEX:
+            return None
+        source = failure.record[failure.record.index(b"\n") + 1:].rstrip(b"\n")
+        text = source.decode("utf-8", "replace")
+        doc: dict[str, Any] = {
+            "@timestamp": format_timestamp(clock()),
+            "event": {"id": eid},
+            "failure": {"stage": "bulk", "stream": index, "tag": failure.error_type,
+                        "message": failure.reason, "status": failure.status},
+            "original_text": text,
+        }
+        try:
+            original = json.loads(text)
+            if isinstance(original, dict):
+                doc["original"] = original
+        except ValueError:
+            pass
+        action = {"create": {"_index": names.DEADLETTER_INDEX, "_id": eid}}
+        return (json.dumps(action).encode() + b"\n"
+                + json.dumps(doc, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
+
+    def close(self) -> None:
+        if self._engine is not None and self._own_engine:
+            self._engine.close()
+            self._engine = None
+
+
+class FileTransport:
+    """NDJSON lines in the ECS logging layout, for shipping with Filebeat or Elastic Agent.
+
+    Each line carries ``data_stream.type`` / ``dataset`` / ``namespace`` so an agent can route
+    it to the same data stream the ``_bulk`` path would."""
+
+    def __init__(
+        self,
+        target: str | Path | IO[str] | IO[bytes] | None = None,
+        *,
+        namespace: str = names.DEFAULT_NAMESPACE,
+    ) -> None:
+        self.namespace = names.check_namespace(namespace)
+        self._lock = threading.Lock()
+        self._owned: IO[bytes] | None = None
+        self._target: Any
+        if target is None or target == "-" or target == "stdout":
+            self._target = sys.stdout
+        elif target == "stderr":
+            self._target = sys.stderr
+        elif isinstance(target, (str, Path)):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._owned = open(path, "ab")  # noqa: SIM115  # closed in close()
+            self._target = self._owned
+        else:
+            self._target = target
+
+    def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes:
+        line = dict(doc)
+        line["data_stream.type"] = kind
+        line["data_stream.dataset"] = names.DATASET
+        line["data_stream.namespace"] = self.namespace
+        return b'{"kind":"' + kind.encode() + b'"}\n' + dumps_line(line) + b"\n"
+
+    def send(self, records: Sequence[bytes]) -> SendResult:
+        lines = b"".join(r[r.index(b"\n") + 1:] for r in records)
+        try:
+            t = self._target
+            if hasattr(t, "buffer"):  # a text stream such as sys.stdout
+                t.flush()
+                t = t.buffer
+            try:
+                t.write(lines)
+            except TypeError:  # a text stream without a binary buffer (StringIO)
+                t.write(lines.decode("utf-8", "replace"))
+            t.flush()
+        except OSError as e:
+            raise Unavailable(str(e)) from e
+        return SendResult(ok=len(records))
+
+    def deadletter(self, failure: ItemFailure, clock: Callable[[], float]) -> bytes | None:
+        return None
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None

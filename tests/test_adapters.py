@@ -1,0 +1,290 @@
+"""Adapters: structlog and stdlib give identical ECS documents, trace correlation, ML events,
+spans, resource metrics, the NDJSON sink; and the documents land in the real engine."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from tests.test_ecs import load_spec, validate_ecs_line
+
+import logsight
+from logsight import names
+from logsight.adapters import MlEvents, span_to_doc
+from logsight.adapters.metrics import ResourceSampler
+from logsight.ecs import EventIds, Service
+
+SERVICE = Service("payments", version="2.0", hostname="host-a")
+
+
+def clock() -> float:
+    return 1_700_000_000.5
+
+
+class Collect:
+    """An emit target that keeps documents (stands in for the shipper, not the cluster)."""
+
+    def __init__(self) -> None:
+        self.docs: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, doc: Any) -> bool:
+        self.docs.append((kind, dict(doc)))
+        return True
+
+
+def _stdlib_logger(handle: logsight.Logsight, name: str) -> logging.Logger:
+    lg = logging.getLogger(name)
+    lg.handlers[:] = [handle.handler]
+    lg.propagate = False
+    lg.setLevel(logging.DEBUG)
+    return lg
+
+
+def test_structlog_and_stdlib_documents_are_identical() -> None:
+    from logsight.adapters.stdlib import EcsJsonFormatter, EcsShipperHandler
+    from logsight.adapters.structlog import make_logger
+
+    got_a, got_b = Collect(), Collect()
+    slog = make_logger(got_a, SERVICE, "orders", clock=clock, ids=EventIds("x"))
+    std = logging.getLogger("orders")
+    std.handlers[:] = [EcsShipperHandler(got_b, EcsJsonFormatter(SERVICE, clock=clock,
+                                                                 ids=EventIds("x")))]
+    std.propagate = False
+    std.setLevel(logging.DEBUG)
+
+    slog.info("paid %s", "now", amount=12.5, user={"id": 7}, labels={"tier": "gold"})
+    std.info("paid %s", "now", extra={"amount": 12.5, "user": {"id": 7},
+                                      "labels": {"tier": "gold"}})
+    slog.warning("slow", ms=300)
+    std.warning("slow", extra={"ms": 300})
+    try:
+        raise RuntimeError("down")
+    except RuntimeError:
+        slog.exception("failed")
+        std.exception("failed")
+    assert len(got_a.docs) == len(got_b.docs) == 3
+    for (ka, da), (kb, db) in zip(got_a.docs, got_b.docs, strict=True):
+        assert ka == kb == "logs"
+        assert list(da) == list(db)
+        assert da == db
+    assert got_a.docs[0][1]["amount"] == 12.5  # extra fields keep their type
+    assert got_a.docs[2][1]["error.type"] == "RuntimeError"
+
+
+def test_formatter_does_not_mutate_the_record() -> None:
+    from logsight.adapters.stdlib import EcsJsonFormatter
+
+    fmt = EcsJsonFormatter(SERVICE, clock=clock)
+    record = logging.LogRecord("n", logging.INFO, __file__, 1, "hi %s", ("x",), None)
+    before = dict(record.__dict__)
+    fmt.document(record)
+    assert record.__dict__ == before
+
+
+def test_trace_ids_follow_the_active_span() -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("t")
+    got = Collect()
+    from logsight.adapters.structlog import make_logger
+
+    slog = make_logger(got, SERVICE, "svc", clock=clock)
+    ml = MlEvents(got, SERVICE, clock=clock)
+    with tracer.start_as_current_span("root") as root:
+        slog.info("in root")
+        with tracer.start_as_current_span("child") as child:
+            slog.info("in child")
+            ml.log_prediction("m", "1", {"f": 1}, 1)
+    slog.info("outside")
+    root_ctx, child_ctx = root.get_span_context(), child.get_span_context()
+    d_root, d_child, d_ml, d_out = (d for _, d in got.docs)
+    assert d_root["trace.id"] == format(root_ctx.trace_id, "032x")
+    assert d_root["span.id"] == format(root_ctx.span_id, "016x")
+    assert d_root["transaction.id"] == d_root["span.id"]  # the entry span is the transaction
+    assert d_child["span.id"] == format(child_ctx.span_id, "016x")
+    assert d_child["trace.id"] == d_root["trace.id"]
+    assert "transaction.id" not in d_child
+    assert d_ml["trace.id"] == d_root["trace.id"]
+    assert "trace.id" not in d_out
+
+
+def test_ml_event_shapes() -> None:
+    got = Collect()
+    ml = MlEvents(got, SERVICE, clock=clock, ids=EventIds("id"))
+    rid = ml.log_prediction("churn", "3", {"age": 41, "plan": "pro", "vip": True,
+                                           "bad": float("nan"), "a.b": 2.0},
+                            "yes", score=0.8, probabilities={"yes": 0.8, "no": 0.2},
+                            latency_ms=12)
+    ml.log_feedback(rid, 1, model="churn", version="3")
+    ml.log_kpi("conversion", 0.031, model="churn", labels={"region": "eu"})
+    (k1, pred), (_, fb), (_, kpi) = got.docs
+    assert k1 == "mlevents"
+    assert pred["ml.event_type"] == "prediction"
+    assert pred["ml.model.name"] == "churn" and pred["ml.model.version"] == "3"
+    assert pred["ml.features.age"] == 41.0 and pred["ml.features.plan"] == "pro"
+    assert pred["ml.features.vip"] == 1.0 and pred["ml.features.a_b"] == 2.0
+    assert "ml.features.bad" not in pred
+    assert pred["ml.prediction"] == "yes" and "ml.prediction_value" not in pred
+    assert pred["ml.probabilities.no"] == 0.2 and pred["ml.latency_ms"] == 12.0
+    assert fb["ml.request_id"] == rid == pred["ml.request_id"]
+    assert fb["ml.label"] == "1" and fb["ml.label_value"] == 1.0
+    assert kpi["ml.kpi.name"] == "conversion" and kpi["ml.kpi.value"] == 0.031
+    assert kpi["labels.region"] == "eu"
+    assert pred["@timestamp"] == "2023-11-14T22:13:20.500Z"
+
+
+def test_ml_garbage_never_raises() -> None:
+    got = Collect()
+    ml = MlEvents(got, SERVICE, clock=clock)
+    ml.log_prediction("m", None, {"x": object(), "y": b"\xff"}, object(), score="high",
+                      probabilities=[float("inf"), 0.5], latency_ms=None)
+    (_, doc), = got.docs
+    assert doc["ml.features.y"] == "\ufffd"
+    assert "ml.score" not in doc and doc["ml.probabilities.1"] == 0.5
+
+
+def test_span_documents() -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "api",
+                                                        "service.version": "9"}))
+    mem = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("t")
+    attrs = {"http.route": "/x", "db.system": "pg", "db.system.name": "pg"}
+    with (tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER, attributes=attrs) as root,
+          tracer.start_as_current_span("query") as child):
+        child.set_status(Status(StatusCode.ERROR, "timeout"))
+    child_span, root_span = mem.get_finished_spans()
+    doc = span_to_doc(child_span)
+    rdoc = span_to_doc(root_span)
+    assert doc is not None and rdoc is not None
+    assert doc["parent.id"] == rdoc["span.id"] == format(root.get_span_context().span_id, "016x")
+    assert "parent.id" not in rdoc
+    assert rdoc["span.kind"] == "server" and doc["span.kind"] == "internal"
+    assert doc["span.status"] == "error" and doc["event.outcome"] == "failure"
+    assert rdoc["service.name"] == "api" and rdoc["service.version"] == "9"
+    assert rdoc["attributes.http.route"] == "/x"
+    assert rdoc["attributes.db.system_value"] == "pg"  # a value and an object cannot share
+    assert rdoc["attributes.db.system.name"] == "pg"
+    assert doc["span.duration_ms"] == pytest.approx(
+        (child_span.end_time - child_span.start_time) / 1e6)
+    assert doc["event.id"] == f"{doc['trace.id']}-{doc['span.id']}"
+
+
+def test_metrics_sample_fields() -> None:
+    got = Collect()
+    sampler = ResourceSampler(got, SERVICE, clock=clock, interval=60)
+    doc = sampler.sample()
+    for f in ("system.cpu.pct", "system.memory.used_bytes", "system.memory.pct",
+              "process.cpu.pct", "process.memory.rss_bytes", "system.network.in_bytes",
+              "system.network.out_bytes", "event.id"):
+        assert f in doc, f
+    assert doc["process.memory.rss_bytes"] > 0
+    assert 0 <= doc["system.memory.pct"] <= 100
+    assert ("gpu.utilization_pct" in doc) == sampler.gpu_present
+
+
+def test_ndjson_sink_lines_pass_the_spec() -> None:
+    spec = load_spec()
+    buf = io.StringIO()
+    ls = logsight.configure("sinky", sink=buf, use_spool=False, flush_interval=0.05)
+    ls.logger("a").info("one", k=1)
+    lg = _stdlib_logger(ls, "sink-test")
+    lg.error("two")
+    ls.log_kpi("acc", 0.5)
+    assert ls.flush(5)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 3
+    for line in lines[:2]:
+        data = validate_ecs_line(line, spec)
+        assert data["data_stream"]["type"] == "logs"
+    assert json.loads(lines[2])["data_stream"]["type"] == "mlevents"
+    ls.close()
+
+
+def test_module_level_functions_use_the_latest_handle() -> None:
+    buf = io.StringIO()
+    ls = logsight.configure("mod", sink=buf, use_spool=False, flush_interval=0.05)
+    rid = logsight.log_prediction("m", "1", {"x": 1.0}, 0.3)
+    logsight.log_feedback(rid, 0)
+    logsight.log_kpi("k", 1.0)
+    assert ls.flush(5)
+    assert len(buf.getvalue().splitlines()) == 3
+    ls.close()
+    with pytest.raises(RuntimeError, match="configure"):
+        logsight.log_kpi("k", 1.0)
+
+
+@pytest.mark.engine
+def test_every_kind_lands_in_its_stream(engine: Any, namespace: str, tmp_path: Path) -> None:
+    service = "adapters-" + uuid.uuid4().hex[:8]
+    ls = logsight.configure(service, engine.url, namespace=namespace, spool_dir=tmp_path,
+                            flush_interval=0.1)
+    ls.logger("x").info("hello", n=1)
+    lg = _stdlib_logger(ls, "adapters-it")
+    lg.warning("std hello", extra={"n": 2})
+    rid = ls.log_prediction("m", "1", {"f": 1.5, "g": "a"}, 0.4, score=0.4)
+    ls.log_feedback(rid, 1)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(BatchSpanProcessor(ls.span_exporter()))
+    with provider.get_tracer("t").start_as_current_span("op"):
+        ls.logger("x").info("inside span")
+    provider.force_flush()
+    sampler = ls.start_resource_metrics(interval=3600)
+    ls.emit(names.METRICS, sampler.sample())
+    assert ls.flush(30)
+    c = ls.counters
+    assert c.sent == 7 and c.dropped == 0 and c.dead_lettered == 0
+    for kind, expected in ((names.LOGS, 3), (names.MLEVENTS, 2), (names.TRACES, 1),
+                           (names.METRICS, 1)):
+        index = names.stream(kind, namespace)
+        engine.refresh(index)
+        assert engine.count(index) == expected, kind
+    logs = {h["_source"]["message"]: h["_source"] for h in
+            engine.search(names.stream(names.LOGS, namespace), {"size": 10})["hits"]["hits"]}
+    span = engine.search(names.stream(names.TRACES, namespace), {"size": 1})["hits"]["hits"][0]
+    assert logs["inside span"]["trace"]["id"] == span["_source"]["trace"]["id"]
+    assert logs["std hello"]["n"] == 2
+    provider.shutdown()
+    ls.close()
+
+
+def test_garbage_through_the_loggers_never_raises() -> None:
+    class Bad:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+        __repr__ = __str__
+
+    def exploding(logger: Any, method: str, event: Any) -> Any:
+        raise ValueError("a user processor failed")
+
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    buf = io.StringIO()
+    ls = logsight.configure("garbage", sink=buf, use_spool=False, flush_interval=0.05)
+    log = ls.logger("g")
+    log.info(Bad(), obj=Bad(), cyc=cyclic, nan=float("nan"), raw=b"\x00\xff")
+    log.info("m" * 100_000)
+    log.info(b"bytes message")
+    ls.logger("bad", processors=[exploding]).info("dropped, not raised")
+    lg = _stdlib_logger(ls, "garbage-std")
+    lg.info("bad args %d", "not a number")
+    lg.info("obj", extra={"obj": Bad(), "inf": float("inf")})
+    assert ls.flush(10)
+    lines = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert len(lines) == 5
+    assert lines[0]["message"] == "<unprintable Bad>" and lines[0]["nan"] is None
+    assert lines[1]["message"].endswith("[truncated 67232 chars]")
+    assert lines[2]["message"] == "bytes message"
+    assert lines[3]["message"].startswith("'bad args %d'")
+    assert lines[4]["inf"] is None and lines[4]["obj"] == "<unprintable Bad>"
+    ls.close()

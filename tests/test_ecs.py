@@ -1,0 +1,221 @@
+"""The ECS core: known documents, the ECS logging spec, garbage in, never mutated."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.conftest import DATASETS
+
+from logsight.ecs import (
+    ECS_VERSION,
+    Service,
+    dumps_line,
+    dumps_source,
+    format_timestamp,
+    nest,
+    sanitize_label_key,
+    to_ecs,
+)
+
+SPEC_PATH = DATASETS.parent / "specs" / "ecs-logging-spec.json"
+SERVICE = Service("checkout", version="1.2.3", environment="prod", hostname="h1")
+
+
+def fixed_clock() -> float:
+    return 1_700_000_000.25
+
+
+def load_spec() -> dict[str, Any]:
+    if not SPEC_PATH.exists():
+        pytest.skip(f"ECS logging spec not found at {SPEC_PATH}")
+    return dict(json.loads(SPEC_PATH.read_text()))
+
+
+def validate_ecs_line(line: str | bytes, spec: dict[str, Any]) -> dict[str, Any]:
+    """A validator built on Elastic's spec, the checks its loggers run: required fields
+    present, fields with an index at that position, top-level fields as dotted keys, types,
+    label key sanitisation. Returns the parsed line."""
+    data = json.loads(line, object_pairs_hook=OrderedDict)
+    keys = list(data)
+
+    def lookup(path: str) -> Any:
+        if path in data:
+            return data[path]
+        node: Any = data
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    for name, field in spec["fields"].items():
+        value = lookup(name)
+        if field.get("required"):
+            assert value is not None, f"required field {name} missing"
+        if value is None:
+            continue
+        if field.get("top_level_field"):
+            assert name in data, f"{name} must be a top-level dotted key"
+        if "index" in field:
+            assert keys.index(name) == field["index"], f"{name} must be at {field['index']}"
+        if field["type"] == "datetime":
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        elif field["type"] == "string":
+            assert isinstance(value, str), f"{name} must be a string"
+        elif field["type"] == "integer":
+            assert isinstance(value, int)
+        elif field["type"] == "object":
+            assert isinstance(value, dict)
+        sanitization = field.get("sanitization", {}).get("key")
+        if sanitization:
+            for key in value:
+                for bad in sanitization["replacements"]:
+                    assert bad not in key, f"{name} key {key!r} contains {bad!r}"
+    return data
+
+
+def test_known_document_in_spec_order() -> None:
+    doc = to_ecs(
+        {"event": "paid", "logger": "shop", "order": 17, "labels": {"team.a": "x"}},
+        service=SERVICE, clock=fixed_clock, level="WARN", event_id="e1",
+    )
+    assert list(doc)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+    assert doc == {
+        "@timestamp": "2023-11-14T22:13:20.250Z",
+        "log.level": "warning",
+        "message": "paid",
+        "ecs.version": ECS_VERSION,
+        "log.logger": "shop",
+        "service.name": "checkout",
+        "service.version": "1.2.3",
+        "service.environment": "prod",
+        "host.hostname": "h1",
+        "event.dataset": "checkout",
+        "labels.team_a": "x",
+        "order": 17,
+        "event.id": "e1",
+    }
+
+
+def test_exception_fields() -> None:
+    try:
+        raise KeyError("k")
+    except KeyError as e:
+        doc = to_ecs({"event": "x", "exc_info": e}, service=SERVICE, clock=fixed_clock)
+    assert doc["error.type"] == "KeyError"
+    assert doc["error.message"] == "'k'"
+    assert doc["error.stack_trace"].startswith("Traceback") and "KeyError" in \
+        doc["error.stack_trace"]
+
+
+def test_lines_pass_the_ecs_logging_spec() -> None:
+    spec = load_spec()
+    try:
+        raise ValueError("bad")
+    except ValueError as e:
+        exc = e
+    events = [
+        {"event": "plain"},
+        {"event": "with extras", "user": {"id": 3}, "labels": {"a.b*c\\d": "v"}},
+        {"event": "error", "exc_info": exc},
+        {"event": None},
+    ]
+    for event in events:
+        line = dumps_line(to_ecs(event, service=SERVICE, clock=fixed_clock))
+        data = validate_ecs_line(line, spec)
+        assert data["ecs.version"] == ECS_VERSION
+
+
+def test_validator_rejects_a_wrong_line() -> None:
+    spec = load_spec()
+    with pytest.raises(AssertionError):
+        validate_ecs_line('{"log.level":"info","@timestamp":"2023-01-01T00:00:00.000Z",'
+                          '"ecs.version":"1.6.0"}', spec)
+    with pytest.raises(AssertionError):  # log.level nested instead of dotted
+        validate_ecs_line('{"@timestamp":"2023-01-01T00:00:00.000Z","log":{"level":"info"},'
+                          '"ecs.version":"1.6.0"}', spec)
+
+
+def test_source_form_is_fully_nested() -> None:
+    doc = to_ecs({"event": "x"}, service=SERVICE, clock=fixed_clock, event_id="i")
+    src = json.loads(dumps_source(doc))
+    assert src["log"]["level"] == "info"
+    assert src["ecs"]["version"] == ECS_VERSION
+    assert src["event"] == {"dataset": "checkout", "id": "i"}
+    assert not [k for k in src if "." in k]
+
+
+def test_huge_message_truncated_with_marker() -> None:
+    doc = to_ecs({"event": "x" * 100_000}, service=SERVICE, clock=fixed_clock,
+                 max_message_chars=1000)
+    assert doc["message"].startswith("x" * 1000)
+    assert doc["message"].endswith("[truncated 99000 chars]")
+
+
+def test_garbage_values_serialise() -> None:
+    class Weird:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):
+        node["d"] = {}
+        node = node["d"]
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    doc = to_ecs(
+        {"event": b"\xffbytes", "nan": math.nan, "inf": -math.inf, "obj": Weird(),
+         "deep": deep, "cyc": cyclic, "set": {1}, "when": datetime(2024, 1, 1)},
+        service=SERVICE, clock=fixed_clock,
+    )
+    out = json.loads(dumps_source(doc))
+    assert out["message"] == "\ufffdbytes"
+    assert out["nan"] is None and out["inf"] is None
+    assert out["obj"] == "<unprintable Weird>"
+    assert out["set"] == [1]
+    assert out["when"] == "2024-01-01T00:00:00"
+    assert "[circular reference]" in json.dumps(out["cyc"])
+    assert "truncated: nesting" in json.dumps(out["deep"])
+
+
+def test_label_key_sanitisation() -> None:
+    assert sanitize_label_key("a.b*c\\d") == "a_b_c_d"
+
+
+def test_timestamp_format_known_values() -> None:
+    assert format_timestamp(0.0) == "1970-01-01T00:00:00.000Z"
+    assert format_timestamp(1_700_000_000.999) == "2023-11-14T22:13:20.999Z"
+
+
+def test_nest_keeps_first_seen_order_and_conflicts_flat() -> None:
+    flat = {"a.b": 1, "c": 2, "a.d": 3, "c.x": 4}
+    assert list(nest(flat)) == ["a", "c", "c.x"]
+    assert nest(flat)["a"] == {"b": 1, "d": 3}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_never_mutates_and_always_serialises(event: dict[str, Any]) -> None:
+    before = copy.deepcopy(event)
+    doc = to_ecs(event, service=SERVICE, clock=fixed_clock)
+    for blob in (dumps_source(doc), dumps_line(doc)):
+        parsed = json.loads(blob)
+        assert isinstance(parsed, dict)
+    assert repr(event) == repr(before)  # repr: NaN != NaN would defeat ==

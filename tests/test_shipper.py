@@ -1,0 +1,352 @@
+"""The shipper against the real engine: outage and restart without loss or duplicates, the
+spool across processes, bounded memory while the cluster is down, dead letters."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import logsight
+from logsight import names
+from logsight.shipper import BulkTransport, Shipper, Spool, SpoolLocked
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dead_url() -> str:
+    return f"http://127.0.0.1:{_free_port()}"  # nothing listens there: the cluster is "down"
+
+
+def _record(i: int) -> bytes:
+    return (b'{"create":{"_index":"logs-logsight-x","_id":"%d"}}\n{"n":%d}\n' % (i, i))
+
+
+def _ids_in(engine: Any, index: str) -> collections.Counter[str]:
+    engine.refresh(index)
+    return collections.Counter(
+        h["_source"]["event"]["id"] for h in engine.scan(index, source=["event.id"]))
+
+
+# -- spool ---------------------------------------------------------------------------------
+def test_spool_replays_in_order_across_segments(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=200, fsync="never")
+    for start in range(0, 30, 5):
+        assert spool.append([_record(i) for i in range(start, start + 5)]) == 5
+    assert spool.pending_records == 30
+    seen: list[int] = []
+    while True:
+        records, token = spool.read(7, 1 << 20)
+        if not records:
+            break
+        seen += [json.loads(r.split(b"\n")[1])["n"] for r in records]
+        assert token is not None
+        spool.commit(token)
+    assert seen == list(range(30))
+    assert spool.empty and spool.pending_bytes == 0
+    assert not list(tmp_path.glob("*.ndjson"))
+    spool.close()
+
+
+def test_spool_resumes_from_cursor_and_skips_a_torn_tail(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([_record(i) for i in range(10)])
+    records, token = spool.read(4, 1 << 20)
+    assert token is not None
+    spool.commit(token)
+    spool.close()
+    segment = next(tmp_path.glob("*.ndjson"))
+    with open(segment, "ab") as f:  # a crash in the middle of a write
+        f.write(b'{"create":{"_index":"logs-logsight-x","_id":"torn"}}\n{"n":')
+    again = Spool(tmp_path)
+    assert again.pending_records == 6
+    records, token = again.read(100, 1 << 20)
+    assert [json.loads(r.split(b"\n")[1])["n"] for r in records] == list(range(4, 10))
+    assert token is not None
+    again.commit(token)
+    again.append([_record(99)])  # new records go to a new segment, after the torn one
+    records, token = again.read(100, 1 << 20)
+    assert [json.loads(r.split(b"\n")[1])["n"] for r in records] == [99]
+    again.close()
+
+
+def _numbers(records: list[bytes]) -> list[int]:
+    return [json.loads(r.split(b"\n")[1])["n"] for r in records]
+
+
+def test_spool_read_ahead_commits_only_a_contiguous_prefix(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([_record(i) for i in range(9)])
+    reads = [spool.read(3, 1 << 20) for _ in range(3)]  # three senders in flight
+    assert [_numbers(r) for r, _ in reads] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert not spool.unread
+    spool.commit(reads[2][1])  # type: ignore[arg-type]  # read returned a token
+    assert spool.pending_records == 9  # the oldest read is not acknowledged yet
+    spool.close()
+    again = Spool(tmp_path)  # a crash now re-sends everything from the durable cursor
+    assert again.pending_records == 9
+    first, t1 = again.read(3, 1 << 20)
+    second, t2 = again.read(3, 1 << 20)
+    assert t1 is not None and t2 is not None
+    again.commit(t2)
+    again.rewind()  # the first send failed: read again from the cursor
+    again.commit(t1)  # a commit from before the rewind is stale and ignored
+    assert again.pending_records == 9
+    replay, t3 = again.read(100, 1 << 20)
+    assert _numbers(replay) == list(range(9)) and t3 is not None
+    again.commit(t3)
+    assert again.empty and not list(tmp_path.glob("*.ndjson"))
+    again.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    ops=st.lists(st.sampled_from(["read", "commit_first", "commit_last", "rewind",
+                                  "reopen", "append"]), max_size=30),
+    segment_bytes=st.sampled_from([120, 400, 1 << 20]),
+)
+def test_spool_property_every_record_is_delivered(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[int], ops: list[str],
+    segment_bytes: int,
+) -> None:
+    """Whatever the interleaving of reads, out-of-order commits, rewinds and restarts, every
+    appended record is delivered at least once, and a drained spool is empty on reopening."""
+    directory = tmp_path_factory.mktemp("spool")
+    spool = Spool(directory, segment_bytes=segment_bytes, fsync="never")
+    appended: list[int] = []
+    delivered: set[int] = set()
+    n = 0
+
+    def append(k: int) -> None:
+        nonlocal n
+        spool.append([_record(i) for i in range(n, n + k)])
+        appended.extend(range(n, n + k))
+        n += k
+
+    for k in batches:
+        append(k)
+    in_flight: list[tuple[list[bytes], Any]] = []
+    for op in ops:
+        if op == "read":
+            records, token = spool.read(3, 1 << 20)
+            if token is not None:
+                in_flight.append((records, token))
+        elif op.startswith("commit") and in_flight:
+            records, token = in_flight.pop(0 if op == "commit_first" else -1)
+            delivered.update(_numbers(records))
+            spool.commit(token)
+        elif op == "rewind":
+            spool.rewind()
+            in_flight.clear()
+        elif op == "reopen":
+            spool.close()
+            spool = Spool(directory, segment_bytes=segment_bytes, fsync="never")
+            in_flight.clear()
+        elif op == "append":
+            append(2)
+    for records, token in in_flight:  # the senders still busy finish
+        delivered.update(_numbers(records))
+        spool.commit(token)
+    while True:
+        records, token = spool.read(4, 1 << 20)
+        if token is None:
+            break
+        delivered.update(_numbers(records))
+        spool.commit(token)
+    assert set(appended) <= delivered
+    assert spool.empty
+    spool.close()
+    reopened = Spool(directory, fsync="never")
+    assert reopened.empty and reopened.read(10, 1 << 20) == ([], None)
+    reopened.close()
+
+
+def test_spool_is_owned_by_one_process_at_a_time(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    code = f"from logsight.shipper import Spool; Spool({str(tmp_path)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0 and "SpoolLocked" in proc.stderr
+    spool.close()
+    with pytest.raises(ValueError, match="fsync"):
+        Spool(tmp_path, fsync="sometimes")  # type: ignore[arg-type]  # the bad value on purpose
+    assert SpoolLocked.__doc__
+
+
+def test_spool_refuses_beyond_its_bound(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=len(_record(1)) * 3)
+    assert spool.append([_record(i) for i in range(5)]) == 3
+    spool.close()
+
+
+# -- shipper while the cluster is down -------------------------------------------------------
+def test_memory_stays_bounded_while_the_cluster_is_down(tmp_path: Path) -> None:
+    shipper = Shipper(BulkTransport(_dead_url(), connect_timeout=0.5), spool_dir=tmp_path,
+                      batch_size=200, flush_interval=0.05, max_queue=5_000,
+                      max_memory_bytes=64 * 1024, backoff_max=0.5, random_state=0)
+    from logsight.adapters.structlog import make_logger
+    from logsight.ecs import Service
+
+    log = make_logger(shipper.submit, Service("down"), "bounded")
+    n = 0
+    peak_memory = 0
+    for _burst in range(20):
+        for _ in range(1_000):
+            log.info("while down", payload="x" * 200, n=n)
+            n += 1
+        shipper.flush(timeout=0.5, give_up_if_down=True)  # the pump spills; nothing delivered
+        c = shipper.counters
+        peak_memory = max(peak_memory, c.pending_memory_bytes)
+        assert c.queued <= shipper.max_queue
+    assert not shipper.flush(timeout=30, give_up_if_down=True)
+    c = shipper.counters
+    assert c.sent == 0 and c.dropped == 0
+    assert c.enqueued == n
+    assert c.queued == 0 and c.pending_memory_bytes == 0  # all on disk
+    assert c.spool_records == n and c.spooled == n
+    assert peak_memory <= shipper.max_memory_bytes
+    assert c.spool_bytes == sum(p.stat().st_size for p in tmp_path.glob("*.ndjson"))
+    shipper.close(timeout=1)
+
+
+def test_configure_comes_up_with_the_cluster_down(tmp_path: Path) -> None:
+    ls = logsight.configure("nobody", _dead_url(), spool_dir=tmp_path, flush_interval=0.05,
+                            backoff_max=0.2)
+    ls.logger("x").info("queued while down")
+    assert not ls.flush(timeout=30, give_up_if_down=True)
+    assert ls.counters.spool_records == 1
+    assert not ls.close(timeout=0.5)
+
+
+# -- against the real engine ----------------------------------------------------------------
+@pytest.mark.engine
+def test_spool_survives_a_process_restart(engine: Any, namespace: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    code = textwrap.dedent(f"""
+        import logsight
+        ls = logsight.configure("restart-svc", {_dead_url()!r}, namespace={namespace!r},
+                                spool_dir={str(spool)!r}, flush_interval=0.05)
+        log = ls.logger("first-process")
+        for i in range(500):
+            log.info("spooled", i=i)
+        # the interpreter's exit flushes (atexit): the cluster is down, so all is spooled
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": "src"})
+    assert proc.returncode == 0, proc.stderr
+    left = Spool(spool)
+    assert left.pending_records == 500
+    left.close()
+
+    ls = logsight.configure("restart-svc", engine.url, namespace=namespace, spool_dir=spool,
+                            flush_interval=0.05)
+    assert ls.flush(timeout=60)
+    ids = _ids_in(engine, names.stream(names.LOGS, namespace))
+    assert len(ids) == 500 and set(ids.values()) == {1}
+    assert ls.counters.sent == 500
+    ls.close()
+
+
+@pytest.mark.engine
+def test_replayed_events_are_not_duplicated(engine: Any, namespace: str, tmp_path: Path) -> None:
+    transport = BulkTransport(engine.url, namespace=namespace)
+    records = [transport.encode(names.LOGS, {"@timestamp": "2024-01-01T00:00:00.000Z",
+                                             "message": f"m{i}", "event.id": f"{namespace}-{i}"})
+               for i in range(50)]
+    first = transport.send(records)
+    assert first.ok == 50
+    # a crash after the cluster acknowledged but before the cursor moved: sent again
+    spool = Spool(tmp_path)
+    spool.append(records)
+    spool.close()
+    shipper = Shipper(BulkTransport(engine.url, namespace=namespace), spool_dir=tmp_path,
+                      flush_interval=0.05)
+    assert shipper.flush(timeout=30)
+    c = shipper.counters
+    assert c.duplicates == 50 and c.sent == 0
+    ids = _ids_in(engine, names.stream(names.LOGS, namespace))
+    assert len(ids) == 50 and set(ids.values()) == {1}
+    shipper.close()
+    transport.close()
+
+
+@pytest.mark.engine
+def test_mapping_conflicts_go_to_the_dead_letter_index(engine: Any, namespace: str,
+                                                       tmp_path: Path) -> None:
+    ls = logsight.configure("dlq-" + namespace, engine.url, namespace=namespace,
+                            spool_dir=tmp_path, flush_interval=0.05)
+    log = ls.logger("dlq")
+    log.info("typed", quantity=5)
+    assert ls.flush(30)
+    log.info("conflict", quantity="a lot")  # quantity is a double now
+    assert ls.flush(30)
+    c = ls.counters
+    assert c.sent == 2 and c.dead_lettered == 1  # the dead letter itself was sent
+    engine.refresh(names.DEADLETTER_INDEX)
+    hits = engine.search(names.DEADLETTER_INDEX, {"query": {"term": {
+        "failure.stream": names.stream(names.LOGS, namespace)}}})["hits"]["hits"]
+    assert len(hits) == 1
+    dead = hits[0]["_source"]
+    assert dead["original"]["message"] == "conflict"
+    assert "quantity" in dead["failure"]["message"]
+    assert dead["failure"]["tag"] == "mapper_parsing_exception"
+    ls.close()
+
+
+@pytest.mark.engine
+def test_outage_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """Our own node (never the shared one): N events, stop it mid-stream, keep logging,
+    restart it: every event is in the cluster exactly once."""
+    from logsight.assets import install
+    from logsight.engine import connect
+    from logsight.local import LocalEngine
+
+    node = LocalEngine(tmp_path / "node", port=_free_port(), heap="512m")
+    node.start(timeout=300)
+    try:
+        install(connect(node.url))
+        ls = logsight.configure("outage-svc", node.url, spool_dir=tmp_path / "spool",
+                                namespace="outage", flush_interval=0.05, batch_size=100,
+                                backoff_initial=0.1, backoff_max=1.0)
+        log = ls.logger("outage")
+
+        def produce() -> None:  # a steady stream, so the stop lands in the middle of it
+            for i in range(2_000):
+                log.info("event", i=i)
+                time.sleep(0.002)
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        time.sleep(0.5)
+        node.stop()
+        producer.join()
+        assert not ls.flush(timeout=30, give_up_if_down=True)
+        assert ls.counters.spool_records > 0
+        node.start(timeout=300)
+        assert ls.flush(timeout=120)
+        engine = connect(node.url)
+        ids = _ids_in(engine, names.stream(names.LOGS, "outage"))
+        assert len(ids) == 2_000
+        assert set(ids.values()) == {1}
+        c = ls.counters
+        assert c.sent + c.duplicates == 2_000 and c.dropped == 0
+        ls.close()
+        engine.close()
+    finally:
+        node.stop()
