@@ -2,10 +2,14 @@
 
 Seeds a namespace of its own with spans and findings, then runs ``--clients`` concurrent
 clients for ``--duration`` seconds against each endpoint in turn: ``GET /v1/findings`` (one
-page of 50) and ``GET /v1/bottlenecks`` (the seeded service, last hour: spans read and the
-critical path computed per request), and prints requests/s and p50/p99 latency. The peer: the same findings page asked of the cluster directly
-(``POST logsight-findings/_search``) with the same concurrency, so the ratio shows what the
-API layer (HTTP, auth, validation, JSON models) costs on top of the engine.
+page of 50), ``GET /v1/bottlenecks`` (the seeded service, last hour: every client asks the
+same question, as during an incident, so the result cache and single flight answer most) and
+``bottlenecks-miss`` (the same analysis, but each request asks a different ``top``: every one
+a cache miss, spans read and the critical path computed per request), and prints requests/s,
+p50/p99 latency and the ``X-Logsight-Cache`` hits. The peers: the same findings page asked
+of the cluster directly (``POST logsight-findings/_search``) with the same concurrency, so the
+ratio shows what the API layer (HTTP, auth, validation, JSON models) costs on top of the
+engine; and ``bottlenecks-miss`` for ``bottlenecks`` (what the cache saves).
 
     python benchmarks/api_load.py --clients 50 --duration 30
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import subprocess
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
@@ -88,14 +94,15 @@ def seed(engine: Engine, namespace: str, service: str, *, traces: int, findings:
     ])
 
 
-def start_server(url: str, key: str, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str, key: str, log: IO[bytes],
+                 extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ, LOGSIGHT_URL=url, LOGSIGHT_API_KEYS=key)
     # the server's stderr goes to a file: an unread pipe would block it once full
     proc = subprocess.Popen(
         [sys.executable, "-c", "from logsight.cli import main; main()", "serve", "--port",
          str(port), "--no-scheduler", "--no-self-log", "--no-access-log", "--log-level",
-         "warning"],
+         "warning", *extra],
         env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
@@ -114,13 +121,17 @@ def start_server(url: str, key: str, log: IO[bytes]) -> tuple[subprocess.Popen[b
     raise SystemExit("logsight serve did not answer /health within 60 s")
 
 
-Target = tuple[str, str, dict[str, Any], dict[str, str], Any]  # label, method, params, hdrs, body
+# label, method, params (or params of the n-th request), headers, body
+Target = tuple[str, str, dict[str, Any] | Callable[[int], dict[str, Any]], dict[str, str], Any]
 
 
-async def load(targets: list[Target], base: str, clients: int, duration: float) -> \
-        dict[str, dict[str, Any]]:
+async def load(targets: list[Target], base: str, clients: int, duration: float, *,
+               pinned: bool = False) -> dict[str, dict[str, Any]]:
+    """Each client asks the targets in turn (``pinned``: client w only target w mod n)."""
     lat: dict[str, list[float]] = {t[0]: [] for t in targets}
     status: dict[str, dict[int, int]] = {t[0]: {} for t in targets}
+    hits: dict[str, int] = {t[0]: 0 for t in targets}
+    sent = itertools.count()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as http:
         stop = time.monotonic() + duration
@@ -129,12 +140,14 @@ async def load(targets: list[Target], base: str, clients: int, duration: float) 
             i = w
             while time.monotonic() < stop:
                 label, method, params, headers, body = targets[i % len(targets)]
-                i += 1
+                i += 0 if pinned else 1
+                query = params(next(sent)) if callable(params) else params
                 t0 = time.perf_counter()
                 try:
-                    r = await http.request(method, _path(label), params=params,
+                    r = await http.request(method, _path(label), params=query,
                                            headers=headers, json=body)
                     code = r.status_code
+                    hits[label] += r.headers.get("X-Logsight-Cache") == "hit"
                 except httpx.HTTPError:
                     code = -1
                 lat[label].append(time.perf_counter() - t0)
@@ -150,7 +163,7 @@ async def load(targets: list[Target], base: str, clients: int, duration: float) 
             "requests": len(xs), "rps": len(xs) / elapsed,
             "p50_ms": float(np.percentile(a, 50)) if len(a) else float("nan"),
             "p99_ms": float(np.percentile(a, 99)) if len(a) else float("nan"),
-            "status": status[label],
+            "status": status[label], "hits": hits[label],
         }
     return out
 
@@ -172,6 +185,7 @@ def main() -> None:
     ap.add_argument("--traces", type=int, default=500, help="seeded traces (5 spans each)")
     ap.add_argument("--findings", type=int, default=300, help="seeded findings")
     ap.add_argument("--keep", action="store_true", help="keep the seeded data")
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = ap.parse_args()
     if args.clients < 1 or args.duration <= 0:
         ap.error("--clients must be >= 1 and --duration > 0")
@@ -186,25 +200,49 @@ def main() -> None:
           f"in {time.perf_counter() - t0:.1f} s (namespace {namespace})")
     key = "bench-" + uuid.uuid4().hex
     server_log = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
-    proc, base = start_server(args.url, key, server_log)
+    proc, base = start_server(args.url, key, server_log,
+                              ["--workers", str(args.workers)] if args.workers != 1 else [])
     auth = {"X-API-Key": key}
-    _PATHS.update({"findings": "/v1/findings", "bottlenecks": "/v1/bottlenecks"})
+    _PATHS.update({"findings": "/v1/findings", "bottlenecks": "/v1/bottlenecks",
+                   "bottlenecks-miss": "/v1/bottlenecks"})
+    question = {"service": service, "from": "1h", "namespace": namespace, "top": 10}
     try:
         targets: list[Target] = [
             ("findings", "GET", {"service": service, "limit": 50}, auth, None),
-            ("bottlenecks", "GET", {"service": service, "from": "1h", "namespace": namespace,
-                                    "top": 10}, auth, None),
+            ("bottlenecks", "GET", question, auth, None),
+            # top 11..1000 in turn: a new cache key each request (4 operations: same rows)
+            ("bottlenecks-miss", "GET", lambda n: {**question, "top": 11 + n % 990}, auth,
+             None),
         ]
         # warm up (imports, connection pools, the known-service cache)
         for label, _, params, headers, _b in targets:
+            if callable(params):
+                continue  # the miss target asks what `bottlenecks` warmed up, with a new top
             r = httpx.get(base + _path(label), params=params, headers=headers, timeout=60)
             r.raise_for_status()
         api: dict[str, dict[str, Any]] = {}
         for target in targets:
             api.update(asyncio.run(load([target], base, args.clients, args.duration)))
+        # cheap requests while analyses compute: half the clients keep the analysis pool
+        # busy with misses, the other half page findings and probe /health
+        _PATHS.update({"findings+load": "/v1/findings", "health+load": "/health",
+                       "miss (mixed)": "/v1/bottlenecks"})
+        mixed: list[Target] = [
+            ("miss (mixed)", "GET", lambda n: {**question, "top": 11 + (n + 495) % 990}, auth,
+             None),
+            ("findings+load", "GET", {"service": service, "limit": 50}, auth, None),
+            ("miss (mixed)", "GET", lambda n: {**question, "top": 11 + (n + 495) % 990}, auth,
+             None),
+            ("health+load", "GET", {}, {}, None),
+        ]
+        api.update(asyncio.run(load(mixed, base, args.clients, args.duration, pinned=True)))
         print(f"\nAPI: {args.clients} clients, {args.duration:g} s per endpoint "
-              f"(one uvicorn process, pid {proc.pid}, loopback {base})")
+              f"({args.workers} uvicorn worker process(es), pid {proc.pid}, loopback {base})")
         _table(api)
+        b, m = api["bottlenecks"], api["bottlenecks-miss"]
+        print(f"\nratio bottlenecks (one question, cached) / bottlenecks-miss (every request "
+              f"computed): throughput {b['rps'] / m['rps']:.1f}x, p50 "
+              f"{b['p50_ms'] / m['p50_ms']:.3f}x, p99 {b['p99_ms'] / m['p99_ms']:.3f}x")
         if args.peer_duration > 0:
             _PATHS["peer"] = f"/{names.FINDINGS_INDEX}/_search"
             body = {"size": 50, "sort": [{"@timestamp": "desc"}, {"id": "asc"}],
@@ -235,10 +273,11 @@ def main() -> None:
 
 
 def _table(stats: dict[str, dict[str, Any]]) -> None:
-    print(f"{'endpoint':<12} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}  status")
+    print(f"{'endpoint':<17} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
+          f"{'hits':>7}  status")
     for label, s in stats.items():
-        print(f"{label:<12} {s['requests']:>9d} {s['rps']:>9.1f} {s['p50_ms']:>9.1f} "
-              f"{s['p99_ms']:>9.1f}  {s['status']}")
+        print(f"{label:<17} {s['requests']:>9d} {s['rps']:>9.1f} {s['p50_ms']:>9.1f} "
+              f"{s['p99_ms']:>9.1f} {s['hits']:>7d}  {s['status']}")
 
 
 if __name__ == "__main__":

@@ -82,3 +82,73 @@ def test_served_api_answers_with_its_key(server: tuple[str, str], engine: Engine
                   timeout=10)
     assert r.status_code == 200, r.text
     assert "findings" in r.json()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-auth", "--cache-ttl", "briefly"], "not a duration"),
+        (["--no-auth", "--cache-size", "-1"], "--cache-size"),
+        (["--no-auth", "--analysis-threads", "0"], "--analysis-threads"),
+        (["--no-auth", "--workers", "0"], "--workers"),
+    ],
+)
+def test_serve_cache_and_worker_flag_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["serve", *args], env={"LOGSIGHT_API_KEYS": ""})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_worker_env_rebuilds_the_same_settings() -> None:
+    from datetime import timedelta
+
+    from logsight.cli.serve_cmd import worker_env
+    from logsight.service import ServiceSettings
+
+    cfg = ServiceSettings(
+        api_keys=("k1", "k2"), scheduler=True, interval=timedelta(minutes=10),
+        intervals={"drift": timedelta(hours=1), "log_anomalies": None}, namespace="prod",
+        max_window=timedelta(days=2), request_timeout=12.5, cache_ttl=5.0,
+        cache_past_ttl=120.0, cache_size=17, analysis_threads=3,
+    )
+    env = worker_env(cfg, "http://127.0.0.1:1", self_log=False)
+    again = ServiceSettings.from_env(env)
+    assert again.with_(replica_id=cfg.replica_id) == cfg
+    assert env["LOGSIGHT_URL"] == "http://127.0.0.1:1" and env["LOGSIGHT_SELF_LOG"] == "off"
+
+
+@pytest.mark.engine
+def test_served_with_two_workers(engine: Engine) -> None:
+    port = _free_port()
+    key = "cli-key-" + uuid.uuid4().hex
+    env = dict(os.environ, LOGSIGHT_URL=engine.url, LOGSIGHT_API_KEYS=key)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from logsight.cli import main; main()", "serve", "--port",
+         str(port), "--workers", "2", "--no-scheduler", "--no-self-log", "--no-access-log",
+         "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"logsight serve --workers 2 exited {proc.returncode}: {out}")
+            try:
+                health = httpx.get(base + "/health", timeout=5.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    pytest.fail("logsight serve --workers 2 did not answer")
+                time.sleep(0.2)
+        assert health.json()["engine"]["version"] == engine.version
+        assert httpx.get(base + "/v1/findings", timeout=10).status_code == 401
+        r = httpx.get(base + "/v1/bottlenecks", params={"from": "1h", "namespace": "nobody"},
+                      headers={"X-API-Key": key}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Logsight-Cache"] == "miss"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from logsight.cli.common import url_option
+
+if TYPE_CHECKING:
+    from logsight.service.settings import ServiceSettings
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -42,6 +46,21 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
               help="Largest time window a request may ask for (default 7d).")
 @click.option("--request-timeout", callback=_duration, default=None,
               help="Per-request time limit (default 30s).")
+@click.option("--cache-ttl", callback=_duration, default=None,
+              help="How long GET analysis answers are reused, e.g. 30s; 0 turns reuse off "
+              "(env LOGSIGHT_CACHE_TTL; default 30s).")
+@click.option("--cache-past-ttl", callback=_duration, default=None,
+              help="The same for fixed windows that ended over a minute ago (env "
+              "LOGSIGHT_CACHE_PAST_TTL; default 10m).")
+@click.option("--cache-size", type=click.IntRange(min=0), default=None,
+              help="Cached answers kept at most, least recently used dropped first; 0: no "
+              "cache (env LOGSIGHT_CACHE_SIZE; default 256).")
+@click.option("--analysis-threads", type=click.IntRange(min=1), default=None,
+              help="Analyses computing at once per process; others wait their turn (env "
+              "LOGSIGHT_ANALYSIS_THREADS; default 4).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (one per core; each has its own cache; the scheduler's "
+              "leases keep one run per window across them).")
 @click.option("--self-log/--no-self-log", default=True, show_default=True,
               help="Ship the service's own logs to the cluster through logsight's adapter.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
@@ -51,7 +70,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 def serve(
     host: str, port: int, api_keys: tuple[str, ...], no_auth: bool, scheduler: bool | None,
     interval: Any, task_intervals: tuple[str, ...], namespace: str | None, max_window: Any,
-    request_timeout: Any, self_log: bool, access_log: bool, log_level: str, url: str | None,
+    request_timeout: Any, cache_ttl: Any, cache_past_ttl: Any, cache_size: int | None,
+    analysis_threads: int | None, workers: int, self_log: bool, access_log: bool,
+    log_level: str, url: str | None,
 ) -> None:
     """Serve the analytics API (bottlenecks, anomalies, drift, performance, findings)."""
     import uvicorn
@@ -64,6 +85,9 @@ def serve(
     overrides: dict[str, Any] = {
         "interval": interval, "namespace": namespace, "max_window": max_window,
         "request_timeout": request_timeout.total_seconds() if request_timeout else None,
+        "cache_ttl": cache_ttl.total_seconds() if cache_ttl is not None else None,
+        "cache_past_ttl": cache_past_ttl.total_seconds() if cache_past_ttl is not None else None,
+        "cache_size": cache_size, "analysis_threads": analysis_threads,
     }
     if api_keys:
         overrides["api_keys"] = tuple(k for spec in api_keys for k in parse_keys(spec))
@@ -79,15 +103,51 @@ def serve(
         settings = ServiceSettings.from_env(**overrides)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    handle = configure_self_logging(url, namespace=settings.namespace) if self_log else None
-    app = create_app(lambda: connect(url), settings, log_handle=handle)
     click.echo(
         f"logsight API on http://{host}:{port} (auth {'on' if settings.auth else 'OFF'}, "
-        f"scheduler {'on' if settings.scheduler else 'off'}); OpenAPI at /docs",
+        f"scheduler {'on' if settings.scheduler else 'off'}, {workers} worker(s)); OpenAPI at "
+        "/docs",
         err=True,
     )
+    if workers > 1:
+        # each worker process imports the factory and reads its settings from the environment
+        os.environ.update(worker_env(settings, url, self_log=self_log))
+        uvicorn.run("logsight.service.app:create_app_from_env", factory=True, workers=workers,
+                    host=host, port=port, log_level=log_level, access_log=access_log)
+        return
+    handle = configure_self_logging(url, namespace=settings.namespace) if self_log else None
+    app = create_app(lambda: connect(url), settings, log_handle=handle)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
     finally:
         if handle is not None:
             handle.close(timeout=5.0)
+
+
+def _seconds(td: timedelta) -> str:
+    return f"{td.total_seconds():g}s"
+
+
+def worker_env(settings: ServiceSettings, url: str | None, *, self_log: bool) -> dict[str, str]:
+    """The environment that makes :func:`~logsight.service.app.create_app_from_env` build
+    ``settings`` again in a worker process."""
+    env = {
+        "LOGSIGHT_API_KEYS": ",".join(settings.api_keys),
+        "LOGSIGHT_AUTH": "on" if settings.auth else "off",
+        "LOGSIGHT_SCHEDULER": "on" if settings.scheduler else "off",
+        "LOGSIGHT_SCHEDULER_INTERVAL": _seconds(settings.interval),
+        "LOGSIGHT_SCHEDULER_INTERVALS": ",".join(
+            f"{task}={_seconds(iv) if iv is not None else 'off'}"
+            for task, iv in settings.intervals.items()),
+        "LOGSIGHT_NAMESPACE": settings.namespace or "",
+        "LOGSIGHT_MAX_WINDOW": _seconds(settings.max_window),
+        "LOGSIGHT_REQUEST_TIMEOUT": f"{settings.request_timeout:g}s",
+        "LOGSIGHT_CACHE_TTL": f"{settings.cache_ttl:g}s",
+        "LOGSIGHT_CACHE_PAST_TTL": f"{settings.cache_past_ttl:g}s",
+        "LOGSIGHT_CACHE_SIZE": str(settings.cache_size),
+        "LOGSIGHT_ANALYSIS_THREADS": str(settings.analysis_threads),
+        "LOGSIGHT_SELF_LOG": "on" if self_log else "off",
+    }
+    if url:
+        env["LOGSIGHT_URL"] = url
+    return env

@@ -4,6 +4,12 @@ like and nothing is global.
 
 Every cluster call runs in a worker thread under the request timeout; a client's mistake is a
 4xx with a message saying what is wrong, an unreachable cluster a 503 with Retry-After.
+
+The read-only analysis routes (``GET /v1/bottlenecks``, ``/v1/anomalies``, ``/v1/drift``,
+``/v1/performance``) answer from a short-lived result cache with single flight
+(:mod:`logsight.service.cache`), and compute in a thread pool of their own
+(``analysis_threads``) so cheap requests (``/health``, ``/v1/findings``) never wait for a
+thread behind them.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the route signatures at runtime and
@@ -13,13 +19,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from logsight import __version__, names
 from logsight.engine import Engine, EngineError, EngineUnavailable
@@ -32,6 +40,7 @@ from logsight.service.analyses import (
     run_analysis,
 )
 from logsight.service.auth import make_auth_dependency
+from logsight.service.cache import Lookup, ResultCache
 from logsight.service.errors import (
     ApiError,
     RequestTimeout,
@@ -55,6 +64,7 @@ from logsight.service.models import (
     Window,
     decode_cursor,
     encode_cursor,
+    is_relative,
     parse_time,
     window,
 )
@@ -64,6 +74,7 @@ from logsight.service.settings import ServiceSettings
 
 EngineFactory = Callable[[], Engine]
 Clock = Callable[[], datetime]
+Runner = Callable[[Engine, str, Params], tuple[list[dict[str, Any]], list[Finding]]]
 T = TypeVar("T")
 
 AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance"]
@@ -145,6 +156,42 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
+def _json(body: BaseModel) -> bytes:
+    return body.model_dump_json(by_alias=True).encode()
+
+
+def times_key(
+    now: datetime, windows: Sequence[tuple[tuple[str, str | None], tuple[str, str | None]]],
+) -> tuple[tuple[Any, ...], bool]:
+    """The time parameters of a request as part of a cache key, and whether they fix the
+    windows in time.
+
+    ``windows`` are ``((start name, raw), (end name, raw))``, the first the main window (its
+    absent end is now). Ages become offsets from now (``1h``, ``60m``, ``now-1h`` share a
+    key; a request a few seconds later for the "same" last hour hits), absolute times their
+    UTC instant. Fixed means no window moves with the clock: every window given at all has an
+    absolute end, and no part is an age. Parameters must already be valid (parsed once)."""
+    parts: list[tuple[Any, ...]] = []
+    fixed = True
+    for i, window_ in enumerate(windows):
+        given = any(raw is not None and raw.strip() for _, raw in window_)
+        if (i == 0 or given) and is_relative(window_[1][1]):
+            fixed = False
+        for j, (name, raw) in enumerate(window_):
+            if raw is None or not raw.strip():
+                # an absent end of a window in play is now; an absent start is derived
+                parts.append((name, "now", 0.0) if j == 1 and (i == 0 or given) else (name,))
+                continue
+            t = parse_time(raw, now=now, name=name)
+            assert t is not None
+            if is_relative(raw):
+                fixed = False
+                parts.append((name, "now", (t - now).total_seconds()))
+            else:
+                parts.append((name, "at", _iso(t)))
+    return tuple(parts), fixed
+
+
 def create_app(
     engine_factory: EngineFactory | None = None,
     settings: ServiceSettings | None = None,
@@ -152,14 +199,26 @@ def create_app(
     clock: Clock = utc_now,
     log_handle: Any = None,
     scheduler_tasks: Sequence[ScheduledTask] | None = None,
+    runner: Runner = run_analysis,
+    close_log_handle: bool = False,
 ) -> FastAPI:
     """A new app. ``engine_factory`` connects to the cluster (default: ``LOGSIGHT_URL``);
-    ``settings`` default to :meth:`ServiceSettings.from_env`; ``log_handle`` is a
+    ``settings`` default to :meth:`ServiceSettings.from_env`; ``clock`` is the service's now
+    (time windows and the result cache's expiry); ``log_handle`` is a
     :class:`logsight.Logsight` for the service's own logs (stdlib logging without one);
-    ``scheduler_tasks`` replace the default tasks (one per available analysis)."""
+    ``scheduler_tasks`` replace the default tasks (one per available analysis); ``runner``
+    runs an analysis for the API routes (default :func:`run_analysis`);
+    ``close_log_handle`` closes ``log_handle`` when the app shuts down (it owns it)."""
     cfg = settings or ServiceSettings.from_env()
     holder = EngineHolder(engine_factory or default_engine_factory)
     known = KnownNames(cfg.known_ttl)
+    cache = ResultCache(max_entries=cfg.cache_size, max_bytes=cfg.cache_max_bytes,
+                        clock=lambda: clock().timestamp())
+    # a window counts as past (long TTL) once late data can no longer change it
+    settled = max(cfg.cache_ttl, cfg.scheduler_lag.total_seconds())
+    # per event loop: an anyio limiter belongs to the loop it was first used in
+    analysis_slots: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
+        f"logsight_analysis_slots_{id(cache)}")
     log: ServiceLog = service_log(log_handle, "logsight.service")
     scheduler: Scheduler | None = None
     if cfg.scheduler:
@@ -184,6 +243,8 @@ def create_app(
                 await anyio.to_thread.run_sync(scheduler.stop)
             holder.close()
             log.info("service.stopped")
+            if close_log_handle and log_handle is not None:
+                await anyio.to_thread.run_sync(functools.partial(log_handle.close, timeout=5.0))
 
     app = FastAPI(
         title="logsight",
@@ -199,6 +260,7 @@ def create_app(
     app.state.settings = cfg
     app.state.engine = holder
     app.state.scheduler = scheduler
+    app.state.cache = cache
     install_error_handlers(app, retry_after=cfg.retry_after)
 
     @app.exception_handler(Exception)
@@ -209,14 +271,49 @@ def create_app(
     auth = make_auth_dependency(cfg.api_keys, enabled=cfg.auth)
     guarded = [Depends(auth)]
 
-    async def blocking(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    async def blocking(fn: Callable[..., T], *args: Any,
+                       limiter: anyio.CapacityLimiter | None = None, **kw: Any) -> T:
         try:
             with anyio.fail_after(cfg.request_timeout):
                 return await anyio.to_thread.run_sync(
-                    functools.partial(fn, *args, **kw), abandon_on_cancel=True
+                    functools.partial(fn, *args, **kw), abandon_on_cancel=True,
+                    limiter=limiter,
                 )
         except TimeoutError:
             raise RequestTimeout(cfg.request_timeout) from None
+
+    def analysis_limiter() -> anyio.CapacityLimiter:
+        limiter = analysis_slots.get(None)
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(cfg.analysis_threads)
+            analysis_slots.set(limiter)
+        return limiter
+
+    def time_to_live(fixed: bool, ends: Sequence[datetime]) -> float:
+        if fixed and max(ends) <= clock() - timedelta(seconds=settled):
+            return cfg.cache_past_ttl
+        return cfg.cache_ttl
+
+    async def cached(key: tuple[Any, ...], fixed: bool, ends: Sequence[datetime],
+                     work: Callable[[], bytes]) -> Response:
+        """Answer ``key`` from the cache or compute it once (``work`` runs in the analysis
+        pool and returns the JSON body); errors propagate and are never stored."""
+
+        async def compute() -> tuple[bytes, float]:
+            body = await blocking(work, limiter=analysis_limiter())
+            return body, time_to_live(fixed, ends)
+
+        return cache_response(await cache.get_or_compute(key, compute))
+
+    def cache_response(found: Lookup) -> Response:
+        now = cache.now()
+        entry = found.entry
+        left = int(entry.remaining(now))
+        return Response(entry.body, media_type="application/json", headers={
+            "X-Logsight-Cache": "hit" if found.hit else "miss",
+            "Age": str(int(entry.age(now))),
+            "Cache-Control": f"private, max-age={left}" if left > 0 else "no-store",
+        })
 
     def parse_window(start: str | None, end: str | None, *, names_: tuple[str, str] = (
             "from", "to")) -> tuple[datetime, datetime]:
@@ -268,7 +365,7 @@ def create_app(
         if check is not None:
             check(engine)
         try:
-            return run_analysis(engine, kind, params)
+            return runner(engine, kind, params)
         except AnalysisUnavailable as e:
             raise ApiError(501, "not_available", str(e)) from None
         except ValueError as e:
@@ -318,23 +415,29 @@ def create_app(
         end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
         top: Annotated[int, Query(ge=1, le=1000)] = 10,
         namespace: Annotated[str | None, Query(max_length=100)] = None,
-    ) -> BottlenecksResponse:
+    ) -> Response:
         """Operations ranked by the critical-path time they contribute (read only: nothing is
-        stored; `POST /v1/analyses/bottlenecks` stores findings)."""
+        stored; `POST /v1/analyses/bottlenecks` stores findings). Cached briefly: see the
+        `X-Logsight-Cache` and `Age` headers."""
         s, e = parse_window(start, end)
         ns = check_namespace(namespace)
+        times, fixed = times_key(clock(), [(("from", start), ("to", end))])
+        key = ("bottlenecks", ns, service, operation, top, times)
 
         def check(engine: Engine) -> None:
             require_known(engine, "service", service, [names.TRACES], ns)
 
-        rows, findings = await blocking(
-            run, "bottlenecks", Params(start=s, end=e, service=service, operation=operation,
-                                       namespace=ns, top=top, write=False), check=check)
-        return BottlenecksResponse(
-            window=Window(start=_iso(s), end=_iso(e)), service=service, operation=operation,
-            bottlenecks=[BottleneckRow.model_validate(r) for r in rows],
-            findings=[_finding_out(f) for f in findings],
-        )
+        def work() -> bytes:
+            rows, findings = run("bottlenecks", Params(
+                start=s, end=e, service=service, operation=operation, namespace=ns, top=top,
+                write=False), check=check)
+            return _json(BottlenecksResponse(
+                window=Window(start=_iso(s), end=_iso(e)), service=service,
+                operation=operation, bottlenecks=[BottleneckRow.model_validate(r) for r in rows],
+                findings=[_finding_out(f) for f in findings],
+            ))
+
+        return await cached(key, fixed, [e], work)
 
     def analysis_response(kind: str, s: datetime, e: datetime,
                           base: tuple[datetime, datetime] | None, write: bool,
@@ -357,19 +460,27 @@ def create_app(
             description="Baseline start (default: the window before)")] = None,
         baseline_end: Annotated[str | None, Query(alias="baseline_to", max_length=64)] = None,
         namespace: Annotated[str | None, Query(max_length=100)] = None,
-    ) -> AnalysisResponse:
-        """Anomalous log windows of the current window against a baseline (read only)."""
+    ) -> Response:
+        """Anomalous log windows of the current window against a baseline (read only;
+        cached briefly)."""
         s, e = parse_window(start, end)
         b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
         ns = check_namespace(namespace)
+        times, fixed = times_key(clock(), [
+            (("from", start), ("to", end)),
+            (("baseline_from", baseline_start), ("baseline_to", baseline_end))])
+        key = ("log_anomalies", ns, service, times)
 
         def check(engine: Engine) -> None:
             require_known(engine, "service", service, [names.LOGS], ns)
 
-        out = await blocking(run, "log_anomalies", Params(
-            start=s, end=e, baseline_start=b[0], baseline_end=b[1], service=service,
-            namespace=ns, write=False), check=check)
-        return analysis_response("log_anomalies", s, e, b, False, out)
+        def work() -> bytes:
+            out = run("log_anomalies", Params(
+                start=s, end=e, baseline_start=b[0], baseline_end=b[1], service=service,
+                namespace=ns, write=False), check=check)
+            return _json(analysis_response("log_anomalies", s, e, b, False, out))
+
+        return await cached(key, fixed, [e, b[1]], work)
 
     @app.get("/v1/drift", response_model=AnalysisResponse, tags=["models"],
              dependencies=guarded, responses=errors)
@@ -384,20 +495,28 @@ def create_app(
                                            description="Current window start")] = None,
         end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
         namespace: Annotated[str | None, Query(max_length=100)] = None,
-    ) -> AnalysisResponse:
-        """Feature and prediction drift of `model`: reference vs current window (read only)."""
+    ) -> Response:
+        """Feature and prediction drift of `model`: reference vs current window (read only;
+        cached briefly)."""
         s, e = parse_window(start, end)
         b = baseline_window(s, e, reference_start, reference_end,
                             ("reference_from", "reference_to"))
         ns = check_namespace(namespace)
+        times, fixed = times_key(clock(), [
+            (("from", start), ("to", end)),
+            (("reference_from", reference_start), ("reference_to", reference_end))])
+        key = ("drift", ns, model, times)
 
         def check(engine: Engine) -> None:
             require_known(engine, "model", model, [names.MLEVENTS], ns)
 
-        out = await blocking(run, "drift", Params(
-            start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model, namespace=ns,
-            write=False), check=check)
-        return analysis_response("drift", s, e, b, False, out)
+        def work() -> bytes:
+            out = run("drift", Params(
+                start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
+                namespace=ns, write=False), check=check)
+            return _json(analysis_response("drift", s, e, b, False, out))
+
+        return await cached(key, fixed, [e, b[1]], work)
 
     @app.get("/v1/performance", response_model=AnalysisResponse, tags=["models"],
              dependencies=guarded, responses=errors)
@@ -409,19 +528,27 @@ def create_app(
         baseline_start: Annotated[str | None, Query(alias="baseline_from", max_length=64)] = None,
         baseline_end: Annotated[str | None, Query(alias="baseline_to", max_length=64)] = None,
         namespace: Annotated[str | None, Query(max_length=100)] = None,
-    ) -> AnalysisResponse:
-        """Model quality from feedback (per version) and KPI changes in a window (read only)."""
+    ) -> Response:
+        """Model quality from feedback (per version) and KPI changes in a window (read only;
+        cached briefly)."""
         s, e = parse_window(start, end)
         b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
         ns = check_namespace(namespace)
+        times, fixed = times_key(clock(), [
+            (("from", start), ("to", end)),
+            (("baseline_from", baseline_start), ("baseline_to", baseline_end))])
+        key = ("performance", ns, model, version, times)
 
         def check(engine: Engine) -> None:
             require_known(engine, "model", model, [names.MLEVENTS], ns)
 
-        out = await blocking(run, "performance", Params(
-            start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
-            version=version, namespace=ns, write=False), check=check)
-        return analysis_response("performance", s, e, b, False, out)
+        def work() -> bytes:
+            out = run("performance", Params(
+                start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
+                version=version, namespace=ns, write=False), check=check)
+            return _json(analysis_response("performance", s, e, b, False, out))
+
+        return await cached(key, fixed, [e, b[1]], work)
 
     @app.get("/v1/findings", response_model=FindingsPage, tags=["findings"],
              dependencies=guarded, responses=errors)
@@ -503,9 +630,28 @@ def create_app(
                         baseline_end=base[1] if base else None, service=req.service,
                         operation=req.operation, model=req.model, version=req.version,
                         namespace=ns, top=req.top, write=req.write)
-        out = await blocking(run, kind, params, check=check)
+        out = await blocking(run, kind, params, check=check, limiter=analysis_limiter())
         log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write)
         return analysis_response(kind, s, e, base, req.write, out)
 
     return app
 
+
+
+def create_app_from_env() -> FastAPI:
+    """The app as configured by the environment, for ``uvicorn --factory
+    logsight.service.app:create_app_from_env`` and ``logsight serve --workers N`` (each worker
+    process builds its own): settings from :meth:`ServiceSettings.from_env`, the cluster at
+    ``LOGSIGHT_URL``, the service's own logs shipped unless ``LOGSIGHT_SELF_LOG=off``."""
+    import os
+
+    from logsight.engine import connect
+    from logsight.service.selflog import configure_self_logging
+
+    settings = ServiceSettings.from_env()
+    url = os.environ.get("LOGSIGHT_URL") or None
+    self_log = os.environ.get("LOGSIGHT_SELF_LOG", "on").strip().lower() not in (
+        "off", "0", "false", "no")
+    handle = configure_self_logging(url, namespace=settings.namespace) if self_log else None
+    return create_app(lambda: connect(url), settings, log_handle=handle,
+                      close_log_handle=True)

@@ -51,6 +51,15 @@ def parse_time(value: str | None, *, now: datetime, name: str) -> datetime | Non
     return ts
 
 
+def is_relative(value: str | None) -> bool:
+    """Whether a time parameter moves with the clock (``now``, ``15m``, ``now-2h``); absent
+    counts as relative (an absent ``to`` is now)."""
+    if value is None or not value.strip():
+        return True
+    v = value.strip()
+    return v == "now" or _REL.match(v) is not None
+
+
 def window(
     start: str | None,
     end: str | None,

@@ -85,6 +85,12 @@ class ServiceSettings:
     retry_after: int = 10
     max_page_size: int = 500
     known_ttl: float = 60.0  # seconds a seen service/model stays known without asking again
+    # result cache of the read-only analysis routes (GET bottlenecks/anomalies/drift/performance)
+    cache_ttl: float = 30.0  # seconds; windows reaching into the last cache_ttl (or now-relative)
+    cache_past_ttl: float = 600.0  # seconds, for fixed windows that ended before that
+    cache_size: int = 256  # entries (0: no cache; concurrent identical requests still share)
+    cache_max_bytes: int = 64 * 1024 * 1024
+    analysis_threads: int = 4  # analyses computing at once; the rest wait without a thread
 
     def __post_init__(self) -> None:
         if self.auth and not self.api_keys:
@@ -102,6 +108,12 @@ class ServiceSettings:
             check_namespace(self.namespace)
         if self.request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
+        if self.cache_ttl < 0 or self.cache_past_ttl < 0:
+            raise ValueError("cache TTLs must not be negative")
+        if self.cache_size < 0 or self.cache_max_bytes < 0:
+            raise ValueError("cache_size and cache_max_bytes must not be negative")
+        if self.analysis_threads < 1:
+            raise ValueError("analysis_threads must be at least 1")
 
     def with_(self, **changes: Any) -> ServiceSettings:
         return replace(self, **changes)
@@ -119,7 +131,9 @@ class ServiceSettings:
         """Settings from ``LOGSIGHT_API_KEYS``, ``LOGSIGHT_AUTH`` (off to disable),
         ``LOGSIGHT_SCHEDULER`` (on/off), ``LOGSIGHT_SCHEDULER_INTERVAL``,
         ``LOGSIGHT_SCHEDULER_INTERVALS`` (``task=5m,...``), ``LOGSIGHT_NAMESPACE``,
-        ``LOGSIGHT_MAX_WINDOW``, ``LOGSIGHT_REQUEST_TIMEOUT``; explicit overrides win."""
+        ``LOGSIGHT_MAX_WINDOW``, ``LOGSIGHT_REQUEST_TIMEOUT``, ``LOGSIGHT_CACHE_TTL``,
+        ``LOGSIGHT_CACHE_PAST_TTL`` (durations), ``LOGSIGHT_CACHE_SIZE``,
+        ``LOGSIGHT_ANALYSIS_THREADS``; explicit overrides win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {"api_keys": parse_keys(env.get("LOGSIGHT_API_KEYS"))}
         if "LOGSIGHT_AUTH" in env:
@@ -142,5 +156,16 @@ class ServiceSettings:
             values["request_timeout"] = parse_duration(
                 env["LOGSIGHT_REQUEST_TIMEOUT"], what="LOGSIGHT_REQUEST_TIMEOUT"
             ).total_seconds()
+        for var, name in (("LOGSIGHT_CACHE_TTL", "cache_ttl"),
+                          ("LOGSIGHT_CACHE_PAST_TTL", "cache_past_ttl")):
+            if env.get(var):
+                values[name] = parse_duration(env[var], what=var).total_seconds()
+        for var, name in (("LOGSIGHT_CACHE_SIZE", "cache_size"),
+                          ("LOGSIGHT_ANALYSIS_THREADS", "analysis_threads")):
+            if env.get(var):
+                try:
+                    values[name] = int(env[var])
+                except ValueError:
+                    raise ValueError(f"{var}={env[var]!r} is not a whole number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
