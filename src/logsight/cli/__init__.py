@@ -14,6 +14,8 @@ from logsight.cli import (
     demo_cmd,
     drift_cmd,
     engine_cmd,
+    kibana_cmd,
+    logs_cmd,
     serve_cmd,
     setup_cmd,
     traces_cmd,
@@ -34,3 +36,5 @@ main.add_command(drift_cmd.drift)
 main.add_command(drift_cmd.performance)
 main.add_command(serve_cmd.serve)
 main.add_command(alerts_cmd.alerts)
+main.add_command(logs_cmd.logs)
+main.add_command(kibana_cmd.kibana)
