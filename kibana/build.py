@@ -15,8 +15,25 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# Migration versions (sources in README.md, "Format notes"). Kibana refuses an object whose
+# typeMigrationVersion is newer than the last migration it knows ("belongs to a more recent
+# version of Kibana") and migrates an older one up, so these are the oldest versions whose
+# shape the objects already have, not the newest. Core froze its own version at 8.8.0.
 CORE = "8.8.0"
-TYPE_VERSION = {"index-pattern": "8.0.0", "search": "8.0.0", "dashboard": "8.7.0"}
+TYPE_VERSION = {
+    # the last index-pattern migration is 7.11.0; 8.0.0 is its multi-namespace conversion
+    "index-pattern": "8.0.0",
+    # search migrations stop at 7.9.3 plus the 8.0.0 conversion; the model versions that
+    # Kibana 8.10+ added (10.x.0, and 9.x's Discover-session tabs) are applied on import
+    "search": "8.0.0",
+    # Kibana's own sample dashboards carry 8.7.0. It must be at least 8.6.0: dashboards run the
+    # embeddable (Lens) migrations newer than this on by-value panels, and those up to 8.6.0
+    # read the pre-8.6 ``datasourceStates.indexpattern`` state, which ``formBased`` replaced
+    "dashboard": "8.7.0",
+}
+# The Lens state below is the 8.9 shape (Lens' last migration is 8.9.0). Kibana writes the
+# embeddable version on each panel; on import it is overwritten by the migrations that run.
+PANEL_VERSION = "8.9.0"
 UPDATED = "2026-01-01T00:00:00.000Z"
 RECORDS = "___records___"
 
@@ -188,12 +205,22 @@ def _hidden(column_id: str) -> bool:
     return re.fullmatch(r".+X\d+", column_id) is not None
 
 
+def _column_order(columns: dict[str, dict[str, Any]], vis_type: str) -> list[str]:
+    """Bucketed columns first, then metrics, then formula parts (Lens nests the aggregations in
+    this order). On a chart, a break-down's top values come before the date histogram, as
+    Lens puts them: the top N over the whole time range, not per interval."""
+    buckets = [c for c in columns if columns[c]["isBucketed"]]
+    if vis_type == "lnsXY":
+        buckets.sort(key=lambda c: columns[c]["operationType"] == "date_histogram")
+    metrics = [c for c in columns if not columns[c]["isBucketed"] and not _hidden(c)]
+    return buckets + metrics + [c for c in columns if _hidden(c)]
+
+
 # -- Lens panels -----------------------------------------------------------------------------------
 def lens(title: str, view: str, vis_type: str, columns: dict[str, dict[str, Any]],
          visualization: dict[str, Any], query: str = "") -> dict[str, Any]:
     layer = "layer1"
-    order = [c for c in columns if not _hidden(c)]  # formula parts come after their owner
-    order += [c for c in columns if c not in order]
+    order = _column_order(columns, vis_type)
     return {
         "title": title,
         "description": "",
@@ -231,6 +258,9 @@ def table(columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
                                              for c in columns if not _hidden(c)]}
 
 
+GRID_COLUMNS = 48  # the dashboard grid's width
+
+
 class Dashboard:
     def __init__(self, id_: str, title: str, description: str) -> None:
         self.id, self.title, self.description = id_, title, description
@@ -238,18 +268,22 @@ class Dashboard:
         self.refs: list[dict[str, str]] = []
         self.y = 0
         self.x = 0
+        self.row_h = 0
 
     def _grid(self, w: int, h: int) -> dict[str, int | str]:
-        if self.x + w > 48:
-            self.x, self.y = 0, self.y + h
+        """Left to right, 48 columns a row; a new row starts below the row's tallest panel."""
+        if self.x + w > GRID_COLUMNS:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
         grid = {"x": self.x, "y": self.y, "w": w, "h": h, "i": f"p{len(self.panels) + 1}"}
         self.x += w
+        self.row_h = max(self.row_h, h)
         return grid
 
     def add_lens(self, attrs: dict[str, Any], w: int = 24, h: int = 14) -> None:
         grid = self._grid(w, h)
         pid = str(grid["i"])
-        self.panels.append({"type": "lens", "gridData": grid, "panelIndex": pid,
+        self.panels.append({"version": PANEL_VERSION, "type": "lens", "gridData": grid,
+                            "panelIndex": pid,
                             "embeddableConfig": {"attributes": attrs, "enhancements": {}},
                             "title": attrs["title"]})
         for ref in attrs["references"]:
@@ -258,9 +292,9 @@ class Dashboard:
     def add_search(self, search_id: str, title: str, w: int = 48, h: int = 15) -> None:
         grid = self._grid(w, h)
         pid = str(grid["i"])
-        self.panels.append({"type": "search", "gridData": grid, "panelIndex": pid,
-                            "embeddableConfig": {"enhancements": {}}, "title": title,
-                            "panelRefName": f"panel_{pid}"})
+        self.panels.append({"version": PANEL_VERSION, "type": "search", "gridData": grid,
+                            "panelIndex": pid, "embeddableConfig": {"enhancements": {}},
+                            "title": title, "panelRefName": f"panel_{pid}"})
         self.refs.append({"id": search_id, "name": f"{pid}:panel_{pid}", "type": "search"})
 
     def build(self) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from logsight.cli import main
 from logsight.findings import Finding, write_findings
 from logsight.kibana import (
     FieldUse,
+    ImportResult,
+    check_dashboards,
     check_references,
     field_problem,
     fields_used,
@@ -37,6 +39,17 @@ from logsight.kibana import (
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = {"logsight: Service health", "logsight: Log anomalies",
               "logsight: Trace bottlenecks", "logsight: Model drift & performance"}
+# The last migration each type has in Kibana 8.11, the oldest Kibana we target (see
+# kibana/README.md, "Format notes"): an object declaring a newer typeMigrationVersion is
+# refused, an older one is migrated up. Later 8.x and 9.x only add versions.
+LATEST_IN_8_11 = {"index-pattern": (8, 0, 0), "search": (8, 0, 0), "dashboard": (8, 9, 0)}
+# Lens' 8.6.0 migration renamed datasourceStates.indexpattern to formBased; a dashboard must
+# not claim less, or the Lens migrations up to it run on (and break) our formBased panels.
+FORM_BASED_SINCE = (8, 6, 0)
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +63,11 @@ def test_ndjson_parses_and_is_what_build_py_writes(objects: list[dict[str, Any]]
         assert (ROOT / "kibana" / name).read_text() == text, "re-run python kibana/build.py"
     assert len({(o["type"], o["id"]) for o in objects}) == len(objects)
     for o in objects:
-        assert o["coreMigrationVersion"].startswith("8.")
-        assert o["typeMigrationVersion"].startswith(("7.", "8."))
+        assert o["coreMigrationVersion"] == "8.8.0"  # core's version, frozen since 8.8
+        declared = _version(o["typeMigrationVersion"])
+        assert declared <= LATEST_IN_8_11[o["type"]], (o["id"], declared)
+        if o["type"] == "dashboard":
+            assert declared >= FORM_BASED_SINCE
         for key in ("panelsJSON", "optionsJSON"):
             if key in o["attributes"]:
                 json.loads(o["attributes"][key])
@@ -84,6 +100,67 @@ def test_dashboards_use_lens_by_value_only(objects: list[dict[str, Any]]) -> Non
             if p["type"] == "lens":
                 assert p["embeddableConfig"]["attributes"]["type"] == "lens"
                 assert "panelRefName" not in p
+
+
+def test_dashboard_panels_are_well_formed(objects: list[dict[str, Any]]) -> None:
+    assert check_dashboards(objects) == []
+
+
+def _dashboard_copy(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+    dash = json.loads(json.dumps(next(o for o in objects if o["type"] == "dashboard")))
+    return dash, json.loads(dash["attributes"]["panelsJSON"])
+
+
+def test_dashboard_check_catches_broken_panels(objects: list[dict[str, Any]]) -> None:
+    def problems_after(edit: Any) -> list[str]:
+        dash, panels = _dashboard_copy(objects)
+        edit(panels)
+        dash["attributes"]["panelsJSON"] = json.dumps(panels)
+        return check_dashboards([dash])
+
+    def overlap(panels: list[Any]) -> None:
+        panels[1]["gridData"].update(x=panels[0]["gridData"]["x"], y=panels[0]["gridData"]["y"])
+
+    def lens_state(panels: list[Any]) -> dict[str, Any]:
+        lens = next(p for p in panels if p["type"] == "lens")
+        return dict(lens["embeddableConfig"]["attributes"]["state"])
+
+    def bad_accessor(panels: list[Any]) -> None:
+        lens_state(panels)["visualization"]["layers"][0]["accessors"] = ["nope"]
+
+    def metric_first(panels: list[Any]) -> None:
+        layer = lens_state(panels)["datasourceStates"]["formBased"]["layers"]["layer1"]
+        layer["columnOrder"] = list(reversed(layer["columnOrder"]))
+
+    def no_version(panels: list[Any]) -> None:
+        del panels[0]["version"]
+
+    def too_wide(panels: list[Any]) -> None:
+        panels[0]["gridData"]["w"] = 60
+
+    assert any("overlap" in p for p in problems_after(overlap))
+    assert any("no column nope" in p for p in problems_after(bad_accessor))
+    assert any("metric comes before a bucket" in p for p in problems_after(metric_first))
+    assert any("no version" in p for p in problems_after(no_version))
+    assert any("outside the 48-column grid" in p for p in problems_after(too_wide))
+
+
+def test_lens_panels_match_kibana_export_shape(objects: list[dict[str, Any]]) -> None:
+    for d in (o for o in objects if o["type"] == "dashboard"):
+        names_ = {r["name"] for r in d["references"]}
+        for p in json.loads(d["attributes"]["panelsJSON"]):
+            assert p["gridData"]["i"] == p["panelIndex"]
+            if p["type"] == "search":
+                # by reference: panel_<index>, resolved through "<index>:panel_<index>"
+                assert p["panelRefName"] == f"panel_{p['panelIndex']}"
+                assert f"{p['panelIndex']}:{p['panelRefName']}" in names_
+                continue
+            attrs = p["embeddableConfig"]["attributes"]
+            state = attrs["state"]
+            assert set(state["datasourceStates"]) == {"formBased"}
+            assert {"visualization", "query", "filters", "datasourceStates",
+                    "internalReferences", "adHocDataViews"} <= set(state)
+            assert attrs["visualizationType"] in {"lnsXY", "lnsDatatable"}
 
 
 def test_every_field_exists_with_a_fitting_type(objects: list[dict[str, Any]]) -> None:
@@ -249,17 +326,33 @@ def test_cli_import_is_idempotent_with_basic_auth(kibana_server: Any,
 
 def test_cli_import_reports_kibana_errors(kibana_server: Any) -> None:
     runner = CliRunner()
+    # the 8.x failure shape: title under meta, the reason in error.type
     kibana_server.answer = (200, {"success": False, "successCount": 17, "errors": [
-        {"id": "logsight-logs", "type": "index-pattern", "title": "logs",
-         "error": {"type": "conflict"}}]})
+        {"id": "logsight-dashboard-model", "type": "dashboard",
+         "meta": {"title": "logsight: Model drift & performance", "icon": "dashboardApp"},
+         "error": {"type": "missing_references",
+                   "references": [{"type": "index-pattern", "id": "logsight-mlevents"}]}}]})
     res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url])
     assert res.exit_code == 1
-    assert "conflict" in res.output
+    assert "missing_references: index-pattern logsight-mlevents" in res.output
+    assert "logsight: Model drift & performance" in res.output
     kibana_server.answer = (401, {"message": "unauthorized"})
     res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url])
     assert res.exit_code == 1 and "401" in res.output and "Traceback" not in res.output
     res = runner.invoke(main, ["kibana", "import", "--url", "localhost:5601"])
     assert res.exit_code == 2 and "must start with http" in res.output
+    res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url,
+                               "--space", "ML Team"])
+    assert res.exit_code == 2 and "space id 'ML Team'" in res.output
     res = runner.invoke(main, ["kibana", "import", "--url", "http://127.0.0.1:9",
                                "--password", "x"])
     assert res.exit_code == 2 and "--password needs --username" in res.output
+
+
+def test_error_lines_read_both_failure_shapes() -> None:
+    result = ImportResult(success=False, success_count=0, status=200, errors=[
+        {"id": "a", "type": "search", "title": "old", "error": {"type": "conflict"}},
+        {"id": "b", "type": "dashboard", "meta": {"title": "new"},
+         "error": {"type": "unknown", "message": "boom", "statusCode": 500}}])
+    assert result.error_lines() == ["search a (old): conflict",
+                                    "dashboard b (new): unknown: boom"]

@@ -2,8 +2,10 @@
 
 ``import_objects`` uploads every object in one ``POST /api/saved_objects/_import?overwrite=true``
 (multipart, ``kbn-xsrf`` header), so re-running replaces the objects in place. The helpers
-:func:`fields_used`, :func:`check_references` and :func:`saved_search_query` let the tests
-hold the objects to our index mappings and run their queries on the real engine.
+:func:`fields_used`, :func:`check_references`, :func:`check_dashboards` and
+:func:`saved_search_query` let the tests hold the objects to our index mappings and to the
+shapes Kibana exports (kibana/README.md, "Format notes"), and run their queries on the real
+engine.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ USE_TYPES: dict[str, set[str]] = {
 _LUCENE_FIELD = re.compile(r"(?:^|[\s(+\-!])(?:NOT\s+)?([A-Za-z_@][\w.@]*)\s*:")
 _EXISTS = re.compile(r"_exists_\s*:\s*([A-Za-z_@][\w.@]*)")
 _FORMULA_QUERY = re.compile(r"(kql|lucene)='((?:[^'\\]|\\.)*)'")
+_SPACE_ID = re.compile(r"[a-z0-9_-]+")  # what Kibana accepts as a space identifier
+GRID_COLUMNS = 48  # a dashboard row's width in grid units
 
 
 def objects_dir() -> Path:
@@ -247,6 +251,85 @@ def check_references(objects: Sequence[Mapping[str, Any]]) -> list[str]:
     return problems
 
 
+def _overlap(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
+    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
+def _lens_problems(attrs: Mapping[str, Any]) -> list[str]:
+    """What would keep Lens from rendering a by-value panel's attributes: a column order that
+    is not the layer's columns with the bucketed ones first, a reference (accessor, sort
+    column, formula part) to a column that does not exist, a chart layer without its data
+    layer."""
+    problems: list[str] = []
+    state = attrs["state"]
+    layers = state["datasourceStates"]["formBased"]["layers"]
+    for layer_id, layer in layers.items():
+        cols = layer["columns"]
+        order = layer["columnOrder"]
+        if sorted(order) != sorted(cols):
+            problems.append(f"layer {layer_id}: columnOrder {order} is not its columns")
+        bucketed = [cols[c]["isBucketed"] for c in order if c in cols]
+        if bucketed != sorted(bucketed, reverse=True):
+            problems.append(f"layer {layer_id}: a metric comes before a bucket in columnOrder")
+        for cid, col in cols.items():
+            ob = (col.get("params") or {}).get("orderBy") or {}
+            wanted = [ob["columnId"]] if ob.get("type") == "column" else []
+            wanted += list(col.get("references", []))
+            wanted += [a for a in ((col.get("params") or {}).get("tinymathAst") or {})
+                       .get("args", []) if isinstance(a, str)]
+            for w in wanted:
+                if w not in cols:
+                    problems.append(f"layer {layer_id}: column {cid} refers to missing {w}")
+    vis = state["visualization"]
+    kind = attrs.get("visualizationType")
+    if kind == "lnsXY":
+        for vl in vis.get("layers", []):
+            cols = layers.get(vl["layerId"], {}).get("columns")
+            if cols is None:
+                problems.append(f"chart layer {vl['layerId']} has no data layer")
+                continue
+            for acc in ([vl.get("xAccessor"), vl.get("splitAccessor")] + vl["accessors"]):
+                if acc is not None and acc not in cols:
+                    problems.append(f"chart layer {vl['layerId']}: no column {acc}")
+    elif kind == "lnsDatatable":
+        cols = layers.get(vis.get("layerId"), {}).get("columns")
+        if cols is None:
+            problems.append(f"table layer {vis.get('layerId')} has no data layer")
+        else:
+            problems += [f"table: no column {c['columnId']}" for c in vis["columns"]
+                         if c["columnId"] not in cols]
+    else:
+        problems.append(f"visualizationType {kind!r} is not checked here (lnsXY, lnsDatatable)")
+    return problems
+
+
+def check_dashboards(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Problems with dashboard panels beyond references: a grid cell that is not the panel's
+    index, panels outside the 48-column grid or on top of each other, panels without the
+    ``version`` Kibana's exports carry, and by-value Lens state Lens cannot render."""
+    problems: list[str] = []
+    for d in _by_id(objects, "dashboard").values():
+        label = f"dashboard {d['id']}"
+        panels = json.loads(d["attributes"].get("panelsJSON", "[]"))
+        seen: list[Mapping[str, Any]] = []
+        for p in panels:
+            pid, grid = p.get("panelIndex"), p.get("gridData", {})
+            if grid.get("i") != pid:
+                problems.append(f"{label}: panel {pid} has grid cell {grid.get('i')!r}")
+            if grid.get("x", 0) < 0 or grid.get("x", 0) + grid.get("w", 0) > GRID_COLUMNS:
+                problems.append(f"{label}: panel {pid} is outside the {GRID_COLUMNS}-column grid")
+            problems += [f"{label}: panels {q['panelIndex']} and {pid} overlap"
+                         for q in seen if _overlap(q["gridData"], grid)]
+            seen.append(p)
+            if not p.get("version"):
+                problems.append(f"{label}: panel {pid} has no version")
+        for p in _lens_panels(d):
+            problems += [f"{label}: panel {p['panelIndex']}: {x}"
+                         for x in _lens_problems(p["embeddableConfig"]["attributes"])]
+    return problems
+
+
 @dataclass
 class SavedSearch:
     id: str
@@ -300,8 +383,21 @@ class ImportResult:
     status: int
 
     def error_lines(self) -> list[str]:
-        return [f"{e.get('type')} {e.get('id')} ({e.get('title', '')}): "
-                f"{(e.get('error') or {}).get('type', e.get('error'))}" for e in self.errors]
+        """One line per failed object. Kibana 8.x puts the title in ``meta.title`` (the
+        top-level ``title`` is deprecated) and says why in ``error.type``, with the missing
+        objects for ``missing_references`` and a message for ``unknown``."""
+        lines = []
+        for e in self.errors:
+            title = (e.get("meta") or {}).get("title") or e.get("title") or ""
+            err = e.get("error") or {}
+            why = str(err.get("type", "error"))
+            if err.get("references"):
+                why += ": " + ", ".join(f"{r.get('type')} {r.get('id')}"
+                                        for r in err["references"])
+            elif err.get("message"):
+                why += f": {err['message']}"
+            lines.append(f"{e.get('type')} {e.get('id')} ({title}): {why}")
+        return lines
 
 
 class KibanaError(Exception):
@@ -323,6 +419,9 @@ def import_objects(
     """Upload saved objects (default: all of ``kibana/``) in one import request."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"Kibana URL {url!r} must start with http:// or https://")
+    if space and not _SPACE_ID.fullmatch(space):
+        raise ValueError(f"Kibana space id {space!r}: use lowercase letters, digits, '_' and "
+                         "'-' (the space's id, not its display name)")
     objs = load_objects() if objects is None else objects
     base = url.rstrip("/") + (f"/s/{space}" if space and space != "default" else "")
     headers = {"kbn-xsrf": "true"}

@@ -66,7 +66,8 @@ def import_(url: str, api_key: str | None, username: str | None, password: str |
         result = import_objects(url, objects, api_key=api_key, username=username,
                                 password=password, space=space, verify=verify)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--url") from None
+        hint = "--space" if "space id" in str(e) else "--url"
+        raise click.BadParameter(str(e), param_hint=hint) from None
     except KibanaError as e:
         raise click.ClickException(str(e)) from e
     if as_json:
