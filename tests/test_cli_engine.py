@@ -70,3 +70,34 @@ def test_setup_says_clearly_when_no_cluster(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["setup", "--url", f"http://127.0.0.1:{_free_port()}"])
     assert res.exit_code == 1
     assert "cannot reach" in res.output and "logsight engine start" in res.output
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("127.0.0.1:9200", "must start with http:// or https://"),
+        ("notaurl", "must start with http:// or https://"),
+    ],
+)
+def test_setup_rejects_a_url_without_scheme(url: str, expected: str) -> None:
+    res = CliRunner().invoke(main, ["setup", "--url", url])
+    assert res.exit_code == 1 and expected in res.output and "Traceback" not in res.output
+
+
+def test_setup_says_when_the_url_is_not_a_cluster(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        res = CliRunner().invoke(main, ["setup", "--url", url])
+    finally:
+        server.shutdown()
+    assert res.exit_code == 1 and "not as Elasticsearch or OpenSearch" in res.output
+
+
+def test_setup_validates_rollover_age() -> None:
+    res = CliRunner().invoke(main, ["setup", "--rollover-age", "banana", "--dry-run"])
+    assert res.exit_code == 2 and "not an age" in res.output

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from logsight.assets import LifecycleConfig, install
 from logsight.cli.common import engine_from, json_option, print_json, url_option
 from logsight.engine import EngineError
+
+
+def _check_age(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[smhd]", value):
+        raise click.BadParameter(f"{value!r} is not an age such as 12h or 1d")
+    return value
 
 
 @click.command()
@@ -16,7 +24,8 @@ from logsight.engine import EngineError
               help="Retention for logs, traces and metrics (days; default 30/14/30).")
 @click.option("--ml-retention-days", type=click.IntRange(1, 3650), default=None,
               help="Retention for ML events (days; default 180).")
-@click.option("--rollover-age", default="1d", show_default=True, help="Roll over after this age.")
+@click.option("--rollover-age", default="1d", show_default=True, callback=_check_age,
+              help="Roll over after this age (a number and a unit: s, m, h or d).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 def setup(url: str | None, as_json: bool, retention_days: int | None,
           ml_retention_days: int | None, rollover_age: str, dry_run: bool) -> None:

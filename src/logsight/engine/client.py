@@ -99,20 +99,39 @@ def _auth_headers(s: ConnectionSettings) -> dict[str, str]:
 
 def probe(settings: ConnectionSettings, timeout: float = 5.0) -> dict[str, Any]:
     """``GET /`` with plain urllib: tells which engine answers before we pick a client."""
-    req = urllib.request.Request(settings.url.rstrip("/") + "/", headers=_auth_headers(settings))
+    url = settings.url
+    if not url.startswith(("http://", "https://")):
+        raise EngineError(
+            "invalid-url",
+            f"invalid cluster URL {url!r}: it must start with http:// or https:// "
+            f"(e.g. http://{url.split('://')[-1] or '127.0.0.1:9200'})",
+        )
+    req = urllib.request.Request(url.rstrip("/") + "/", headers=_auth_headers(settings))
     ctx = None
-    if settings.url.startswith("https"):
+    if url.startswith("https"):
         ctx = ssl.create_default_context(cafile=settings.ca_certs)
         if not settings.verify_certs:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
-            return dict(json.loads(resp.read()))
+            raw = resp.read()
     except urllib.error.HTTPError as e:
-        raise EngineError(e.code, f"GET / on {settings.url} failed: {e.reason}") from e
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise EngineUnavailable("N/A", f"cannot reach {settings.url}: {e}") from e
+        hint = " (check LOGSIGHT_API_KEY or LOGSIGHT_USERNAME/PASSWORD)" if e.code in (401, 403) else ""
+        raise EngineError(e.code, f"GET / on {url} failed: {e.code} {e.reason}{hint}") from e
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
+        raise EngineUnavailable("N/A", f"cannot reach {url}: {e}") from e
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or "number" not in (info.get("version") or {}):
+        raise EngineError(
+            "not-a-cluster",
+            f"{url} answered, but not as Elasticsearch or OpenSearch does "
+            "(GET / gave no JSON with a version number)",
+        )
+    return info
 
 
 def flavor_of(info: Mapping[str, Any]) -> Flavor:
