@@ -188,6 +188,7 @@ CRITICAL_PATH: dict[str, dict[str, Any]] = {
     "@timestamp": DATE,
     "window_start": DATE,
     "window_end": DATE,
+    "namespace": KW,
     "entry_point": KW,
     "entry_service": KW,
     "service.name": KW,
