@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from logsight.names import FINDINGS_INDEX
+from logsight.timeutil import iso
 
 if TYPE_CHECKING:  # the engine seam is only needed by the write/read helpers
     from logsight.engine import Engine
@@ -37,16 +38,6 @@ KINDS = (
 )
 
 
-def _iso(ts: datetime | str | None) -> str | None:
-    if ts is None:
-        return None
-    if isinstance(ts, str):
-        return ts
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def finding_id(
     kind: str,
     service: str | None,
@@ -56,7 +47,7 @@ def finding_id(
 ) -> str:
     """Stable id for (kind, service, subject, window)."""
     key = "|".join(
-        [kind, service or "", subject or "", _iso(window_start) or "", _iso(window_end) or ""]
+        [kind, service or "", subject or "", iso(window_start) or "", iso(window_end) or ""]
     )
     return hashlib.sha1(key.encode()).hexdigest()[:24]
 
@@ -94,9 +85,9 @@ class Finding:
 
     def to_document(self, now: datetime | None = None) -> dict[str, Any]:
         doc = asdict(self)
-        doc["window_start"] = _iso(self.window_start)
-        doc["window_end"] = _iso(self.window_end)
-        doc["detected_at"] = _iso(self.detected_at or now or datetime.now(UTC))
+        doc["window_start"] = iso(self.window_start)
+        doc["window_end"] = iso(self.window_end)
+        doc["detected_at"] = iso(self.detected_at or now or datetime.now(UTC))
         doc["@timestamp"] = doc["window_end"] or doc["detected_at"]
         doc["score"] = _finite(self.score)
         doc["confidence"] = _finite(self.confidence) if self.confidence is not None else None
@@ -132,7 +123,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, datetime):
-        return _iso(value)
+        return iso(value)
     if hasattr(value, "item"):  # numpy scalar
         return _jsonable(value.item())
     if hasattr(value, "tolist"):
@@ -179,9 +170,9 @@ def read_findings(
     if start or end:
         rng: dict[str, Any] = {}
         if start:
-            rng["gte"] = _iso(start)
+            rng["gte"] = iso(start)
         if end:
-            rng["lte"] = _iso(end)
+            rng["lte"] = iso(end)
         filters.append({"range": {"@timestamp": rng}})
     body: dict[str, Any] = {
         "size": size,

@@ -67,6 +67,12 @@ def stream_pattern(kind: str) -> str:
     return f"{kind}-{DATASET}-*"
 
 
+def read_target(kind: str, namespace: str | None = None) -> str:
+    """What a reader of ``kind`` searches: one namespace's stream, or (namespace None or
+    empty) the pattern over every namespace."""
+    return stream(kind, namespace) if namespace else stream_pattern(kind)
+
+
 def pipeline(kind: str) -> str:
     """Ingest pipeline for ``kind`` (also set as the stream's default pipeline)."""
     return f"logsight-{kind}"

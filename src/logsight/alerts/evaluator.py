@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,6 +32,7 @@ from logsight.alerts.rules import (
     search_body,
 )
 from logsight.engine import EngineError
+from logsight.timeutil import as_utc, iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -45,9 +46,7 @@ MAX_SAMPLE_CHARS = 2000
 
 
 def _iso(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(ts, timespec="milliseconds")
 
 
 def scope(
@@ -256,8 +255,7 @@ def run_rules(
     fails is reported in ``EvaluationReport.errors``; the others still run."""
     env = os.environ if env is None else env
     base_url = runbook_base_url or env.get("LOGSIGHT_RUNBOOK_BASE_URL") or None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
+    now = as_utc(now)
     ts = _iso(now)
     report = EvaluationReport()
     for rule in rules:

@@ -18,6 +18,7 @@ from logsight.alerts import evaluate_rule, load_rules, run_rules
 from logsight.alerts.rules import OPS, Rule, RuleError, format_duration
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
 from logsight.engine import EngineError
+from logsight.timeutil import parse_iso
 
 TARGETS = ("auto", "watcher", "monitor", "builtin")
 
@@ -33,10 +34,9 @@ def _now(value: str | None) -> datetime:
     if value is None or value == "now":
         return datetime.now(UTC)
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint="--now") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def rules_option(f: Any) -> Any:
@@ -50,6 +50,21 @@ def scope_options(f: Any) -> Any:
                      help="Evaluate on one namespace's streams (and its findings) only.")(f)
     return click.option("--index", default=None,
                         help="Read this index or pattern instead of each rule's own.")(f)
+
+
+def evaluation_options(f: Any) -> Any:
+    """What ``test`` and ``run`` share: the cluster, the rules, where they read, and when."""
+    f = click.option("--now", "now_", default=None,
+                     help="Evaluate as of this time (ISO; default now).")(f)
+    f = scope_options(f)
+    f = click.argument("rule_ids", nargs=-1)(f)
+    f = rules_option(f)
+    return url_option(f)
+
+
+def webhook_option(f: Any) -> Any:
+    return click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
+                        help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")(f)
 
 
 @click.group()
@@ -82,8 +97,7 @@ def list_(rule_paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
               help="auto: Watcher if the cluster has it, else Alerting monitors if the plugin "
                    "is there, else the built-in evaluator.")
-@click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
-              help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")
+@webhook_option
 @click.option("--dry-run", is_flag=True, help="Compile and show; install nothing.")
 @json_option
 def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
@@ -138,11 +152,7 @@ def _result_rows(rule: Rule, ev: Any) -> list[dict[str, Any]]:
 
 
 @alerts.command()
-@url_option
-@rules_option
-@click.argument("rule_ids", nargs=-1)
-@scope_options
-@click.option("--now", "now_", default=None, help="Evaluate as of this time (ISO; default now).")
+@evaluation_options
 @json_option
 def test(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
          namespace: str | None, index: str | None, now_: str | None, as_json: bool) -> None:
@@ -174,13 +184,8 @@ def test(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...
 
 
 @alerts.command()
-@url_option
-@rules_option
-@click.argument("rule_ids", nargs=-1)
-@scope_options
-@click.option("--now", "now_", default=None, help="Evaluate as of this time (ISO; default now).")
-@click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
-              help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")
+@evaluation_options
+@webhook_option
 @click.option("--no-actions", is_flag=True, help="Record alerts but send nothing.")
 @json_option
 def run(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],

@@ -3,7 +3,6 @@ file (no cluster needed) or from the cluster's traces streams."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,7 @@ from typing import Any
 import click
 
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
-
-_REL = re.compile(r"^(?:now-)?(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from logsight.timeutil import parse_time as parse_time_text
 
 TABLE_COLUMNS = [
     "rank", "service", "operation", "critical_path_share", "critical_path_ms",
@@ -25,19 +22,10 @@ def parse_time(value: str | None, *, now: datetime, option: str) -> datetime | N
     """ISO-8601 (naive = UTC), ``now``, or a relative age such as ``15m``/``now-2h``/``7d``."""
     if value is None:
         return None
-    v = value.strip()
-    if v == "now":
-        return now
-    m = _REL.match(v)
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
     try:
-        ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither an ISO-8601 time nor an age like 15m, 2h, 7d", param_hint=option
-        ) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        return parse_time_text(value, now=now)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} {e}", param_hint=option) from None
 
 
 def _window(frm: str | None, to: str | None, default: timedelta, now: datetime,

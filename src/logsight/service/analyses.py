@@ -49,6 +49,11 @@ class AnalysisSpec:
     per_model: bool = False  # the scheduler runs it once per model seen in the window
     description: str = ""
 
+    @property
+    def stream(self) -> str:
+        """The stream it reads: its module is ``logsight.sources.<stream>``."""
+        return self.module.rsplit(".", 1)[-1]
+
 
 ANALYSES: dict[str, AnalysisSpec] = {
     s.kind: s

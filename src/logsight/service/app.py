@@ -71,6 +71,7 @@ from logsight.service.models import (
 from logsight.service.scheduler import ScheduledTask, Scheduler, default_tasks, utc_now
 from logsight.service.selflog import ServiceLog, service_log
 from logsight.service.settings import ServiceSettings
+from logsight.timeutil import iso
 
 EngineFactory = Callable[[], Engine]
 Clock = Callable[[], datetime]
@@ -143,17 +144,9 @@ class KnownNames:
         return found
 
 
-def _index(kind: str, namespace: str | None) -> str:
-    return names.stream(kind, namespace) if namespace else names.stream_pattern(kind)
-
-
 def _finding_out(f: Finding | dict[str, Any]) -> FindingOut:
     doc = f.to_document() if isinstance(f, Finding) else f
     return FindingOut.model_validate(doc)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
 
 
 def _json(body: BaseModel) -> bytes:
@@ -188,7 +181,7 @@ def times_key(
                 fixed = False
                 parts.append((name, "now", (t - now).total_seconds()))
             else:
-                parts.append((name, "at", _iso(t)))
+                parts.append((name, "at", iso(t)))
     return tuple(parts), fixed
 
 
@@ -352,7 +345,7 @@ def create_app(
             fields: Sequence[str] = [names.F.ML_MODEL, "model"]
         else:
             fields = [names.F.SERVICE, "service"]
-        indices = [_index(k, namespace) for k in kinds]
+        indices = [names.read_target(k, namespace) for k in kinds]
         if findings:
             indices.append(names.FINDINGS_INDEX)
         if not known.exists(engine, indices, fields, value):
@@ -394,7 +387,7 @@ def create_app(
             enabled=scheduler is not None,
             running=bool(scheduler and scheduler.running),
             tasks=[t.name for t in scheduler.tasks] if scheduler else [],
-            last_pass=_iso(scheduler.last_pass) if scheduler and scheduler.last_pass else None,
+            last_pass=iso(scheduler.last_pass) if scheduler and scheduler.last_pass else None,
         )
         body = Health(status="ok" if eng.reachable else "degraded", version=__version__,
                       engine=eng, scheduler=sched, analyses=availability())
@@ -432,7 +425,7 @@ def create_app(
                 start=s, end=e, service=service, operation=operation, namespace=ns, top=top,
                 write=False), check=check)
             return _json(BottlenecksResponse(
-                window=Window(start=_iso(s), end=_iso(e)), service=service,
+                window=Window(start=iso(s), end=iso(e)), service=service,
                 operation=operation, bottlenecks=[BottleneckRow.model_validate(r) for r in rows],
                 findings=[_finding_out(f) for f in findings],
             ))
@@ -444,10 +437,36 @@ def create_app(
                           out: tuple[list[dict[str, Any]], list[Finding]]) -> AnalysisResponse:
         rows, findings = out
         return AnalysisResponse(
-            kind=kind, window=Window(start=_iso(s), end=_iso(e)),
-            baseline=Window(start=_iso(base[0]), end=_iso(base[1])) if base else None,
+            kind=kind, window=Window(start=iso(s), end=iso(e)),
+            baseline=Window(start=iso(base[0]), end=iso(base[1])) if base else None,
             written=write, results=rows, findings=[_finding_out(f) for f in findings],
         )
+
+    async def compared_windows(
+        kind: str, window_: tuple[str | None, str | None],
+        baseline: tuple[str | None, str | None], baseline_names: tuple[str, str],
+        namespace: str | None, **params: Any,
+    ) -> Response:
+        """A read-only analysis of the current window against a baseline window, answered
+        from the cache. ``params`` (``service``, or ``model`` and maybe ``version``) go to the
+        analysis and into the cache key; the model, else the service, must have sent data."""
+        s, e = parse_window(*window_)
+        b = baseline_window(s, e, *baseline, baseline_names)
+        ns = check_namespace(namespace)
+        times, fixed = times_key(clock(), [
+            (("from", window_[0]), ("to", window_[1])),
+            ((baseline_names[0], baseline[0]), (baseline_names[1], baseline[1]))])
+        what = "model" if "model" in params else "service"
+
+        def check(engine: Engine) -> None:
+            require_known(engine, what, params[what], [ANALYSES[kind].stream], ns)
+
+        def work() -> bytes:
+            out = run(kind, Params(start=s, end=e, baseline_start=b[0], baseline_end=b[1],
+                                   namespace=ns, write=False, **params), check=check)
+            return _json(analysis_response(kind, s, e, b, False, out))
+
+        return await cached((kind, ns, *params.values(), times), fixed, [e, b[1]], work)
 
     @app.get("/v1/anomalies", response_model=AnalysisResponse, tags=["logs"],
              dependencies=guarded, responses=errors)
@@ -463,24 +482,9 @@ def create_app(
     ) -> Response:
         """Anomalous log windows of the current window against a baseline (read only;
         cached briefly)."""
-        s, e = parse_window(start, end)
-        b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
-        ns = check_namespace(namespace)
-        times, fixed = times_key(clock(), [
-            (("from", start), ("to", end)),
-            (("baseline_from", baseline_start), ("baseline_to", baseline_end))])
-        key = ("log_anomalies", ns, service, times)
-
-        def check(engine: Engine) -> None:
-            require_known(engine, "service", service, [names.LOGS], ns)
-
-        def work() -> bytes:
-            out = run("log_anomalies", Params(
-                start=s, end=e, baseline_start=b[0], baseline_end=b[1], service=service,
-                namespace=ns, write=False), check=check)
-            return _json(analysis_response("log_anomalies", s, e, b, False, out))
-
-        return await cached(key, fixed, [e, b[1]], work)
+        return await compared_windows(
+            "log_anomalies", (start, end), (baseline_start, baseline_end),
+            ("baseline_from", "baseline_to"), namespace, service=service)
 
     @app.get("/v1/drift", response_model=AnalysisResponse, tags=["models"],
              dependencies=guarded, responses=errors)
@@ -498,25 +502,9 @@ def create_app(
     ) -> Response:
         """Feature and prediction drift of `model`: reference vs current window (read only;
         cached briefly)."""
-        s, e = parse_window(start, end)
-        b = baseline_window(s, e, reference_start, reference_end,
-                            ("reference_from", "reference_to"))
-        ns = check_namespace(namespace)
-        times, fixed = times_key(clock(), [
-            (("from", start), ("to", end)),
-            (("reference_from", reference_start), ("reference_to", reference_end))])
-        key = ("drift", ns, model, times)
-
-        def check(engine: Engine) -> None:
-            require_known(engine, "model", model, [names.MLEVENTS], ns)
-
-        def work() -> bytes:
-            out = run("drift", Params(
-                start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
-                namespace=ns, write=False), check=check)
-            return _json(analysis_response("drift", s, e, b, False, out))
-
-        return await cached(key, fixed, [e, b[1]], work)
+        return await compared_windows(
+            "drift", (start, end), (reference_start, reference_end),
+            ("reference_from", "reference_to"), namespace, model=model)
 
     @app.get("/v1/performance", response_model=AnalysisResponse, tags=["models"],
              dependencies=guarded, responses=errors)
@@ -531,24 +519,9 @@ def create_app(
     ) -> Response:
         """Model quality from feedback (per version) and KPI changes in a window (read only;
         cached briefly)."""
-        s, e = parse_window(start, end)
-        b = baseline_window(s, e, baseline_start, baseline_end, ("baseline_from", "baseline_to"))
-        ns = check_namespace(namespace)
-        times, fixed = times_key(clock(), [
-            (("from", start), ("to", end)),
-            (("baseline_from", baseline_start), ("baseline_to", baseline_end))])
-        key = ("performance", ns, model, version, times)
-
-        def check(engine: Engine) -> None:
-            require_known(engine, "model", model, [names.MLEVENTS], ns)
-
-        def work() -> bytes:
-            out = run("performance", Params(
-                start=s, end=e, baseline_start=b[0], baseline_end=b[1], model=model,
-                version=version, namespace=ns, write=False), check=check)
-            return _json(analysis_response("performance", s, e, b, False, out))
-
-        return await cached(key, fixed, [e, b[1]], work)
+        return await compared_windows(
+            "performance", (start, end), (baseline_start, baseline_end),
+            ("baseline_from", "baseline_to"), namespace, model=model, version=version)
 
     @app.get("/v1/findings", response_model=FindingsPage, tags=["findings"],
              dependencies=guarded, responses=errors)
@@ -572,8 +545,8 @@ def create_app(
         except TimeError as err:
             raise bad_request(str(err), "bad_time") from None
         if s is not None and e is not None and e <= s:
-            raise bad_request(f"inverted time range: from ({_iso(s)}) must be before to "
-                              f"({_iso(e)})", "bad_time")
+            raise bad_request(f"inverted time range: from ({iso(s)}) must be before to "
+                              f"({iso(e)})", "bad_time")
         after = None
         if cursor:
             try:
@@ -619,11 +592,9 @@ def create_app(
         if spec.needs_model and not req.model:
             raise bad_request(f"analysis {kind!r} needs a model", "missing_model")
         ns = check_namespace(None)
-        stream = {"bottlenecks": names.TRACES, "trace_regressions": names.TRACES,
-                  "log_anomalies": names.LOGS}.get(kind, names.MLEVENTS)
 
         def check(engine: Engine) -> None:
-            require_known(engine, "service", req.service, [stream], ns)
+            require_known(engine, "service", req.service, [spec.stream], ns)
             require_known(engine, "model", req.model, [names.MLEVENTS], ns)
 
         params = Params(start=s, end=e, baseline_start=base[0] if base else None,

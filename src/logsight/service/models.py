@@ -6,18 +6,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from logsight.timeutil import EPOCH, age_seconds, as_utc, iso
+from logsight.timeutil import parse_time as parse_time_text
+
 Severity = Literal["low", "medium", "high", "critical"]
 
-_REL = re.compile(r"^(?:now\s*-\s*)?(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 # the engine's date range: years outside it make the cluster answer 400 (our 502)
-_MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_TS = EPOCH
 _MAX_TS = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -29,23 +29,10 @@ def parse_time(value: str | None, *, now: datetime, name: str) -> datetime | Non
     """ISO-8601 (naive = UTC), ``now``, or an age: ``15m``, ``now-2h``, ``7d``."""
     if value is None or value == "":
         return None
-    v = value.strip()
-    if v == "now":
-        return now
-    m = _REL.match(v)
-    if m:
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-        if seconds > (now - _MIN_TS).total_seconds():
-            raise TimeError(f"{name}={value!r} reaches before 1970")
-        return now - timedelta(seconds=seconds)
     try:
-        ts = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise TimeError(
-            f"{name}={value!r} is neither an ISO-8601 time nor an age like 15m, now-2h, 7d"
-        ) from None
-    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    ts = ts.astimezone(UTC)
+        ts = as_utc(parse_time_text(value, now=now))
+    except ValueError as e:
+        raise TimeError(f"{name}={value!r} {e}") from None
     if not _MIN_TS <= ts < _MAX_TS:
         raise TimeError(f"{name}={value!r} is outside 1970..9999")
     return ts
@@ -57,7 +44,7 @@ def is_relative(value: str | None) -> bool:
     if value is None or not value.strip():
         return True
     v = value.strip()
-    return v == "now" or _REL.match(v) is not None
+    return v == "now" or age_seconds(v) is not None
 
 
 def window(
@@ -73,8 +60,8 @@ def window(
     e = parse_time(end, now=now, name=names[1]) or now
     s = parse_time(start, now=now, name=names[0]) or e - default
     if e <= s:
-        raise TimeError(f"inverted time range: {names[0]} ({_iso(s)}) must be before "
-                        f"{names[1]} ({_iso(e)})")
+        raise TimeError(f"inverted time range: {names[0]} ({iso(s)}) must be before "
+                        f"{names[1]} ({iso(e)})")
     if max_window is not None and e - s > max_window:
         raise TimeError(
             f"window too large: {names[0]}..{names[1]} spans {duration_text(e - s)}, the limit "
@@ -92,10 +79,6 @@ def duration_text(td: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or f"{td.total_seconds():g}s"
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def encode_cursor(sort_values: list[Any]) -> str:

@@ -21,21 +21,17 @@ from logsight import names
 from logsight.engine import EngineError, EngineUnavailable
 from logsight.service.analyses import ANALYSES, AnalysisUnavailable, Params, load, run_analysis
 from logsight.service.selflog import ServiceLog
+from logsight.timeutil import EPOCH, iso, parse_iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
     from logsight.service.settings import ServiceSettings
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def aligned_window(
@@ -54,10 +50,9 @@ def aligned_window(
 def _parse(value: Any) -> datetime:
     """A stored timestamp; an unreadable one counts as long expired."""
     try:
-        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parse_iso(str(value))
     except ValueError:
         return EPOCH
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 # -- leases ----------------------------------------------------------------------------------
@@ -73,7 +68,7 @@ class Lease:
 
 
 def lease_id(scope: str, task: str, window_start: datetime) -> str:
-    return f"{scope}:{task}:{_iso(window_start)}"
+    return f"{scope}:{task}:{iso(window_start)}"
 
 
 class LeaseStore:
@@ -99,9 +94,9 @@ class LeaseStore:
     def _doc(self, task: str, start: datetime, end: datetime, now: datetime, *, state: str,
              attempt: int, **extra: Any) -> dict[str, Any]:
         return {
-            "@timestamp": _iso(now), "task": task, "window": f"{_iso(start)}/{_iso(end)}",
-            "window_start": _iso(start), "window_end": _iso(end), "owner": self.owner,
-            "expires_at": _iso(now + self.ttl), "state": state, "attempt": attempt,
+            "@timestamp": iso(now), "task": task, "window": f"{iso(start)}/{iso(end)}",
+            "window_start": iso(start), "window_end": iso(end), "owner": self.owner,
+            "expires_at": iso(now + self.ttl), "state": state, "attempt": attempt,
             "scope": self.scope, **extra,
         }
 
@@ -152,7 +147,7 @@ class LeaseStore:
     def finish(self, lease: Lease, *, state: str, now: datetime, findings: int = 0,
                error: str | None = None) -> bool:
         """Mark the lease ``done`` or ``failed``; False if it was taken over meanwhile."""
-        extra: dict[str, Any] = {"findings": findings, "finished_at": _iso(now)}
+        extra: dict[str, Any] = {"findings": findings, "finished_at": iso(now)}
         if error:
             extra["error"] = error[:2000]
         try:
@@ -201,11 +196,10 @@ def models_in_window(
     *, limit: int = 100,
 ) -> list[str]:
     """Model names that sent ML events in ``[start, end)``."""
-    index = names.stream(names.MLEVENTS, namespace) if namespace else names.stream_pattern(
-        names.MLEVENTS)
+    index = names.read_target(names.MLEVENTS, namespace)
     body = {
         "size": 0,
-        "query": {"range": {names.F.TIMESTAMP: {"gte": _iso(start), "lt": _iso(end)}}},
+        "query": {"range": {names.F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}},
         "aggs": {"models": {"terms": {"field": names.F.ML_MODEL, "size": limit}}},
     }
     resp = engine.search(index, body, ignore_unavailable="true", allow_no_indices="true")
@@ -336,7 +330,7 @@ class Scheduler:
         lease = store.acquire(task.name, start, end, now)
         if lease is None:
             return RunRecord(task.name, start, end, "skipped")
-        window = f"{_iso(start)}/{_iso(end)}"
+        window = f"{iso(start)}/{iso(end)}"
         self.log.info("scheduler.run_started", task=task.name, window=window,
                       attempt=lease.attempt, owner=self.owner)
         try:

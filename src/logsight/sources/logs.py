@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from logsight.analysis.logs import (
 from logsight.analysis.templates import TemplateMiner
 from logsight.findings import Finding, write_findings
 from logsight.names import F
+from logsight.timeutil import iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -60,33 +61,25 @@ def _get(doc: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def _iso(ts: datetime | str | None) -> str | None:
-    if ts is None:
-        return None
-    if isinstance(ts, str):
-        return ts
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _doc_row(doc_id: Any, doc: Mapping[str, Any], service: str | None = None) -> dict[str, Any]:
+    """A log frame row of an ECS document; ``service`` (when given) if it names none."""
+    message = _get(doc, F.MESSAGE)
+    if message is None:
+        message = _get(doc, F.ERROR_MESSAGE) or ""
+    own = _get(doc, F.SERVICE)
+    return {
+        "id": str(doc_id),
+        "timestamp": _get(doc, F.TIMESTAMP),
+        "service": own if service is None else own or service,
+        "level": _get(doc, F.LEVEL),
+        "message": str(message),
+        "version": _get(doc, F.SERVICE_VERSION),
+    }
 
 
 def docs_to_frame(docs: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
     """(id, ECS document) pairs as a log frame."""
-    rows = []
-    for doc_id, src in docs:
-        message = _get(src, F.MESSAGE)
-        if message is None:
-            message = _get(src, F.ERROR_MESSAGE) or ""
-        rows.append(
-            {
-                "id": str(doc_id),
-                "timestamp": _get(src, F.TIMESTAMP),
-                "service": _get(src, F.SERVICE),
-                "level": _get(src, F.LEVEL),
-                "message": str(message),
-                "version": _get(src, F.SERVICE_VERSION),
-            }
-        )
+    rows = [_doc_row(doc_id, src) for doc_id, src in docs]
     if not rows:
         return empty_log_frame()
     return prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
@@ -102,9 +95,9 @@ def logs_query(
     if start is not None or end is not None:
         rng: dict[str, Any] = {}
         if start is not None:
-            rng["gte"] = _iso(start)
+            rng["gte"] = iso(start)
         if end is not None:
-            rng["lt"] = _iso(end)
+            rng["lt"] = iso(end)
         filters.append({"range": {F.TIMESTAMP: rng}})
     if service:
         filters.append({"term": {F.SERVICE: service}})
@@ -123,9 +116,7 @@ def read_logs(
 ) -> pd.DataFrame:
     """Log lines in [start, end) (optionally of one service) from the logs stream of
     ``namespace`` (default: every namespace), or from ``index`` when given, in time order."""
-    target = index or (
-        names.stream(names.LOGS, namespace) if namespace else names.stream_pattern(names.LOGS)
-    )
+    target = index or names.read_target(names.LOGS, namespace)
     hits = engine.scan(
         target,
         logs_query(start=start, end=end, service=service),
@@ -179,17 +170,8 @@ def _iter_file_rows(path: Path, service: str) -> Iterator[dict[str, Any]]:
                 except json.JSONDecodeError:
                     doc = None
                 if isinstance(doc, dict):
-                    message = _get(doc, F.MESSAGE)
-                    if message is None:
-                        message = _get(doc, F.ERROR_MESSAGE) or ""
-                    yield {
-                        "id": str(doc.get("_id") or _get(doc, F.EVENT_ID) or f"line:{n}"),
-                        "timestamp": _get(doc, F.TIMESTAMP),
-                        "service": _get(doc, F.SERVICE) or service,
-                        "level": _get(doc, F.LEVEL),
-                        "message": str(message),
-                        "version": _get(doc, F.SERVICE_VERSION),
-                    }
+                    yield _doc_row(doc.get("_id") or _get(doc, F.EVENT_ID) or f"line:{n}", doc,
+                                   service)
                     continue
             ts, level, message = parse_raw_line(line)
             yield {

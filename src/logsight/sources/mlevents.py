@@ -26,6 +26,7 @@ from logsight.analysis import drift as D
 from logsight.analysis import performance as P
 from logsight.findings import Finding, write_findings
 from logsight.names import F
+from logsight.timeutil import iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -82,18 +83,8 @@ def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # -- queries ---------------------------------------------------------------------------------
-def _iso(ts: datetime | str) -> str:
-    if isinstance(ts, str):
-        return ts
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def index_for(namespace: str | None) -> str:
-    return names.stream(names.MLEVENTS, namespace) if namespace else names.stream_pattern(
-        names.MLEVENTS
-    )
+    return names.read_target(names.MLEVENTS, namespace)
 
 
 def event_query(
@@ -112,20 +103,20 @@ def event_query(
         flt.append({"term": {F.ML_VERSION: version}})
     rng: dict[str, Any] = {}
     if start is not None:
-        rng["gte"] = _iso(start)
+        rng["gte"] = iso(start)
     if end is not None:
-        rng["lt"] = _iso(end)
+        rng["lt"] = iso(end)
     if rng:
         flt.append({"range": {F.TIMESTAMP: rng}})
     return {"bool": {"filter": flt}}
 
 
 def _check_window(start: datetime | str, end: datetime | str, what: str) -> None:
-    s = pd.Timestamp(_iso(start))
-    e = pd.Timestamp(_iso(end))
+    s = pd.Timestamp(iso(start))
+    e = pd.Timestamp(iso(end))
     if not s < e:
-        raise ValueError(f"{what} window is empty: start {_iso(start)} is not before end "
-                         f"{_iso(end)}")
+        raise ValueError(f"{what} window is empty: start {iso(start)} is not before end "
+                         f"{iso(end)}")
 
 
 def _frame(hits: Iterator[dict[str, Any]]) -> pd.DataFrame:
@@ -178,7 +169,7 @@ def read_events(
     ``prediction_value``, ``score``, ``proba.<class>``, ``label``, ``label_value``,
     ``kpi_name``, ``kpi_value`` and ``feature.<name>`` columns (whichever exist)."""
     q = event_query(event_type, model=model, start=start, end=end, version=version)
-    return _rename(_frame(engine.scan(index_for(namespace), q)))
+    return read_events_query(engine, q, namespace)
 
 
 def read_feedback(
@@ -190,15 +181,26 @@ def read_feedback(
     chunk: int = 5000,
 ) -> pd.DataFrame:
     """Feedback for these requests, whenever it arrived (after ``since``)."""
+    found = _read_requests(engine, request_ids, event_query("feedback", start=since),
+                           namespace=namespace, chunk=chunk)
+    if found.empty:
+        return pd.DataFrame(columns=["request_id", "timestamp", "label", "label_value"])
+    return found
+
+
+def _read_requests(engine: Engine, request_ids: Sequence[str], query: Mapping[str, Any], *,
+                   namespace: str | None, chunk: int) -> pd.DataFrame:
+    """The events of ``query`` for these request ids, ``chunk`` ids per terms query (a
+    terms query has a size limit); an empty frame when there are none."""
     frames = []
     ids = list(dict.fromkeys(str(i) for i in request_ids))
     for i in range(0, len(ids), chunk):
-        q = event_query("feedback", start=since)
-        q["bool"]["filter"].append({"terms": {F.ML_REQUEST_ID: ids[i:i + chunk]}})
+        q = {"bool": {**query["bool"], "filter": [*query["bool"]["filter"],
+                                                  {"terms": {F.ML_REQUEST_ID: ids[i:i + chunk]}}]}}
         frames.append(_frame(engine.scan(index_for(namespace), q)))
     frames = [f for f in frames if not f.empty]
     if not frames:
-        return pd.DataFrame(columns=["request_id", "timestamp", "label", "label_value"])
+        return pd.DataFrame()
     return _rename(pd.concat(frames, ignore_index=True))
 
 
@@ -321,7 +323,7 @@ def profile_from_cluster(
     total = int(resp["hits"]["total"]["value"])
     if total == 0:
         raise ValueError(f"no predictions of model {model!r} in the reference window "
-                         f"[{_iso(start)}, {_iso(end)})")
+                         f"[{iso(start)}, {iso(end)})")
     a = resp["aggregations"]
     feats: dict[str, D.NumericProfile | D.CategoricalProfile] = {}
     pending: dict[str, tuple[int, np.ndarray, np.ndarray, dict[str, Any]]] = {}
@@ -451,7 +453,7 @@ def store_profile(
     pid = profile_id(model, version, name)
     created = now or datetime.now(UTC)
     doc = {
-        "@timestamp": _iso(created),
+        "@timestamp": iso(created),
         "profile_id": pid,
         "name": name,
         "kind": "drift_reference",
@@ -459,8 +461,8 @@ def store_profile(
         "model_version": version,
         "namespace": namespace,
         "source": source,
-        "window_start": _iso(window[0]) if window else None,
-        "window_end": _iso(window[1]) if window else None,
+        "window_start": iso(window[0]) if window else None,
+        "window_end": iso(window[1]) if window else None,
         "features": list(profile.features),
         "fields": dict(fields or {n: FEATURE_PREFIX + n for n in profile.features}),
         "profile": profile.to_document(),
@@ -541,7 +543,7 @@ def run_drift(
         profile, fields = profile_from_cluster(engine, model=model, start=rs, end=re_,
                                                version=version, namespace=namespace,
                                                config=config)
-        ref_info = {"window_start": _iso(rs), "window_end": _iso(re_)}
+        ref_info = {"window_start": iso(rs), "window_end": iso(re_)}
     cfg = config or D.DriftConfig(bins=profile.bins, fine_bins=profile.fine_bins)
     cs, ce = current
     summary = summarize_window(engine, profile, fields, model=model, start=cs, end=ce,
@@ -590,7 +592,7 @@ def _outlier_scan(
     total = engine.count(index_for(namespace), q)
     q["bool"]["should"] = should
     q["bool"]["minimum_should_match"] = 1
-    rows = _rename(_frame(engine.scan(index_for(namespace), q)))
+    rows = read_events_query(engine, q, namespace)
     if rows.empty:
         return []
     by_feature: dict[str, int] = {}
@@ -718,15 +720,12 @@ def windows_with_late_labels(
     fb = read_events(engine, "feedback", start=since, namespace=namespace)
     if fb.empty or "request_id" not in fb:
         return []
-    ids = fb["request_id"].dropna().astype(str).unique().tolist()
-    stamps: list[pd.Timestamp] = []
-    for i in range(0, len(ids), 5000):
-        q = event_query("prediction", model=model)
-        q["bool"]["filter"].append({"terms": {F.ML_REQUEST_ID: ids[i:i + 5000]}})
-        preds = read_events_query(engine, q, namespace)
-        if not preds.empty:
-            stamps += list(preds["timestamp"])
-    starts = sorted({t.floor(window) for t in stamps})
+    preds = _read_requests(engine, fb["request_id"].dropna().tolist(),
+                           event_query("prediction", model=model), namespace=namespace,
+                           chunk=5000)
+    if preds.empty:
+        return []
+    starts = sorted({t.floor(window) for t in preds["timestamp"]})
     step = pd.Timedelta(window)
     return [(s.to_pydatetime(), (s + step).to_pydatetime()) for s in starts]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from logsight.analysis.traces import (
 )
 from logsight.findings import Finding, write_findings
 from logsight.names import F
+from logsight.timeutil import iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -151,21 +152,22 @@ def _iso_ns(values: pd.Series, what: str, rows: np.ndarray) -> pd.Series:
     )
 
 
+def _first_ns(frame: pd.DataFrame, ns_fields: Sequence[str], iso_fields: Sequence[str],
+              rows: np.ndarray) -> pd.Series:
+    """Per row, the first of these fields that is set, in unix nanoseconds (NA if none)."""
+    out = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    for f in ns_fields:
+        if f in frame.columns:
+            out = out.fillna(_int_ns(frame[f].astype(object), f, rows))
+    for f in iso_fields:
+        if f in frame.columns:
+            out = out.fillna(_iso_ns(frame[f], f, rows))
+    return out
+
+
 def _times(frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
-    start = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    for f in START_NS_FIELDS:
-        if f in frame.columns:
-            start = start.fillna(_int_ns(frame[f].astype(object), f, rows))
-    for f in START_ISO_FIELDS:
-        if f in frame.columns:
-            start = start.fillna(_iso_ns(frame[f], f, rows))
-    end = pd.Series(pd.NA, index=frame.index, dtype="Int64")
-    for f in END_NS_FIELDS:
-        if f in frame.columns:
-            end = end.fillna(_int_ns(frame[f].astype(object), f, rows))
-    for f in END_ISO_FIELDS:
-        if f in frame.columns:
-            end = end.fillna(_iso_ns(frame[f], f, rows))
+    start = _first_ns(frame, START_NS_FIELDS, START_ISO_FIELDS, rows)
+    end = _first_ns(frame, END_NS_FIELDS, END_ISO_FIELDS, rows)
     for f, scale in DURATION_FIELDS:
         if f in frame.columns:
             dur = pd.to_numeric(frame[f], errors="coerce")
@@ -271,20 +273,8 @@ def load_spans_file(path: str | Path) -> pd.DataFrame:
 
 
 # -- the cluster -------------------------------------------------------------------------------
-def _iso(ts: datetime) -> str:
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _index(namespace: str | None) -> str:
-    return names.stream(names.TRACES, namespace) if namespace else names.stream_pattern(
-        names.TRACES
-    )
-
-
 def _range(start: datetime, end: datetime) -> dict[str, Any]:
-    return {"range": {F.TIMESTAMP: {"gte": _iso(start), "lt": _iso(end)}}}
+    return {"range": {F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}}
 
 
 def _hits_to_records(hits: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
@@ -309,27 +299,38 @@ def read_spans(
     window edges show up as orphans). With ``service`` and/or ``operation`` only traces whose
     root span (no ``parent.id``) matches and started in the window are read, with all their
     spans up to ``trace_slack`` around the window."""
-    if end <= start:
-        raise ValueError(f"window end {end} is not after its start {start}")
-    index = _index(namespace)
+    _check_window(start, end)
+    index = names.read_target(names.TRACES, namespace)
     if service is None and operation is None:
         hits = engine.scan(
             index, {"bool": {"filter": [_range(start, end)]}}, source=SOURCE_FIELDS,
             page_size=page_size,
         )
         return spans_frame(_hits_to_records(hits))
-    root_filter: list[dict[str, Any]] = [_range(start, end)]
+    root_filter: list[dict[str, Any]] = []
     if service is not None:
         root_filter.append({"term": {F.SERVICE: service}})
     if operation is not None:
         root_filter.append({"term": {F.SPAN_NAME: operation}})
-    roots = engine.scan(
-        index,
-        {"bool": {"filter": root_filter, "must_not": [{"exists": {"field": F.PARENT_SPAN_ID}}]}},
-        source=[F.TRACE_ID],
-        page_size=page_size,
+    return _read_traces_where(
+        engine, index, {"filter": root_filter,
+                        "must_not": [{"exists": {"field": F.PARENT_SPAN_ID}}]},
+        start=start, end=end, trace_slack=trace_slack, page_size=page_size,
     )
-    trace_ids = sorted({str(_flatten(h.get("_source", {})).get(F.TRACE_ID)) for h in roots})
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise ValueError(f"window end {end} is not after its start {start}")
+
+
+def _read_traces_where(engine: Engine, index: str, where: dict[str, Any], *, start: datetime,
+                       end: datetime, trace_slack: timedelta, page_size: int) -> pd.DataFrame:
+    """Every span (up to ``trace_slack`` around the window) of the traces that have a span
+    started in [start, end) matching the bool clauses ``where``."""
+    where = {**where, "filter": [_range(start, end), *where.get("filter", [])]}
+    hits = engine.scan(index, {"bool": where}, source=[F.TRACE_ID], page_size=page_size)
+    trace_ids = sorted({str(_flatten(h.get("_source", {})).get(F.TRACE_ID)) for h in hits})
     return _read_traces(engine, index, trace_ids, start - trace_slack, end + trace_slack,
                         page_size)
 
@@ -367,22 +368,13 @@ def read_version_spans(
 ) -> pd.DataFrame:
     """Every span (all services, up to ``trace_slack`` around the window) of the traces in
     which ``service`` ran one of ``versions`` with a span that started in [start, end)."""
-    if end <= start:
-        raise ValueError(f"window end {end} is not after its start {start}")
-    index = _index(namespace)
-    hits = engine.scan(
-        index,
-        {"bool": {"filter": [
-            _range(start, end),
-            {"term": {F.SERVICE: service}},
-            {"terms": {F.SERVICE_VERSION: [str(v) for v in versions]}},
-        ]}},
-        source=[F.TRACE_ID],
-        page_size=page_size,
+    _check_window(start, end)
+    return _read_traces_where(
+        engine, names.read_target(names.TRACES, namespace),
+        {"filter": [{"term": {F.SERVICE: service}},
+                    {"terms": {F.SERVICE_VERSION: [str(v) for v in versions]}}]},
+        start=start, end=end, trace_slack=trace_slack, page_size=page_size,
     )
-    trace_ids = sorted({str(_flatten(h.get("_source", {})).get(F.TRACE_ID)) for h in hits})
-    return _read_traces(engine, index, trace_ids, start - trace_slack, end + trace_slack,
-                        page_size)
 
 
 def operation_stats(
@@ -397,6 +389,7 @@ def operation_stats(
     """Per (service, operation) span count, error count and duration percentiles computed by the
     engine (composite terms + ``percentiles`` on ``span.duration_ms``, paged by after_key).
     Columns: service, operation, count, errors, latency_p<P>_ms."""
+    index = names.read_target(names.TRACES, namespace)
     rows: list[dict[str, Any]] = []
     after: dict[str, Any] | None = None
     while True:
@@ -425,7 +418,7 @@ def operation_stats(
                 }
             },
         }
-        resp = engine.search(_index(namespace), body, ignore_unavailable="true")
+        resp = engine.search(index, body, ignore_unavailable="true")
         agg = (resp.get("aggregations") or {}).get("ops") or {}
         buckets = agg.get("buckets", [])
         for b in buckets:
@@ -453,7 +446,7 @@ def critical_path_id(
 ) -> str:
     """Stable ``_id`` of a critical-path aggregate (re-runs over a window overwrite it)."""
     key = "|".join([entry_service, entry_operation, service, operation, version,
-                    _iso(window_start), _iso(window_end)])
+                    iso(window_start), iso(window_end)])
     return hashlib.sha1(key.encode()).hexdigest()[:24]
 
 
@@ -477,9 +470,9 @@ def critical_path_documents(
     out: list[tuple[str, dict[str, Any]]] = []
     for r in agg.to_dict("records"):
         doc = {
-            "@timestamp": _iso(window_end),
-            "window_start": _iso(window_start),
-            "window_end": _iso(window_end),
+            "@timestamp": iso(window_end),
+            "window_start": iso(window_start),
+            "window_end": iso(window_end),
             "entry_point": str(r["entry_operation"]),
             "entry_service": str(r["entry_service"]),
             "service.name": str(r["service"]),
@@ -630,7 +623,7 @@ def run_version_regressions(
     if len(spans) == 0:
         raise ValueError(
             f"no spans of service {service!r} with version {baseline_version!r} or "
-            f"{candidate_version!r} between {_iso(start)} and {_iso(end)}"
+            f"{candidate_version!r} between {iso(start)} and {iso(end)}"
         )
     results, split = compare_versions(
         spans, service=service, baseline_version=baseline_version,

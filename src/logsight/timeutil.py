@@ -1,0 +1,73 @@
+"""UTC times as logsight writes and reads them: ISO-8601 with a ``Z`` suffix, naive = UTC.
+
+Pure standard library (no engine, no pandas), so every layer - ``analysis/`` included - may
+import it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Literal, overload
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Timespec = Literal["auto", "seconds", "milliseconds", "microseconds"]
+
+# an age back from now: ``15m``, ``now-2h``, ``now - 1.5d``
+_AGE = re.compile(r"^(?:now\s*-\s*)?(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def as_utc(ts: datetime) -> datetime:
+    """``ts`` in UTC; a naive time is taken to be UTC already (never the machine's zone)."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
+
+
+@overload
+def iso(ts: None, *, timespec: Timespec = ...) -> None: ...
+@overload
+def iso(ts: datetime | str, *, timespec: Timespec = ...) -> str: ...
+def iso(ts: datetime | str | None, *, timespec: Timespec = "auto") -> str | None:
+    """``2024-05-01T10:00:00Z``: the UTC instant of ``ts`` (naive = UTC). A string is taken
+    to be an ISO time already and passes through unchanged, as does None."""
+    if ts is None or isinstance(ts, str):
+        return ts
+    return as_utc(ts).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` or an offset; naive = UTC) as an aware datetime in the offset
+    it was given in. Raises ValueError when ``text`` is not one."""
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def age_seconds(text: str) -> float | None:
+    """Seconds of an age back from now (``15m``, ``now-2h``, ``7d``, ``1w``); None when
+    ``text`` is not an age (``now`` alone is not one: it is zero seconds by name)."""
+    m = _AGE.match(text.strip())
+    if m is None:
+        return None
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """``now``, an age back from ``now`` (``15m``, ``now-2h``, ``7d``) or an ISO-8601 time
+    (naive = UTC, see :func:`parse_iso`). Raises ValueError with a message that reads after
+    the quoted input (``'x' is neither ...``)."""
+    v = text.strip()
+    if v == "now":
+        return now
+    seconds = age_seconds(v)
+    if seconds is not None:
+        # checked before subtracting: a huge age would overflow datetime instead
+        if seconds > (as_utc(now) - EPOCH).total_seconds():
+            raise ValueError("reaches before 1970")
+        return now - timedelta(seconds=seconds)
+    try:
+        return parse_iso(v)
+    except ValueError:
+        raise ValueError("is neither an ISO-8601 time nor an age like 15m, now-2h, 7d") from None
