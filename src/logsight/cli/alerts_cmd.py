@@ -105,14 +105,19 @@ def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, 
     """Install the rules on the cluster (idempotent: re-running updates in place)."""
     rules = _rules(rule_paths, rule_ids)
     eng = engine_from(url)
+    missing = ""
     if target == "auto":
         target = ("watcher" if eng.has_watcher()
                   else "monitor" if eng.has_alerting_plugin() else "builtin")
-    elif target == "watcher" and not dry_run and not eng.has_watcher():
-        raise click.ClickException(f"{eng.flavor} {eng.version} at {eng.url} has no Watcher")
-    elif target == "monitor" and not dry_run and not eng.has_alerting_plugin():
-        raise click.ClickException(
-            f"{eng.flavor} {eng.version} at {eng.url} has no Alerting plugin")
+    elif target == "watcher" and not eng.has_watcher():
+        missing = f"{eng.flavor} {eng.version} at {eng.url} has no Watcher"
+    elif target == "monitor" and not eng.has_alerting_plugin():
+        missing = f"{eng.flavor} {eng.version} at {eng.url} has no Alerting plugin"
+    if missing and not dry_run:
+        raise click.ClickException(missing)
+    if missing and not as_json:  # a dry run still shows what would be compiled; say it can't run
+        click.echo(f"warning: {missing}; showing what would be installed on a cluster that "
+                   "has it", err=True)
     compiled: dict[str, Any] = {}
     try:
         if target == "watcher":
@@ -131,7 +136,8 @@ def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, 
         raise click.ClickException(f"install failed: {e}") from e
     if as_json:
         print_json({"target": target, "installed": [{"name": n, "action": a} for n, a in done],
-                    **({"compiled": compiled} if dry_run else {})})
+                    **({"compiled": compiled} if dry_run else {}),
+                    **({"warning": missing} if missing else {})})
         return
     click.echo(f"{eng.flavor} {eng.version} at {eng.url}: target {target}")
     for name, action in done:
@@ -143,6 +149,10 @@ def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, 
 
 
 def _result_rows(rule: Rule, ev: Any) -> list[dict[str, Any]]:
+    if not ev.results and not ev.error:
+        # say that the rule ran: "no rows" must not read as "not evaluated"
+        return [{"rule": rule.id, "group": "(no data in window)", "count": 0, "value": None,
+                 "threshold": rule.condition.threshold, "fires": "no"}]
     rows = []
     for r in ev.results:
         rows.append({"rule": rule.id, "group": r.group or "", "count": r.count,
@@ -173,10 +183,7 @@ def test(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...
     if as_json:
         print_json({"now": now.isoformat(), "results": out, "errors": errors})
     else:
-        if out:
-            print_table(out, ["rule", "group", "count", "value", "threshold", "fires"])
-        else:
-            click.echo("no data in any rule's window")
+        print_table(out, ["rule", "group", "count", "value", "threshold", "fires"])
         for err in errors:
             click.echo(f"error: {err}", err=True)
     if errors:
