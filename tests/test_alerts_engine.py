@@ -286,3 +286,19 @@ def test_cli_run_test_install(engine: Any, seeded: tuple[str, str]) -> None:
     assert res.exit_code == 2 and "unknown rule id" in res.output
     res = runner.invoke(main, ["alerts", "run", "--namespace", "Bad-NS", "--now", now])
     assert res.exit_code == 2 and "invalid namespace" in res.output
+
+
+def test_cli_test_lists_rules_without_data_and_dry_run_warns(engine: Any) -> None:
+    runner = CliRunner()
+    empty_ns = "t" + uuid.uuid4().hex[:12]
+    res = runner.invoke(main, ["alerts", "test", "--namespace", empty_ns, "--url", engine.url])
+    assert res.exit_code == 0, res.output
+    rows = [line.split()[0] for line in res.output.splitlines()[2:] if line.strip()]
+    assert sorted(rows) == sorted(r.id for r in load_rules())
+    assert res.output.count("(no data in window)") == len(rows)
+    res = runner.invoke(main, ["alerts", "install", "--target", "watcher", "--dry-run",
+                               "--url", engine.url])
+    assert res.exit_code == 0
+    assert "has no Watcher" in res.output and "would install" in res.output
+    res = runner.invoke(main, ["alerts", "install", "--target", "watcher", "--url", engine.url])
+    assert res.exit_code == 1 and "has no Watcher" in res.output
