@@ -472,7 +472,9 @@ def _metric_value(rule: Rule, agg: Mapping[str, Any]) -> float | None:
 def evaluate_response(rule: Rule, response: Mapping[str, Any]) -> list[GroupResult]:
     """Judge each group of a :func:`search_body` response, with the same rules as the Painless
     scripts the cluster backends run (logsight.alerts.painless)."""
-    aggs = response.get("aggregations") or {}
+    aggs = response.get("aggregations")
+    if not aggs:  # the rule's index pattern matched no index: nothing to judge
+        return []
     buckets = aggs["groups"]["buckets"] if rule.grouped else [aggs]
     cond = rule.condition
     out: list[GroupResult] = []
