@@ -303,6 +303,21 @@ def test_settings_parsing() -> None:
         ServiceSettings(auth=False, namespace="Not-Valid")
 
 
+def test_unknown_task_names_and_zero_intervals_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown scheduler task 'bogus'; valid tasks: "
+                                         "bottlenecks, trace_regressions"):
+        parse_intervals("bogus=1h")
+    with pytest.raises(ValueError, match="must be positive"):
+        parse_intervals("drift=0s")
+    assert parse_intervals("drift=0") == {"drift": None}  # 0 reads as off
+    # settings built directly (or from the environment) are checked the same way
+    with pytest.raises(ValueError, match="unknown scheduler task 'nope'"):
+        ServiceSettings(auth=False, intervals={"nope": FIVE})
+    with pytest.raises(ValueError, match="^LOGSIGHT_SCHEDULER_INTERVALS: unknown"):
+        ServiceSettings.from_env({"LOGSIGHT_AUTH": "off",
+                                  "LOGSIGHT_SCHEDULER_INTERVALS": "bottlenecks=5m,bogus=1h"})
+
+
 def test_scheduler_rejects_duplicate_task_names() -> None:
     t = ScheduledTask("same", FIVE, Counter())
     with pytest.raises(ValueError, match="unique"):

@@ -408,3 +408,175 @@ def test_request_timeout_is_504(engine: Engine) -> None:
     with make_client(engine, request_timeout=1e-6) as c:
         body = _error(c.get("/v1/findings"), 504)
         assert body["error"] == "timeout"
+
+
+# -- user-test regressions: namespaces, unknown parameters, API wording, versions ------------
+def seed_logs(engine: Engine, namespace: str, service: str, *, start: datetime,
+              minutes: int) -> None:
+    """Ten INFO lines a minute from ``start`` for ``minutes`` minutes."""
+    index = names.stream(names.LOGS, namespace)
+    actions = [
+        ({"create": {"_index": index, "_id": f"{service}-{m}-{i}"}},
+         {"@timestamp": _iso(start + timedelta(minutes=m, seconds=6 * i)),
+          "log": {"level": "INFO"}, "service": {"name": service},
+          "message": f"served request {m * 10 + i} in {i + 3} ms"})
+        for m in range(minutes) for i in range(10)
+    ]
+    result = engine.bulk(actions, refresh=True)
+    assert not result.errors, result.errors[:1]
+
+
+def test_findings_namespace_filter_and_configured_default(engine: Engine) -> None:
+    ns_a, ns_b = _ns(), _ns()
+    svc = f"shared-{ns_a}"
+    mine = [Finding(kind="log_anomaly", title="a", summary="a", service=svc, subject=f"a{i}",
+                    namespace=ns_a, window_start=NOW - timedelta(hours=1), window_end=NOW)
+            for i in range(3)]
+    theirs = [Finding(kind="log_anomaly", title="b", summary="b", service=svc, subject="b",
+                      namespace=ns_b, window_start=NOW - timedelta(hours=1), window_end=NOW)]
+    write_findings(engine, mine + theirs)
+    with make_client(engine) as c:
+        r = c.get("/v1/findings", params={"service": svc, "namespace": ns_a})
+        assert r.status_code == 200, r.text
+        assert {f["id"] for f in r.json()["findings"]} == {f.id for f in mine}
+        assert {f["namespace"] for f in r.json()["findings"]} == {ns_a}
+        both = c.get("/v1/findings", params={"service": svc}).json()["findings"]
+        assert {f["id"] for f in both} == {f.id for f in mine + theirs}
+        assert _error(c.get("/v1/findings", params={"namespace": "Bad-NS"}),
+                      400)["error"] == "bad_namespace"
+    with make_client(engine, namespace=ns_b) as c:  # the service's namespace is the default
+        r = c.get("/v1/findings", params={"service": svc})
+        assert [f["id"] for f in r.json()["findings"]] == [theirs[0].id]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/bottlenecks", {"bogus": "1"}),
+        ("/v1/anomalies", {"from": "1h", "servce": "x"}),
+        ("/v1/drift", {"model": "m", "window": "1h"}),
+        ("/v1/performance", {"model": "m", "versions": "v1"}),
+        ("/v1/findings", {"kinds": "log_anomaly", "zz": "1"}),
+        ("/v1/analyses", {"all": "yes"}),
+    ],
+)
+def test_unknown_query_parameters_are_422_naming_them(client: TestClient, path: str,
+                                                      params: dict[str, str]) -> None:
+    body = _error(client.get(path, params=params), 422)
+    assert body["error"] == "invalid_request"
+    declared = {"from", "to", "service", "model", "kind", "namespace"}
+    unknown = sorted(set(params) - declared)
+    assert body["details"]["unknown"] == unknown
+    for name in unknown:
+        assert name in body["message"]
+
+
+def test_unknown_parameters_after_auth_and_on_post(authed: TestClient,
+                                                   client: TestClient) -> None:
+    assert authed.get("/v1/bottlenecks", params={"bogus": "1"}).status_code == 401
+    r = authed.get("/v1/bottlenecks", params={"bogus": "1"}, headers={"X-API-Key": KEYS[0]})
+    assert _error(r, 422)["details"]["unknown"] == ["bogus"]
+    r = client.post("/v1/analyses/bottlenecks?dry_run=1", json={"write": False})
+    assert _error(r, 422)["details"] == {"unknown": ["dry_run"], "accepted": []}
+
+
+def test_openapi_says_unknown_parameters_are_refused(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "unknown query parameter" in spec["info"]["description"].lower()
+    assert "unknown query parameter" in (
+        spec["paths"]["/v1/bottlenecks"]["get"]["responses"]["422"]["description"])
+    props = spec["components"]["schemas"]["AnalysisRequest"]["properties"]
+    assert "namespace" in props
+
+
+def test_post_analysis_scoped_by_body_namespace_or_configured(engine: Engine) -> None:
+    ns_a, ns_b = _ns(), _ns()
+    svc_a, svc_b = f"ns-a-{ns_a}", f"ns-b-{ns_b}"
+    seed_spans(engine, ns_a, svc_a, start=NOW - timedelta(minutes=30))
+    seed_spans(engine, ns_b, svc_b, start=NOW - timedelta(minutes=30))
+    with make_client(engine) as c:
+        r = c.post("/v1/analyses/bottlenecks", json={"namespace": ns_a, "from": "1h"})
+        assert r.status_code == 200, r.text
+        assert {f["service"] for f in r.json()["findings"]} == {svc_a}
+        assert {f["namespace"] for f in r.json()["findings"]} == {ns_a}
+        engine.refresh(names.FINDINGS_INDEX)
+        assert engine.count(names.FINDINGS_INDEX, {"term": {"service": svc_b}}) == 0
+        r = c.post("/v1/analyses/bottlenecks", json={"namespace": "Bad-NS"})
+        assert _error(r, 400)["error"] == "bad_namespace"
+        # the service must have sent spans in the namespace asked for
+        r = c.post("/v1/analyses/bottlenecks", json={"namespace": ns_a, "service": svc_b})
+        assert _error(r, 404)["error"] == "unknown_service"
+    with make_client(engine, namespace=ns_b) as c:  # no namespace in the body: configured one
+        r = c.post("/v1/analyses/bottlenecks", json={"from": "1h", "write": False})
+        assert r.status_code == 200, r.text
+        assert {f["service"] for f in r.json()["findings"]} == {svc_b}
+        r = c.post("/v1/analyses/bottlenecks")  # no body at all
+        assert r.status_code == 200, r.text
+        assert {f["namespace"] for f in r.json()["findings"]} == {ns_b}
+
+
+def test_log_anomaly_errors_name_api_parameters_and_windows(engine: Engine) -> None:
+    ns = _ns()
+    svc = f"logs-{ns}"
+    seed_logs(engine, ns, svc, start=NOW - timedelta(minutes=30), minutes=30)
+    with make_client(engine) as c:
+        r = c.get("/v1/anomalies", params={"namespace": ns, "from": "1h"})
+        body = _error(r, 400)
+    msg = body["message"]
+    assert "--" not in msg
+    assert "baseline_from" in msg
+    assert _iso(NOW - timedelta(hours=2)) in msg and _iso(NOW - timedelta(hours=1)) in msg
+    assert ns in msg
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["the baseline period holds no log lines; move --baseline later",
+     "the baseline period holds no log lines; move the baseline later",
+     "no baseline windows to learn from (is the baseline period empty?)"],
+)
+def test_api_message_rewords_an_empty_baseline(message: str) -> None:
+    from logsight.service.analyses import Params, api_message
+
+    p = Params(start=NOW - timedelta(hours=6), end=NOW, baseline_start=NOW - timedelta(hours=12),
+               baseline_end=NOW - timedelta(hours=6), namespace="ut1")
+    out = api_message("log_anomalies", p, message)
+    assert "--" not in out
+    assert f"baseline_from={_iso(NOW - timedelta(hours=12))}" in out
+    assert f"baseline_to={_iso(NOW - timedelta(hours=6))}" in out
+    assert "'ut1'" in out
+
+
+def test_api_message_renames_other_flags_and_keeps_plain_text() -> None:
+    from logsight.service.analyses import Params, api_message
+
+    p = Params(start=NOW - timedelta(hours=1), end=NOW, baseline_start=NOW - timedelta(hours=3),
+               baseline_end=NOW - timedelta(hours=2))
+    out = api_message("drift", p, "the reference is empty; move --reference earlier",
+                      ("reference_from", "reference_to"))
+    assert "--" not in out and "reference_from/reference_to" in out
+    after = api_message("log_anomalies", p,
+                        "no log lines after the baseline period; move --baseline earlier")
+    assert "--" not in after and f"from={_iso(NOW - timedelta(hours=1))}" in after
+    assert api_message("bottlenecks", p, "top must be positive") == "top must be positive"
+
+
+def test_unknown_version_is_404_listing_versions(client: TestClient,
+                                                 world: dict[str, Any]) -> None:
+    params = {"model": world["model"], "namespace": world["ns"], "from": "2h"}
+    body = _error(client.get("/v1/performance", params={**params, "version": "9.9"}), 404)
+    assert body["error"] == "unknown_version"
+    assert body["details"]["versions"] == ["v1"]
+    assert "'9.9'" in body["message"] and "['v1']" in body["message"]
+    r = client.get("/v1/performance", params={**params, "version": "v1"})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/analyses/performance", json={
+        "model": world["model"], "version": "9.9", "namespace": world["ns"], "write": False})
+    assert _error(r, 404)["error"] == "unknown_version"
+
+
+def test_unknown_model_lists_models_seen(client: TestClient, world: dict[str, Any]) -> None:
+    body = _error(client.get("/v1/drift", params={"model": "nosuch",
+                                                  "namespace": world["ns"]}), 404)
+    assert body["error"] == "unknown_model"
+    assert body["details"]["models"] == [world["model"]]

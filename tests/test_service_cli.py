@@ -152,3 +152,31 @@ def test_served_with_two_workers(engine: Engine) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--task-interval", "bogus=1h"], {}, "unknown scheduler task 'bogus'"),
+        (["--task-interval", "drift=1h", "--task-interval", "x=off"], {},
+         "unknown scheduler task 'x'"),
+        (["--task-interval", "drift=0s"], {}, "must be positive"),
+        (["--task-interval", "drift=soon"], {}, "not a duration"),
+        ([], {"LOGSIGHT_SCHEDULER_INTERVALS": "bogus=1h"},
+         "LOGSIGHT_SCHEDULER_INTERVALS: unknown scheduler task 'bogus'"),
+        ([], {"LOGSIGHT_SCHEDULER_INTERVALS": "drift=later"},
+         "LOGSIGHT_SCHEDULER_INTERVALS: interval of drift"),
+    ],
+)
+def test_serve_rejects_unknown_tasks_and_bad_intervals(args: list[str], env: dict[str, str],
+                                                       message: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--no-auth", *args],
+                                env={"LOGSIGHT_API_KEYS": "", **env})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    if "unknown" in message:
+        assert "valid tasks: bottlenecks, trace_regressions, log_anomalies, drift, " \
+               "performance" in result.output
+    if args:
+        assert "--task-interval" in result.output
+    assert "Traceback" not in result.output

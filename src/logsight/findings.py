@@ -160,10 +160,13 @@ def read_findings(
     end: datetime | str | None = None,
     size: int = 100,
     search_after: list[Any] | None = None,
+    namespace: str | Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Any] | None]:
-    """Findings newest first; returns (documents, cursor for the next page or None)."""
+    """Findings newest first; returns (documents, cursor for the next page or None).
+    ``namespace`` keeps findings an analysis made of that data-stream namespace."""
     filters: list[dict[str, Any]] = []
-    for name, value in (("kind", kind), ("service", service), ("severity", severity)):
+    for name, value in (("kind", kind), ("service", service), ("severity", severity),
+                        ("namespace", namespace)):
         if value:
             values = [value] if isinstance(value, str) else list(value)
             filters.append({"terms": {name: values}})

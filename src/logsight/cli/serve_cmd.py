@@ -25,6 +25,19 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise click.BadParameter(str(e)) from None
 
 
+def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Each NAME=5m|off parsed now: an unknown task or a bad interval is a usage error naming
+    the flag and the valid task names, not a scheduler that silently never runs it."""
+    from logsight.service.settings import parse_intervals
+
+    if not value:
+        return None
+    try:
+        return parse_intervals(",".join(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -37,7 +50,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 @click.option("--interval", callback=_duration, default=None,
               help="Scheduler interval of every analysis, e.g. 5m (env "
               "LOGSIGHT_SCHEDULER_INTERVAL; default 5m).")
-@click.option("--task-interval", "task_intervals", multiple=True,
+@click.option("--task-interval", "task_intervals", multiple=True, callback=_task_intervals,
               help="Per analysis: NAME=5m or NAME=off (repeatable; env "
               "LOGSIGHT_SCHEDULER_INTERVALS). Names: bottlenecks, trace_regressions, "
               "log_anomalies, drift, performance.")
@@ -69,7 +82,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 @url_option
 def serve(
     host: str, port: int, api_keys: tuple[str, ...], no_auth: bool, scheduler: bool | None,
-    interval: Any, task_intervals: tuple[str, ...], namespace: str | None, max_window: Any,
+    interval: Any, task_intervals: dict[str, Any] | None, namespace: str | None, max_window: Any,
     request_timeout: Any, cache_ttl: Any, cache_past_ttl: Any, cache_size: int | None,
     analysis_threads: int | None, workers: int, self_log: bool, access_log: bool,
     log_level: str, url: str | None,
@@ -80,7 +93,7 @@ def serve(
     from logsight.engine import connect
     from logsight.service import ServiceSettings, create_app
     from logsight.service.selflog import configure_self_logging
-    from logsight.service.settings import parse_intervals, parse_keys
+    from logsight.service.settings import parse_keys
 
     overrides: dict[str, Any] = {
         "interval": interval, "namespace": namespace, "max_window": max_window,
@@ -97,9 +110,10 @@ def serve(
         overrides["scheduler"] = scheduler
     elif "LOGSIGHT_SCHEDULER" not in os.environ:
         overrides["scheduler"] = True  # on by default for a served API; off in create_app
+    if task_intervals:
+        overrides["intervals"] = task_intervals
     try:
-        if task_intervals:
-            overrides["intervals"] = parse_intervals(",".join(task_intervals))
+        # errors here come from the environment (LOGSIGHT_*) or combinations of flags
         settings = ServiceSettings.from_env(**overrides)
     except ValueError as e:
         raise click.UsageError(str(e)) from None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from logsight.findings import Finding, _jsonable
+from logsight.timeutil import iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -225,3 +227,53 @@ def run_analysis(
         raise ValueError(f"analysis {kind!r} needs a model")
     fn = load(kind)
     return normalise(call_with_accepted(fn, engine, _arguments(kind, params)))
+
+
+# CLI flags an analysis's message may name, as the API parameters that play their part
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+_FLAG_PARAMS = {"baseline": "{bf}/{bt}", "reference": "{bf}/{bt}", "since": "from",
+                "until": "to", "start": "from", "end": "to"}
+
+
+def api_message(
+    kind: str, params: Params, message: str,
+    baseline_names: tuple[str, str] = ("baseline_from", "baseline_to"),
+) -> str:
+    """An analysis's ValueError in the API's words: the analyses are shared with the CLI and
+    may say "move --baseline later", which an API caller cannot do. Known log-anomaly
+    messages ("no log lines" in the baseline or the window, worded the CLI's way or neutrally)
+    become one naming the API parameters and the windows as resolved; any other ``--flag``
+    is renamed to the matching parameter."""
+    bf, bt = baseline_names
+    low = message.lower()
+    scope = "".join([
+        f" of service {params.service!r}" if params.service else "",
+        f" in namespace {params.namespace!r}" if params.namespace else "",
+    ])
+    window = f"from={iso(params.start)} to={iso(params.end)}"
+    has_base = params.baseline_start is not None and params.baseline_end is not None
+    base = f"{bf}={iso(params.baseline_start)} {bt}={iso(params.baseline_end)}"
+    no_lines = "no log lines" in low or "holds no" in low or "empty" in low or \
+        "no baseline windows" in low
+    if kind == "log_anomalies" and no_lines:
+        if "after the baseline" in low or "after baseline" in low:
+            return (f"no log lines{scope} in the window {window} (the baseline window "
+                    f"{base} has some); move from/to to a period with logs")
+        if "baseline" in low and has_base:
+            return (f"the baseline window {base} holds no log lines{scope}; set {bf} earlier "
+                    f"(the baseline ends where the window starts: {bt} = from) or move "
+                    f"from/to later")
+        if "to analyse" in low:
+            start = params.baseline_start if has_base else params.start
+            return (f"no log lines{scope} between {iso(start)} and {iso(params.end)} (the "
+                    f"baseline window and the window {window}); widen the windows or check "
+                    f"the namespace and service")
+
+    def rename(m: re.Match[str]) -> str:
+        flag = m.group(1)
+        return _FLAG_PARAMS.get(flag, flag.replace("-", "_")).format(bf=bf, bt=bt)
+
+    if "--" not in message:
+        return message
+    text = _FLAG.sub(rename, message)
+    return f"{text} (window {window}" + (f", baseline window {base})" if has_base else ")")

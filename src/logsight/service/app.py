@@ -17,7 +17,7 @@ thread behind them.
 import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -27,6 +27,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from logsight import __version__, names
@@ -36,6 +37,7 @@ from logsight.service.analyses import (
     ANALYSES,
     AnalysisUnavailable,
     Params,
+    api_message,
     availability,
     run_analysis,
 )
@@ -48,6 +50,7 @@ from logsight.service.errors import (
     error_responses,
     install_error_handlers,
     not_found,
+    unknown_parameters,
 )
 from logsight.service.models import (
     AnalysisRequest,
@@ -126,22 +129,41 @@ class KnownNames:
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._seen: dict[tuple[str, str, str], float] = {}
+        self._seen: dict[tuple[Any, ...], float] = {}
 
     def exists(self, engine: Engine, indices: Sequence[str], fields: Sequence[str],
-               value: str) -> bool:
-        key = (",".join(indices), ",".join(fields), value)
+               value: str, *, within: Mapping[str, str] | None = None) -> bool:
+        """Whether any document of ``indices`` has ``value`` in one of ``fields`` (and the
+        ``within`` field values, e.g. a version of one model)."""
+        key = (",".join(indices), ",".join(fields), value,
+               tuple(sorted((within or {}).items())))
         now = self._clock()
         if self._seen.get(key, 0.0) > now:
             return True
         query = {"bool": {"should": [{"term": {f: value}} for f in fields],
-                          "minimum_should_match": 1}}
+                          "minimum_should_match": 1,
+                          "filter": [{"term": {f: v}} for f, v in (within or {}).items()]}}
         found = engine.count(",".join(indices), query) > 0
         if found:
             if len(self._seen) > 10_000:  # bounded: names come from clients
                 self._seen.clear()
             self._seen[key] = now + self.ttl
         return found
+
+
+def values_seen(engine: Engine, indices: Sequence[str], field: str, *,
+                within: Mapping[str, str] | None = None, limit: int = 20) -> list[str]:
+    """Up to ``limit`` values of ``field`` in ``indices`` (most documents first), for a 404
+    that says what does exist."""
+    body: dict[str, Any] = {
+        "size": 0,
+        "query": {"bool": {"filter": [{"term": {f: v}} for f, v in (within or {}).items()]}},
+        "aggs": {"seen": {"terms": {"field": field, "size": limit}}},
+    }
+    resp = engine.search(",".join(indices), body, ignore_unavailable="true",
+                         allow_no_indices="true")
+    buckets = resp.get("aggregations", {}).get("seen", {}).get("buckets", [])
+    return sorted(str(b["key"]) for b in buckets)
 
 
 def _finding_out(f: Finding | dict[str, Any]) -> FindingOut:
@@ -246,7 +268,11 @@ def create_app(
             "Log and trace analytics for ML systems. Times are ISO-8601 (naive = UTC) or ages "
             "such as `15m`, `now-2h`, `7d`. Every `/v1` route needs an API key "
             "(`X-API-Key` or `Authorization: ApiKey <key>`) unless the service runs with "
-            "`--no-auth`."
+            "`--no-auth`. An unknown query parameter (one the route does not document) is "
+            "refused with 422 `invalid_request` naming it: a misspelt filter would otherwise "
+            "be ignored and the answer cover more than was asked. "
+            "`namespace` defaults to the service's configured namespace (`--namespace` / "
+            "`LOGSIGHT_NAMESPACE`), all namespaces when none is configured."
         ),
         lifespan=lifespan,
     )
@@ -262,7 +288,33 @@ def create_app(
         return JSONResponse({"error": "internal", "message": "internal error"}, status_code=500)
 
     auth = make_auth_dependency(cfg.api_keys, enabled=cfg.auth)
-    guarded = [Depends(auth)]
+    declared: dict[int, frozenset[str]] = {}
+
+    def query_names(route: APIRoute) -> frozenset[str]:
+        """The query parameters ``route`` declares (its own and its dependencies')."""
+        found = declared.get(id(route))
+        if found is None:
+            names_: set[str] = set()
+            stack = [route.dependant]
+            while stack:
+                dep = stack.pop()
+                names_.update(p.alias for p in dep.query_params)
+                stack.extend(dep.dependencies)
+            found = declared[id(route)] = frozenset(names_)
+        return found
+
+    async def strict_query(request: Request) -> None:
+        """422 for a query parameter the route does not declare (after auth: an anonymous
+        caller learns nothing about the routes)."""
+        route = request.scope.get("route")
+        if not isinstance(route, APIRoute):
+            return
+        accepted = query_names(route)
+        unknown = sorted({k for k in request.query_params if k not in accepted})
+        if unknown:
+            raise unknown_parameters(unknown, sorted(accepted))
+
+    guarded = [Depends(auth), Depends(strict_query)]
 
     async def blocking(fn: Callable[..., T], *args: Any,
                        limiter: anyio.CapacityLimiter | None = None, **kw: Any) -> T:
@@ -350,9 +402,31 @@ def create_app(
             indices.append(names.FINDINGS_INDEX)
         if not known.exists(engine, indices, fields, value):
             where = ", ".join(kinds) + (" or findings" if findings else "")
-            raise not_found(f"unknown {what} {value!r}: no {where} data from it", f"unknown_{what}")
+            in_ns = f" in namespace {namespace!r}" if namespace else ""
+            seen = values_seen(engine, [names.read_target(k, namespace) for k in kinds],
+                               fields[0])
+            raise not_found(f"unknown {what} {value!r}: no {where} data from it{in_ns}; "
+                            f"{what}s seen: {seen}", f"unknown_{what}",
+                            details={f"{what}s": seen})
 
-    def run(kind: str, params: Params, *, check: Callable[[Engine], None] | None = None) -> \
+    def require_version(engine: Engine, model: str | None, version: str | None,
+                        namespace: str | None) -> None:
+        """404 ``unknown_version`` when ``model`` never sent events of ``version`` (the
+        analysis would otherwise answer an empty report)."""
+        if model is None or version is None:
+            return
+        index = names.read_target(names.MLEVENTS, namespace)
+        within = {names.F.ML_MODEL: model}
+        if known.exists(engine, [index], [names.F.ML_VERSION], version, within=within):
+            return
+        seen = values_seen(engine, [index], names.F.ML_VERSION, within=within)
+        in_ns = f" in namespace {namespace!r}" if namespace else ""
+        raise not_found(f"unknown version {version!r} of model {model!r}: no mlevents data "
+                        f"from it{in_ns}; versions seen: {seen}", "unknown_version",
+                        details={"versions": seen})
+
+    def run(kind: str, params: Params, *, check: Callable[[Engine], None] | None = None,
+            baseline_names: tuple[str, str] = ("baseline_from", "baseline_to")) -> \
             tuple[list[dict[str, Any]], list[Finding]]:
         engine = holder.get()
         if check is not None:
@@ -362,7 +436,7 @@ def create_app(
         except AnalysisUnavailable as e:
             raise ApiError(501, "not_available", str(e)) from None
         except ValueError as e:
-            raise bad_request(str(e)) from None
+            raise bad_request(api_message(kind, params, str(e), baseline_names)) from None
 
     # -- routes ------------------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"],
@@ -395,7 +469,7 @@ def create_app(
                             headers=None if eng.reachable else {
                                 "Retry-After": str(cfg.retry_after)})
 
-    errors = error_responses(400, 401, 404, 503, 504)
+    errors = error_responses(400, 401, 404, 422, 503, 504)
 
     @app.get("/v1/bottlenecks", response_model=BottlenecksResponse, tags=["traces"],
              dependencies=guarded, responses=errors)
@@ -460,10 +534,13 @@ def create_app(
 
         def check(engine: Engine) -> None:
             require_known(engine, what, params[what], [ANALYSES[kind].stream], ns)
+            if what == "model":
+                require_version(engine, params["model"], params.get("version"), ns)
 
         def work() -> bytes:
             out = run(kind, Params(start=s, end=e, baseline_start=b[0], baseline_end=b[1],
-                                   namespace=ns, write=False, **params), check=check)
+                                   namespace=ns, write=False, **params), check=check,
+                      baseline_names=baseline_names)
             return _json(analysis_response(kind, s, e, b, False, out))
 
         return await cached((kind, ns, *params.values(), times), fixed, [e, b[1]], work)
@@ -510,7 +587,9 @@ def create_app(
              dependencies=guarded, responses=errors)
     async def performance(
         model: Annotated[str, Query(min_length=1, max_length=256)],
-        version: Annotated[str | None, Query(max_length=256)] = None,
+        version: Annotated[str | None, Query(
+            max_length=256, description="Only this model version (404 unknown_version when "
+            "the model never sent it)")] = None,
         start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
         end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
         baseline_start: Annotated[str | None, Query(alias="baseline_from", max_length=64)] = None,
@@ -535,9 +614,13 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=1024,
                                             description="next_cursor of the previous page")
                           ] = None,
+        namespace: Annotated[str | None, Query(
+            max_length=100, description="Only findings about this data-stream namespace "
+            "(default: the configured namespace, else all)")] = None,
     ) -> FindingsPage:
         """Stored findings, newest first, filtered; page with `next_cursor`. Without `from`
         the range is open (the window limit applies only when both ends are given)."""
+        ns = check_namespace(namespace)
         now = clock()
         try:
             s = parse_time(start, now=now, name="from")
@@ -557,9 +640,9 @@ def create_app(
         def read() -> tuple[list[dict[str, Any]], list[Any] | None]:
             engine = holder.get()
             require_known(engine, "service", service,
-                          [names.LOGS, names.TRACES, names.MLEVENTS], None, findings=True)
+                          [names.LOGS, names.TRACES, names.MLEVENTS], ns, findings=True)
             return read_findings(engine, kind=kind, service=service, severity=severity,
-                                 start=s, end=e, size=limit, search_after=after)
+                                 start=s, end=e, size=limit, search_after=after, namespace=ns)
 
         docs, nxt = await blocking(read)
         return FindingsPage(findings=[_finding_out(d) for d in docs],
@@ -581,7 +664,9 @@ def create_app(
         body: AnalysisRequest | None = None,
     ) -> AnalysisResponse:
         """Run one analysis now over a window and return its findings (stored unless
-        `write` is false; stable ids, so a re-run overwrites instead of duplicating)."""
+        `write` is false; stable ids, so a re-run overwrites instead of duplicating).
+        `namespace` defaults to the service's configured namespace; without one configured
+        an analysis reads, and writes findings for, every namespace."""
         req = body or AnalysisRequest.model_validate({})
         spec = ANALYSES[kind]
         s, e = parse_window(req.start, req.end)
@@ -591,18 +676,21 @@ def create_app(
                                    ("baseline_from", "baseline_to"))
         if spec.needs_model and not req.model:
             raise bad_request(f"analysis {kind!r} needs a model", "missing_model")
-        ns = check_namespace(None)
+        ns = check_namespace(req.namespace)
 
         def check(engine: Engine) -> None:
             require_known(engine, "service", req.service, [spec.stream], ns)
             require_known(engine, "model", req.model, [names.MLEVENTS], ns)
+            require_version(engine, req.model, req.version, ns)
 
         params = Params(start=s, end=e, baseline_start=base[0] if base else None,
                         baseline_end=base[1] if base else None, service=req.service,
                         operation=req.operation, model=req.model, version=req.version,
                         namespace=ns, top=req.top, write=req.write)
-        out = await blocking(run, kind, params, check=check, limiter=analysis_limiter())
-        log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write)
+        out = await blocking(run, kind, params, check=check, limiter=analysis_limiter(),
+                             baseline_names=("baseline_from", "baseline_to"))
+        log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write,
+                 namespace=ns or "*")
         return analysis_response(kind, s, e, base, req.write, out)
 
     return app

@@ -21,21 +21,36 @@ class ApiError(Exception):
     """An answer other than 2xx, raised anywhere below the routes."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+        details: Any = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.details = details
 
 
 def bad_request(message: str, code: str = "bad_request") -> ApiError:
     return ApiError(400, code, message)
 
 
-def not_found(message: str, code: str = "not_found") -> ApiError:
-    return ApiError(404, code, message)
+def not_found(message: str, code: str = "not_found", details: Any = None) -> ApiError:
+    return ApiError(404, code, message, details=details)
+
+
+def unknown_parameters(unknown: list[str], accepted: list[str]) -> ApiError:
+    """422 for query parameters the route does not declare (a misspelt filter would otherwise
+    be silently ignored and answer for more than was asked)."""
+    names = ", ".join(unknown)
+    allowed = ", ".join(accepted) if accepted else "none"
+    return ApiError(
+        422, "invalid_request",
+        f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {names} "
+        f"(this route accepts: {allowed})",
+        details={"unknown": unknown, "accepted": accepted},
+    )
 
 
 class RequestTimeout(ApiError):
@@ -55,7 +70,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
         400: "Bad input (inverted or too large window, bad cursor, unknown name)",
         401: "Missing or wrong API key",
-        404: "Unknown service, model or analysis",
+        404: "Unknown service, model, model version or analysis",
+        422: "A parameter of the wrong type or out of range, an unknown body field, or an "
+             "unknown query parameter (only the documented parameters are accepted)",
         503: "The cluster is unavailable; retry after the Retry-After seconds",
         504: "The request timed out",
     }
@@ -66,7 +83,8 @@ def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            _body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+            _body(exc.code, exc.message, exc.details), status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(EngineUnavailable)

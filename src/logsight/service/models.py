@@ -224,9 +224,19 @@ class AnalysisRequest(BaseModel):
     baseline_end: str | None = Field(
         None, alias="baseline_to", description="baseline/reference window end"
     )
-    service: str | None = Field(None, max_length=256)
+    namespace: str | None = Field(
+        None, max_length=100,
+        description="data-stream namespace to analyse (and whose findings are written); "
+        "default: the service's --namespace / LOGSIGHT_NAMESPACE, all namespaces when unset",
+    )
+    service: str | None = Field(
+        None, max_length=256,
+        description="only this service (bottlenecks: entry-point service; trace_regressions, "
+        "log_anomalies); drift and performance select by model",
+    )
     operation: str | None = Field(None, max_length=512)
     model: str | None = Field(None, max_length=256)
-    version: str | None = Field(None, max_length=256)
+    version: str | None = Field(None, max_length=256,
+                                description="model version (performance); must have sent data")
     top: int = Field(10, ge=1, le=1000)
     write: bool = Field(True, description="store the findings (stable ids: never duplicated)")

@@ -34,8 +34,35 @@ def parse_duration(value: str | float | int | timedelta, *, what: str = "duratio
     return timedelta(seconds=seconds)
 
 
-def parse_intervals(spec: str | None) -> dict[str, timedelta | None]:
-    """``"bottlenecks=5m,drift=1h,log_anomalies=off"`` -> per-task intervals (None = off)."""
+def task_names() -> tuple[str, ...]:
+    """The scheduler's task names: one per analysis kind."""
+    from logsight.service.analyses import ANALYSES
+
+    return tuple(ANALYSES)
+
+
+def check_intervals(intervals: Mapping[str, timedelta | None], *, what: str = "") -> None:
+    """ValueError for a task name that is no analysis (it would silently never run) or an
+    interval that is not positive; None (off) is fine. ``what`` (a flag or variable name)
+    prefixes the message."""
+    prefix = f"{what}: " if what else ""
+    valid = task_names()
+    unknown = [name for name in intervals if name not in valid]
+    if unknown:
+        raise ValueError(
+            f"{prefix}unknown scheduler task{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n) for n in unknown)}; valid tasks: {', '.join(valid)}"
+        )
+    for name, iv in intervals.items():
+        if iv is not None and iv <= timedelta(0):
+            raise ValueError(f"{prefix}the interval of {name} must be positive (or off)")
+
+
+def parse_intervals(spec: str | None, *, what: str = "") -> dict[str, timedelta | None]:
+    """``"bottlenecks=5m,drift=1h,log_anomalies=off"`` -> per-task intervals (None = off).
+    ValueError for a malformed part, an unknown task name or a non-positive interval;
+    ``what`` (e.g. the environment variable) prefixes the message."""
+    prefix = f"{what}: " if what else ""
     out: dict[str, timedelta | None] = {}
     for part in (spec or "").split(","):
         part = part.strip()
@@ -43,11 +70,13 @@ def parse_intervals(spec: str | None) -> dict[str, timedelta | None]:
             continue
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise ValueError(f"scheduler interval {part!r} is not of the form task=5m")
+            raise ValueError(f"{prefix}scheduler interval {part!r} is not of the form task=5m")
         value = value.strip()
         out[name.strip()] = (
-            None if value.lower() in _OFF else parse_duration(value, what=f"interval of {name}")
+            None if value.lower() in _OFF
+            else parse_duration(value, what=f"{prefix}interval of {name.strip()}")
         )
+    check_intervals(out, what=what)
     return out
 
 
@@ -104,6 +133,7 @@ class ServiceSettings:
             raise ValueError("default_window must not exceed max_window")
         if self.interval <= timedelta(0):
             raise ValueError("the scheduler interval must be positive")
+        check_intervals(self.intervals)
         if self.namespace is not None:
             check_namespace(self.namespace)
         if self.request_timeout <= 0:
@@ -145,7 +175,9 @@ class ServiceSettings:
                 env["LOGSIGHT_SCHEDULER_INTERVAL"], what="LOGSIGHT_SCHEDULER_INTERVAL"
             )
         if env.get("LOGSIGHT_SCHEDULER_INTERVALS"):
-            values["intervals"] = parse_intervals(env["LOGSIGHT_SCHEDULER_INTERVALS"])
+            values["intervals"] = parse_intervals(
+                env["LOGSIGHT_SCHEDULER_INTERVALS"], what="LOGSIGHT_SCHEDULER_INTERVALS"
+            )
         if env.get("LOGSIGHT_NAMESPACE"):
             values["namespace"] = env["LOGSIGHT_NAMESPACE"]
         if env.get("LOGSIGHT_MAX_WINDOW"):
