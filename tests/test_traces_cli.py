@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from logsight.analysis.traces import analyze_spans
 from logsight.cli import main
-from logsight.sources.traces import load_spans_file, spans_frame
+from logsight.cli.traces_cmd import DOWNSTREAM_NOTE, format_p_value
+from logsight.sources.traces import (
+    ALL_NAMESPACES,
+    critical_path_documents,
+    load_spans_file,
+    spans_frame,
+)
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -142,3 +152,132 @@ def test_cli_rejects_a_bad_window() -> None:
     result = CliRunner().invoke(main, ["traces", "bottlenecks", "--from", "yesterday"])
     assert result.exit_code == 2
     assert "neither an ISO-8601 time" in result.output
+
+
+# -- times out of range (user test: OverflowError on a 24-digit end time) -----------------------
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("end_time_unix_nano", 999999999999999999999999,
+         "line 2: end_time_unix_nano 999999999999999999999999 is out of range"),
+        ("end_time_unix_nano", "999999999999999999999999",
+         "line 2: end_time_unix_nano 999999999999999999999999 is out of range"),
+        ("end_time_unix_nano", -5, "line 2: end_time_unix_nano -5 is out of range"),
+        ("start_time_unix_nano", 1e30, "line 2: start_time_unix_nano 1e+30 is out of range"),
+        ("duration_ms", 1e30, "line 2: duration_ms 1e+30 is out of range"),
+        ("duration_ms", -1e30, "line 2: duration_ms -1e+30 is out of range"),
+        ("start", "9999-01-01T00:00:00Z", "line 2: start '9999-01-01T00:00:00Z' is out of range"),
+        ("start", "1900-01-01T00:00:00Z", "line 2: start '1900-01-01T00:00:00Z' is out of range"),
+    ],
+)
+def test_out_of_range_times_are_named_not_a_traceback(
+    tmp_path: Path, field: str, value: Any, message: str
+) -> None:
+    bad = {"trace_id": "t", "span_id": "x", "service": "s", "name": "n",
+           "start_time_unix_nano": T0, "end_time_unix_nano": T0 + MS}
+    if field in ("duration_ms", "start"):
+        del bad["end_time_unix_nano" if field == "duration_ms" else "start_time_unix_nano"]
+    bad[field] = value
+    path = tmp_path / "huge.ndjson"
+    path.write_text(json.dumps(trace(0, 5.0)[0]) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_spans_file(path)
+    assert message in str(err.value)
+    result = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output and "OverflowError" not in result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=-(2**80), max_value=2**80))
+@example(2**63 - 1)
+@example(2**63)
+@example(0)
+@example(-1)
+def test_unix_nanoseconds_are_kept_exactly_or_refused(start: int) -> None:
+    """Invariant: a start time is either read back exactly (it fits an int64 from the epoch
+    on) or refused with an 'out of range' ValueError - never wrapped, rounded or overflowed."""
+    rec = {"trace_id": "t", "span_id": "s", "service": "a", "name": "n",
+           "start_time_unix_nano": str(start), "end_time_unix_nano": start}
+    if 0 <= start <= 2**63 - 1:
+        assert spans_frame([rec])["start_ns"].iloc[0] == start
+    else:
+        with pytest.raises(ValueError, match="record 0: start_time_unix_nano .* out of range"):
+            spans_frame([rec])
+
+
+# -- the regressions table explains itself -------------------------------------------------------
+@pytest.mark.parametrize(("p", "text"), [
+    (1.39e-14, "1.39e-14"), (0.0004, "4.00e-04"), (0.001, "0.001"), (0.5, "0.500"),
+    (1.0, "1.000"), (0.0, "0.000"), (None, "n/a"), (float("nan"), "n/a"),
+])
+def test_p_values_keep_their_size(p: float | None, text: str) -> None:
+    assert format_p_value(p) == text
+
+
+def test_regressions_table_has_a_note_and_readable_p_values(tmp_path: Path) -> None:
+    base = write_ndjson(tmp_path / "base.ndjson",
+                        [r for i in range(40) for r in trace(i, 20.0 + (i % 7))])
+    cur = write_ndjson(tmp_path / "cur.ndjson",
+                       [r for i in range(40) for r in trace(i, 60.0 + (i % 7))])
+    args = ["traces", "regressions", "--input", str(cur), "--baseline-input", str(base)]
+    as_json = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)["regressions"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    header, _, *lines = result.output.splitlines()
+    assert header.split()[-1] == "note"
+    by_op = {r["operation"]: r for r in as_json}
+    api = next(line for line in lines if "GET /x" in line)
+    # the root got much slower, is not a regression, and the table now says why
+    assert by_op["GET /x"]["p95_ratio"] > 1.5 and not by_op["GET /x"]["regressed"]
+    assert api.rstrip().endswith(DOWNSTREAM_NOTE)
+    predict = next(line for line in lines if "predict" in line)
+    assert predict.rstrip().endswith("regressed: latency, critical path share")
+    tiny = by_op["predict"]["p_value_latency"]
+    assert 0 < tiny < 1e-3
+    assert format_p_value(tiny) in predict and "e-" in format_p_value(tiny)
+    db = next(line for line in lines if "query" in line)
+    assert not db.rstrip().endswith(DOWNSTREAM_NOTE)
+
+
+@pytest.mark.parametrize(("command", "option", "words"), [
+    ("bottlenecks", "--top", "How many operations"),
+    ("regressions", "--min-count", "Fewest spans"),
+    ("regressions", "--from", "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"),
+    ("bottlenecks", "--to", "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"),
+])
+def test_options_have_help(command: str, option: str, words: str) -> None:
+    out = CliRunner().invoke(main, ["traces", command, "--help"], terminal_width=300).output
+    line = next(x for x in out.splitlines() if x.strip().startswith(option))
+    assert words in line
+
+
+# -- no data is said, with a non-zero exit --------------------------------------------------------
+def test_unknown_entry_point_in_a_file_is_explained(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "spans.ndjson", [r for i in range(3) for r in trace(i, 5.0)])
+    result = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(path),
+                                       "--service", "nosuch"])
+    assert result.exit_code == 1, result.output
+    assert "root span of service 'nosuch'" in result.output
+    assert "entry points seen: ['api GET /x']" in result.output
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("\n")
+    result = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(empty)])
+    assert result.exit_code == 1 and "no spans in" in result.output
+
+
+def test_critical_path_documents_name_their_namespace() -> None:
+    analysis = analyze_spans(spans_frame([r for i in range(3) for r in trace(i, 5.0)]))
+    start, end = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 1, 1, tzinfo=UTC)
+    per_ns = {ns: critical_path_documents(analysis, window_start=start, window_end=end,
+                                          namespace=ns) for ns in ("ut1", "ut2", None)}
+    assert {d["namespace"] for _, d in per_ns[None]} == {ALL_NAMESPACES} == {"*"}
+    assert {d["namespace"] for _, d in per_ns["ut1"]} == {"ut1"}
+    ids = [{i for i, _ in docs} for docs in per_ns.values()]
+    assert len(ids[0]) == len(analysis.spans.groupby(["service", "name"])) == 3
+    # the same aggregates of three namespaces (or all of them) never share an _id
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    again = critical_path_documents(analysis, window_start=start, window_end=end,
+                                    namespace="ut1")
+    assert [i for i, _ in again] == [i for i, _ in per_ns["ut1"]]

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from logsight import names
+from logsight.cli import main
 from logsight.findings import read_findings
 from logsight.sources.traces import (
     operation_stats,
@@ -110,6 +112,7 @@ def test_bottlenecks_from_the_cluster(engine: Any, namespace: str,
     run_bottlenecks(engine, start=start, end=end, namespace=namespace)
     stored, _ = read_findings(engine, kind="trace_bottleneck", service=model)
     assert len(stored) == 1 and stored[0]["subject"] == "model.infer"
+    assert stored[0]["namespace"] == namespace
     engine.refresh(names.CRITICAL_PATH_INDEX)
     query = {"term": {"entry_service": api}}
     assert engine.count(names.CRITICAL_PATH_INDEX, query) == 5
@@ -120,6 +123,7 @@ def test_bottlenecks_from_the_cluster(engine: Any, namespace: str,
         model, "model.infer", "GET /predict"
     )
     assert top["traces"] == 40 and top["count"] == 40 and top["service.version"] == "1.0"
+    assert {h["_source"]["namespace"] for h in hits} == {namespace}
     assert sum(h["_source"]["critical_path_share"] for h in hits) == pytest.approx(1.0)
 
 
@@ -166,6 +170,7 @@ def test_regression_between_two_windows(engine: Any, namespace: str,
                           baseline_start=T0, baseline_end=later, namespace=namespace)
     stored, _ = read_findings(engine, kind="trace_regression", service=model)
     assert len(stored) == 1
+    assert stored[0]["namespace"] == namespace and findings[0].namespace == namespace
     root = next(r for r in results if r.operation == "GET /predict")
     assert root.downstream and not root.regressed
 
@@ -224,3 +229,64 @@ def test_spans_exported_through_the_otel_sdk(engine: Any, namespace: str,
     assert root_row["error_rate"] == pytest.approx(0.2)
     assert [f.subject for f in findings] == ["model.infer"]
 
+
+
+def test_critical_path_aggregates_are_kept_per_namespace(engine: Any, namespace: str,
+                                                         services: tuple[str, str]) -> None:
+    """User test: two runs over the same window in two namespaces overwrote each other's
+    aggregates (same _id, no namespace field)."""
+    api, model = services
+    other = namespace + "b"
+    for ns_, infer_ms in ((namespace, 40.0), (other, 90.0)):
+        index_docs(engine, ns_, [d for i in range(10) for d in request_docs(
+            i, api=api, model=model, t0=T0, infer_ms=infer_ms)])
+        _, findings = run_bottlenecks(engine, start=T0, end=T0 + timedelta(hours=1),
+                                      namespace=ns_)
+        assert findings and {f.namespace for f in findings} == {ns_}
+    engine.refresh(names.CRITICAL_PATH_INDEX)
+    for ns_, infer_ms in ((namespace, 40.0), (other, 90.0)):
+        query = {"bool": {"filter": [{"term": {"entry_service": api}},
+                                     {"term": {"namespace": ns_}},
+                                     {"term": {"span.name": "model.infer"}}]}}
+        hits = engine.search(names.CRITICAL_PATH_INDEX, {"query": query})["hits"]["hits"]
+        assert len(hits) == 1
+        # each namespace keeps its own numbers: neither run overwrote the other
+        assert hits[0]["_source"]["latency_p95_ms"] == pytest.approx(infer_ms)
+    assert engine.count(names.CRITICAL_PATH_INDEX, {"term": {"entry_service": api}}) == 10
+
+
+def test_cli_says_what_it_searched_when_nothing_matches(engine: Any, namespace: str,
+                                                         services: tuple[str, str]) -> None:
+    api, model = services
+    index_docs(engine, namespace, [d for i in range(3) for d in request_docs(
+        i, api=api, model=model, t0=T0, infer_ms=20)])
+    window = ["--from", T0.isoformat(), "--to", (T0 + timedelta(hours=1)).isoformat(),
+              "--url", engine.url]
+    missing = namespace + "none"
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", "--namespace", missing, *window])
+    assert res.exit_code == 1, res.output
+    assert f"traces-logsight-{missing} (namespace '{missing}')" in res.output
+    assert "2024-03-01T10:00:00Z and 2024-03-01T11:00:00Z" in res.output
+    assert "namespaces with spans in that window" in res.output
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", "--namespace", namespace,
+                                    "--service", "nosuch", "--no-write", *window])
+    assert res.exit_code == 1, res.output
+    assert "root span of service 'nosuch'" in res.output
+    assert f"entry (root span) services seen: ['{api}']" in res.output
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", "--namespace", namespace,
+                                    "--service", api, "--operation", "GET /nosuch",
+                                    "--no-write", *window])
+    assert res.exit_code == 1, res.output
+    assert f"root operations of service '{api}' seen: ['GET /predict']" in res.output
+    res = CliRunner().invoke(main, ["traces", "regressions", "--namespace", missing,
+                                    "--no-write", *window])
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith("Error: current window: no traces in")
+    res = CliRunner().invoke(main, ["traces", "regressions", "--namespace", missing,
+                                    "--service", model, "--baseline-version", "1.0",
+                                    "--version", "2.0", "--no-write", *window])
+    assert res.exit_code == 1, res.output
+    assert f"no spans of service '{model}'" in res.output and missing in res.output
+    ok = CliRunner().invoke(main, ["traces", "bottlenecks", "--namespace", namespace,
+                                   "--no-write", *window])
+    assert ok.exit_code == 0, ok.output

@@ -12,6 +12,8 @@ import click
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
 from logsight.timeutil import parse_time as parse_time_text
 
+TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
+
 TABLE_COLUMNS = [
     "rank", "service", "operation", "critical_path_share", "critical_path_ms",
     "on_critical_path_ratio", "self_time_p95_ms", "latency_p95_ms", "error_rate", "count",
@@ -72,9 +74,11 @@ orphans_opt = click.option(
 @input_opt
 @service_opt
 @operation_opt
-@click.option("--from", "frm", default=None, help="Window start: ISO-8601 or age (default 1h).")
-@click.option("--to", default=None, help="Window end: ISO-8601 or age (default now).")
-@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--from", "frm", default=None,
+              help=f"Window start: {TIME_HELP}. Default: 1h before --to.")
+@click.option("--to", default=None, help=f"Window end: {TIME_HELP}. Default: now.")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True,
+              help="How many operations to list, most critical-path time first.")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Critical-path share from which a bottleneck becomes a finding.")
 @click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings/aggregates.")
@@ -95,17 +99,20 @@ def bottlenecks(
         spans = _load(input_path)
         if service is not None or operation is not None:
             is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
-            roots = spans[is_root]
+            roots = roots_of = spans[is_root]
             if service is not None:
                 roots = roots[roots["service"] == service]
             if operation is not None:
                 roots = roots[roots["name"] == operation]
             spans = spans[spans["trace_id"].isin(set(roots["trace_id"]))]
+            if len(spans) == 0:
+                raise click.ClickException(_no_file_traces(input_path, roots_of, service,
+                                                           operation))
         analysis = analyze_spans(spans, orphans=orphans)  # type: ignore[arg-type]  # Choice
         rows = rank_bottlenecks(analysis, top=top)
         stats = dict(analysis.stats.__dict__)
     else:
-        from logsight.sources.traces import run_bottlenecks
+        from logsight.sources.traces import explain_no_spans, run_bottlenecks
 
         start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
         engine = engine_from(url)
@@ -115,17 +122,21 @@ def bottlenecks(
                 namespace=namespace, top=top, write=not no_write, min_share=min_share,
                 orphans=orphans,  # type: ignore[arg-type]  # click.Choice guarantees the value
             )
+            if not rows:
+                raise click.ClickException(explain_no_spans(
+                    engine, start=start, end=end, namespace=namespace, service=service,
+                    operation=operation,
+                ))
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
         finally:
             engine.close()
         stats = {"window_start": start.isoformat(), "window_end": end.isoformat(),
                  "findings": len(findings)}
+    if not rows:  # the cluster branch has explained itself already: only an empty file
+        raise click.ClickException(f"no spans in {input_path}")
     if as_json:
         print_json({"bottlenecks": rows, "stats": stats})
-        return
-    if not rows:
-        click.echo("no spans")
         return
     print_table(rows, TABLE_COLUMNS)
     click.echo("  ".join(f"{k}={v}" for k, v in stats.items()))
@@ -138,15 +149,21 @@ def bottlenecks(
               help="Baseline spans (NDJSON).")
 @service_opt
 @operation_opt
-@click.option("--from", "frm", default=None, help="Current window start (default 1h ago).")
-@click.option("--to", default=None, help="Current window end (default now).")
-@click.option("--baseline-from", default=None, help="Baseline start (default: the window before).")
-@click.option("--baseline-to", default=None, help="Baseline end (default: current start).")
+@click.option("--from", "frm", default=None,
+              help=f"Current window start: {TIME_HELP}. Default: 1h before --to.")
+@click.option("--to", default=None, help=f"Current window end: {TIME_HELP}. Default: now.")
+@click.option("--baseline-from", default=None,
+              help=f"Baseline start: {TIME_HELP}. Default: as long before --baseline-to as "
+              "the current window is long.")
+@click.option("--baseline-to", default=None,
+              help=f"Baseline end: {TIME_HELP}. Default: the current window's start.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Significance level (BH-adjusted Mann-Whitney U).")
 @click.option("--min-ratio", type=click.FloatRange(1.0), default=1.2, show_default=True,
               help="Smallest p95 ratio that counts as a regression.")
-@click.option("--min-count", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--min-count", type=click.IntRange(2), default=20, show_default=True,
+              help="Fewest spans an operation needs on each side (window or version) to be "
+              "compared.")
 @click.option("--baseline-version", default=None,
               help="Compare two versions of --service within one window: the baseline one.")
 @click.option("--version", "candidate_version", default=None,
@@ -188,7 +205,7 @@ def regressions(
         results = compare_operations(base, cur, alpha=alpha, min_ratio=min_ratio,
                                      min_count=min_count)
     else:
-        from logsight.sources.traces import run_trace_regressions
+        from logsight.sources.traces import explain_no_spans, has_spans, run_trace_regressions
 
         now = datetime.now(UTC)
         start, end = _window(frm, to, timedelta(hours=1), now)
@@ -205,6 +222,15 @@ def regressions(
                 service=service, operation=operation, namespace=namespace, alpha=alpha,
                 min_ratio=min_ratio, min_count=min_count, write=not no_write,
             )
+            if not results:
+                for side, (a, b) in (("current window", (start, end)),
+                                     ("baseline", (bstart, bend))):
+                    if not has_spans(engine, start=a, end=b, namespace=namespace,
+                                     service=service, operation=operation):
+                        raise click.ClickException(f"{side}: " + explain_no_spans(
+                            engine, start=a, end=b, namespace=namespace, service=service,
+                            operation=operation,
+                        ))
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
         finally:
@@ -214,16 +240,51 @@ def regressions(
         print_json({"regressions": rows})
         return
     if not rows:
-        click.echo("no operation seen often enough in both windows")
+        click.echo(f"no operation seen at least {min_count} times (--min-count) in both windows")
         return
-    print_table(rows, ["service", "operation", "regressed", "baseline_p95_ms", "current_p95_ms",
-                       "p95_ratio", "baseline_share", "current_share", "p_value_latency",
-                       "p_value_share"])
+    print_regressions(rows)
 
 
 REGRESSION_COLUMNS = ["service", "operation", "regressed", "baseline_p95_ms", "current_p95_ms",
                       "p95_ratio", "baseline_share", "current_share", "p_value_latency",
-                      "p_value_share"]
+                      "p_value_share", "note"]
+DOWNSTREAM_NOTE = "slower because of its children"
+
+
+def regression_note(row: dict[str, Any]) -> str:
+    """Why a row is (not) a regression, for the table (``--json`` has the fields)."""
+    if row.get("regressed"):
+        return "regressed: " + ", ".join(str(r).replace("_", " ") for r in row["reasons"])
+    if row.get("downstream"):
+        return DOWNSTREAM_NOTE
+    return ""
+
+
+def format_p_value(p: Any) -> str:
+    """Three decimals, or scientific notation where that would print 0.000."""
+    if p is None or not isinstance(p, (int, float)) or p != p:
+        return "n/a"
+    return f"{p:.2e}" if 0 < p < 1e-3 else f"{p:.3f}"
+
+
+def print_regressions(rows: list[dict[str, Any]]) -> None:
+    # p-values go in as text (mixed notation); padded to the header so they align like numbers
+    shown = [
+        dict(r, note=regression_note(r),
+             **{c: format_p_value(r[c]).rjust(len(c)) for c in ("p_value_latency",
+                                                                  "p_value_share")})
+        for r in rows
+    ]
+    print_table(shown, REGRESSION_COLUMNS)
+
+
+def _no_file_traces(path: Path, roots: Any, service: str | None, operation: str | None) -> str:
+    asked = " and ".join(
+        p for p in (f"service {service!r}" if service is not None else "",
+                    f"operation {operation!r}" if operation is not None else "") if p
+    )
+    seen = sorted({f"{s} {n}" for s, n in zip(roots["service"], roots["name"], strict=True)})
+    return f"no traces in {path} with a root span of {asked}; entry points seen: {seen[:20]}"
 
 
 def _version_regressions(
@@ -261,7 +322,7 @@ def _version_regressions(
         findings = regression_findings(results, window_start=None, window_end=None,
                                        versions=split)
     else:
-        from logsight.sources.traces import run_version_regressions
+        from logsight.sources.traces import NoSpans, run_version_regressions
 
         start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
         engine = engine_from(url)
@@ -272,6 +333,8 @@ def _version_regressions(
                 namespace=namespace, alpha=alpha, min_ratio=min_ratio, min_count=min_count,
                 write=not no_write,
             )
+        except NoSpans as e:
+            raise click.ClickException(str(e)) from None
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
         finally:
@@ -291,6 +354,7 @@ def _version_regressions(
                f"vs {split.baseline_version} ({split.baseline_traces} traces); "
                f"{split.mixed_traces} traces through both left out")
     if not rows:
-        click.echo("no operation seen often enough in both versions")
+        click.echo(f"no operation seen at least {min_count} times (--min-count) in both "
+                   "versions")
         return
-    print_table(rows, REGRESSION_COLUMNS)
+    print_regressions(rows)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,6 +69,9 @@ _OK = {"ok", "status_code_ok", "1", "success"}
 _KINDS = {"0": "internal", "1": "internal", "2": "server", "3": "client", "4": "producer",
           "5": "consumer", "unspecified": "internal"}
 
+# The namespace critical-path aggregates record when every namespace was read.
+ALL_NAMESPACES = "*"
+
 SOURCE_FIELDS = (
     F.TRACE_ID, F.SPAN_ID, F.PARENT_SPAN_ID, F.SERVICE, F.SERVICE_VERSION, F.SPAN_NAME,
     F.SPAN_KIND, F.SPAN_START, F.SPAN_END, F.SPAN_DURATION_MS, F.SPAN_STATUS, "event.outcome",
@@ -109,6 +114,19 @@ def _coalesce(frame: pd.DataFrame, fields: Sequence[str], *, raw: bool = False) 
     return out
 
 
+# Span times are unix nanoseconds in an int64 (the frame's and the engine's ``long``): from the
+# epoch up to 2262-04-11. Anything outside is a unit mix-up or garbage, never a real span.
+MIN_NS = 0
+MAX_NS = int(np.iinfo(np.int64).max)
+# float(MAX_NS) rounds up to 2**63; a margin keeps a float check from admitting an overflow
+_MAX_NS_FLOAT = float(MAX_NS) * (1 - 1e-12)
+_RANGE_TEXT = f"unix nanoseconds must be between {MIN_NS} (1970-01-01) and {MAX_NS} (2262-04-11)"
+
+
+class _OutOfRange(ValueError):
+    pass
+
+
 def _int_ns(values: pd.Series, what: str, rows: np.ndarray) -> pd.Series:
     """Integers or integer strings (OTLP JSON encodes uint64 as a string) -> Int64, exactly."""
     def conv(v: Any) -> Any:
@@ -117,10 +135,16 @@ def _int_ns(values: pd.Series, what: str, rows: np.ndarray) -> pd.Series:
         if isinstance(v, bool):
             raise TypeError
         if isinstance(v, (int, np.integer)):
-            return int(v)
-        if isinstance(v, float):
-            return int(v)
-        return int(str(v).strip())
+            n = int(v)
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise _OutOfRange
+            n = int(v)
+        else:
+            n = int(str(v).strip())
+        if not MIN_NS <= n <= MAX_NS:
+            raise _OutOfRange
+        return n
 
     try:
         return pd.Series(pd.array([conv(v) for v in values], dtype="Int64"), index=values.index)
@@ -128,6 +152,10 @@ def _int_ns(values: pd.Series, what: str, rows: np.ndarray) -> pd.Series:
         for i, v in zip(rows, values, strict=True):
             try:
                 conv(v)
+            except _OutOfRange:
+                raise ValueError(
+                    f"record {i}: {what} {v} is out of range ({_RANGE_TEXT})"
+                ) from None
             except (TypeError, ValueError):
                 raise ValueError(
                     f"record {i}: {what} must be integer unix nanoseconds, got {v!r}"
@@ -145,6 +173,16 @@ def _iso_ns(values: pd.Series, what: str, rows: np.ndarray) -> pd.Series:
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"record {rows[i]}: {what} must be an ISO-8601 time, got {values.iloc[i]!r}"
+        )
+    # pandas parses far dates at a coarser unit; they do not fit int64 nanoseconds
+    lo = pd.Timestamp(MIN_NS, unit="ns", tz="UTC")
+    hi = pd.Timestamp(MAX_NS, unit="ns", tz="UTC")
+    out = (parsed.notna() & ((parsed < lo) | (parsed > hi))).to_numpy()
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise ValueError(
+            f"record {rows[i]}: {what} {values.iloc[i]!r} is out of range "
+            f"(times must be between 1970-01-01 and 2262-04-11)"
         )
     ns = np.asarray(parsed.dt.as_unit("ns").array.asi8, dtype=np.int64)
     return pd.Series(pd.array(ns, dtype="Int64"), index=values.index).where(
@@ -177,7 +215,21 @@ def _times(frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.Series, pd.Series]
                 raise ValueError(
                     f"record {rows[i]}: {f} must be a number, got {frame[f].iloc[i]!r}"
                 )
-            end = end.fillna(start + (dur * scale).round().astype("Int64"))
+            # checked in float before the int64 sum, which would overflow
+            reach = start.astype("Float64") + dur * scale
+            wild = (dur.notna() & start.notna()
+                    & ~((reach >= MIN_NS) & (reach < _MAX_NS_FLOAT)).fillna(False)).to_numpy()
+            if wild.any():
+                i = int(np.flatnonzero(wild)[0])
+                raise ValueError(
+                    f"record {rows[i]}: {f} {frame[f].iloc[i]} is out of range (the span would "
+                    f"end outside 1970-01-01 .. 2262-04-11)"
+                )
+            ok = dur.notna() & start.notna()
+            end = end.fillna(
+                (start.where(ok, 0) + (dur.where(ok, 0) * scale).round().astype("Int64"))
+                .where(ok, pd.NA)
+            )
     return start, end
 
 
@@ -307,16 +359,98 @@ def read_spans(
             page_size=page_size,
         )
         return spans_frame(_hits_to_records(hits))
-    root_filter: list[dict[str, Any]] = []
-    if service is not None:
-        root_filter.append({"term": {F.SERVICE: service}})
-    if operation is not None:
-        root_filter.append({"term": {F.SPAN_NAME: operation}})
     return _read_traces_where(
-        engine, index, {"filter": root_filter,
-                        "must_not": [{"exists": {"field": F.PARENT_SPAN_ID}}]},
-        start=start, end=end, trace_slack=trace_slack, page_size=page_size,
+        engine, index, _root_clause(service, operation), start=start, end=end,
+        trace_slack=trace_slack, page_size=page_size,
     )
+
+
+class NoSpans(ValueError):
+    """Nothing matched what was asked (namespace, service, version, window): no data rather
+    than a bad value; the message says what was searched and what there is instead."""
+
+
+_BACKING = re.compile(rf"^\.ds-{names.TRACES}-{names.DATASET}-(.+)-\d+$")
+
+
+def _root_clause(service: str | None, operation: str | None) -> dict[str, Any]:
+    flt: list[dict[str, Any]] = []
+    if service is not None:
+        flt.append({"term": {F.SERVICE: service}})
+    if operation is not None:
+        flt.append({"term": {F.SPAN_NAME: operation}})
+    return {"filter": flt, "must_not": [{"exists": {"field": F.PARENT_SPAN_ID}}]}
+
+
+def _terms(engine: Engine, index: str, where: dict[str, Any], field: str, size: int,
+           start: datetime, end: datetime) -> list[str]:
+    body = {
+        "size": 0, "track_total_hits": False,
+        "query": {"bool": {**where, "filter": [_range(start, end), *where.get("filter", [])]}},
+        "aggs": {"v": {"terms": {"field": field, "size": size}}},
+    }
+    resp = engine.search(index, body, ignore_unavailable="true", allow_no_indices="true")
+    buckets = ((resp.get("aggregations") or {}).get("v") or {}).get("buckets", [])
+    return [str(b["key"]) for b in buckets]
+
+
+def describe_search(*, start: datetime, end: datetime, namespace: str | None = None,
+                    service: str | None = None, operation: str | None = None) -> str:
+    """What a span read searched, in words: index, namespace, entry point and window."""
+    index = names.read_target(names.TRACES, namespace)
+    where = f"{index} (namespace {namespace!r})" if namespace else f"{index} (all namespaces)"
+    entry = ""
+    if service is not None or operation is not None:
+        parts = [f"service {service!r}" if service is not None else "",
+                 f"operation {operation!r}" if operation is not None else ""]
+        entry = " with a root span of " + " and ".join(p for p in parts if p)
+    return f"{where}{entry} between {iso(start)} and {iso(end)}"
+
+
+def has_spans(
+    engine: Engine, *, start: datetime, end: datetime, namespace: str | None = None,
+    service: str | None = None, operation: str | None = None,
+) -> bool:
+    """Whether :func:`read_spans` with these arguments would find anything (for an entry point:
+    a matching root span that started in the window)."""
+    where = _root_clause(service, operation) if (service, operation) != (None, None) else {}
+    query = {"bool": {**where, "filter": [_range(start, end), *where.get("filter", [])]}}
+    return engine.count(names.read_target(names.TRACES, namespace), query) > 0
+
+
+def explain_no_spans(
+    engine: Engine, *, start: datetime, end: datetime, namespace: str | None = None,
+    service: str | None = None, operation: str | None = None, limit: int = 20,
+) -> str:
+    """Why a read found no spans: what was searched and what the window holds instead (the
+    namespaces with spans, or the entry points of the namespace)."""
+    searched = describe_search(start=start, end=end, namespace=namespace, service=service,
+                               operation=operation)
+    what = f"no traces in {searched}"
+    if namespace:
+        index = names.read_target(names.TRACES, namespace)
+        here = _terms(engine, index, {}, F.SERVICE, 1, start, end)
+        if not here:
+            seen = sorted({m.group(1) for i in _terms(
+                engine, names.stream_pattern(names.TRACES), {}, "_index", 1000, start, end)
+                if (m := _BACKING.match(i))})
+            return f"{what}; namespaces with spans in that window: {_listing(seen, limit)}"
+    index = names.read_target(names.TRACES, namespace)
+    services = sorted(_terms(engine, index, _root_clause(None, None), F.SERVICE, limit + 1,
+                             start, end))
+    if service is not None and operation is not None and has_spans(
+            engine, start=start, end=end, namespace=namespace, service=service):
+        ops = sorted(_terms(engine, index, _root_clause(service, None), F.SPAN_NAME,
+                            limit + 1, start, end))
+        return f"{what}; root operations of service {service!r} seen: {_listing(ops, limit)}"
+    if not services:
+        return f"{what}; the window holds no root spans at all"
+    return f"{what}; entry (root span) services seen: {_listing(services, limit)}"
+
+
+def _listing(values: Sequence[str], limit: int) -> str:
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return f"{list(values[:limit])}{more}"
 
 
 def _check_window(start: datetime, end: datetime) -> None:
@@ -440,22 +574,32 @@ def operation_stats(
     return pd.DataFrame(rows, columns=cols)
 
 
+def namespace_marker(namespace: str | None) -> str:
+    """What critical-path aggregates record as their namespace: the namespace read, or
+    :data:`ALL_NAMESPACES` when every namespace was read."""
+    return namespace or ALL_NAMESPACES
+
+
 def critical_path_id(
     entry_service: str, entry_operation: str, service: str, operation: str, version: str,
-    window_start: datetime, window_end: datetime,
+    window_start: datetime, window_end: datetime, *, namespace: str | None = None,
 ) -> str:
-    """Stable ``_id`` of a critical-path aggregate (re-runs over a window overwrite it)."""
-    key = "|".join([entry_service, entry_operation, service, operation, version,
-                    iso(window_start), iso(window_end)])
+    """Stable ``_id`` of a critical-path aggregate (re-runs over a window overwrite it; runs
+    over other namespaces, or over all of them, never do)."""
+    key = "|".join([namespace_marker(namespace), entry_service, entry_operation, service,
+                    operation, version, iso(window_start), iso(window_end)])
     return hashlib.sha1(key.encode()).hexdigest()[:24]
 
 
 def critical_path_documents(
-    analysis: TraceAnalysis, *, window_start: datetime, window_end: datetime
+    analysis: TraceAnalysis, *, window_start: datetime, window_end: datetime,
+    namespace: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(id, document) per (entry point, service, operation, service version) for
     :data:`logsight.names.CRITICAL_PATH_INDEX`; ``critical_path_share`` and ``rank`` are within
-    the entry point."""
+    the entry point. ``namespace`` is the one the spans were read from (None: all of them,
+    recorded as :data:`ALL_NAMESPACES`); it is a field of every document and part of its id."""
+    marker = namespace_marker(namespace)
     spans = analysis.spans
     if len(spans) == 0:
         return []
@@ -473,6 +617,7 @@ def critical_path_documents(
             "@timestamp": iso(window_end),
             "window_start": iso(window_start),
             "window_end": iso(window_end),
+            "namespace": marker,
             "entry_point": str(r["entry_operation"]),
             "entry_service": str(r["entry_service"]),
             "service.name": str(r["service"]),
@@ -494,7 +639,7 @@ def critical_path_documents(
         }
         _id = critical_path_id(
             str(r["entry_service"]), str(r["entry_operation"]), str(r["service"]),
-            str(r["name"]), str(r["version"]), window_start, window_end,
+            str(r["name"]), str(r["version"]), window_start, window_end, namespace=marker,
         )
         out.append((_id, doc))
     return out
@@ -560,7 +705,8 @@ def run_bottlenecks(
     if write:
         write_findings(engine, findings)
         write_critical_path(
-            engine, critical_path_documents(analysis, window_start=start, window_end=end)
+            engine, critical_path_documents(analysis, window_start=start, window_end=end,
+                                            namespace=namespace),
         )
     return rows, findings
 
@@ -621,9 +767,10 @@ def run_version_regressions(
         versions=[baseline_version, candidate_version], namespace=namespace,
     )
     if len(spans) == 0:
-        raise ValueError(
+        where = describe_search(start=start, end=end, namespace=namespace)
+        raise NoSpans(
             f"no spans of service {service!r} with version {baseline_version!r} or "
-            f"{candidate_version!r} between {iso(start)} and {iso(end)}"
+            f"{candidate_version!r} in {where}"
         )
     results, split = compare_versions(
         spans, service=service, baseline_version=baseline_version,
