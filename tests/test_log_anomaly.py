@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +19,7 @@ from sklearn.exceptions import NotFittedError
 
 from logsight.analysis.logs import (
     WINDOW_COLUMNS,
+    BaselineError,
     LogAnomalyDetector,
     LogAnomalyModel,
     assign_windows,
@@ -33,8 +37,10 @@ from logsight.analysis.logs import (
 )
 from logsight.analysis.templates import TemplateMiner
 from logsight.cli import main
+from logsight.cli.logs_cmd import _shorten
+from logsight.cli.logs_cmd import parse_time as cli_parse_time
 from logsight.findings import finding_id
-from logsight.sources.logs import parse_raw_line, read_log_file
+from logsight.sources.logs import LogFileError, load_log_file, parse_raw_line, read_log_file
 
 T0 = pd.Timestamp("2024-05-01T10:00:00Z")
 BURST = "connection to feature store refused after {} retries"
@@ -448,8 +454,12 @@ def test_cli_file_mode_json_and_table(tmp_path: Path) -> None:
     res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--baseline", "10min",
                                "--json"])
     assert res.exit_code == 0, res.output
-    docs = json.loads(res.output)
+    out = json.loads(res.output)
+    docs = out["findings"]
     assert [(d["kind"], d["service"]) for d in docs] == [("log_anomaly", "worker")]
+    # the counts of what was analysed: every line, the windows after the 10-minute baseline
+    assert out["lines"] == len(scenario(1))
+    assert out["windows_analysed"] == 6 * len(SERVICES)
     assert docs[0]["window_start"] == "2024-05-01T10:13:00Z"
     assert docs[0]["evidence"]["new_templates"][0]["template"] == BURST.format("<*>")
     model = tmp_path / "model.joblib"
@@ -462,7 +472,7 @@ def test_cli_file_mode_json_and_table(tmp_path: Path) -> None:
     res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--model", str(model),
                                "--json"])
     assert res.exit_code == 0, res.output
-    assert [d["id"] for d in json.loads(res.output)] == [docs[0]["id"]]
+    assert [d["id"] for d in json.loads(res.output)["findings"]] == [docs[0]["id"]]
     res = runner.invoke(main, ["logs", "anomalies", "--input", str(path), "--model",
                                str(path)])
     assert res.exit_code != 0 and "Traceback" not in res.output
@@ -484,3 +494,195 @@ def test_cli_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message
     assert res.exit_code != 0
     assert message in res.output
     assert "Traceback" not in res.output
+
+
+# -- user-test regressions: times, file filters, file format, messages, table ------------------
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(main, ["logs", "anomalies", *args])
+
+
+def test_cli_time_parser_takes_ages_and_the_old_iso_forms() -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert cli_parse_time("6h", now=now) == now - timedelta(hours=6)
+    assert cli_parse_time("now - 2h", now=now) == now - timedelta(hours=2)
+    assert cli_parse_time("now", now=now) == now
+    assert cli_parse_time("2024-05-01T10:00:00+02:00", now=now) == datetime(
+        2024, 5, 1, 8, 0, tzinfo=UTC)
+    # a date-first form only pandas read, kept for compatibility; naive = UTC
+    assert cli_parse_time("2024/05/01 10:00", now=now) == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    for bad in ("yesterday", "6 hours", "1"):
+        with pytest.raises(click.BadParameter, match="neither an ISO-8601 time nor an age"):
+            cli_parse_time(bad, now=now, option="--from")
+
+
+def _recent_ndjson(path: Path, now: datetime) -> pd.DataFrame:
+    """Lines of two services, one every minute from 8h ago to 1h ago (so that ages such as
+    --from 6h --to 3h select whole minutes well inside the file, whatever the test's speed)."""
+    start = pd.Timestamp(now).floor("1min") - pd.Timedelta(hours=8)
+    frame = pd.DataFrame({
+        "timestamp": [start + pd.Timedelta(minutes=m) for m in range(7 * 60) for _ in (0, 1)],
+        "service": ["api", "worker"] * (7 * 60),
+        "level": "info",
+        "message": [f"handled job {i}" for i in range(7 * 60 * 2)],
+    })
+    frame["id"] = [f"doc{i}" for i in range(len(frame))]
+    _write_ndjson(path, frame)
+    return frame
+
+
+def test_cli_file_from_to_ages_filter_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "recent.ndjson"
+    frame = _recent_ndjson(path, datetime.now(UTC))
+    res = _cli("--input", str(path), "--from", "6h", "--to", "3h", "--json")
+    assert res.exit_code == 0, res.output
+    # 3 hours of minutes, two lines each (+-1 minute: the clock moves between write and run)
+    assert abs(json.loads(res.output)["lines"] - 3 * 60 * 2) <= 2
+    assert json.loads(res.output)["lines"] < len(frame)
+    # an age range the wrong way round is an error naming --from, never year 0001
+    res = _cli("--input", str(path), "--from", "1h", "--to", "3h")
+    assert res.exit_code == 2 and "--from" in res.output and "is not before --to" in res.output
+    for bad in (["--from", "yesterday"], ["--to", "banana"]):
+        res = _cli("--input", str(path), *bad)
+        assert res.exit_code == 2, res.output
+        assert bad[0] in res.output and "Traceback" not in res.output
+    # a range the file does not reach says what the file spans
+    res = _cli("--input", str(path), "--from", "30m")
+    assert res.exit_code == 1 and "its lines span" in res.output
+
+
+def test_cli_file_service_names_raw_lines_and_filters_ndjson(tmp_path: Path) -> None:
+    raw = tmp_path / "app.log"
+    raw.write_text("".join(f"2024-05-01T10:{i // 20:02d}:{i % 20 * 3:02d}Z INFO job {i} ok\n"
+                           for i in range(200)))
+    res = _cli("--input", str(raw), "--service", "billing", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["lines"] == 200  # raw lines belong to --service
+    nd = tmp_path / "two.ndjson"
+    frame = scenario(2, minutes=6, burst_minute=None)
+    _write_ndjson(nd, frame)
+    res = _cli("--input", str(nd), "--service", "worker", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["lines"] == int((frame["service"] == "worker").sum())
+    assert {d["service"] for d in out["findings"]} <= {"worker"}
+    res = _cli("--input", str(nd), "--service", "nosuch")
+    assert res.exit_code == 1
+    assert f"no lines of service 'nosuch' in {nd}; services seen: {sorted(SERVICES)}" in res.output
+    assert "Traceback" not in res.output
+
+
+def _bad_ndjson(tmp_path: Path) -> tuple[Path, int]:
+    path = tmp_path / "bad.ndjson"
+    _write_ndjson(path, scenario(3, minutes=4, burst_minute=None))
+    lines = path.read_text().splitlines()
+    lines[5:5] = ["not json {", '{"@timestamp": "garbage", "message": "x"}', '{"message": "y"}']
+    path.write_text("\n".join(lines) + "\n")
+    return path, len(lines) - 3
+
+
+def test_ndjson_file_bad_lines_are_errors_or_skipped(tmp_path: Path) -> None:
+    path, good = _bad_ndjson(tmp_path)
+    with pytest.raises(LogFileError, match="line 6 is not JSON"):
+        load_log_file(path)
+    data = load_log_file(path, skip_bad_lines=True)
+    assert data.format == "ndjson" and len(data.frame) == good
+    assert data.skipped == [(6, "line 6 is not JSON (Expecting value)"),
+                            (7, "line 7: @timestamp 'garbage' is not a time"),
+                            (8, "line 8 has no @timestamp")]
+    # no fake service named after the file
+    assert set(data.frame["service"]) <= set(SERVICES)
+    res = _cli("--input", str(path))
+    assert res.exit_code == 2 and "line 6 is not JSON" in res.output and "--input" in res.output
+    path.write_text("\n".join(ln for ln in path.read_text().splitlines() if ln != "not json {"))
+    res = _cli("--input", str(path))
+    assert res.exit_code == 2 and "line 6: @timestamp 'garbage' is not a time" in res.output
+    res = _cli("--input", str(path), "--skip-bad-lines", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["lines"] == good and out["skipped_lines"] == [6, 7]
+    assert "skipped 2 bad line(s)" in res.stderr
+
+
+def test_raw_file_format_is_decided_by_its_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    path.write_text('\n2024-05-01T10:00:00Z INFO start\n{"not": "a document"}\n')
+    data = load_log_file(path)
+    assert data.format == "raw" and data.skipped == []
+    assert data.frame["message"].tolist()[1] == '{"not": "a document"}'
+    assert (data.frame["service"] == "mixed").all()
+    with pytest.raises(LogFileError, match="is a directory"):
+        read_log_file(tmp_path)
+
+
+def test_empty_baseline_message_is_neutral() -> None:
+    frame = scenario(4, minutes=4, burst_minute=None)
+    with pytest.raises(BaselineError) as err:
+        detect_log_anomalies(frame, baseline=str(T0 - pd.Timedelta(hours=1)))
+    msg = str(err.value)
+    assert msg.startswith("the baseline period (before 2024-05-01 09:00:00) holds no log lines")
+    assert "choose a baseline that ends later or a range that starts earlier" in msg
+    assert "--" not in msg  # no CLI flag: API callers have none
+    with pytest.raises(BaselineError, match=r"no log lines after the baseline period \("):
+        detect_log_anomalies(frame, baseline="1h")
+    with pytest.raises(BaselineError, match="only 1 log line"):
+        detect_log_anomalies(frame.head(1))
+    with pytest.raises(ValueError, match="invalid baseline 'banana'"):
+        split_baseline(prepare_frame(frame), "banana")
+
+
+def test_cli_bad_options_exit_2_naming_the_option(tmp_path: Path) -> None:
+    path = tmp_path / "logs.ndjson"
+    _write_ndjson(path, scenario(1, minutes=3, burst_minute=None))
+    one = tmp_path / "one.log"
+    one.write_text("2024-05-01T10:00:00Z INFO started\n")
+    res = _cli("--namespace", "BAD*")
+    assert res.exit_code == 2 and "Usage:" in res.output and "--namespace" in res.output
+    res = _cli("--input", str(path), "--baseline", "banana")
+    assert res.exit_code == 2 and "--baseline" in res.output and "window" not in res.output
+    res = _cli("--input", str(tmp_path))
+    assert res.exit_code == 2 and "is a directory" in res.output
+    res = _cli("--input", str(one))
+    assert res.exit_code == 1 and "only 1 log line" in res.output
+    assert "Traceback" not in res.output
+
+
+@given(st.text(alphabet=st.sampled_from("ab cd,;"), max_size=80), st.integers(4, 60))
+@settings(max_examples=200, deadline=None)
+def test_shorten_cuts_at_words_within_width(text: str, width: int) -> None:
+    out = _shorten(text, width)
+    flat = " ".join(text.split())
+    assert len(out) <= width
+    if out == flat:
+        return
+    assert out.endswith("…") and flat.startswith(out[:-1])
+    rest = flat[len(out) - 1:]
+    # cut at a word boundary unless the only word boundary would leave less than half
+    assert rest[:1] in (" ", ",", ";") or out[:-1].rfind(" ") < width // 2 or not rest
+
+
+def test_cli_table_fits_and_cuts_at_word_boundaries(tmp_path: Path) -> None:
+    path = tmp_path / "long.ndjson"
+    frame = scenario(1)
+    long = "connection to the feature store was refused by the upstream proxy after {} retries"
+    frame.loc[frame["level"] == "error", "message"] = [
+        long.format(i) for i in range(int((frame["level"] == "error").sum()))]
+    _write_ndjson(path, frame)
+    res = _cli("--input", str(path), "--baseline", "10min")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(ln) for ln in lines) <= 160
+    row = next(ln for ln in lines if ln.startswith("log_anomaly"))
+    assert row.endswith("…") and row[-2] != " "
+    assert "-0.000" not in res.output
+    assert lines[-1].startswith("1 finding(s); ") and "line(s) read" in lines[-1]
+    res = _cli("--input", str(path), "--baseline", "10min", "--json")
+    assert set(json.loads(res.output)) == {"findings", "windows_analysed", "lines"}
+
+
+def test_cli_nothing_anomalous_says_what_was_analysed(tmp_path: Path) -> None:
+    path = tmp_path / "calm.ndjson"
+    frame = scenario(5, minutes=8, burst_minute=None)
+    _write_ndjson(path, frame)
+    res = _cli("--input", str(path), "--baseline", "4min")
+    assert res.exit_code == 0, res.output
+    assert f"no anomalous windows (12 window(s) scored, {len(frame)} line(s) read)" in res.output

@@ -110,7 +110,8 @@ def test_burst_is_flagged_with_its_template(engine: Any, namespace: str) -> None
     ])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert [d["id"] for d in out] == [f.id]
+    assert [d["id"] for d in out["findings"]] == [f.id]
+    assert out["lines"] == len([d for _, d in docs if d["service"]["name"] == svc_a])
 
 
 def test_run_log_analysis_returns_windows_and_findings(engine: Any, namespace: str) -> None:
@@ -181,3 +182,48 @@ def test_empty_range_reads_nothing(engine: Any, namespace: str) -> None:
                              namespace=namespace)
     assert empty.findings == [] and empty.windows.empty
     assert list(empty.windows.columns) == list(WINDOW_COLUMNS)
+
+
+def test_cli_says_when_nothing_matched(engine: Any, namespace: str) -> None:
+    """Unknown index / namespace / service is "no log lines matched" with what was searched
+    (exit 1), not "no anomalous windows"; lines without anomalies say how much was analysed."""
+    svc = f"calm-{namespace}"
+    now = pd.Timestamp.now(tz="UTC").floor("1min")
+    # one line a minute from 5h ago to 4h ago: inside --from 6h --to 3h whatever the timing
+    docs = [(f"{svc}-{m}", {"@timestamp": (now - pd.Timedelta(hours=5, minutes=-m)).isoformat(),
+                            "log.level": "info", "service.name": svc,
+                            "message": f"heartbeat {m} ok"}) for m in range(60)]
+    _index(engine, namespace, docs)
+    base = ["logs", "anomalies", "--url", engine.url, "--no-write"]
+    runner = CliRunner()
+
+    res = runner.invoke(main, [*base, "--namespace", namespace, "--from", "6h", "--to", "3h",
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["lines"] == len(docs) and out["windows_analysed"] > 0
+
+    res = runner.invoke(main, [*base, "--namespace", namespace, "--from", "6h", "--to", "3h"])
+    assert res.exit_code == 0, res.output
+    assert f"window(s) scored, {len(docs)} line(s) read" in res.output
+
+    res = runner.invoke(main, [*base, "--namespace", namespace, "--from", "6h",
+                               "--index", f"nosuchindex-{namespace}"])
+    assert res.exit_code == 1
+    assert f"no log lines in index 'nosuchindex-{namespace}' between " in res.output
+    assert "does not exist" in res.output
+
+    res = runner.invoke(main, [*base, "--namespace", namespace, "--from", "6h",
+                               "--service", "nosuch"])
+    assert res.exit_code == 1
+    assert (f"no log lines of service 'nosuch' in namespace '{namespace}' "
+            f"({names.stream('logs', namespace)}) between ") in res.output
+    assert f"services seen: ['{svc}']" in res.output
+
+    res = runner.invoke(main, [*base, "--namespace", f"{namespace}x", "--from", "6h"])
+    assert res.exit_code == 1 and "does not exist" in res.output
+
+    # a range that misses the lines: the range is named
+    res = runner.invoke(main, [*base, "--namespace", namespace, "--from", "2h"])
+    assert res.exit_code == 1 and f"no log lines in namespace '{namespace}'" in res.output
+    assert "Traceback" not in res.output

@@ -696,6 +696,8 @@ class LogAnalysisResult:
 
     windows: pd.DataFrame
     findings: list[Finding]
+    # log lines read (baseline included); ``len(windows)`` is the number of windows scored
+    lines: int = 0
 
 
 def empty_window_table() -> pd.DataFrame:
@@ -729,16 +731,19 @@ def window_table(features: pd.DataFrame, decision: pd.DataFrame, window: str) ->
     return out.sort_values(["window", "service"], kind="stable").reset_index(drop=True)
 
 
-def split_baseline(
+class BaselineError(ValueError):
+    """The baseline split leaves nothing to learn from or nothing to score. The message says
+    which period is empty and names no CLI option: callers add their own hint."""
+
+
+def baseline_cut(
     frame: pd.DataFrame,
     baseline: float | str | datetime | pd.Timestamp | None,
     *,
     window: str | pd.Timedelta | None = None,
-) -> np.ndarray:
-    """Boolean mask of baseline rows. ``baseline`` is a fraction of the rows' time span (or of
-    the rows, without timestamps), an end timestamp, or a duration from the first row's window
-    (``"10min"``). ``None`` means 0.5. With ``window`` the cut is moved down to a window
-    boundary, so no window is split between the baseline and the scored part."""
+) -> pd.Timestamp | int:
+    """Where the baseline ends: a UTC timestamp when the rows have timestamps, else a row
+    count. See :func:`split_baseline` for the forms of ``baseline``."""
     n = len(frame)
     if baseline is None:
         baseline = 0.5
@@ -750,14 +755,21 @@ def split_baseline(
         if not 0.0 < frac < 1.0:
             raise ValueError(f"baseline fraction must be in (0, 1), got {baseline}")
         if not timed:
-            return np.arange(n) < int(round(n * frac))
+            return int(round(n * frac))
         lo, hi = ts.min(), ts.max()
         cut = lo + (hi - lo) * frac
     elif isinstance(baseline, str) and not _looks_like_time(baseline):
+        try:
+            length = parse_window(baseline)
+        except ValueError:
+            raise ValueError(
+                f"invalid baseline {baseline!r}: use a fraction such as 0.5, a duration from "
+                "the start such as 10min, or an ISO-8601 time"
+            ) from None
         if not timed:
             raise ValueError("a duration baseline needs timestamps; use a fraction such as 0.5")
         start = ts.min().floor(delta) if delta is not None else ts.min()
-        cut = start + parse_window(baseline)
+        cut = start + length
     else:
         try:
             cut = pd.Timestamp(baseline)
@@ -769,7 +781,23 @@ def split_baseline(
             raise ValueError("a timestamp baseline needs timestamps; use a fraction such as 0.5")
     if delta is not None:
         cut = cut.floor(delta)
-    return np.asarray((ts < cut).fillna(False))
+    return pd.Timestamp(cut)
+
+
+def split_baseline(
+    frame: pd.DataFrame,
+    baseline: float | str | datetime | pd.Timestamp | None,
+    *,
+    window: str | pd.Timedelta | None = None,
+) -> np.ndarray:
+    """Boolean mask of baseline rows. ``baseline`` is a fraction of the rows' time span (or of
+    the rows, without timestamps), an end timestamp, or a duration from the first row's window
+    (``"10min"``). ``None`` means 0.5. With ``window`` the cut is moved down to a window
+    boundary, so no window is split between the baseline and the scored part."""
+    cut = baseline_cut(frame, baseline, window=window)
+    if isinstance(cut, int):
+        return np.arange(len(frame)) < cut
+    return np.asarray((frame["timestamp"] < cut).fillna(False))
 
 
 def _looks_like_time(text: str) -> bool:
@@ -991,16 +1019,45 @@ def detect_log_anomalies(
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     if frame["timestamp"].notna().all():
         frame = frame.iloc[order].reset_index(drop=True)
+    if len(frame) < 2:
+        raise BaselineError(
+            "only 1 log line to analyse: the baseline and the period after it each need lines"
+        )
+    cut = baseline_cut(frame, baseline, window=window)
     mask = split_baseline(frame, baseline, window=window)
-    if not mask.any():
-        raise ValueError("the baseline period holds no log lines; move --baseline later")
-    if mask.all():
-        raise ValueError("no log lines after the baseline period; move --baseline earlier")
+    if not mask.any() or mask.all():
+        raise BaselineError(_empty_split_message(frame, cut, window, baseline_empty=not mask.any()))
     det = detector or LogAnomalyDetector(contamination=contamination, random_state=random_state)
     model, _ = fit_log_model(
         frame[mask], window=window, window_lines=window_lines, top_k=top_k, detector=det
     )
     return score_logs(model, frame[~mask], namespace=namespace)
+
+
+def _empty_split_message(
+    frame: pd.DataFrame, cut: pd.Timestamp | int, window: str, *, baseline_empty: bool
+) -> str:
+    n = len(frame)
+    if isinstance(cut, int):  # no timestamps: the baseline is the first ``cut`` lines
+        if baseline_empty:
+            return (f"the baseline period (the first {cut} of {n} lines) holds no log lines; "
+                    "choose a larger baseline fraction")
+        return (f"no log lines after the baseline period (the first {cut} of {n} lines); "
+                "choose a smaller baseline fraction")
+    ts = frame["timestamp"].dropna()
+    first, last = ts.min(), ts.max()
+    start = first.floor(parse_window(window))
+    note = ""
+    if start == last.floor(parse_window(window)):
+        note = f" (all {n} lines fall within one {window} window; a shorter window splits them)"
+    if baseline_empty:
+        period = f"{_short(start)} to {_short(cut)}" if cut > start else f"before {_short(cut)}"
+        return (f"the baseline period ({period}) holds no log lines (the first is at "
+                f"{_short(first)}); choose a baseline that ends later or a range that starts "
+                f"earlier{note}")
+    return (f"no log lines after the baseline period ({_short(start)} to {_short(cut)}; the last "
+            f"line is at {_short(last)}); choose a baseline that ends earlier or a range that "
+            f"ends later{note}")
 
 
 # -- template drift per deploy -----------------------------------------------------------------
@@ -1163,7 +1220,7 @@ def findings_table(findings: Sequence[Finding]) -> list[dict[str, Any]]:
                 "window_start": _window_text(f),
                 "severity": f.severity,
                 "score": float(f.score),
-                "summary": f.summary[:120],
+                "summary": f.summary,
                 "new_templates": len(new),
             }
         )

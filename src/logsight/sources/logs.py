@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from logsight import names
@@ -34,7 +36,7 @@ from logsight.analysis.logs import (
 from logsight.analysis.templates import TemplateMiner
 from logsight.findings import Finding, write_findings
 from logsight.names import F
-from logsight.timeutil import iso
+from logsight.timeutil import as_utc, iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -126,6 +128,28 @@ def read_logs(
     return docs_to_frame((h["_id"], h.get("_source", {})) for h in hits)
 
 
+def log_services(
+    engine: Engine,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    namespace: str | None = None,
+    index: str | None = None,
+    size: int = 50,
+) -> dict[str, int]:
+    """Line count per ``service.name`` in [start, end) of the same target :func:`read_logs`
+    reads (the ``size`` busiest services); empty when the target does not exist."""
+    target = index or names.read_target(names.LOGS, namespace)
+    body = {
+        "size": 0,
+        "query": logs_query(start=start, end=end),
+        "aggs": {"services": {"terms": {"field": F.SERVICE, "size": size}}},
+    }
+    resp = engine.search(target, body, ignore_unavailable="true", allow_no_indices="true")
+    buckets = (resp.get("aggregations") or {}).get("services", {}).get("buckets", [])
+    return {str(b["key"]): int(b["doc_count"]) for b in buckets}
+
+
 # -- files -----------------------------------------------------------------------------------
 _TS_RE = re.compile(
     r"^\[?(\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*"
@@ -157,44 +181,141 @@ def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
     return ts, level, line.rstrip("\n")
 
 
-def _iter_file_rows(path: Path, service: str) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", errors="replace") as fh:
+LogFormat = Literal["raw", "ndjson"]
+
+
+class LogFileError(ValueError):
+    """A log file that cannot be read as the format its first line announces (the message
+    names the file and the line)."""
+
+
+@dataclass
+class LogFile:
+    """A log file read into a log frame: its format (decided by its first non-empty line) and
+    the bad lines skipped (``skip_bad_lines``), each as (line number, what is wrong)."""
+
+    path: Path
+    frame: pd.DataFrame
+    format: LogFormat
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _ndjson_timestamp(value: Any) -> pd.Timestamp | None:
+    """The UTC time of an ``@timestamp`` (ISO-8601 text or epoch milliseconds, the two forms
+    the cluster's date mapping takes); None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            ts = pd.Timestamp(value, unit="ms", tz="UTC")
+        elif isinstance(value, str) and value.strip():
+            ts = pd.to_datetime(value.strip(), utc=True, format="ISO8601")
+        else:
+            return None
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None if pd.isna(ts) else pd.Timestamp(ts)
+
+
+def _ndjson_row(n: int, line: str, default_service: str) -> dict[str, Any]:
+    """The frame row of NDJSON line ``n``; LogFileError (without the file name) when the line
+    is not a JSON object with a usable ``@timestamp``."""
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise LogFileError(f"line {n} is not JSON ({e.msg})") from None
+    if not isinstance(doc, dict):
+        raise LogFileError(f"line {n} is not a JSON object")
+    raw_ts = _get(doc, F.TIMESTAMP)
+    if raw_ts is None:
+        raise LogFileError(f"line {n} has no {F.TIMESTAMP}")
+    ts = _ndjson_timestamp(raw_ts)
+    if ts is None:
+        raise LogFileError(f"line {n}: {F.TIMESTAMP} {raw_ts!r} is not a time")
+    row = _doc_row(doc.get("_id") or _get(doc, F.EVENT_ID) or f"line:{n}", doc, default_service)
+    row["timestamp"] = ts
+    return row
+
+
+def _raw_row(n: int, line: str, service: str) -> dict[str, Any]:
+    ts, level, message = parse_raw_line(line)
+    return {"id": f"line:{n}", "timestamp": ts, "service": service, "level": level,
+            "message": message, "version": None}
+
+
+def load_log_file(
+    path: str | Path, *, service: str | None = None, skip_bad_lines: bool = False
+) -> LogFile:
+    """Read a log file. Its first non-empty line decides the format: a line starting with
+    ``{`` makes it NDJSON (one ECS document per line with ``@timestamp``, ``log.level``,
+    ``message``, ``service.name``), anything else raw text lines.
+
+    ``service`` is the service raw lines belong to (default: the file name without
+    extension); NDJSON documents carry their own ``service.name`` (the file name when they
+    name none) and ``service`` does not change them: filter the frame instead.
+
+    In an NDJSON file a line that is not a JSON object, or whose ``@timestamp`` is missing or
+    not a time, raises LogFileError naming the line; with ``skip_bad_lines`` such lines are
+    skipped and listed in :attr:`LogFile.skipped`."""
+    p = Path(path)
+    if p.is_dir():
+        raise LogFileError(f"{p} is a directory, not a log file")
+    if not p.is_file():
+        raise LogFileError(f"log file not found: {p}")
+    fmt: LogFormat | None = None
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[int, str]] = []
+    with p.open(encoding="utf-8", errors="replace") as fh:
         for n, raw in enumerate(fh, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip():
                 continue
-            stripped = line.lstrip()
-            if stripped.startswith("{"):
-                try:
-                    doc = json.loads(stripped)
-                except json.JSONDecodeError:
-                    doc = None
-                if isinstance(doc, dict):
-                    yield _doc_row(doc.get("_id") or _get(doc, F.EVENT_ID) or f"line:{n}", doc,
-                                   service)
-                    continue
-            ts, level, message = parse_raw_line(line)
-            yield {
-                "id": f"line:{n}",
-                "timestamp": ts,
-                "service": service,
-                "level": level,
-                "message": message,
-                "version": None,
-            }
-
-
-def read_log_file(path: str | Path, *, service: str | None = None) -> pd.DataFrame:
-    """A file of raw lines or NDJSON (ECS documents with ``@timestamp``, ``log.level``,
-    ``message``, ``service.name``) as a log frame; raw lines belong to ``service`` (default:
-    the file name without extension)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"log file not found: {p}")
-    rows = list(_iter_file_rows(p, service or p.stem))
+            if fmt is None:
+                fmt = "ndjson" if line.lstrip().startswith("{") else "raw"
+            if fmt == "raw":
+                rows.append(_raw_row(n, line, service or p.stem))
+                continue
+            try:
+                rows.append(_ndjson_row(n, line, p.stem))
+            except LogFileError as e:
+                if not skip_bad_lines:
+                    raise LogFileError(f"{p}: {e}") from None
+                skipped.append((n, str(e)))
     if not rows:
-        raise ValueError(f"{p} holds no log lines")
-    return prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
+        raise LogFileError(
+            f"{p} holds no log lines" if not skipped
+            else f"{p} holds no readable log lines ({len(skipped)} bad line(s) skipped)"
+        )
+    frame = prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
+    return LogFile(p, frame, fmt or "raw", skipped)
+
+
+def read_log_file(
+    path: str | Path, *, service: str | None = None, skip_bad_lines: bool = False
+) -> pd.DataFrame:
+    """The log frame of :func:`load_log_file` (raw lines or NDJSON ECS documents; ``service``
+    names the service of raw lines, default the file name without extension)."""
+    return load_log_file(path, service=service, skip_bad_lines=skip_bad_lines).frame
+
+
+def filter_log_frame(
+    frame: pd.DataFrame,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    service: str | None = None,
+) -> pd.DataFrame:
+    """Rows of ``frame`` in [start, end) (rows without a timestamp are dropped when a bound
+    is given) and, with ``service``, of that service only. Never changes ``frame``."""
+    keep = np.ones(len(frame), dtype=bool)
+    ts = frame["timestamp"]
+    if start is not None:
+        keep &= np.asarray((ts >= pd.Timestamp(as_utc(start))).fillna(False), dtype=bool)
+    if end is not None:
+        keep &= np.asarray((ts < pd.Timestamp(as_utc(end))).fillna(False), dtype=bool)
+    if service is not None:
+        keep &= frame["service"].to_numpy() == service
+    return frame[keep].reset_index(drop=True)
 
 
 # -- end to end ------------------------------------------------------------------------------
@@ -218,7 +339,7 @@ def analyse_log_frame(
     with ``model`` (a :class:`LogAnomalyModel` or a path to a saved one) every row is scored
     against it. ``save_model`` writes the model used (feature schema and version included)."""
     if frame.empty:
-        return LogAnalysisResult(empty_window_table(), [])
+        return LogAnalysisResult(empty_window_table(), [], lines=0)
     if model is not None:
         loaded = model if isinstance(model, LogAnomalyModel) else LogAnomalyModel.load(model)
         result = score_logs(loaded, frame, namespace=namespace)
@@ -234,7 +355,7 @@ def analyse_log_frame(
     if drift and frame["version"].notna().any():
         templates, miner = mine_templates(frame["message"].tolist(), TemplateMiner())
         findings.extend(template_drift(frame, templates, miner=miner, namespace=namespace))
-    return LogAnalysisResult(result.windows(), findings)
+    return LogAnalysisResult(result.windows(), findings, lines=len(frame))
 
 
 def analyse_frame(
