@@ -4,18 +4,24 @@ Chromium, and the whole ``logsight demo`` end to end against the real engine."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
+from logsight.analysis.performance import classification_metrics
 from logsight.cli import main
+from logsight.cli.demo_cmd import next_steps, prepare_out_dir
 from logsight.demo import incidents as I
 from logsight.demo.report import (
     DemoReport,
@@ -27,7 +33,7 @@ from logsight.demo.report import (
     text_report,
 )
 from logsight.demo.simulator import plan_requests, start_time
-from logsight.findings import Finding
+from logsight.findings import Finding, read_findings, write_findings
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -98,6 +104,39 @@ def test_plan_accuracy_per_version_matches_the_schedule(plan) -> None:  # type: 
         assert correct[plan.version == version].mean() == pytest.approx(expected, abs=0.05)
 
 
+def test_plan_score_is_the_confidence_of_the_predicted_class(plan) -> None:  # type: ignore[no-untyped-def]
+    # ml.score is read as the predicted class's confidence (docs/drift.md): the user test saw
+    # P(churn) logged next to prediction "stay" and got ROC-AUC 0.496, ECE 0.44
+    assert np.allclose(plan.score, np.maximum(plan.p_churn, 1.0 - plan.p_churn), atol=1e-9)
+    assert np.all(plan.score >= 0.5)
+    decided = plan.p_churn != 0.5
+    assert np.array_equal(plan.prediction[decided], plan.p_churn[decided] > 0.5)
+
+
+def _version_metrics(plan, version: str):  # type: ignore[no-untyped-def]
+    sel = plan.version == version
+    yt = np.where(plan.label[sel], "churn", "stay")
+    yp = np.where(plan.prediction[sel], "churn", "stay")
+    p = plan.p_churn[sel]
+    return classification_metrics(yt, yp, proba=(["churn", "stay"], np.c_[p, 1.0 - p]))
+
+
+def test_plan_good_version_is_calibrated_and_bad_one_over_confident(plan) -> None:  # type: ignore[no-untyped-def]
+    s = I.default_schedule()
+    good = _version_metrics(plan, s.old_version)
+    bad = _version_metrics(plan, s.new_version)
+    assert good.roc_auc is not None and good.roc_auc > 0.85
+    assert good.ece is not None and good.ece < 0.05
+    assert bad.ece is not None and bad.ece > 0.1  # sure of itself and wrong more often
+    assert bad.accuracy is not None and good.accuracy is not None
+    assert bad.accuracy < good.accuracy
+    # the score's distribution does not move with the version: the bad-version incident must
+    # not surface as score drift
+    old = plan.score[plan.version == s.old_version]
+    new = plan.score[plan.version == s.new_version]
+    assert stats.ks_2samp(old, new).pvalue > 1e-3
+
+
 def test_plan_feedback_arrives_hours_later(plan) -> None:  # type: ignore[no-untyped-def]
     delay_h = (plan.feedback_at - plan.start) / 3600.0
     lo, hi = I.default_schedule().feedback_delay_hours
@@ -122,7 +161,9 @@ def test_plan_invariants(seed: int, rate: int) -> None:
     assert np.all(np.diff(p.start) >= 0)
     assert np.all((p.minute >= 0) & (p.minute < s.duration_minutes))
     assert np.all(p.end_ms() > 0)
-    assert np.all((p.score >= 0) & (p.score <= 1))
+    assert np.all((p.score >= 0.5) & (p.score <= 1))
+    assert np.all((p.p_churn >= 0) & (p.p_churn <= 1))
+    assert np.allclose(p.score, np.maximum(p.p_churn, 1.0 - p.p_churn), atol=1e-9)
     assert np.all(p.feedback_at > p.start)
     assert len(set(p.request_id)) == len(p)
 
@@ -215,6 +256,21 @@ def test_html_report_escapes_and_embeds_every_plot(tmp_path: Path) -> None:
     assert "http://" not in page and "https://" not in page  # self-contained
 
 
+def test_html_report_explains_its_plots_in_words(tmp_path: Path) -> None:
+    report = _toy_report()
+    report.stats = {"simulate_and_ship_s": "1.0 s", "analyse_s": "2.0 s"}
+    report.drift = {**(report.drift or {}),
+                    "windows": ((T0, T0 + timedelta(minutes=20)),
+                                (T0 + timedelta(minutes=30), T0 + timedelta(minutes=40)))}
+    page = render_html(report, tmp_path / "r.html").read_text()
+    # run table: human labels, not the raw timing keys
+    assert "simulate_and_ship_s" not in page and "simulate + ship" in page
+    # the anomaly plot says what is plotted and the decision rule, not "> 0: outlier"
+    assert "higher = more unusual" in page and "AND" in page and "overwhelming" in page
+    # the drift plot names its windows and counts (the finding's n_reference / n_current)
+    assert "Reference 09:00-09:20 UTC: n=200; current 09:30-09:40 UTC: n=200." in page
+
+
 def test_parse_dump_reads_the_check_marker() -> None:
     dom = ('<img class="plot" id="plot-a" data-loaded="1"><img class="plot" id="plot-b" '
            'data-loaded="0"><div id="render-check" data-done="1" data-images="2" '
@@ -252,6 +308,69 @@ def test_demo_rejects_a_bad_namespace() -> None:
     assert "invalid namespace" in result.output
 
 
+def test_prepare_out_dir_creates_it_or_says_why(tmp_path: Path) -> None:
+    made = prepare_out_dir(tmp_path / "a" / "b")
+    assert made.is_dir() and list(made.iterdir()) == []  # the write probe is cleaned up
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot write the report to"):
+        prepare_out_dir(blocker / "sub")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_demo_rejects_an_unwritable_out_before_touching_anything(
+    engine_url: str, engine, namespace: str, tmp_path: Path, where: str  # type: ignore[no-untyped-def]
+) -> None:
+    # the user test: --out /proc/nope wiped the namespace, simulated, then crashed
+    if where == "proc":
+        out = Path("/proc/nope")
+        if not Path("/proc").is_dir():
+            pytest.skip("no /proc on this system")
+    else:
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "sub"
+    keep = Finding(kind="log_anomaly", title="t", summary="s", service="svc",
+                   namespace=namespace, window_start=T0, window_end=T0 + timedelta(minutes=1))
+    write_findings(engine, [keep])
+    result = CliRunner().invoke(main, ["demo", "--short", "--url", engine_url, "--namespace",
+                                       namespace, "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and "cannot write the report to" in result.output
+    assert "Traceback" not in result.output and "simulating" not in result.output
+    docs, _ = read_findings(engine, namespace=namespace)
+    assert [d["id"] for d in docs] == [keep.id]  # the namespace was not reset
+
+
+def _resolve(args: list[str]) -> click.Command:
+    """The leaf command ``args`` names, after click parsed and validated its options."""
+    cmd: click.Command = main
+    path = ["logsight"]
+    while isinstance(cmd, click.Group):
+        sub = cmd.get_command(click.Context(cmd), args[0])
+        assert sub is not None, f"no command {args[0]!r} under {' '.join(path)}"
+        path.append(args[0])
+        cmd, args = sub, args[1:]
+    cmd.make_context(" ".join(path), list(args))  # raises on unknown/missing options
+    return cmd
+
+
+def test_next_steps_are_copy_pasteable_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KIBANA_URL", raising=False)  # the hint itself must carry --url
+    lines = next_steps("ns1", "http://127.0.0.1:9200")
+    commands = [shlex.split(line, comments=True) for line in lines]
+    commands = [c for c in commands if c]
+    logsight = [c[c.index("logsight") + 1:] for c in commands if "logsight" in c]
+    resolved = {_resolve(args).name for args in logsight}
+    assert resolved == {"serve", "import"}
+    assert logsight[-1][:3] == ["kibana", "import", "--url"]
+    curl = next(c for c in commands if c[0] == "curl")
+    assert curl[-1] == "http://127.0.0.1:8080/v1/findings?namespace=ns1"
+    assert curl[1:3] == ["-H", "X-API-Key: demo-key"]
+    serve = next(c for c in commands if "serve" in c)
+    assert serve[0] == "LOGSIGHT_API_KEYS=demo-key"  # the key curl sends
+
+
 @pytest.mark.engine
 @pytest.mark.browser
 def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignore[no-untyped-def]
@@ -276,6 +395,45 @@ def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignor
     engine.refresh("logsight-findings")
     stored = engine.count("logsight-findings", {"term": {"namespace": namespace}})
     assert stored == len(summary["findings"])
+    # no score / prediction drift: the bad version changes accuracy, not the score's shape
+    assert not [f for f in summary["findings"] if f["kind"] == "prediction_drift"]
+    # ml.score is the predicted class's confidence and the probabilities are logged: the
+    # performance analysis of the demo's data makes sense (the user test saw ROC-AUC 0.496
+    # and ECE 0.44 next to accuracy 0.91)
+    perf = CliRunner().invoke(
+        main, ["performance", "--url", engine_url, "--model", I.MODEL_NAME, "--namespace",
+               namespace, "--from", summary["simulated"]["from"], "--to",
+               summary["simulated"]["to"], "--no-write", "--json"], catch_exceptions=False)
+    assert perf.exit_code == 0, perf.output
+    versions = {v["version"]: v["metrics"] for v in json.loads(perf.output)["report"]["versions"]}
+    s = I.short_schedule()
+    good, bad = versions[s.old_version], versions[s.new_version]
+    assert good["roc_auc"] > 0.85 and good["ece"] < 0.08
+    assert bad["accuracy"] < good["accuracy"] and bad["ece"] > good["ece"]
+    # the hinted API call answers (GET /v1/findings with the hinted key)
+    from fastapi.testclient import TestClient
+
+    from logsight.engine import connect
+    from logsight.service import ServiceSettings, create_app
+
+    hint = next(line for line in text.splitlines() if line.strip().startswith("curl"))
+    curl = shlex.split(hint)
+    header, value = curl[curl.index("-H") + 1].split(": ", 1)
+    app = create_app(lambda: connect(engine_url), ServiceSettings(api_keys=(value,)))
+    with TestClient(app) as client:
+        resp = client.get(curl[-1].removeprefix("http://127.0.0.1:8080"),
+                          headers={header: value})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["findings"]
+    # the drift plot shows the same current window and n as the drift finding's evidence
+    page = Path(summary["report"]).read_text()
+    m = re.search(r"current (\d\d:\d\d)-(\d\d:\d\d) UTC: n=(\d+)", page)
+    assert m, "the drift plot's caption names no current window"
+    drifts, _ = read_findings(engine, kind="feature_drift", namespace=namespace)
+    shown = [d for d in drifts if d["window_start"][11:16] == m.group(1)
+             and d["window_end"][11:16] == m.group(2)]
+    assert shown, (m.groups(), [(d["window_start"], d["window_end"]) for d in drifts])
+    assert shown[0]["evidence"]["drift"]["n_current"] == int(m.group(3))
     # the HTML report renders in a real browser
     if find_chromium() is None:
         pytest.skip("chromium not installed: browser part of the end-to-end test skipped")

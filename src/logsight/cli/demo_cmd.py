@@ -8,6 +8,8 @@ HTML report with plots.
 
 from __future__ import annotations
 
+import shlex
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,42 @@ from logsight.assets import install
 from logsight.cli.common import engine_from, print_json
 from logsight.engine import EngineError
 from logsight.local import LocalEngine, LocalEngineError
+from logsight.timeutil import iso
+
+# where `logsight serve` listens by default (serve_cmd's --host / --port defaults)
+SERVE_URL = "http://127.0.0.1:8080"
+
+
+def prepare_out_dir(out_dir: Path) -> Path:
+    """Create ``out_dir`` and prove it is writable (a real file is written and removed: mode
+    bits say nothing for root, read-only mounts or /proc). Raises ``ValueError`` saying why.
+    Runs before anything touches the cluster, so a bad ``--out`` costs nothing."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".logsight-write-check-"):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ValueError(f"cannot write the report to {str(out_dir)!r}: {reason}") from None
+    return out_dir
+
+
+def next_steps(namespace: str, engine_url: str) -> list[str]:
+    """Copy-pasteable follow-up commands: the API (with a key, as auth is on by default) and
+    the Kibana views (``--url`` is required)."""
+    q = shlex.quote
+    findings = f"{SERVE_URL}/v1/findings?namespace={namespace}"
+    return [
+        "  # the HTTP API (in another terminal; OpenAPI docs at "
+        f"{SERVE_URL}/docs):",
+        # --no-scheduler: browsing the demo's findings should not add live-window analyses
+        f"  LOGSIGHT_API_KEYS=demo-key logsight serve --url {q(engine_url)} --no-scheduler",
+        f"  curl -H 'X-API-Key: demo-key' {q(findings)}",
+        "  # Kibana: findings over time, log anomaly windows, the critical-path table per "
+        "operation, drift and accuracy per model version:",
+        "  logsight kibana import --url http://localhost:5601   # your Kibana's URL "
+        "(or env KIBANA_URL)",
+    ]
 
 
 @click.command()
@@ -50,6 +88,10 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
         check_namespace(namespace)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--namespace") from None
+    try:
+        prepare_out_dir(out_dir)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--out") from None
     wall = time.monotonic()
     if not url:
         try:
@@ -101,12 +143,14 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
                f"{result.timings['analyse_s']:.1f} s, report {result.timings['report_s']:.1f} s)")
     click.echo("")
     click.echo("Next:")
-    click.echo(f"  logsight serve        # the HTTP API; e.g. GET /findings?namespace={namespace}")
-    click.echo("  logsight kibana import  # Kibana: findings over time, log anomaly windows, the "
-               "critical-path table per operation, drift and accuracy per model version")
+    for line in next_steps(namespace, url):
+        click.echo(line)
     if as_json:
         print_json({
             "namespace": namespace,
+            # the simulated range, ground truth included: the window to query it back with
+            "simulated": {"from": iso(result.t0),
+                          "to": iso(result.t0 + result.schedule.horizon)},
             "report": str(result.html.resolve()),
             "wall_time_s": round(elapsed, 2),
             "timings": result.timings,

@@ -195,9 +195,61 @@ def text_report(report: DemoReport) -> list[str]:
 
 
 # -- plots -------------------------------------------------------------------------------------
+PLOT_DPI = 100
+PLOT_WIDTH_IN = 10.5  # ~1050 px at PLOT_DPI: the page shows each plot at its own size
+# (linestyle, marker) pairs: lines that overlap stay tellable apart in colour-blind or print
+LINE_STYLES: tuple[tuple[Any, str], ...] = (
+    ("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1, 1, 1)), "v"),
+    ((0, (1, 1)), "P"), ((0, (8, 2)), "X"),
+)
+RUN_LABELS = {
+    "simulate_and_ship_s": "simulate + ship (wall time)",
+    "analyse_s": "analyse (wall time)",
+    "report_s": "report (wall time)",
+}
+
+
+def anomaly_rule_caption() -> str:
+    """The log-anomaly decision rule in words, with the detector's default thresholds (the
+    ones the demo runs with)."""
+    from logsight.analysis.logs import LogAnomalyDetector
+
+    p = LogAnomalyDetector().get_params()
+    return (
+        "One point per service and minute: the isolation forest's score of the window's log "
+        "features (lines per level and per template, error ratio, never-seen templates) "
+        "against the service's baseline; higher = more unusual, 0 (dashed) = the forest's "
+        "outlier cutoff. A score above 0 alone is not a finding: a window is flagged (red) "
+        "when the forest calls it an outlier AND some feature deviates meaningfully from the "
+        f"service's baseline (|robust z| >= {p['min_z']:g} with a change of at least "
+        f"{p['min_change']:g} lines, or >= {p['min_new_error_lines']} error line(s) of a "
+        "never-seen template), or when the error evidence is overwhelming on its own "
+        f"(>= {p['overwhelming_new_error_lines']} never-seen error lines, or error lines "
+        f"rising with z >= {p['overwhelming_z']:g}). So a window can score higher than a "
+        "flagged one and not be flagged: its lines are unusual in mix, not in a way that "
+        "matters (e.g. a little more ordinary traffic)."
+    )
+
+
+PLOT_CAPTIONS = {
+    "critical_path": "Share of each request's critical path (the chain of spans that "
+                     "determines its latency) spent in each operation's own time, in the "
+                     "baseline and in the last analysed window. A bottleneck finding needs one "
+                     "operation at >= 50%.",
+    "latency": "95th percentile of each operation's span duration per simulated minute "
+               "(log scale).",
+    "anomaly": "",  # filled by anomaly_rule_caption() at render time
+    "drift": "The drifted feature's values in the reference (baseline) window and in the "
+             "current window of the drift finding shown in the table (same window, same n "
+             "as its evidence).",
+    "accuracy": "Accuracy of each model version over its predictions whose delayed ground "
+                "truth arrived.",
+}
+
+
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=PLOT_DPI, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -210,6 +262,149 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _time_axis(ax: Any, times: Any) -> None:
+    """Ticks as HH:MM, the date once in the axis label (not "26 15:45" on every tick)."""
+    import matplotlib.dates as mdates
+
+    ts = pd.DatetimeIndex(pd.to_datetime(pd.Series(list(times)), utc=True))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz="UTC"))
+    if len(ts):
+        first, last = ts.min().strftime("%Y-%m-%d"), ts.max().strftime("%Y-%m-%d")
+        day = first if first == last else f"{first} to {last}"
+        ax.set_xlabel(f"simulated time (UTC, {day})")
+    else:
+        ax.set_xlabel("simulated time (UTC)")
+
+
+def _window_label(w: Any) -> str:
+    if not w:
+        return ""
+    return f" {_short(w[0])}-{_short(w[1])}"
+
+
+def _plot_critical_path(plt: Any, cp: dict[str, dict[str, float]]) -> str:
+    fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    if cp:
+        ops = sorted({op for shares in cp.values() for op in shares})
+        width = 0.8 / max(len(cp), 1)
+        y = np.arange(len(ops))
+        for k, (label, shares) in enumerate(cp.items()):
+            vals = [shares.get(op, 0.0) for op in ops]
+            bars = ax.barh(y + k * width, vals, height=width, label=label)
+            for b, v in zip(bars, vals, strict=True):
+                if v > 0:
+                    ax.text(v + 0.01, b.get_y() + b.get_height() / 2, f"{v:.0%}",
+                            va="center", fontsize=9)
+        ax.set_yticks(y + width * (len(cp) - 1) / 2, ops)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of critical-path time")
+        ax.set_xlim(0, 1.08)
+        ax.legend(loc="lower right")
+    else:
+        _empty(ax, "no spans")
+    ax.set_title(PLOT_TITLES["critical_path"])
+    return _png(fig)
+
+
+def _plot_latency(plt: Any, lat: pd.DataFrame | None) -> str:
+    fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    if lat is not None and len(lat):
+        every = max(1, len(lat) // 12)
+        for k, col in enumerate(lat.columns):
+            ls, marker = LINE_STYLES[k % len(LINE_STYLES)]
+            ax.plot(lat.index, lat[col], label=str(col), linewidth=1.6, linestyle=ls,
+                    marker=marker, markevery=(k % every, every), markersize=6)
+        ax.set_yscale("log")
+        ax.set_ylabel("p95 latency (ms)")
+        # outside the axes: inside, it covered the lines it explains
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        _time_axis(ax, lat.index)
+    else:
+        _empty(ax, "no spans")
+    ax.set_title(PLOT_TITLES["latency"])
+    return _png(fig)
+
+
+def _plot_anomaly(plt: Any, an: pd.DataFrame | None) -> str:
+    if an is None or not len(an):
+        fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 3.0))
+        _empty(ax, "no scored log windows")
+        ax.set_title(PLOT_TITLES["anomaly"])
+        return _png(fig)
+    from matplotlib.lines import Line2D
+
+    services = sorted(an["service"].astype(str).unique())
+    # small multiples: one panel per service, shared axes, so no line hides another
+    fig, axes = plt.subplots(len(services), 1, sharex=True, sharey=True, squeeze=False,
+                             figsize=(PLOT_WIDTH_IN, 1.0 + 1.55 * len(services)))
+    for ax, svc in zip(axes[:, 0], services, strict=True):
+        g = an[an["service"].astype(str) == svc].sort_values("window")
+        flagged = g["anomalous"].astype(bool)
+        ax.axhline(0.0, color="#888", linestyle="--", linewidth=0.9)
+        ax.plot(g["window"], g["score"], color="#4c72b0", linewidth=1.3, marker="o",
+                markersize=3)
+        bad = g[flagged]
+        if len(bad):
+            ax.scatter(bad["window"], bad["score"], s=70, color="#c00000", zorder=4)
+        ax.set_title(svc, loc="left", fontsize=11, pad=3)
+        ax.grid(axis="y", color="#eee")
+    _time_axis(axes[-1, 0], an["window"])
+    fig.supylabel("isolation-forest score (higher = more unusual)", fontsize=11)
+    handles = [
+        Line2D([], [], color="#4c72b0", marker="o", markersize=3, label="window score"),
+        Line2D([], [], color="#888", linestyle="--", label="forest outlier cutoff (0)"),
+        Line2D([], [], linestyle="none", marker="o", markersize=8, color="#c00000",
+               label="flagged: log_anomaly finding"),
+    ]
+    fig.subplots_adjust(top=0.86, hspace=0.4)
+    fig.legend(handles=handles, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.95),
+               frameon=False)
+    fig.suptitle(PLOT_TITLES["anomaly"], y=0.99)
+    return _png(fig)
+
+
+def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> str:
+    fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    if dr and len(dr.get("reference", [])) and len(dr.get("current", [])):
+        ref = np.asarray(dr["reference"], dtype=float)
+        cur = np.asarray(dr["current"], dtype=float)
+        ref_w, cur_w = dr.get("windows") or (None, None)
+        bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
+        ax.hist(ref, bins=bins.tolist(), alpha=0.6, density=True,
+                label=f"reference{_window_label(ref_w)} UTC (n={len(ref)})")
+        ax.hist(cur, bins=bins.tolist(), alpha=0.6, density=True,
+                label=f"current{_window_label(cur_w)} UTC (n={len(cur)})")
+        ax.set_xlabel(str(dr.get("feature")))
+        ax.set_ylabel("density")
+        ax.legend()
+        ax.set_title(f"{PLOT_TITLES['drift']}: {dr.get('feature')}")
+    else:
+        _empty(ax, "no drifted feature")
+        ax.set_title(PLOT_TITLES["drift"])
+    return _png(fig)
+
+
+def _plot_accuracy(plt: Any, accuracy: list[dict[str, Any]]) -> str:
+    fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    acc = [a for a in accuracy if a.get("accuracy") is not None]
+    if acc:
+        names = [str(a["version"]) for a in acc]
+        vals = [float(a["accuracy"]) for a in acc]
+        bars = ax.bar(names, vals, width=0.5,
+                      color=["#4c72b0" if v == max(vals) else "#dd8452" for v in vals])
+        for b, a in zip(bars, acc, strict=True):
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.015,
+                    f"{a['accuracy']:.3f}  (n={a['n']})", ha="center", va="bottom",
+                    fontsize=12)
+        ax.set_ylim(0, 1.12)
+        ax.set_ylabel("accuracy (labelled predictions)")
+        ax.set_xlabel("model version")
+    else:
+        _empty(ax, "no labelled predictions")
+    ax.set_title(PLOT_TITLES["accuracy"])
+    return _png(fig)
+
+
 def render_plots(report: DemoReport) -> dict[str, str]:
     """Base64 PNG per plot key of :data:`PLOT_TITLES`."""
     import matplotlib
@@ -217,94 +412,17 @@ def render_plots(report: DemoReport) -> dict[str, str]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    out: dict[str, str] = {}
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    cp = report.critical_path
-    if cp:
-        ops = sorted({op for shares in cp.values() for op in shares})
-        width = 0.8 / max(len(cp), 1)
-        y = np.arange(len(ops))
-        for k, (label, shares) in enumerate(cp.items()):
-            ax.barh(y + k * width, [shares.get(op, 0.0) for op in ops], height=width,
-                    label=label)
-        ax.set_yticks(y + width * (len(cp) - 1) / 2, ops)
-        ax.set_xlabel("share of critical-path time")
-        ax.set_xlim(0, 1)
-        ax.legend(loc="lower right", fontsize=8)
-    else:
-        _empty(ax, "no spans")
-    ax.set_title(PLOT_TITLES["critical_path"])
-    out["critical_path"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    lat = report.latency
-    if lat is not None and len(lat):
-        for col in lat.columns:
-            ax.plot(lat.index, lat[col], label=str(col), linewidth=1.2)
-        ax.set_yscale("log")
-        ax.set_ylabel("p95 latency (ms)")
-        ax.legend(fontsize=7, loc="upper left")
-        fig.autofmt_xdate()
-    else:
-        _empty(ax, "no spans")
-    ax.set_title(PLOT_TITLES["latency"])
-    out["latency"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    an = report.anomaly
-    if an is not None and len(an):
-        for svc, g in an.groupby("service", sort=True):
-            ax.plot(g["window"], g["score"], label=str(svc), linewidth=1.0)
-            bad = g[g["anomalous"]]
-            if len(bad):
-                ax.scatter(bad["window"], bad["score"], color="red", zorder=3, s=25)
-        ax.axhline(0.0, color="#999", linestyle="--", linewidth=0.8)
-        ax.set_ylabel("anomaly score (> 0: outlier)")
-        ax.legend(fontsize=7, loc="upper left")
-        fig.autofmt_xdate()
-    else:
-        _empty(ax, "no scored log windows")
-    ax.set_title(PLOT_TITLES["anomaly"])
-    out["anomaly"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    dr = report.drift
-    if dr and len(dr.get("reference", [])) and len(dr.get("current", [])):
-        ref = np.asarray(dr["reference"], dtype=float)
-        cur = np.asarray(dr["current"], dtype=float)
-        bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
-        ax.hist(ref, bins=bins.tolist(), alpha=0.6, density=True,
-                label=f"reference (n={len(ref)})")
-        ax.hist(cur, bins=bins.tolist(), alpha=0.6, density=True,
-                label=f"current (n={len(cur)})")
-        ax.set_xlabel(str(dr.get("feature")))
-        ax.set_ylabel("density")
-        ax.legend(fontsize=8)
-        ax.set_title(f"{PLOT_TITLES['drift']}: {dr.get('feature')}")
-    else:
-        _empty(ax, "no drifted feature")
-        ax.set_title(PLOT_TITLES["drift"])
-    out["drift"] = _png(fig)
-
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    acc = [a for a in report.accuracy if a.get("accuracy") is not None]
-    if acc:
-        names = [str(a["version"]) for a in acc]
-        vals = [float(a["accuracy"]) for a in acc]
-        bars = ax.bar(names, vals, color=["#4c72b0" if v == max(vals) else "#dd8452"
-                                          for v in vals])
-        for b, a in zip(bars, acc, strict=True):
-            ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.01,
-                    f"{a['accuracy']:.3f}\n(n={a['n']})", ha="center", va="bottom", fontsize=8)
-        ax.set_ylim(0, 1.15)
-        ax.set_ylabel("accuracy (labelled predictions)")
-        ax.set_xlabel("model version")
-    else:
-        _empty(ax, "no labelled predictions")
-    ax.set_title(PLOT_TITLES["accuracy"])
-    out["accuracy"] = _png(fig)
-    return out
+    # matplotlib's defaults (10 pt, legends 8 pt) were unreadable once scaled into the page
+    with plt.rc_context({"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11,
+                         "legend.fontsize": 10, "xtick.labelsize": 10, "ytick.labelsize": 10,
+                         "figure.titlesize": 13}):
+        return {
+            "critical_path": _plot_critical_path(plt, report.critical_path),
+            "latency": _plot_latency(plt, report.latency),
+            "anomaly": _plot_anomaly(plt, report.anomaly),
+            "drift": _plot_drift(plt, report.drift),
+            "accuracy": _plot_accuracy(plt, report.accuracy),
+        }
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -350,12 +468,22 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;paddin
 vertical-align:top;text-align:left}th{background:#f4f4f4}
 .sev-high,.sev-critical{color:#b00020;font-weight:600}.sev-medium{color:#b36b00}
 .found{color:#0a7d2c;font-weight:600}.missed{color:#b00020;font-weight:600}
-.plots{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-figure{margin:0;border:1px solid #eee;padding:8px}figure img{max-width:100%}
-figcaption{font-size:12px;color:#555}
+.plots{display:grid;grid-template-columns:1fr;gap:20px}
+figure{margin:0;border:1px solid #eee;padding:8px}figure img{max-width:100%;height:auto}
+figcaption{font-size:13px;color:#444;margin-top:4px;line-height:1.4}
 #render-check{display:none}
 .muted{color:#666;font-size:12px}
 """
+
+
+def drift_counts_caption(drift: Mapping[str, Any] | None) -> str:
+    """The drift plot's windows and counts in words ("Reference 10:00-10:20 UTC: n=270;
+    current ..."): the same windows and counts as the finding's n_reference / n_current."""
+    if not drift or not drift.get("windows"):
+        return ""
+    (rs, re_), (cs, ce) = drift["windows"]
+    return (f" Reference {_short(rs)}-{_short(re_)} UTC: n={len(drift['reference'])}; "
+            f"current {_short(cs)}-{_short(ce)} UTC: n={len(drift['current'])}.")
 
 
 def render_html(report: DemoReport, path: str | Path) -> Path:
@@ -383,14 +511,16 @@ def render_html(report: DemoReport, path: str | Path) -> Path:
             f"<td>{e(inc['description'])}</td><td>{e(', '.join(inc.get('by', [])))}</td></tr>"
         )
     figures = []
+    captions = {**PLOT_CAPTIONS, "anomaly": anomaly_rule_caption(),
+                "drift": PLOT_CAPTIONS["drift"] + drift_counts_caption(report.drift)}
     for key, title in PLOT_TITLES.items():
         figures.append(
             f"<figure><img class='plot' id='plot-{key}' alt='{e(title)}' "
-            f"src='data:image/png;base64,{plots[key]}'><figcaption>{e(title)}</figcaption>"
-            "</figure>"
+            f"src='data:image/png;base64,{plots[key]}'><figcaption><b>{e(title)}.</b> "
+            f"{e(captions[key])}</figcaption></figure>"
         )
-    stats = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>"
-                    for k, v in report.stats.items())
+    stats = "".join(f"<tr><th>{e(RUN_LABELS.get(str(k), str(k)))}</th><td>{e(str(v))}</td>"
+                    "</tr>" for k, v in report.stats.items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -483,7 +613,7 @@ def check_in_browser(
     screenshot: str | Path | None = None,
     chromium: str | None = None,
     timeout: float = 90.0,
-    window_size: tuple[int, int] = (1280, 2400),
+    window_size: tuple[int, int] = (1280, 4200),
 ) -> BrowserCheck:
     """Load ``page`` in headless Chromium: dump the DOM after load (every plot image marked,
     errors recorded by the page's check script) and, with ``screenshot``, save a PNG."""

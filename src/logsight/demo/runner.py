@@ -228,7 +228,10 @@ def _trace_baseline(engine: Engine, namespace: str, start: datetime, end: dateti
     rows, _ = run_bottlenecks(engine, start=start, end=end, namespace=namespace,
                               top=MAX_OPERATIONS,
                               write=False, min_share=BOTTLENECK_MIN_SHARE)
-    plots.setdefault("critical_path", {})["baseline"] = _shares(rows)
+    cp = plots.setdefault("critical_path", {})
+    for k in [k for k in cp if k.startswith("baseline")]:
+        del cp[k]
+    cp[f"baseline {start:%H:%M}-{end:%H:%M}"] = _shares(rows)
     return []
 
 
@@ -240,9 +243,9 @@ def _traces(engine: Engine, namespace: str, start: datetime, end: datetime,
                                      top=MAX_OPERATIONS, write=False, min_share=BOTTLENECK_MIN_SHARE)
     # the plot compares the baseline with the last window analysed
     cp = plots.setdefault("critical_path", {})
-    for k in [k for k in cp if k != "baseline"]:
+    for k in [k for k in cp if not k.startswith("baseline")]:
         del cp[k]
-    cp[f"{start:%H:%M}-{end:%H:%M}"] = _shares(rows)
+    cp[f"last window {start:%H:%M}-{end:%H:%M}"] = _shares(rows)
     return findings
 
 
@@ -295,29 +298,34 @@ def _latency(engine: Engine, namespace: str, start: datetime, end: datetime
 def _drift_sample(engine: Engine, namespace: str, t0: datetime, baseline_end: datetime,
                   end: datetime, schedule: Schedule, groups: list[FindingGroup]
                   ) -> dict[str, Any] | None:
-    """Reference vs current values of the drifted feature (the strongest feature_drift group;
-    without one, the feature the schedule shifted, so the plot still shows what happened)."""
+    """Reference vs current values of the drifted feature: the strongest finding of the
+    largest feature_drift group, over exactly that finding's window (the one whose n and
+    statistics the report prints next to the plot); without a drift finding, the feature the
+    schedule shifted over the incident's window, so the plot still shows what happened."""
     from logsight.sources.mlevents import read_events
 
     drifted = [g for g in groups if g.kind == "feature_drift"]
+    cur_end = end
     if drifted:
         g = max(drifted, key=lambda g: len(g.findings))
         feature = str(g.subject)
-        cur_start = g.window_start.to_pydatetime()
+        f = g.strongest
+        cur_start, cur_end = (pd.Timestamp(t, tz="UTC") if pd.Timestamp(t).tzinfo is None
+                              else pd.Timestamp(t) for t in (f.window_start, f.window_end))
     else:
         inc = schedule.incident(FEATURE_SHIFT)
         if inc is None:
             return None
         feature = inc.target
-        cur_start = inc.window(t0)[0]
+        cur_start, cur_end = inc.window(t0)
     col = f"feature.{feature}"
     ref = read_events(engine, "prediction", model=MODEL_NAME, start=t0, end=baseline_end,
                       namespace=namespace)
-    cur = read_events(engine, "prediction", model=MODEL_NAME, start=cur_start, end=end,
+    cur = read_events(engine, "prediction", model=MODEL_NAME, start=cur_start, end=cur_end,
                       namespace=namespace)
     if col not in ref or col not in cur:
         return None
     return {"feature": feature,
             "reference": ref[col].dropna().astype(float).to_numpy(),
             "current": cur[col].dropna().astype(float).to_numpy(),
-            "windows": ((t0, baseline_end), (cur_start, end))}
+            "windows": ((t0, baseline_end), (cur_start, cur_end))}

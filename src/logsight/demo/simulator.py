@@ -56,6 +56,9 @@ STEP_MS = {"gw_pre": 1.0, "fs_pre": 1.5, "store": 8.0, "fs_post": 1.5, "gw_mid":
 STEP_SIGMA = 0.25
 SESSION_MEAN, SESSION_STD = 12.0, 3.0
 LABELS = ("churn", "stay")
+# how tightly the model's confidence clusters around its mean (a Beta concentration): ~8 gives
+# a realistic spread, from just above 0.5 to nearly 1
+CONFIDENCE_CONCENTRATION = 8.0
 
 
 class SimClock:
@@ -84,7 +87,8 @@ class RequestPlan:
     features: dict[str, np.ndarray]
     label: np.ndarray  # bool: churned
     prediction: np.ndarray  # bool: predicted churn
-    score: np.ndarray  # predicted probability of churn
+    p_churn: np.ndarray  # the model's probability of churn
+    score: np.ndarray  # confidence of the predicted class: max(p_churn, 1 - p_churn)
     feedback_at: np.ndarray  # epoch seconds: when the ground truth arrives
 
     def __len__(self) -> int:
@@ -145,10 +149,10 @@ def plan_requests(
     label = rng.uniform(0.0, 1.0, n) < 1.0 / (1.0 + np.exp(-logit))
     accuracy = np.where(version == schedule.new_version, schedule.new_accuracy,
                         schedule.old_accuracy)
-    correct = rng.uniform(0.0, 1.0, n) < accuracy
+    confidence, correct = _model_outputs(rng, accuracy, schedule.old_accuracy,
+                                         concentration=CONFIDENCE_CONCENTRATION)
     prediction = np.where(correct, label, ~label)
-    confidence = rng.uniform(0.55, 0.99, n)
-    score = np.round(np.where(prediction, confidence, 1.0 - confidence), 4)
+    p_churn = np.round(np.where(prediction, confidence, 1.0 - confidence), 4)
     lo, hi = schedule.feedback_delay_hours
     feedback_at = start + rng.uniform(lo, hi, n) * 3600.0
     return RequestPlan(
@@ -164,9 +168,34 @@ def plan_requests(
         features=features,
         label=label,
         prediction=prediction,
-        score=score,
+        p_churn=p_churn,
+        score=confidence,
         feedback_at=feedback_at,
     )
+
+
+def _model_outputs(
+    rng: np.random.Generator, accuracy: np.ndarray, calibrated_accuracy: float, *,
+    concentration: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence of the predicted class, whether the prediction is right) per request.
+
+    The confidence is a Beta on [0.5, 1] whose mean is ``calibrated_accuracy``, the same for
+    every version, so the score distribution does not move when a version is swapped (score
+    drift is not what the bad-version incident is about). A request is right with probability
+    its confidence shifted by ``accuracy - calibrated_accuracy``: the version whose accuracy is
+    ``calibrated_accuracy`` is calibrated (ECE ~ 0, ROC-AUC well above 0.5), a less accurate
+    one is over-confident by the difference, as a bad model that still sounds sure is.
+    Rounded to 4 decimals (what a service would log); correctness is drawn from the rounded
+    value."""
+    n = len(accuracy)
+    mean = min(max(calibrated_accuracy, 0.5 + 1e-3), 1.0 - 1e-3)
+    mu = (mean - 0.5) / 0.5
+    confidence = np.round(0.5 + 0.5 * rng.beta(concentration * mu, concentration * (1.0 - mu),
+                                               n), 4)
+    p_correct = np.clip(confidence + (accuracy - mean), 0.0, 1.0)
+    correct = rng.uniform(0.0, 1.0, n) < p_correct
+    return confidence, correct
 
 
 # -- instrumentation ---------------------------------------------------------------------------
@@ -341,8 +370,13 @@ def emit_plan(
                     clock.t = inf_end
                     feats = {k: float(v[i]) for k, v in plan.features.items()}
                     pred = LABELS[0] if plan.prediction[i] else LABELS[1]
+                    p = float(plan.p_churn[i])
+                    # score = confidence of the predicted class (what the performance and
+                    # drift analyses read ml.score as); the class probabilities as well, so
+                    # ROC-AUC and calibration use the full distribution
                     ms.handle.log_prediction(
                         MODEL_NAME, version, feats, pred, score=float(plan.score[i]),
+                        probabilities={LABELS[0]: p, LABELS[1]: round(1.0 - p, 4)},
                         latency_ms=ms_of["inference"], request_id=rid, timestamp=inf_end)
                     stats.predictions += 1
                     _info(ms, clock, inf_end, "info",
