@@ -358,3 +358,104 @@ def test_blocked_search_equals_numpy_searchsorted(xs: list[float], ys: list[floa
     a, v = np.sort(xs), np.sort(ys)
     for side in ("left", "right"):
         assert (D._searchsorted_sorted_keys(a, v, side) == np.searchsorted(a, v, side)).all()
+
+
+# -- bad input: clear errors, nothing dropped silently ------------------------------------------
+def test_thresholds_are_validated() -> None:
+    for kw in ({"psi": -3.0}, {"psi": 0.0}, {"ks_p_value": 0.0}, {"ks_p_value": 1.0},
+               {"jensenshannon": 0.0}, {"jensenshannon": 1.5}, {"wasserstein": 0.0},
+               {"chisquare_p_value": 2.0}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            D.DriftThresholds(**kw)
+    assert D.DriftThresholds(jensenshannon=1.0).jensenshannon == 1.0  # (0, 1] is closed at 1
+
+
+def test_unknown_override_column_and_non_numeric_values_name_the_column() -> None:
+    ref = pd.DataFrame({"a": np.arange(50.0), "b": list("xy") * 25})
+    cur = pd.DataFrame({"a": [str(v) for v in np.arange(49.0)] + ["50.3y"],
+                        "b": list("xy") * 25})
+    with pytest.raises(D.UnknownColumnError) as e:
+        D.compare(ref, ref, config=D.DriftConfig(tests={"nosuch": "ks"}))
+    assert e.value.columns == ["nosuch"] and e.value.compared == ["a", "b"]
+    with pytest.raises(D.ColumnTypeError, match=r"column 'a'.*current.*'50\.3y'") as t:
+        D.compare(ref, cur)
+    assert (t.value.column, t.value.side) == ("a", "current")
+    # strings that are numbers are fine: the same answer as the float column
+    ok = D.compare(ref, cur.iloc[:49])[0]
+    assert ok.ks_p_value == pytest.approx(D.compare(ref, ref.iloc[:49])[0].ks_p_value)
+    prof = D.build_profile(ref)
+    with pytest.raises(D.UnknownColumnError):
+        D.compare_profile(prof, D.summarize_current(prof, ref),
+                          config=D.DriftConfig(tests={"zz": "psi"}))
+
+
+def test_unmatched_columns_are_reported_not_dropped() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"a": rng.normal(size=300), "gone": rng.normal(size=300)})
+    cur = pd.DataFrame({"a": rng.normal(size=200), "new": list("pq") * 100})
+    assert [r.feature for r in D.compare(ref, cur)] == ["a"]  # the default is unchanged
+    res = D.compare(ref, cur, unmatched="report")
+    assert [r.feature for r in res] == ["a", "gone", "new"]
+    gone, new = res[1], res[2]
+    assert gone.note == "not in the current data" and gone.n_reference == 300
+    assert new.note == "not in the reference data" and new.type == D.CATEGORICAL
+    assert not gone.drifted and not new.drifted and gone.test == new.test == ""
+
+
+def _files(tmp_path, ref: pd.DataFrame, cur: pd.DataFrame) -> list[str]:  # type: ignore[no-untyped-def]
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    return ["drift", "--reference", str(tmp_path / "ref.csv"), "--current",
+            str(tmp_path / "cur.csv")]
+
+
+def test_cli_drift_files_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(12)
+    ref = pd.DataFrame({"a": rng.normal(size=400), "b": rng.choice(list("xy"), 400),
+                        "c": rng.normal(size=400)})
+    cur = pd.DataFrame({"a": rng.normal(3.0, 1, size=300), "b": rng.choice(list("xy"), 300),
+                        "d": rng.normal(size=300)})
+    args = _files(tmp_path, ref, cur)
+    runner = CliRunner()
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "lacks column(s) ['c']" in res.stderr and "has column(s) ['d']" in res.stderr
+    lines = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln.strip()}
+    assert "not in the current data" in lines["c"] and "not in the reference data" in lines["d"]
+    assert "1 of 2 feature(s) drifted; not compared: c, d" in res.stdout
+    # a tiny p-value is printed as such, not as 0.000
+    p_a = next(r for r in D.compare(ref, cur) if r.feature == "a").p_value
+    assert p_a is not None and p_a < 1e-6
+    assert format(p_a, ".2g") in lines["a"]
+    js = json.loads(runner.invoke(main, [*args, "--json"]).stdout)
+    assert {f["feature"]: f["note"] for f in js["features"]}["c"] == "not in the current data"
+
+    unknown = runner.invoke(main, [*args, "--test", "nosuch=ks"])
+    assert unknown.exit_code == 2
+    assert "nosuch" in unknown.output and "['a', 'b']" in unknown.output
+
+    for opt, value in (("--psi-threshold", "-3"), ("--ks-threshold", "1"),
+                       ("--js-threshold", "0"), ("--bins", "1")):
+        bad = runner.invoke(main, [*args, opt, value])
+        assert bad.exit_code == 2 and opt in bad.output, (opt, bad.output)
+
+    header_only = _files(tmp_path, ref, cur.iloc[:0])
+    empty = runner.invoke(main, header_only)
+    assert empty.exit_code == 1 and "the current sample is empty" in empty.output
+
+    typed = cur.astype({"a": str})
+    typed.loc[5, "a"] = "50.3y"
+    wrong = runner.invoke(main, _files(tmp_path, ref, typed))
+    assert wrong.exit_code == 2
+    assert "cur.csv" in wrong.output and "'a'" in wrong.output and "50.3y" in wrong.output
+    assert "Traceback" not in wrong.output
+
+
+def test_cli_drift_help_explains_every_option() -> None:
+    text = CliRunner().invoke(main, ["drift", "--help"]).output
+    for opt in ("--bins", "--psi-threshold", "--ks-threshold", "--js-threshold"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(opt))
+        assert len(line.split(opt, 1)[1].split()) > 2, line  # more than the metavar
+    perf = " ".join(CliRunner().invoke(main, ["performance", "--help"]).output.split())
+    assert "--namespace TEXT Stream namespace" in perf and "--task [classification|regr" in perf
+    assert "needs ml.label_value" in perf

@@ -86,7 +86,8 @@ def test_burst_is_flagged_with_its_template(engine: Any, namespace: str) -> None
     assert f.evidence["new_templates"][0]["count"] == 20
     burst_ids = {doc_id for doc_id, d in docs if d["message"].startswith("payment gateway")}
     assert f.sample_ids and set(f.sample_ids[:5]) <= burst_ids
-    assert f.id == finding_id("log_anomaly", svc_a, None, f.window_start, f.window_end)
+    assert f.id == finding_id("log_anomaly", svc_a, None, f.window_start, f.window_end,
+                              f.namespace)
 
     stored = engine.get(names.FINDINGS_INDEX, f.id)
     assert stored is not None and stored["_source"]["kind"] == "log_anomaly"

@@ -246,3 +246,37 @@ def test_kpi_accuracy_correlation_known_values() -> None:
     # two windows only: no correlation claimed
     short = P.kpi_accuracy_correlation(joined[joined["timestamp"] < stamps[2]], kpis)
     assert short["ctr"]["rho"] is None and short["ctr"]["n"] == 2
+
+
+def _joined_classes(n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    labels = rng.choice(["a", "b"], n)
+    return pd.DataFrame({"request_id": [f"r{i}" for i in range(n)],
+                         "model_version": ["v1"] * (n // 2) + ["v2"] * (n - n // 2),
+                         "prediction": labels, "label": labels, "labelled": True})
+
+
+def test_task_that_does_not_fit_the_labels_is_a_clear_error() -> None:
+    joined = _joined_classes()
+    with pytest.raises(P.TaskMismatch, match=r"labels are classes: use task 'classification'") \
+            as e:
+        P.performance_report(joined, model="m", task="regression")
+    assert e.value.missing == ["label_value", "prediction_value"] and e.value.labels == "classes"
+    numeric = joined.assign(label_value=1.0, prediction_value=2.0).drop(
+        columns=["label", "prediction"])
+    with pytest.raises(P.TaskMismatch, match="labels are numbers"):
+        P.performance_report(numeric, model="m", task="classification")
+    assert P.performance_report(numeric, model="m", task="regression").metrics.mae == 1.0
+
+
+def test_baseline_version_without_predictions_is_refused() -> None:
+    joined = _joined_classes()
+    with pytest.raises(ValueError, match=r"baseline version '7'.*\['v1', 'v2'\]"):
+        P.performance_report(joined, model="m", baseline_version="7")
+    rep = P.performance_report(joined, model="m", baseline_version="v2")
+    assert [c.baseline for c in rep.version_comparisons] == ["v2"]
+    # a baseline that has predictions but no labels yet is said, not silently replaced
+    three = pd.concat([joined, joined.assign(model_version="v3", labelled=False,
+                                             request_id=lambda f: f["request_id"] + "x")])
+    rep3 = P.performance_report(three, model="m", baseline_version="v3")
+    assert len(rep3.notes) == 1 and "'v3' has no labelled predictions" in rep3.notes[0]

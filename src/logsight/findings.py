@@ -44,12 +44,14 @@ def finding_id(
     subject: str | None,
     window_start: datetime | str | None,
     window_end: datetime | str | None,
+    namespace: str | None = None,
 ) -> str:
-    """Stable id for (kind, service, subject, window)."""
-    key = "|".join(
-        [kind, service or "", subject or "", iso(window_start) or "", iso(window_end) or ""]
-    )
-    return hashlib.sha1(key.encode()).hexdigest()[:24]
+    """Stable id for (kind, service, subject, window[, namespace]): two namespaces (two teams,
+    two demo runs) analysing the same window keep their own findings."""
+    parts = [kind, service or "", subject or "", iso(window_start) or "", iso(window_end) or ""]
+    if namespace:  # appended only when set, so ids of namespace-less findings stay as they were
+        parts.append(namespace)
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -81,7 +83,8 @@ class Finding:
 
     @property
     def id(self) -> str:
-        return finding_id(self.kind, self.service, self.subject, self.window_start, self.window_end)
+        return finding_id(self.kind, self.service, self.subject, self.window_start,
+                          self.window_end, self.namespace)
 
     def to_document(self, now: datetime | None = None) -> dict[str, Any]:
         doc = asdict(self)

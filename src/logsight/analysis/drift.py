@@ -60,6 +60,23 @@ class DriftThresholds:
     jensenshannon: float = 0.1
     wasserstein: float = 0.1
 
+    def __post_init__(self) -> None:
+        # a p-value threshold outside (0, 1) or a non-positive distance threshold makes every
+        # feature drift (or none): always a mistake, so it is refused rather than obeyed
+        for name in ("ks_p_value", "chisquare_p_value"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name} threshold must be in (0, 1), got {v}")
+        if not 0.0 < self.jensenshannon <= 1.0:
+            raise ValueError(f"jensenshannon threshold must be in (0, 1], got "
+                             f"{self.jensenshannon}")
+        for name in ("psi", "wasserstein"):
+            v = getattr(self, name)
+            if not v > 0.0:
+                raise ValueError(f"{name} threshold must be > 0, got {v}")
+        if not self.psi_warning >= 0.0:
+            raise ValueError(f"psi_warning threshold must be >= 0, got {self.psi_warning}")
+
     def for_test(self, test: str) -> float:
         return {
             "ks": self.ks_p_value,
@@ -102,6 +119,42 @@ class DriftConfig:
                     f"unknown drift test {test!r} for column {col!r}; "
                     f"expected one of {sorted(DRIFT_TESTS)}"
                 )
+
+
+class UnknownColumnError(ValueError):
+    """A per-column test override names a column that is not compared."""
+
+    def __init__(self, columns: Sequence[str], compared: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.compared = list(compared)
+        super().__init__(f"test override for column(s) {self.columns} that are not compared; "
+                         f"compared columns: {self.compared}")
+
+
+class ColumnTypeError(ValueError):
+    """A column compared as numeric holds a value that is not a number on one side."""
+
+    def __init__(self, column: str, side: Literal["reference", "current"], detail: str) -> None:
+        self.column, self.side, self.detail = column, side, detail
+        super().__init__(f"column {column!r} is compared as numeric but the {side} data has "
+                         f"non-numeric values ({detail})")
+
+
+def _check_overrides(config: DriftConfig, compared: Sequence[str]) -> None:
+    unknown = [c for c in config.tests if c not in compared]
+    if unknown:
+        raise UnknownColumnError(unknown, compared)
+
+
+def _numeric_values(values: Any, column: str, side: Literal["reference", "current"]) -> Any:
+    """``values`` as something numpy turns into floats; only an object column (strings from a
+    CSV, say) is converted here, so numeric columns cost nothing extra."""
+    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
+        try:
+            return np.asarray(values, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise ColumnTypeError(column, side, str(e)) from None
+    return values
 
 
 def default_test(kind: str, n_reference: int, n_current: int, *, small_sample: int = 1000) -> str:
@@ -685,8 +738,14 @@ def compare(
     columns: Sequence[str] | None = None,
     config: DriftConfig | None = None,
     kinds: Mapping[str, str] | None = None,
+    unmatched: Literal["skip", "report"] = "skip",
 ) -> list[FeatureDrift]:
-    """Drift of every shared column (or ``columns``) from raw rows."""
+    """Drift of every shared column (or ``columns``) from raw rows. With
+    ``unmatched="report"`` (and no ``columns``) a column present on one side only is listed
+    too, as a row with ``drifted=False`` and a ``note`` saying which side lacks it, so it is
+    not dropped silently. Raises :class:`UnknownColumnError` for a ``config.tests`` override
+    of a column that is not compared and :class:`ColumnTypeError` for a numeric column with
+    non-numeric values."""
     config = config or DriftConfig()
     cols = list(columns) if columns is not None else [c for c in reference if c in current]
     missing = [c for c in cols if c not in reference or c not in current]
@@ -694,20 +753,55 @@ def compare(
         raise ValueError(f"columns missing from reference or current data: {missing}")
     if not cols:
         raise ValueError("reference and current data share no columns")
+    _check_overrides(config, cols)
     results = []
     for col in cols:
         kind = (kinds or {}).get(col) or feature_kind(
             reference[col], categorical_max_unique=config.categorical_max_unique
         )
         if kind == NUMERIC:
-            results.append(_numeric_raw(col, reference[col], current[col], config))
+            results.append(_numeric_raw(
+                col, _numeric_values(reference[col], col, "reference"),
+                _numeric_values(current[col], col, "current"), config,
+            ))
         else:
             rs, cs = reference[col], current[col]
             results.append(_categorical_from_counts(
                 col, category_counts(rs), category_counts(cs), config,
                 int(rs.isna().sum()), int(cs.isna().sum()),
             ))
-    return _finalise(results, config)
+    results = _finalise(results, config)
+    if unmatched == "report" and columns is None:
+        results = _with_unmatched(results, reference, current, config)
+    return results
+
+
+def _with_unmatched(results: list[FeatureDrift], reference: pd.DataFrame,
+                    current: pd.DataFrame, config: DriftConfig) -> list[FeatureDrift]:
+    """``results`` plus a noted row per column found on one side only: reference columns in
+    their order, then the current data's extra ones."""
+    by_name = {r.feature: r for r in results}
+    out: list[FeatureDrift] = []
+    for col, side, other in ([(c, reference, "current") for c in reference]
+                             + [(c, current, "reference") for c in current
+                                if c not in reference]):
+        if col in by_name:
+            out.append(by_name[col])
+            continue
+        s = side[col]
+        fd = FeatureDrift(
+            feature=str(col),
+            type=feature_kind(s, categorical_max_unique=config.categorical_max_unique),
+            test="", statistic=None, p_value=None, threshold=0.0, drifted=False,
+            note=f"not in the {other} data",
+        )
+        n, miss = int(s.notna().sum()), int(s.isna().sum())
+        if other == "current":
+            fd.n_reference, fd.missing_reference = n, miss
+        else:
+            fd.n_current, fd.missing_current = n, miss
+        out.append(fd)
+    return out
 
 
 # -- profiles (binned comparison) ------------------------------------------------------------
@@ -863,7 +957,7 @@ def summarize_current(profile: ReferenceProfile, current: pd.DataFrame) -> Curre
             raise ValueError(f"feature {name!r} of the profile is not in the current data")
         s = current[name]
         if isinstance(fp, NumericProfile):
-            a = np.asarray(s, dtype=float)
+            a = np.asarray(_numeric_values(s, name, "current"), dtype=float)
             v = np.sort(a[~np.isnan(a)])
             edges = np.asarray(fp.edges, dtype=float)
             out[name] = NumericSummary(
@@ -931,6 +1025,7 @@ def compare_profile(
 ) -> list[FeatureDrift]:
     """Drift from a stored profile and binned current counts (no raw rows)."""
     config = config or DriftConfig(bins=profile.bins, fine_bins=profile.fine_bins)
+    _check_overrides(config, list(profile.features))
     results: list[FeatureDrift] = []
     for name, fp in profile.features.items():
         cs = current.get(name)

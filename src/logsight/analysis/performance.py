@@ -71,6 +71,50 @@ def infer_task(frame: pd.DataFrame) -> Task:
     return "classification"
 
 
+class TaskMismatch(ValueError):
+    """The task asked for does not fit the labels: regression needs numeric labels and
+    predictions (``label_value``, ``prediction_value``), classification class labels and
+    predictions (``label``, ``prediction``). ``labels`` says what the labels are instead
+    (``"classes"``, ``"numbers"`` or None when there are neither)."""
+
+    def __init__(self, task: str, model: str | None, missing: Sequence[str],
+                 labels: str | None) -> None:
+        self.task, self.model, self.missing, self.labels = task, model, list(missing), labels
+        self.suggested: Task = "classification" if task == "regression" else "regression"
+        needs = ("numeric labels (label_value) and predictions (prediction_value)"
+                 if task == "regression" else "class labels (label) and predictions (prediction)")
+        who = f"model {model!r}" if model else "the data"
+        what = (f"; {who}'s labels are {labels}: use task {self.suggested!r}" if labels
+                else f"; {who}'s labelled predictions have no {self.missing}")
+        super().__init__(f"task {task!r} needs {needs}{what}")
+
+
+TASK_COLUMNS: dict[str, tuple[str, str]] = {
+    "classification": ("label", "prediction"),
+    "regression": ("label_value", "prediction_value"),
+}
+
+
+def check_task(joined: pd.DataFrame, task: Task, *, model: str | None = None) -> None:
+    """Raise :class:`TaskMismatch` when the labelled rows of ``joined`` have no value at all
+    in a column ``task`` is computed from (a partly missing column is the metrics' business:
+    they drop the missing rows)."""
+    lab = joined[joined["labelled"]] if "labelled" in joined else joined
+    if not len(lab):
+        return
+
+    def has(c: str) -> bool:
+        return c in lab and bool(lab[c].notna().any())
+
+    missing = [c for c in TASK_COLUMNS[task] if not has(c)]
+    if missing:
+        other = "classification" if task == "regression" else "regression"
+        labels = None
+        if all(has(c) for c in TASK_COLUMNS[other]):
+            labels = "classes" if other == "classification" else "numbers"
+        raise TaskMismatch(task, model, missing, labels)
+
+
 # -- metrics ---------------------------------------------------------------------------------
 @dataclass
 class ReliabilityBin:
@@ -357,6 +401,7 @@ class PerformanceReport:
     kpis: list[KpiReport] = field(default_factory=list)
     kpi_changes: list[KpiChange] = field(default_factory=list)
     kpi_accuracy_correlation: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -521,6 +566,11 @@ def performance_report(
     per-``kpi_window`` accuracy with the per-window KPI mean."""
     task = task or infer_task(joined if len(joined) else (reference if reference is not None
                                                           else joined))
+    if task not in TASK_COLUMNS:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    check_task(joined, task, model=model)
+    if reference is not None:
+        check_task(reference, task, model=model)
     metric = "accuracy" if task == "classification" else "mae"
     n = len(joined)
     nl = int(joined["labelled"].sum()) if n else 0
@@ -550,7 +600,14 @@ def performance_report(
             rep.degradation.append(compare_losses(
                 losses(ref, task), cur, baseline_name=f"{v}@reference", candidate_name=v, **kw
             ))
+    if baseline_version is not None and n and baseline_version not in loss_by_version:
+        raise ValueError(f"baseline version {baseline_version!r} has no predictions in the "
+                         f"window; versions: {sorted(loss_by_version)}")
     labelled = {v: len(x) for v, x in loss_by_version.items() if len(x)}
+    if baseline_version is not None and baseline_version in loss_by_version and (
+            baseline_version not in labelled and len(labelled) >= 2):
+        rep.notes.append(f"baseline version {baseline_version!r} has no labelled predictions "
+                         "yet: versions are compared with the most labelled one instead")
     if len(labelled) >= 2:
         base = baseline_version if baseline_version in labelled else max(
             labelled, key=lambda v: (labelled[v], v)

@@ -3,30 +3,69 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 import pandas as pd
 
+from logsight import names
 from logsight.analysis import drift as D
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.timeutil import as_utc, iso, parse_time
 
 JSON_KEYS = ("feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
              "wasserstein", "drifted")
+TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
+# below this a p-value is printed in scientific notation: 0.000 would read as "exactly 0"
+_P_SCIENTIFIC_BELOW = 1e-3
 
 
-def _when(value: str | None, name: str) -> datetime | None:
+def _when(value: str | None, name: str, now: datetime) -> datetime | None:
+    """:func:`logsight.timeutil.parse_time`, plus the other ISO spellings pandas accepted
+    before (``2024/05/01``, basic ``20240501T100000``, nanoseconds); those must start with a
+    four-digit year, so an age like ``6h`` can never become year 1 again."""
     if value is None:
         return None
     try:
-        ts = pd.Timestamp(value)
+        return as_utc(parse_time(value, now=now))
     except ValueError as e:
-        raise click.BadParameter(f"not a date/time: {value!r} (use ISO 8601)",
-                                 param_hint=name) from e
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.to_pydatetime()
+        reason = str(e)
+    text = value.strip()
+    if text[:4].isdigit():
+        try:
+            ts = pd.Timestamp(text)
+        except (ValueError, TypeError, OverflowError):
+            ts = None
+        if ts is not None and not pd.isna(ts) and ts.year >= 1970:
+            if ts.tzinfo is None:
+                ts = ts.tz_localize("UTC")
+            return as_utc(ts.to_pydatetime())
+    raise click.BadParameter(f"not a date/time: {value!r} {reason} (use {TIME_HELP})",
+                             param_hint=name)
+
+
+def _window(start: str | None, end: str | None, names_: tuple[str, str],
+            now: datetime) -> tuple[datetime, datetime] | None:
+    s, e = _when(start, names_[0], now), _when(end, names_[1], now)
+    if s is None and e is None:
+        return None
+    if s is None or e is None:
+        raise click.UsageError(f"give both {names_[0]} and {names_[1]}, or neither")
+    if not s < e:
+        raise click.BadParameter(
+            f"{start!r} ({iso(s, timespec='seconds')}) must be before {names_[1]} {end!r} "
+            f"({iso(e, timespec='seconds')})", param_hint=names_[0])
+    return s, e
+
+
+def _namespace(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return names.check_namespace(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--namespace") from None
 
 
 def _config(bins: int, correction: str, tests: tuple[str, ...], psi_threshold: float | None,
@@ -38,16 +77,33 @@ def _config(bins: int, correction: str, tests: tuple[str, ...], psi_threshold: f
         col, test = t.split("=", 1)
         overrides[col] = test
     th = D.DriftThresholds()
-    th = D.DriftThresholds(
-        ks_p_value=ks_threshold if ks_threshold is not None else th.ks_p_value,
-        psi=psi_threshold if psi_threshold is not None else th.psi,
-        jensenshannon=js_threshold if js_threshold is not None else th.jensenshannon,
-    )
     try:
+        th = D.DriftThresholds(
+            ks_p_value=ks_threshold if ks_threshold is not None else th.ks_p_value,
+            psi=psi_threshold if psi_threshold is not None else th.psi,
+            jensenshannon=js_threshold if js_threshold is not None else th.jensenshannon,
+        )
         return D.DriftConfig(bins=bins, correction=correction,  # type: ignore[arg-type]  # click.Choice checked it
                              tests=overrides, thresholds=th)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
+
+
+def _p_text(rows: list[dict[str, Any]], key: str) -> None:
+    """Format ``key`` in place: small p-values in scientific notation (1.2e-07), the rest
+    with 4 significant digits; right-aligned by padding, as print_table aligns strings left."""
+    texts = []
+    for row in rows:
+        v = row.get(key)
+        if v is None:
+            texts.append("")
+        elif v == 0 or v >= _P_SCIENTIFIC_BELOW:
+            texts.append(format(v, ".4g"))
+        else:
+            texts.append(format(v, ".2g"))
+    width = max([len(key), *map(len, texts)])
+    for row, t in zip(rows, texts, strict=True):
+        row[key] = t.rjust(width)
 
 
 def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) -> None:
@@ -63,10 +119,63 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
     rows = [r.to_dict() for r in results]
     for row in rows:
         row["drifted"] = "DRIFT" if row["drifted"] else ("warn" if row["warning"] else "")
-    print_table(rows, ["feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
-                       "wasserstein", "drifted"], floatfmt=".4g")
-    n = sum(r.drifted for r in results)
-    click.echo(f"\n{n} of {len(results)} feature(s) drifted")
+    _p_text(rows, "p_value")
+    cols = ["feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
+            "wasserstein", "drifted"]
+    if any(r.note for r in results):
+        cols.append("note")
+    print_table(rows, cols, floatfmt=".4g")
+    compared = [r for r in results if r.test]
+    n = sum(r.drifted for r in compared)
+    line = f"\n{n} of {len(compared)} feature(s) drifted"
+    skipped = [r.feature for r in results if not r.test]
+    if skipped:
+        line += f"; not compared: {', '.join(skipped)}"
+    click.echo(line)
+
+
+def _drift_files(reference_file: str, current_file: str, columns: tuple[str, ...],
+                 config: D.DriftConfig) -> list[D.FeatureDrift]:
+    from logsight.sources.mlevents import read_file
+
+    try:
+        ref, cur = read_file(reference_file), read_file(current_file)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    for frame, path in ((ref, reference_file), (cur, current_file)):
+        if frame.empty:
+            side = "reference" if frame is ref else "current"
+            raise click.ClickException(f"the {side} sample is empty: {path} has no rows")
+    for col in columns:
+        for frame, path in ((ref, reference_file), (cur, current_file)):
+            if col not in frame:
+                raise click.BadParameter(
+                    f"column {col!r} is not in {path}; its columns: {list(frame.columns)}",
+                    param_hint="--column")
+    if not columns:
+        only_ref = [str(c) for c in ref.columns if c not in cur]
+        only_cur = [str(c) for c in cur.columns if c not in ref]
+        if only_ref:
+            click.echo(f"warning: {current_file} lacks column(s) {only_ref} of "
+                       f"{reference_file}: not compared", err=True)
+        if only_cur:
+            click.echo(f"warning: {current_file} has column(s) {only_cur} that "
+                       f"{reference_file} lacks: not compared", err=True)
+    try:
+        return D.compare(ref, cur, columns=list(columns) or None, config=config,
+                         unmatched="report")
+    except D.UnknownColumnError as e:
+        raise click.BadParameter(
+            f"unknown column(s) {e.columns}; compared columns: {e.compared}",
+            param_hint="--test") from None
+    except D.ColumnTypeError as e:
+        path = current_file if e.side == "current" else reference_file
+        why = f"it is numeric in {reference_file}" if e.side == "current" else "it is numeric"
+        raise click.BadParameter(
+            f"{path}: column {e.column!r} has non-numeric values ({e.detail}), but {why}",
+            param_hint=f"--{e.side}") from None
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
 
 
 @click.command()
@@ -76,21 +185,27 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
               help="Current data file (CSV, Parquet or NDJSON).")
 @click.option("--model", help="Model name (cluster mode).")
 @click.option("--version", "model_version", help="Only this model version (cluster mode).")
-@click.option("--reference-from", help="Reference window start (ISO 8601).")
-@click.option("--reference-to", help="Reference window end (exclusive).")
+@click.option("--reference-from", help=f"Reference window start: {TIME_HELP}.")
+@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}.")
 @click.option("--reference-profile", help="Id of a stored reference profile (cluster mode).")
-@click.option("--current-from", help="Current window start (ISO 8601).")
-@click.option("--current-to", help="Current window end (exclusive).")
+@click.option("--current-from", help=f"Current window start: {TIME_HELP}.")
+@click.option("--current-to", help=f"Current window end (exclusive): {TIME_HELP}.")
 @click.option("--namespace", default=None, help="Stream namespace (default: all).")
 @click.option("--column", "columns", multiple=True, help="Only these columns (files).")
-@click.option("--bins", default=D.DEFAULT_BINS, show_default=True, type=click.IntRange(2))
+@click.option("--bins", default=D.DEFAULT_BINS, show_default=True, type=click.IntRange(2),
+              help="Reference-quantile bins for PSI and Jensen-Shannon (at least 2).")
 @click.option("--test", "tests", multiple=True, metavar="COLUMN=TEST",
               help=f"Override the preset test for a column ({', '.join(sorted(D.DRIFT_TESTS))}).")
 @click.option("--correction", type=click.Choice(["none", "bh"]), default="none",
               show_default=True, help="Benjamini-Hochberg across features.")
-@click.option("--psi-threshold", type=float, default=None)
-@click.option("--ks-threshold", type=float, default=None)
-@click.option("--js-threshold", type=float, default=None)
+@click.option("--psi-threshold", type=click.FloatRange(0, min_open=True), default=None,
+              help=f"Drift when PSI is above this (> 0; default {D.DriftThresholds.psi}).")
+@click.option("--ks-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Drift when the KS p-value is below this (in (0, 1); "
+              f"default {D.DriftThresholds.ks_p_value}).")
+@click.option("--js-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Drift when the Jensen-Shannon distance is above this (in (0, 1]; "
+              f"default {D.DriftThresholds.jensenshannon}).")
 @click.option("--save-profile", default=None, metavar="NAME",
               help="Cluster mode: store the reference window's profile under NAME.")
 @click.option("--no-write", is_flag=True, help="Cluster mode: do not write findings.")
@@ -113,47 +228,51 @@ def drift(
             raise click.UsageError("give both --reference and --current files")
         if model:
             raise click.UsageError("--model is for the cluster; files take no --model")
-        from logsight.sources.mlevents import read_file
-
-        try:
-            ref, cur = read_file(reference_file), read_file(current_file)
-            results = D.compare(ref, cur, columns=list(columns) or None, config=config)
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from e
-        _print(results, as_json, {})
+        _print(_drift_files(reference_file, current_file, columns, config), as_json, {})
         return
     if not model:
         raise click.UsageError("give --reference/--current files, or --model with windows")
-    cs, ce = _when(current_from, "--current-from"), _when(current_to, "--current-to")
-    if cs is None or ce is None:
+    now = datetime.now(UTC)
+    current = _window(current_from, current_to, ("--current-from", "--current-to"), now)
+    if current is None:
         raise click.UsageError("cluster mode needs --current-from and --current-to")
-    rs, re_ = _when(reference_from, "--reference-from"), _when(reference_to, "--reference-to")
+    ref_window = _window(reference_from, reference_to, ("--reference-from", "--reference-to"),
+                         now)
     reference: Any
     if reference_profile:
         reference = reference_profile
-    elif rs is not None and re_ is not None:
-        reference = (rs, re_)
+    elif ref_window is not None:
+        reference = ref_window
     else:
         raise click.UsageError(
             "cluster mode needs --reference-from/--reference-to or --reference-profile")
+    ns = _namespace(namespace)
     from logsight.engine import EngineError
     from logsight.sources import mlevents as M
 
     engine = engine_from(url)
     try:
+        M.require_predictions(engine, model=model, start=current[0], end=current[1],
+                              version=model_version, namespace=ns, what="current ")
         extra: dict[str, Any] = {}
         if save_profile and isinstance(reference, tuple):
             prof, fields = M.profile_from_cluster(
                 engine, model=model, start=reference[0], end=reference[1],
-                version=model_version, namespace=namespace, config=config)
+                version=model_version, namespace=ns, config=config)
             extra["profile_id"] = M.store_profile(
                 engine, prof, model=model, version=model_version, name=save_profile,
-                fields=fields, window=reference, namespace=namespace)
+                fields=fields, window=reference, namespace=ns)
             reference = M.StoredProfile(extra["profile_id"], model, model_version, prof,
                                         fields, "window")
         results, findings = M.run_drift(
-            engine, model=model, reference=reference, current=(cs, ce),
-            version=model_version, namespace=namespace, config=config, write=not no_write)
+            engine, model=model, reference=reference, current=current,
+            version=model_version, namespace=ns, config=config, write=not no_write)
+    except M.NoPredictions as e:
+        raise click.ClickException(str(e)) from None
+    except D.UnknownColumnError as e:
+        raise click.BadParameter(
+            f"unknown column(s) {e.columns}; compared columns: {e.compared}",
+            param_hint="--test") from None
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
     except EngineError as e:
@@ -167,15 +286,19 @@ def drift(
 @click.command()
 @click.option("--model", required=True, help="Model name.")
 @click.option("--version", "model_version", help="Only this model version.")
-@click.option("--from", "start", required=True, help="Window start (ISO 8601).")
-@click.option("--to", "end", required=True, help="Window end (exclusive).")
-@click.option("--reference-from", help="Reference window start, for degradation.")
-@click.option("--reference-to", help="Reference window end.")
-@click.option("--task", type=click.Choice(["classification", "regression"]), default=None)
+@click.option("--from", "start", required=True, help=f"Window start: {TIME_HELP}.")
+@click.option("--to", "end", required=True, help=f"Window end (exclusive): {TIME_HELP}.")
+@click.option("--reference-from",
+              help=f"Reference window start, for degradation: {TIME_HELP}.")
+@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}.")
+@click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
+              help="Metrics to compute: classification (accuracy, F1, ROC-AUC, calibration; "
+              "needs ml.label) or regression (MAE, RMSE, MAPE; needs ml.label_value). "
+              "Default: guessed from the labels.")
 @click.option("--baseline-version", default=None, help="Version the others are compared with.")
 @click.option("--kpi-lower-is-better", multiple=True, metavar="NAME",
               help="A KPI whose lower values are better (e.g. latency); repeatable.")
-@click.option("--namespace", default=None)
+@click.option("--namespace", default=None, help="Stream namespace (default: all).")
 @click.option("--no-write", is_flag=True, help="Do not write findings.")
 @url_option
 @json_option
@@ -186,27 +309,46 @@ def performance(
     url: str | None, as_json: bool,
 ) -> None:
     """Model quality over predictions joined with (late) feedback, per version."""
-    s, e = _when(start, "--from"), _when(end, "--to")
-    rs, re_ = _when(reference_from, "--reference-from"), _when(reference_to, "--reference-to")
-    if (rs is None) != (re_ is None):
-        raise click.UsageError("give both --reference-from and --reference-to, or neither")
+    now = datetime.now(UTC)
+    window = _window(start, end, ("--from", "--to"), now)
+    assert window is not None  # both options are required
+    reference = _window(reference_from, reference_to, ("--reference-from", "--reference-to"),
+                        now)
+    ns = _namespace(namespace)
+    from logsight.analysis.performance import TaskMismatch
     from logsight.engine import EngineError
     from logsight.sources import mlevents as M
 
     engine = engine_from(url)
     try:
+        M.require_predictions(engine, model=model, start=window[0], end=window[1],
+                              version=model_version, namespace=ns)
         report, findings = M.run_performance(
-            engine, model=model, start=s, end=e,  # type: ignore[arg-type]  # required options
-            version=model_version, reference=(rs, re_) if rs and re_ else None,
-            namespace=namespace, task=task,  # type: ignore[arg-type]  # click.Choice
+            engine, model=model, start=window[0], end=window[1], version=model_version,
+            reference=reference, namespace=ns,
+            task=task,  # type: ignore[arg-type]  # click.Choice checked it
             baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
             write=not no_write)
+    except M.NoPredictions as err:
+        raise click.ClickException(str(err)) from None
+    except TaskMismatch as err:
+        if task is None or err.labels is None:
+            raise click.BadParameter(str(err), param_hint="--task") from None
+        need = ("numeric labels (ml.label_value)" if err.task == "regression"
+                else "class labels (ml.label)")
+        raise click.BadParameter(
+            f"--task {err.task} needs {need}; model {model!r}'s labels are {err.labels}: "
+            f"use --task {err.suggested}", param_hint="--task") from None
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
     except EngineError as err:
         raise click.ClickException(str(err)) from err
     finally:
         engine.close()
+    _print_performance(report, findings, as_json)
+
+
+def _print_performance(report: Any, findings: list[Any], as_json: bool) -> None:
     if as_json:
         print_json({"report": report.to_dict(), "findings": [f.to_document() for f in findings]})
         return
@@ -222,6 +364,16 @@ def performance(
     metric_cols = (["accuracy", "f1_macro", "roc_auc", "ece", "brier"] if report.task ==
                    "classification" else ["mae", "rmse", "mape"])
     print_table(rows, ["version", "predictions", "labelled", "coverage", *metric_cols])
+    comps = [*report.degradation, *report.version_comparisons]
+    if comps:
+        click.echo("")
+        crow = [{"candidate": c.candidate, "baseline": c.baseline, "metric": c.metric,
+                 "candidate_value": c.candidate_value, "baseline_value": c.baseline_value,
+                 "loss_diff": c.loss_diff, "p_value": c.p_value,
+                 "worse": "WORSE" if c.worse else ""} for c in comps]
+        _p_text(crow, "p_value")
+        print_table(crow, ["candidate", "baseline", "metric", "candidate_value",
+                           "baseline_value", "loss_diff", "p_value", "worse"])
     if report.kpis:
         click.echo("")
         print_table([asdict(k) for k in report.kpis],
@@ -231,5 +383,7 @@ def performance(
             p = "n/a" if c.get("p_value") is None else f"{c['p_value']:.2g}"
             click.echo(f"{name} vs accuracy: Spearman rho {rho} (p {p}, "
                        f"{c.get('n')} windows of {c.get('window')})")
+    for note in report.notes:
+        click.echo(f"\nnote: {note}")
     for f in findings:
         click.echo(f"\n[{f.severity}] {f.kind}: {f.title}\n  {f.summary}")

@@ -119,6 +119,110 @@ def _check_window(start: datetime | str, end: datetime | str, what: str) -> None
                          f"{iso(end)}")
 
 
+# -- "no data" answers -----------------------------------------------------------------------
+class NoPredictions(ValueError):
+    """No prediction events match what was asked (model, version, namespace, window). A
+    ValueError, so callers that treat it as bad input keep working; the CLI answers it as
+    "no data" (exit 1) and its message says what exists instead."""
+
+
+_SEEN_LIMIT = 20
+_BACKING_PREFIX = ".ds-" + names.stream_pattern(names.MLEVENTS).rstrip("*")
+
+
+def _namespace_of(index: str) -> str:
+    """``.ds-mlevents-logsight-<ns>-...`` (a data stream's backing index) -> ``<ns>``;
+    namespaces contain no '-', so the first '-' after the prefix ends it."""
+    rest = index[len(_BACKING_PREFIX):] if index.startswith(_BACKING_PREFIX) else index
+    return rest.split("-", 1)[0]
+
+
+def _seen(values: Sequence[str]) -> str:
+    shown = sorted(values)[:_SEEN_LIMIT]
+    more = f" (+{len(values) - _SEEN_LIMIT} more)" if len(values) > _SEEN_LIMIT else ""
+    return f"{shown}{more}"
+
+
+def describe_missing_predictions(
+    engine: Engine,
+    *,
+    model: str,
+    start: datetime | str,
+    end: datetime | str,
+    version: str | None = None,
+    namespace: str | None = None,
+    what: str = "",
+) -> str:
+    """Why nothing matched, for an error message: what was searched, then what exists (the
+    models, or the model's versions, seen in that namespace and window; when the model has
+    no predictions there, where and when it does have some). ``what`` names the window
+    (``"reference window "``). Two aggregation queries."""
+    asked = f"no predictions of model {model!r}"
+    if version is not None:
+        asked += f" version {version!r}"
+    if namespace:
+        asked += f" in namespace {namespace!r}"
+    asked += f" in the {what}window " if what else " "
+    asked += f"[{iso(start, timespec='seconds')}, {iso(end, timespec='seconds')})"
+    window_q = event_query("prediction", start=start, end=end)
+    resp = _search(engine, namespace, {
+        "size": 0, "query": window_q,
+        "aggs": {"models": {"terms": {"field": F.ML_MODEL, "size": 1000}},
+                 "model": {"filter": {"term": {F.ML_MODEL: model}},
+                           "aggs": {"versions": {"terms": {"field": F.ML_VERSION,
+                                                           "size": 1000}}}}},
+    })
+    a = resp.get("aggregations") or {}
+    models = [str(b["key"]) for b in a.get("models", {}).get("buckets", [])]
+    versions = [str(b["key"]) for b in a.get("model", {}).get("versions", {}).get("buckets", [])]
+    where = f"namespace {namespace!r}" if namespace else "any namespace"
+    if model in models:
+        return f"{asked}; versions of {model!r} seen there: {_seen(versions)}"
+    parts = [asked]
+    parts.append(f"models seen there: {_seen(models)}" if models
+                 else f"no predictions of any model in {where} in that window")
+    # where and when the model does have predictions, e.g. a window given the wrong way
+    elsewhere = _search(engine, None, {
+        "size": 0, "query": event_query("prediction", model=model, version=version),
+        "aggs": {"first": {"min": {"field": F.TIMESTAMP}},
+                 "last": {"max": {"field": F.TIMESTAMP}},
+                 "ns": {"terms": {"field": "_index", "size": 1000}}},
+    })
+    b = elsewhere.get("aggregations") or {}
+    first, last = b.get("first", {}).get("value"), b.get("last", {}).get("value")
+    who = f"model {model!r}" + (f" version {version!r}" if version is not None else "")
+    if first is None:
+        parts.append(f"{who} has no predictions in any namespace at any time")
+    else:
+        nss = sorted({_namespace_of(str(x["key"])) for x in b.get("ns", {}).get("buckets", [])})
+        t0, t1 = (iso(pd.Timestamp(t, unit="ms", tz="UTC").to_pydatetime(), timespec="seconds")
+                  for t in (first, last))
+        parts.append(f"{who} has predictions from {t0} to {t1} in namespace(s) {_seen(nss)}")
+    return "; ".join(parts)
+
+
+def require_predictions(
+    engine: Engine,
+    *,
+    model: str,
+    start: datetime | str,
+    end: datetime | str,
+    version: str | None = None,
+    namespace: str | None = None,
+    what: str = "",
+) -> int:
+    """The number of predictions of ``model`` (``version``) in [start, end); raises
+    :class:`NoPredictions` (message from :func:`describe_missing_predictions`) when none."""
+    n = engine.count(index_for(namespace),
+                     event_query("prediction", model=model, start=start, end=end,
+                                 version=version))
+    if n == 0:
+        raise NoPredictions(describe_missing_predictions(
+            engine, model=model, start=start, end=end, version=version, namespace=namespace,
+            what=what))
+    return n
+
+
 def _frame(hits: Iterator[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([flatten(h["_source"]) for h in hits])
 
@@ -322,8 +426,9 @@ def profile_from_cluster(
                                        "aggs": aggs})
     total = int(resp["hits"]["total"]["value"])
     if total == 0:
-        raise ValueError(f"no predictions of model {model!r} in the reference window "
-                         f"[{iso(start)}, {iso(end)})")
+        raise NoPredictions(describe_missing_predictions(
+            engine, model=model, start=start, end=end, version=version, namespace=namespace,
+            what="reference "))
     a = resp["aggregations"]
     feats: dict[str, D.NumericProfile | D.CategoricalProfile] = {}
     pending: dict[str, tuple[int, np.ndarray, np.ndarray, dict[str, Any]]] = {}
@@ -675,6 +780,13 @@ def run_performance(
     if reference is not None:
         ref = read_joined(engine, model=model, start=reference[0], end=reference[1],
                           version=version, namespace=namespace)
+    if baseline_version is not None and baseline_version != version:
+        # asked for by name: a version without predictions is an answer, not a fallback
+        try:
+            require_predictions(engine, model=model, start=start, end=end,
+                                version=baseline_version, namespace=namespace)
+        except NoPredictions as e:
+            raise NoPredictions(f"baseline version {baseline_version!r}: {e}") from None
     task = task or guess_task(joined if len(joined) else ref)
     kpis = read_events(engine, "kpi", model=model, start=start, end=end, version=version,
                        namespace=namespace)
@@ -685,6 +797,11 @@ def run_performance(
         min_labels=min_labels, random_state=random_state,
         kpi_lower_is_better=kpi_lower_is_better,
     )
+    if reference is not None and (ref is None or not len(ref)):
+        report.notes.append(
+            f"no predictions of model {model!r} in the reference window "
+            f"[{iso(reference[0], timespec='seconds')}, {iso(reference[1], timespec='seconds')})"
+            ": no degradation check")
     findings = P.performance_findings(report, service=_service_of(engine, model, namespace),
                                       namespace=namespace)
     if write and findings:
