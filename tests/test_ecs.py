@@ -16,7 +16,10 @@ from tests.conftest import DATASETS
 
 from logsight.ecs import (
     ECS_VERSION,
+    EventIds,
     Service,
+    _nest_generic,
+    dumps,
     dumps_line,
     dumps_source,
     format_timestamp,
@@ -122,7 +125,7 @@ def test_lines_pass_the_ecs_logging_spec() -> None:
         raise ValueError("bad")
     except ValueError as e:
         exc = e
-    events = [
+    events: list[dict[str, Any]] = [
         {"event": "plain"},
         {"event": "with extras", "user": {"id": 3}, "labels": {"a.b*c\\d": "v"}},
         {"event": "error", "exc_info": exc},
@@ -219,3 +222,117 @@ def test_never_mutates_and_always_serialises(event: dict[str, Any]) -> None:
         parsed = json.loads(blob)
         assert isinstance(parsed, dict)
     assert repr(event) == repr(before)  # repr: NaN != NaN would defeat ==
+
+
+# -- the fast serialiser (compiled nesting plans + orjson) ----------------------------------
+dotted_keys = st.lists(st.sampled_from(["a", "b", "c", "@t", "log", "level", ""]),
+                       min_size=1, max_size=4).map(".".join)
+plain_values = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5)
+flat_values = plain_values | st.dictionaries(st.sampled_from(["x", "y"]), plain_values,
+                                             max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(dotted_keys, flat_values, max_size=8),
+       st.sampled_from([(), ("log.level", "ecs.version"), ("a.b",)]))
+def test_compiled_nesting_equals_the_generic_walk(flat: dict[str, Any],
+                                                  keep: tuple[str, ...]) -> None:
+    """Property: the per-shape plan gives exactly the generic walk's result (key order
+    included), whether or not the shape has conflicts; run twice so the cached plan is used."""
+    before = copy.deepcopy(flat)
+    expected = _nest_generic(flat, keep)
+    for _ in range(2):
+        got = nest(flat, keep)
+        assert got == expected
+        assert json.dumps(got) == json.dumps(expected)  # same order at every level
+    assert flat == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), plain_values | st.floats(allow_nan=False,
+                                                                    allow_infinity=False),
+                       max_size=6))
+def test_fast_encoder_agrees_with_the_stdlib(doc: dict[str, Any]) -> None:
+    out = dumps(doc)
+    out.decode("utf-8")  # strict: valid UTF-8
+    expected = json.loads(json.dumps(doc, ensure_ascii=False).encode("utf-8", "replace"))
+    if all(_utf8_ok(k) and (not isinstance(v, str) or _utf8_ok(v)) for k, v in doc.items()):
+        assert json.loads(out) == expected
+
+
+def _utf8_ok(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def test_non_finite_numbers_become_null() -> None:
+    """NaN / inf have no JSON form: null (the field is absent for the cluster), never an
+    error and never the invalid tokens ``NaN`` / ``Infinity``."""
+    np = pytest.importorskip("numpy")
+    doc = {"a": math.nan, "b": math.inf, "c": -math.inf, "d": [1.0, math.nan],
+           "e": np.float64("nan"), "f": np.array([1.0, np.inf]), "g": 1.5}
+    blob = dumps(doc)
+    assert b"NaN" not in blob and b"Infinity" not in blob
+    assert json.loads(blob) == {"a": None, "b": None, "c": None, "d": [1.0, None], "e": None,
+                                "f": [1.0, None], "g": 1.5}
+
+
+def test_lone_surrogates_never_leave_as_invalid_utf8() -> None:
+    doc = to_ecs({"event": "bad \ud800 message", "\udc80key": "v\udfff", "ok": "snow \u2603",
+                  "nested": {"k": ["\ud83d"]}}, service=SERVICE, clock=fixed_clock,
+                 event_id="id\ud800")
+    for blob in (dumps_source(doc), dumps_line(doc)):
+        text = blob.decode("utf-8")  # strict: raises on any surrogate
+        out = json.loads(text)
+        assert out["message"] == "bad ? message"
+        assert out["ok"] == "snow \u2603"
+        assert out["?key"] == "v?"
+        assert out["nested"] == {"k": ["?"]}
+
+
+def test_integers_beyond_64_bits_are_kept_as_text() -> None:
+    out = json.loads(dumps({"big": 2**70, "small": -(2**63)}))
+    assert out == {"big": str(2**70), "small": -(2**63)}
+
+
+def test_stdlib_fallback_without_orjson() -> None:
+    """Without orjson (an import failure) the stdlib encoder gives the same guarantees."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json, math; sys.modules['orjson'] = None\n"
+        "from logsight.ecs import dumps, _orjson\n"
+        "assert _orjson is None\n"
+        "out = dumps({'m': 'x\\ud800', 'n': math.nan, 'b': b'\\xff', 's': {1}})\n"
+        "out.decode('utf-8')\n"
+        "print(json.dumps(json.loads(out)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"m": "x?", "n": None, "b": "\ufffd", "s": [1]}
+
+
+def test_event_ids_are_unique_and_reseeded_in_a_forked_child() -> None:
+    import os
+
+    ids = EventIds()
+    parent = {ids() for _ in range(1000)}
+    assert len(parent) == 1000
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave without running pytest's exit
+        try:
+            os.write(w, json.dumps([ids() for _ in range(5)] + [ids.prefix]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        child = json.loads(f.read())
+    os.waitpid(pid, 0)
+    assert child[-1] != ids.prefix
+    assert not set(child[:-1]) & (parent | {ids() for _ in range(5)})

@@ -178,6 +178,32 @@ def test_spool_property_every_record_is_delivered(
     reopened.close()
 
 
+def test_spool_reading_on_into_a_newer_segment_keeps_its_records_unread(
+        tmp_path: Path) -> None:
+    """Regression: reading an older segment to its end and on into the next one used to reset
+    the pending count to what was in flight, so later records looked delivered (flush said
+    yes) and were never sent."""
+    spool = Spool(tmp_path, segment_bytes=200, fsync="never")
+    spool.append([_record(i) for i in range(5)])  # segment 1
+    spool.append([_record(i) for i in range(5, 10)])  # segment 1 is full: segment 2
+    first = spool.read(5, 1 << 20)
+    second = spool.read(5, 1 << 20)  # segment 1 exhausted: on into segment 2
+    assert spool.pending_records == 10
+    spool.append([_record(i) for i in range(10, 15)])
+    assert spool.unread
+    delivered = [*first[0], *second[0]]
+    tokens = [first[1], second[1]]
+    while spool.unread:
+        records, token = spool.read(4, 1 << 20)
+        delivered += records
+        tokens.append(token)
+    for token in tokens:
+        spool.commit(token)  # type: ignore[arg-type]  # every read above returned records
+    assert sorted(delivered) == sorted(_record(i) for i in range(15))
+    assert spool.empty
+    spool.close()
+
+
 def test_spool_is_owned_by_one_process_at_a_time(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     code = f"from logsight.shipper import Spool; Spool({str(tmp_path)!r})"
@@ -232,6 +258,34 @@ def test_configure_comes_up_with_the_cluster_down(tmp_path: Path) -> None:
     assert not ls.flush(timeout=30, give_up_if_down=True)
     assert ls.counters.spool_records == 1
     assert not ls.close(timeout=0.5)
+
+
+def test_a_forked_child_leaves_the_parents_spool_alone(tmp_path: Path) -> None:
+    """A child that exits without logging (its exit hook closes the shipper) neither writes
+    to nor unlocks the parent's spool, and the parent's shipper keeps working."""
+    ls = logsight.configure("fork-idle", _dead_url(), spool_dir=tmp_path / "spool",
+                            flush_interval=0.05)
+    log = ls.logger("parent")
+    log.info("before fork")
+    assert not ls.flush(5, give_up_if_down=True)  # the cluster is down: spooled
+    segments = {p.name: p.stat().st_size for p in (tmp_path / "spool").glob("*.ndjson")}
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if ls.close(timeout=2) and ls.shipper.spool is None else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(SpoolLocked):  # still the parent's
+        Spool(tmp_path / "spool")
+    assert {p.name: p.stat().st_size
+            for p in (tmp_path / "spool").glob("*.ndjson")} == segments
+    log.info("after fork")
+    assert not ls.flush(5, give_up_if_down=True)
+    assert ls.counters.spool_records == 2
+    ls.close(timeout=1)
 
 
 # -- against the real engine ----------------------------------------------------------------
@@ -350,3 +404,107 @@ def test_outage_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         engine.close()
     finally:
         node.stop()
+
+
+@pytest.mark.engine
+def test_lone_surrogates_are_stored_not_refused(engine: Any, namespace: str,
+                                                tmp_path: Path) -> None:
+    """A lone surrogate (from a bad decode upstream) must not reach the cluster as invalid
+    UTF-8: the event is stored, with ``?`` in its place, not dead-lettered."""
+    ls = logsight.configure("surrogate-" + namespace, engine.url, namespace=namespace,
+                            spool_dir=tmp_path, flush_interval=0.05)
+    log = ls.logger("surrogates")
+    log.info("half a pair \ud83d here", detail="x\udc00y")
+    assert ls.flush(30)
+    c = ls.counters
+    assert c.sent == 1 and c.dead_lettered == 0 and c.dropped == 0
+    index = names.stream(names.LOGS, namespace)
+    engine.refresh(index)
+    (hit,) = list(engine.scan(index))
+    assert hit["_source"]["message"] == "half a pair ? here"
+    assert hit["_source"]["detail"] == "x?y"
+    ls.close()
+
+
+@pytest.mark.engine
+def test_documents_without_an_id_get_distinct_stable_ids(engine: Any, namespace: str) -> None:
+    transport = BulkTransport(engine.url, namespace=namespace)
+    records = [transport.encode(names.LOGS, {"@timestamp": "2024-01-01T00:00:00.000Z",
+                                             "message": f"m{i}"}) for i in range(20)]
+    ids = {json.loads(r.split(b"\n")[0])["create"]["_id"] for r in records}
+    assert len(ids) == 20
+    assert transport.send(records).ok == 20
+    assert transport.send(records).duplicates == 20  # the record (id included) is what replays
+    assert set(_ids_in(engine, names.stream(names.LOGS, namespace))) == ids  # in _source too
+    transport.close()
+
+
+@pytest.mark.engine
+def test_a_forked_child_ships_on_its_own(engine: Any, namespace: str, tmp_path: Path) -> None:
+    """A pre-fork server forks after configure(): the child logs and flushes through threads,
+    a connection and a spool of its own, with ids of its own; the parent carries on."""
+    ls = logsight.configure("fork-" + namespace, engine.url, namespace=namespace,
+                            spool_dir=tmp_path / "spool", flush_interval=0.05)
+    log = ls.logger("prefork")
+    for i in range(5):
+        log.info("parent before fork", i=i)
+    assert ls.flush(30)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            for i in range(20):
+                log.info("child event", i=i, child_pid=os.getpid())
+            ok = ls.flush(30)
+            spool = ls.shipper.spool
+            report = {"ok": ok, "counters": ls.counters.as_dict(),
+                      "spool": str(spool.directory) if spool else None}
+            os.write(w, json.dumps(report).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        child = json.loads(f.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child["ok"] and child["counters"]["sent"] == 20
+    assert child["counters"]["enqueued"] == 20  # none of the parent's events were re-sent
+    assert child["spool"] != str(tmp_path / "spool")  # the parent keeps its own spool
+    for i in range(5):
+        log.info("parent after fork", i=i)
+    assert ls.flush(30)
+    assert ls.counters.sent == 10
+
+    index = names.stream(names.LOGS, namespace)
+    engine.refresh(index)
+    hits = [h["_source"] for h in engine.scan(index)]
+    by_message = collections.Counter(h["message"] for h in hits)
+    assert by_message == {"parent before fork": 5, "child event": 20, "parent after fork": 5}
+    ids = collections.Counter(h["event"]["id"] for h in hits)
+    assert len(ids) == 30 and set(ids.values()) == {1}
+    assert {h["child_pid"] for h in hits if h["message"] == "child event"} == {pid}
+    ls.close()
+
+
+@pytest.mark.engine
+def test_spilling_through_many_segments_delivers_everything(engine: Any, namespace: str,
+                                                            tmp_path: Path) -> None:
+    """Producers faster than the sender: batches spill to the spool across many small
+    segments while senders read ahead; every event arrives exactly once and flush only says
+    so when it is true."""
+    ls = logsight.configure("spill-" + namespace, engine.url, namespace=namespace,
+                            spool_dir=tmp_path, flush_interval=0.01, batch_size=50,
+                            max_memory_bytes=2_000, spool_segment_bytes=4_096, fsync="never",
+                            max_queue=100_000)
+    log = ls.logger("spill")
+    n = 5_000
+    for i in range(n):
+        log.info("spill", i=i)
+    assert ls.flush(120)
+    c = ls.counters
+    assert c.spooled > 0 and c.sent == n and c.spool_records == 0 and c.spool_bytes == 0
+    ids = _ids_in(engine, names.stream(names.LOGS, namespace))
+    assert len(ids) == n and set(ids.values()) == {1}
+    ls.close()

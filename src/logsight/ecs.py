@@ -21,12 +21,14 @@ cycles, absurd nesting) are converted, and oversized messages are truncated with
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import socket
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,13 +126,32 @@ class EventIds:
     """
 
     def __init__(self, prefix: str | None = None) -> None:
-        import itertools
-
+        self._random_prefix = prefix is None
         self.prefix = prefix if prefix is not None else os.urandom(10).hex()
         self._count = itertools.count()
+        _all_ids.add(self)
 
     def __call__(self) -> str:
         return f"{self.prefix}{next(self._count):x}"
+
+    def _after_fork(self) -> None:
+        # a forked child would otherwise repeat the parent's ids (same prefix, same counter),
+        # and the cluster would take its events for duplicates (409) of the parent's
+        if self._random_prefix:
+            self.prefix = os.urandom(10).hex()
+            self._count = itertools.count()
+
+
+_all_ids: weakref.WeakSet[EventIds] = weakref.WeakSet()
+
+
+def _reseed_ids_after_fork() -> None:
+    for ids in list(_all_ids):
+        ids._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reseed_ids_after_fork)
 
 
 # -- labels / keys ---------------------------------------------------------------------------
@@ -252,14 +273,20 @@ _ids = EventIds()
 
 
 # -- serialisation (worker side) -------------------------------------------------------------
-def nest(flat: Mapping[str, Any], keep_dotted: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Dotted keys into nested objects, keeping first-seen order. Never mutates ``flat`` or the
-    dicts inside it. A path that collides with a non-object value keeps its dotted key, which
-    the cluster then rejects as a mapping conflict (the dead-letter index takes it)."""
+# The worker's cost per event competes with the application for the GIL, so it is kept small:
+# nesting runs a compiled plan per document *shape* (the tuple of its keys: the same logger
+# call gives the same shape), and orjson writes the bytes. Anything orjson refuses (lone
+# surrogates, integers beyond 64 bits, cycles, nesting deeper than 254, non-string keys, a
+# failing ``default``) takes the slow path: :func:`sanitize`, then the stdlib encoder.
+_MAX_PLANS = 1024  # distinct shapes compiled per nester; beyond that the generic walk runs
+_MAX_PLAN_KEYS = 256
+
+
+def _nest_generic(flat: Mapping[str, Any], keep_dotted: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     mine: set[int] = set()  # ids of the dicts created here (safe to write into)
     for key, value in flat.items():
-        if "." not in key or key in keep_dotted or key[0] == "@":
+        if not isinstance(key, str) or "." not in key or key in keep_dotted or key[0] == "@":
             out[key] = value
             continue
         parts = key.split(".")
@@ -291,8 +318,100 @@ def nest(flat: Mapping[str, Any], keep_dotted: tuple[str, ...] = ()) -> dict[str
     return out
 
 
+def _compile_plan(shape: tuple[Any, ...],
+                  keep_dotted: tuple[str, ...]) -> Callable[..., dict[str, Any]] | None:
+    """A function of the document's values (in ``shape`` order) returning the nested dict, as
+    one dict display. None when the shape needs the generic walk: non-string keys, or a key
+    that is a prefix of another (a value would have to be merged into)."""
+    if len(shape) > _MAX_PLAN_KEYS:
+        return None
+    tree: dict[str, Any] = {}
+    for i, key in enumerate(shape):
+        if type(key) is not str:
+            return None
+        path = [key] if ("." not in key or key in keep_dotted or key[0] == "@") \
+            else key.split(".")
+        node = tree
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                return None  # an earlier key ends here
+            node = nxt
+        if path[-1] in node:
+            return None  # an earlier key continues below this one (or a repeated path)
+        node[path[-1]] = i
+    consts: list[str] = []
+    const_index: dict[str, int] = {}
+
+    def name(key: str) -> str:
+        if key not in const_index:
+            const_index[key] = len(consts)
+            consts.append(key)
+        return f"k{const_index[key]}"
+
+    def display(node: dict[str, Any]) -> str:
+        return "{" + ", ".join(
+            f"{name(k)}: " + (f"a{v}" if isinstance(v, int) else display(v))
+            for k, v in node.items()) + "}"
+
+    body = display(tree)
+    # only generated identifiers appear in the source; the keys come in as arguments
+    args = ", ".join(f"a{i}" for i in range(len(shape)))
+    cargs = ", ".join(f"k{i}" for i in range(len(consts)))
+    src = (f"def _make({cargs}):\n"
+           f"    def plan({args}):\n"
+           f"        return {body}\n"
+           f"    return plan\n")
+    ns: dict[str, Any] = {}
+    exec(compile(src, "<logsight.ecs nest plan>", "exec"), ns)  # noqa: S102  # generated from identifiers only
+    plan: Callable[..., dict[str, Any]] = ns["_make"](*consts)
+    return plan
+
+
+class _Nester:
+    """Nesting with per-shape compiled plans (thread-safe: a racing compile stores an equal
+    plan)."""
+
+    __slots__ = ("keep_dotted", "_plans")
+
+    def __init__(self, keep_dotted: tuple[str, ...]) -> None:
+        self.keep_dotted = keep_dotted
+        self._plans: dict[tuple[Any, ...], Callable[..., dict[str, Any]] | None] = {}
+
+    def __call__(self, flat: Mapping[str, Any]) -> dict[str, Any]:
+        if type(flat) is not dict:
+            return _nest_generic(flat, self.keep_dotted)
+        shape = tuple(flat)
+        try:
+            plan = self._plans[shape]
+        except KeyError:
+            if len(self._plans) >= _MAX_PLANS:
+                return _nest_generic(flat, self.keep_dotted)
+            plan = self._plans[shape] = _compile_plan(shape, self.keep_dotted)
+        except TypeError:  # an unhashable key cannot be a dict key; kept for safety
+            return _nest_generic(flat, self.keep_dotted)
+        if plan is None:
+            return _nest_generic(flat, self.keep_dotted)
+        return plan(*flat.values())
+
+
+nest_source = _nest_source = _Nester(())  # every dotted key nested (``_bulk`` sources)
+nest_line = _nest_line = _Nester(TOP_LEVEL_DOTTED)  # ECS logging lines
+
+
+def nest(flat: Mapping[str, Any], keep_dotted: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Dotted keys into nested objects, keeping first-seen order. Never mutates ``flat`` or the
+    dicts inside it. A path that collides with a non-object value keeps its dotted key, which
+    the cluster then rejects as a mapping conflict (the dead-letter index takes it)."""
+    if keep_dotted == ():
+        return _nest_source(flat)
+    if keep_dotted == TOP_LEVEL_DOTTED:
+        return _nest_line(flat)
+    return _nest_generic(flat, keep_dotted)
+
+
 def _default(o: Any) -> Any:
-    """``json.dumps`` fallback for values JSON has no type for."""
+    """Fallback for values JSON has no type for (orjson and the stdlib encoder)."""
     if isinstance(o, (bytes, bytearray, memoryview)):
         return bytes(o).decode("utf-8", "replace")
     if isinstance(o, (set, frozenset)):
@@ -315,14 +434,27 @@ def _default(o: Any) -> Any:
         return f"<unprintable {type(o).__name__}>"
 
 
+def _utf8_safe(s: str) -> str:
+    """``s`` with lone surrogates (which UTF-8 cannot hold) replaced by ``?``."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "replace").decode("utf-8")
+    return s
+
+
 def sanitize(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
-    """A JSON-safe copy: non-finite floats become None, unknown types strings, cycles and
-    nesting deeper than ``max_depth`` a marker string. The slow path, used only when the fast
-    ``json.dumps`` refuses a document."""
+    """A JSON-safe copy: non-finite floats become None, unknown types strings, lone surrogates
+    ``?``, cycles and nesting deeper than ``max_depth`` a marker string, integers beyond 64
+    bits strings. The slow path, used only when the fast encoder refuses a document."""
 
     def walk(v: Any, depth: int, seen: frozenset[int]) -> Any:
-        if v is None or isinstance(v, (str, bool, int)):
+        if v is None or isinstance(v, bool):
             return v
+        if isinstance(v, str):
+            return _utf8_safe(v)
+        if isinstance(v, int):
+            return int(v) if -(2**63) <= v < 2**64 else str(v)
         if isinstance(v, float):
             return v if math.isfinite(v) else None
         if depth >= max_depth:
@@ -331,7 +463,7 @@ def sanitize(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
             if id(v) in seen:
                 return "[circular reference]"
             inner = seen | {id(v)}
-            return {str(k): walk(x, depth + 1, inner) for k, x in v.items()}
+            return {_utf8_safe(_key(k)): walk(x, depth + 1, inner) for k, x in v.items()}
         if isinstance(v, (list, tuple, set, frozenset)):
             if id(v) in seen:
                 return "[circular reference]"
@@ -339,30 +471,64 @@ def sanitize(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
             return [walk(x, depth + 1, inner) for x in v]
         converted = _default(v)
         if isinstance(converted, str):
-            return converted
+            return _utf8_safe(converted)
         return walk(converted, depth + 1, seen)
 
     return walk(value, 0, frozenset())
 
 
-def _dumps(obj: Any) -> bytes:
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return k
     try:
-        text = json.dumps(obj, default=_default, allow_nan=False, ensure_ascii=False,
-                          separators=(",", ":"))
-    except (ValueError, TypeError, RecursionError, OverflowError):
-        text = json.dumps(sanitize(obj), default=_default, allow_nan=False, ensure_ascii=False,
-                          separators=(",", ":"))
-    # lone surrogates cannot be UTF-8; replace them rather than fail
-    return text.encode("utf-8", "replace")
+        return json.dumps(k) if isinstance(k, (bool, int, float)) or k is None else str(k)
+    except Exception:
+        return f"<unprintable {type(k).__name__}>"
+
+
+def _dumps_slow(obj: Any) -> bytes:
+    text = json.dumps(sanitize(obj), default=_default, allow_nan=False, ensure_ascii=False,
+                      separators=(",", ":"))
+    return text.encode("utf-8", "replace")  # sanitize removed surrogates; belt and braces
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; the stdlib keeps it working
+    _orjson = None  # type: ignore[assignment]  # the fallback branch below checks for None
+
+if _orjson is not None:
+    _OPT = _orjson.OPT_SERIALIZE_NUMPY
+    _orjson_dumps = _orjson.dumps
+
+    def dumps(obj: Any) -> bytes:
+        """Compact UTF-8 JSON for any value; never raises (NaN/inf become null)."""
+        try:
+            return _orjson_dumps(obj, default=_default, option=_OPT)
+        except Exception:  # orjson.JSONEncodeError and anything a ``default`` leaks
+            return _dumps_slow(obj)
+
+else:  # pragma: no cover - exercised only without orjson
+
+    def dumps(obj: Any) -> bytes:
+        """Compact UTF-8 JSON for any value; never raises (NaN/inf become null)."""
+        try:
+            text = json.dumps(obj, default=_default, allow_nan=False, ensure_ascii=False,
+                              separators=(",", ":"))
+            return text.encode("utf-8")
+        except (ValueError, TypeError, RecursionError, OverflowError, UnicodeEncodeError):
+            return _dumps_slow(obj)
+
+
 
 
 def dumps_source(doc: Mapping[str, Any]) -> bytes:
     """The document as the cluster receives it: nested objects, one line, UTF-8."""
-    return _dumps(nest(doc))
+    return dumps(_nest_source(doc))
 
 
 def dumps_line(doc: Mapping[str, Any]) -> bytes:
     """The document as an ECS logging line (files, stdout): ``@timestamp``, ``log.level``,
     ``message`` first, ``log.level`` / ``ecs.version`` as top-level dotted keys, rest nested.
     No trailing newline."""
-    return _dumps(nest(doc, keep_dotted=TOP_LEVEL_DOTTED))
+    return dumps(_nest_line(doc))

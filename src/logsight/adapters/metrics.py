@@ -12,8 +12,10 @@ are 0-100 (``process.cpu.pct`` can exceed 100 on several cores, as in ``top``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -139,7 +141,16 @@ class ResourceSampler:
             self._thread = threading.Thread(target=self._run, name="logsight-metrics",
                                             daemon=True)
             self._thread.start()
+            _running.add(self)
         return self
+
+    def _after_fork(self) -> None:
+        # the child has no sampling thread, and psutil.Process() still names the parent
+        self._proc = self._psutil.Process()
+        self._proc.cpu_percent(None)
+        self._stop = threading.Event()
+        self._thread = None
+        self.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -149,7 +160,23 @@ class ResourceSampler:
                 log.warning("logsight: resource sample failed", exc_info=True)
 
     def stop(self) -> None:
+        _running.discard(self)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+_running: weakref.WeakSet[ResourceSampler] = weakref.WeakSet()
+
+
+def _restart_after_fork() -> None:
+    for sampler in list(_running):
+        try:
+            sampler._after_fork()
+        except Exception:  # a sampler must never break the forked child
+            log.warning("logsight: resource sampler restart after fork failed", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_restart_after_fork)

@@ -16,6 +16,9 @@ Delivery is at-least-once; every event carries a stable ``event.id`` used as the
 ``create`` action, so a re-sent event is answered 409 and counted as a duplicate, never stored
 twice. The one reordering: a batch that was in flight when an outage began is spooled after the
 batches the pump spilled during that request (``@timestamp`` stays authoritative).
+
+Fork-safe: a process forked after construction (a pre-fork server's worker) gets a clean
+shipper whose threads, connection and spool start with its first event (see ``_before_fork``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,33 @@ def _close_all_at_exit() -> None:
 
 
 atexit.register(_close_all_at_exit)
+
+_SPOOL_SLOTS = 64  # numbered siblings a spool directory may take when it is in use
+
+
+def _before_fork() -> None:
+    for shipper in list(_live):
+        with contextlib.suppress(Exception):
+            shipper._before_fork()
+
+
+def _after_fork_parent() -> None:
+    for shipper in list(_live):
+        with contextlib.suppress(Exception):
+            shipper._after_fork_parent()
+
+
+def _after_fork_child() -> None:
+    for shipper in list(_live):
+        try:
+            shipper._after_fork_child()
+        except Exception:  # a broken shipper must not break the child
+            log.exception("logsight shipper: reset after fork failed")
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
 
 
 def default_spool_dir(name: str) -> Path:
@@ -130,6 +160,22 @@ class Shipper:
         self._mono = monotonic
         self._rng = random.Random(random_state)
 
+        self._name = name
+        self._n_senders = senders
+        self._spool_args: tuple[Path, int, int, FsyncPolicy] | None = (
+            (Path(spool_dir) if spool_dir else default_spool_dir(name),
+             spool_max_bytes, spool_segment_bytes, fsync) if use_spool else None)
+        self._closed = False
+        self._fork_locked = False  # _lock taken by the before-fork hook
+        self._reset_runtime()
+        self.spool: Spool | None = None
+        if self._spool_args is not None:
+            self.spool = self._open_spool(*self._spool_args)
+        self._start()
+        _live.add(self)
+
+    def _reset_runtime(self) -> None:
+        """Fresh queues, locks, events and counters (construction, and a forked child)."""
         self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
         self._pending: deque[list[bytes]] = deque()  # serialised batches, oldest first
         self._pending_bytes = 0
@@ -142,51 +188,95 @@ class Shipper:
         self._drained = 0
         self._app_dropped = 0
         self._app_lock = threading.Lock()  # only taken on the (rare) drop path
+        self._start_lock = threading.Lock()  # a forked child's lazy restart
         self._healthy = True
         self._failures = 0
         self._next_attempt = 0.0
         self._inflight = 0
         self._pumping = False
-        self._closed = False
+        self._running = False
+        self._pump: threading.Thread | None = None
+        self._senders: list[threading.Thread] = []
 
-        self.spool: Spool | None = None
-        if use_spool:
-            self.spool = self._open_spool(Path(spool_dir) if spool_dir else
-                                          default_spool_dir(name),
-                                          spool_max_bytes, spool_segment_bytes, fsync)
-
-        self._pump = threading.Thread(target=self._pump_loop, name=f"logsight-pump-{name}",
+    def _start(self) -> None:
+        self._pump = threading.Thread(target=self._pump_loop, name=f"logsight-pump-{self._name}",
                                       daemon=True)
         # several requests in flight (like the client helpers' parallel_bulk); sender 0 also
         # logs the counters periodically
         self._senders = [
             threading.Thread(target=self._send_loop, args=(i == 0,),
-                             name=f"logsight-send{i}-{name}", daemon=True)
-            for i in range(senders)
+                             name=f"logsight-send{i}-{self._name}", daemon=True)
+            for i in range(self._n_senders)
         ]
         self._pump.start()
         for t in self._senders:
             t.start()
-        _live.add(self)
+        self._running = True
+
+    def _start_in_child(self) -> None:
+        """A forked child's first use: its own spool, then its own threads."""
+        with self._start_lock:
+            if self._running or self._closed:
+                return
+            if self._spool_args is not None and self.spool is None:
+                self.spool = self._open_spool(*self._spool_args, forked=True)
+            self._start()
+
+    # -- fork safety ------------------------------------------------------------------------
+    # A pre-fork server (gunicorn) forks after configure(). The child has none of the parent's
+    # threads, possibly-held copies of its locks, and the parent's spool, connections and
+    # queued events. Before the fork each shipper's lock is taken, so no spool write is half
+    # done; the child then drops the parent's state (the parent delivers its own events) and
+    # starts its threads on first use, with a spool of its own.
+    def _before_fork(self) -> None:
+        self._fork_locked = self._lock.acquire(timeout=5.0)
+
+    def _after_fork_parent(self) -> None:
+        if self._fork_locked:
+            self._fork_locked = False
+            self._lock.release()
+
+    def _after_fork_child(self) -> None:
+        self._fork_locked = False
+        if self.spool is not None:
+            self.spool.abandon()
+            self.spool = None
+        after_fork = getattr(self.transport, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
+        self._reset_runtime()
 
     @staticmethod
-    def _open_spool(path: Path, max_bytes: int, seg: int, fsync: FsyncPolicy) -> Spool | None:
-        for candidate in (path, path.with_name(f"{path.name}-{os.getpid()}")):
+    def _open_spool(path: Path, max_bytes: int, seg: int, fsync: FsyncPolicy, *,
+                    forked: bool = False) -> Spool | None:
+        # A spool in use by another process (a forked worker's parent, a second process with
+        # the same name) sends this one to the first free numbered sibling. Numbered, not by
+        # pid, so a restarted worker takes over (and delivers) what a dead one left behind.
+        candidates = [path] + [path.with_name(f"{path.name}-{i}")
+                               for i in range(1, _SPOOL_SLOTS + 1)]
+        for candidate in candidates:
             try:
-                return Spool(candidate, max_bytes=max_bytes, segment_bytes=seg, fsync=fsync)
+                spool = Spool(candidate, max_bytes=max_bytes, segment_bytes=seg, fsync=fsync)
             except SpoolLocked:
-                log.warning("logsight: spool %s is in use by another process; using %s-%d",
-                            candidate, path.name, os.getpid())
                 continue
             except OSError as e:
                 log.warning("logsight: no disk spool (%s); outages are buffered in memory", e)
                 return None
+            if candidate != path:
+                (log.debug if forked else log.warning)(
+                    "logsight: spool %s is in use by another process; using %s",
+                    path, candidate.name)
+            return spool
+        log.warning("logsight: all %d spool slots of %s are in use; outages are buffered in "
+                    "memory", _SPOOL_SLOTS + 1, path)
         return None
 
     # -- application side ------------------------------------------------------------------
     def submit(self, kind: str, doc: Mapping[str, Any]) -> bool:
         """Queue one document (no I/O, no serialisation). False when dropped (queue full or
         shipper closed). Never raises for a full queue."""
+        if not self._running:  # a forked child's first event (one attribute test otherwise)
+            self._start_in_child()
         q = self._queue
         if len(q) >= self.max_queue or self._closed:
             with self._app_lock:
@@ -260,9 +350,9 @@ class Shipper:
         self._wake.set()
         with self._lock:
             self._work.notify_all()
-        self._pump.join(timeout=max(1.0, timeout))
-        for t in self._senders:
-            t.join(timeout=max(1.0, timeout))
+        for t in [self._pump, *self._senders]:
+            if t is not None and t.ident is not None:  # a forked child may never have started
+                t.join(timeout=max(1.0, timeout))
         with self._lock:
             self._spill(everything=True)
             if self.spool is not None:

@@ -25,6 +25,7 @@ fsync policy (``fsync``):
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -36,6 +37,7 @@ from typing import IO, Any, Literal
 
 FsyncPolicy = Literal["batch", "never", "always"]
 _SEG_SUFFIX = ".ndjson"
+_abandoned: list[IO[bytes]] = []  # writers given up in a forked child (see Spool.abandon)
 
 
 class SpoolLocked(RuntimeError):
@@ -227,8 +229,9 @@ class Spool:
                 self._gc()
                 self._settle()
                 return [], None
+            # on to the next segment; no _settle() here: the segments after this one may
+            # hold unread records (settling here hid them from the senders and from flush)
             self._read = (self._segments[i + 1], 0)
-            self._settle()
         return [], None
 
     def _settle(self) -> None:
@@ -331,7 +334,23 @@ class Spool:
     def empty(self) -> bool:
         return self.pending_records == 0
 
+    def abandon(self) -> None:
+        """Let go of this spool in a forked child, leaving it to the parent: its files are
+        closed without flushing (a buffer copied mid-write must not reach the parent's
+        segment) and without unlocking (the lock is shared with the parent's descriptor)."""
+        if self._writer is not None:
+            _abandoned.append(self._writer)  # never finalised: finalising would flush it
+            with contextlib.suppress(OSError):
+                os.close(self._writer.fileno())
+            self._writer = None
+            self._writer_name = None
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+        self._lock_fd = -1
+
     def close(self) -> None:
+        if self._lock_fd < 0:  # abandoned after a fork
+            return
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from logsight import names
-from logsight.ecs import dumps_line, dumps_source, format_timestamp
+from logsight.ecs import (
+    EventIds,
+    dumps,
+    dumps_line,
+    format_timestamp,
+    nest_line,
+    nest_source,
+)
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -82,24 +89,51 @@ class BulkTransport:
         self._own_engine = engine is None
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
+        # the action line is constant per stream but for the id: encoded once per stream
         self._prefix = {
             kind: b'{"create":{"_index":' + json.dumps(names.stream(kind, namespace)).encode()
             + b',"_id":'
             for kind in names.STREAM_TYPES
         }
+        self._ids = EventIds()
+        self._settings: Any = None  # a forked child reconnects with the parent's settings
 
     def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes:
-        prefix = self._prefix[kind]
+        """One ``_bulk`` record. The id is the document's ``event.id``; a document without one
+        gets one here, once: the record (id included) is what is spooled and re-sent."""
         eid = doc.get("event.id")
-        return (prefix + json.dumps(str(eid)).encode() + b"}}\n" + dumps_source(doc) + b"\n")
+        if type(eid) is not str or not eid:
+            try:
+                eid = str(eid) if eid is not None and eid != "" else None
+            except Exception:  # an id whose __str__ raises: a fresh one rather than a drop
+                eid = None
+            if eid is None:
+                eid = self._ids()
+                doc = {**doc, "event.id": eid}  # a copy: the caller's dict is not modified
+        return b"".join((self._prefix[kind], dumps(eid), b"}}\n", dumps(nest_source(doc)),
+                         b"\n"))
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connections (their sockets are shared with
+        the parent) and connect anew, with the same settings, on the next send."""
+        if self._engine is not None:
+            self._settings = self._engine.settings
+            # not closed: closing would only close the child's copies, and the caller may
+            # still hold a passed-in engine
+            self._engine = None
+            self._own_engine = True
 
     def _connect(self) -> Engine:
         if self._engine is None:
             from logsight.engine import EngineError, connect
 
             try:
-                self._engine = connect(self.url, timeout=self.connect_timeout,
-                                       request_timeout=self.request_timeout)
+                if self._settings is not None:
+                    self._engine = connect(settings=self._settings,
+                                           timeout=self.connect_timeout)
+                else:
+                    self._engine = connect(self.url, timeout=self.connect_timeout,
+                                           request_timeout=self.request_timeout)
             except EngineError as e:  # EngineUnavailable included: not up yet
                 raise Unavailable(str(e)) from e
         return self._engine
@@ -151,8 +185,7 @@ class BulkTransport:
         except ValueError:
             pass
         action = {"create": {"_index": names.DEADLETTER_INDEX, "_id": eid}}
-        return (json.dumps(action).encode() + b"\n"
-                + json.dumps(doc, ensure_ascii=False).encode("utf-8", "replace") + b"\n")
+        return dumps(action) + b"\n" + dumps(doc) + b"\n"
 
     def close(self) -> None:
         if self._engine is not None and self._own_engine:
@@ -173,6 +206,7 @@ class FileTransport:
         namespace: str = names.DEFAULT_NAMESPACE,
     ) -> None:
         self.namespace = names.check_namespace(namespace)
+        self._data_stream: dict[str, tuple[bytes, dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._owned: IO[bytes] | None = None
         self._target: Any
@@ -189,11 +223,22 @@ class FileTransport:
             self._target = target
 
     def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes:
-        line = dict(doc)
-        line["data_stream.type"] = kind
-        line["data_stream.dataset"] = names.DATASET
-        line["data_stream.namespace"] = self.namespace
-        return b'{"kind":"' + kind.encode() + b'"}\n' + dumps_line(line) + b"\n"
+        ds = self._data_stream.get(kind)
+        if ds is None:
+            ds = self._data_stream[kind] = (
+                b'{"kind":' + json.dumps(kind).encode() + b"}\n",
+                {"type": kind, "dataset": names.DATASET, "namespace": self.namespace},
+            )
+        meta, data_stream = ds
+        line = nest_line(doc)  # a fresh dict: adding to it is safe
+        if "data_stream" not in line:
+            line["data_stream"] = data_stream
+            return b"".join((meta, dumps(line), b"\n"))
+        flat = dict(doc)  # the document has data_stream fields of its own: ours win
+        flat["data_stream.type"] = kind
+        flat["data_stream.dataset"] = names.DATASET
+        flat["data_stream.namespace"] = self.namespace
+        return b"".join((meta, dumps_line(flat), b"\n"))
 
     def send(self, records: Sequence[bytes]) -> SendResult:
         lines = b"".join(r[r.index(b"\n") + 1:] for r in records)
@@ -213,6 +258,9 @@ class FileTransport:
 
     def deadletter(self, failure: ItemFailure, clock: Callable[[], float]) -> bytes | None:
         return None
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # the parent's may have been held at the fork
 
     def close(self) -> None:
         if self._owned is not None:
