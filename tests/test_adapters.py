@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,215 @@ def test_garbage_through_the_loggers_never_raises() -> None:
     assert lines[3]["message"].startswith("'bad args %d'")
     assert lines[4]["inf"] is None and lines[4]["obj"] == "<unprintable Bad>"
     ls.close()
+
+
+# -- logsight never ships its own logs (the _bulk feedback loop) -----------------------------
+def _record(name: str, msg: str = "m", level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, None, None)
+
+
+def test_handler_drops_the_transports_loggers_and_their_children() -> None:
+    from logsight.adapters.stdlib import (
+        DEFAULT_EXCLUDED_LOGGERS,
+        EcsJsonFormatter,
+        EcsShipperHandler,
+    )
+
+    got = Collect()
+    handler = EcsShipperHandler(got, EcsJsonFormatter(SERVICE, clock=clock))
+    dropped = ["opensearch", "opensearch.trace", "elasticsearch", "elastic_transport.transport",
+               "urllib3", "urllib3.connectionpool", "logsight.shipper",
+               "logsight.shipper.metrics", "logsight.engine", "logsight.engine.client"]
+    # a name is matched by whole dotted components, and logsight's other loggers do ship
+    kept = ["app", "urllib3x", "opensearch_app", "myapp.urllib3", "logsight.service",
+            "logsight"]
+    for name in dropped + kept:
+        handler.handle(_record(name, f"from {name}"))
+    assert [doc["log.logger"] for _, doc in got.docs] == kept
+    assert all(handler.excludes(n) for n in dropped)
+    assert not any(handler.excludes(n) for n in kept)
+    assert handler.exclude_loggers == DEFAULT_EXCLUDED_LOGGERS
+
+
+def test_exclude_loggers_and_level_are_configurable_and_checked() -> None:
+    buf = io.StringIO()
+    ls = logsight.configure("excl", sink=buf, use_spool=False, flush_interval=0.05,
+                            level="info", exclude_loggers=("noisy",))
+    for name, level in (("noisy", logging.INFO), ("noisy.sub", logging.ERROR),
+                        ("urllib3", logging.INFO), ("excl-app", logging.DEBUG),
+                        ("excl-app", logging.WARNING)):
+        lg = logging.getLogger(name)
+        saved = lg.handlers[:], lg.level, lg.propagate
+        lg.handlers[:], lg.propagate = [ls.handler], False
+        lg.setLevel(logging.DEBUG)  # the handler's level (level="info") filters
+        try:
+            lg.log(level, "%s-%d", name, level)
+        finally:
+            lg.handlers[:], lg.propagate = saved[0], saved[2]
+            lg.setLevel(saved[1])
+    assert ls.flush(5)
+    # the default list was replaced: urllib3 logged on an application thread ships
+    assert [json.loads(line)["message"] for line in buf.getvalue().splitlines()] == [
+        "urllib3-20", "excl-app-30"]
+    ls.close()
+    with pytest.raises(ValueError, match="not the string"):
+        logsight.configure("excl", sink=io.StringIO(), exclude_loggers="urllib3")
+    with pytest.raises(ValueError, match="not a logger name"):
+        logsight.configure("excl", sink=io.StringIO(), exclude_loggers=("ok", ""))
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        logsight.configure("excl", sink=io.StringIO(), level="loud")
+    with pytest.raises(ValueError, match="unknown log level"):
+        logsight.configure("excl", sink=io.StringIO(), stdlib="verbose")
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class _ChattyTransport:
+    """An NDJSON transport whose send logs, on the sender thread, through a logger that is not
+    excluded by name and through structlog: only the thread guard keeps these out."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        from logsight.shipper import FileTransport
+
+        self.inner = FileTransport(buf)
+        self.slog: Any = None
+        self.sends = 0
+
+    def encode(self, kind: str, doc: Any) -> bytes:
+        return self.inner.encode(kind, doc)
+
+    def send(self, records: Any) -> Any:
+        self.sends += 1
+        logging.getLogger("chatty.lib").warning("sent %d records", len(records))
+        if self.slog is not None:
+            self.slog.warning("sent", n=len(records))
+        return self.inner.send(records)
+
+    def deadletter(self, failure: Any, clock: Any) -> bytes | None:
+        return None
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_records_logged_on_logsight_threads_are_never_shipped() -> None:
+    from logsight.shipper import Shipper, internal, is_internal
+
+    buf = io.StringIO()
+    transport = _ChattyTransport(buf)
+    shipper = Shipper(transport, use_spool=False, flush_interval=0.05, senders=2)
+    ls = logsight.Logsight(Service("chatty"), shipper)
+    transport.slog = ls.logger("chatty.struct")
+    lg = logging.getLogger("chatty.lib")
+    watcher = _ListHandler()
+    lg.handlers[:] = [ls.handler, watcher]
+    lg.propagate = False
+    lg.setLevel(logging.DEBUG)
+    try:
+        for i in range(3):
+            lg.info("app line %d", i)
+            assert ls.flush(5)  # one send per line: the transport logs after each
+        with internal():
+            assert is_internal()
+            lg.info("inside internal()")
+            ls.logger("app").info("inside internal() too")
+            with internal():  # re-entrant: the outer block is still internal after it
+                pass
+            assert is_internal()
+        assert not is_internal()
+        lg.info("app line 3")
+        assert ls.flush(5)
+        messages = [json.loads(line)["message"] for line in buf.getvalue().splitlines()]
+        assert messages == [f"app line {i}" for i in range(4)]
+        assert ls.counters.enqueued == 4
+        # the transport did log on the sender thread, and other handlers saw it
+        assert transport.sends >= 4 and watcher.messages.count("sent 1 records") == transport.sends
+    finally:
+        lg.handlers[:] = []
+        ls.close()
+
+
+def test_shipper_diagnostics_are_logged_but_never_shipped(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from logsight.shipper import FileTransport, Shipper
+
+    buf = io.StringIO()
+    # one sender: it is sender 0 that logs the counters, after a send once the interval passed
+    shipper = Shipper(FileTransport(buf), use_spool=False, flush_interval=0.05,
+                      stats_interval=0.05, senders=1)
+    ls = logsight.Logsight(Service("diag"), shipper)
+    ls.attach()  # the root logger, as configure(stdlib=True) does
+    caplog.set_level(logging.INFO, logger="logsight.shipper")
+
+    def counters_logged() -> bool:
+        return any(r.name == "logsight.shipper" and "counters" in r.getMessage()
+                   for r in caplog.records)
+
+    sent: list[str] = []
+    try:
+        deadline = time.monotonic() + 30  # a wait for the periodic log, not a speed check
+        while not counters_logged() and time.monotonic() < deadline:
+            sent.append(f"app line {len(sent)}")
+            logging.getLogger("diag.app").warning(sent[-1])
+            assert ls.flush(5)
+            time.sleep(0.02)
+        assert counters_logged()  # visible through the application's logging config
+        assert ls.flush(5)
+        lines = [json.loads(line) for line in buf.getvalue().splitlines()]
+        assert [line["message"] for line in lines] == sent
+    finally:
+        ls.close()
+    assert ls.handler not in logging.getLogger().handlers
+
+
+_LOOP_APP = """
+import json, logging, os, sys
+logging.basicConfig(level=logging.DEBUG)  # the client's request lines are logged too
+import logsight
+ls = logsight.configure(service_name=os.environ["APP_SERVICE"], url=os.environ["LOGSIGHT_URL"],
+                        namespace=os.environ["APP_NAMESPACE"], spool_dir=os.environ["APP_SPOOL"],
+                        stdlib=os.environ["APP_SETUP"] == "configure", flush_interval=0.1)
+if os.environ["APP_SETUP"] == "add_handler":  # the docs/adapters.md recipe
+    logging.getLogger().addHandler(ls.handler)
+for i in range(4):
+    logging.warning("app line %d", i)
+logging.getLogger("app.db").debug("query took %d ms", 12)
+flushed = ls.flush(timeout=20)
+print(json.dumps({"flushed": flushed, "counters": ls.counters.as_dict()}))
+"""
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("setup", ["configure", "add_handler"])
+def test_the_clients_own_logs_never_loop_back(engine: Any, namespace: str, tmp_path: Path,
+                                              setup: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    service = "loop-" + uuid.uuid4().hex[:8]
+    env = {**os.environ, "PYTHONPATH": "src", "LOGSIGHT_URL": engine.url,
+           "APP_SERVICE": service, "APP_NAMESPACE": namespace,
+           "APP_SPOOL": str(tmp_path / "spool"), "APP_SETUP": setup}
+    # a generous bound: the bug made flush() run to its timeout and the exit hook wait again
+    proc = subprocess.run([sys.executable, "-c", _LOOP_APP], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["flushed"] is True
+    assert out["counters"]["enqueued"] == 5 and out["counters"]["sent"] == 5
+    # the scenario really happened: the client logged its _bulk requests, to stderr
+    assert "_bulk" in proc.stderr
+    index = names.stream(names.LOGS, namespace)
+    engine.refresh(index)
+    assert engine.count(index) == 5
+    aggs = engine.search(index, {"size": 0, "aggs": {"loggers": {
+        "terms": {"field": "log.logger"}}}})["aggregations"]["loggers"]["buckets"]
+    assert {b["key"]: b["doc_count"] for b in aggs} == {"root": 4, "app.db": 1}

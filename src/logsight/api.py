@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -20,12 +20,33 @@ from logsight import names
 from logsight.adapters.metrics import ResourceSampler
 from logsight.adapters.ml import MlEvents
 from logsight.adapters.otel import EcsSpanExporter
-from logsight.adapters.stdlib import EcsJsonFormatter, EcsShipperHandler
+from logsight.adapters.stdlib import (
+    DEFAULT_EXCLUDED_LOGGERS,
+    EcsJsonFormatter,
+    EcsShipperHandler,
+    check_logger_names,
+)
 from logsight.adapters.structlog import make_logger
 from logsight.ecs import Clock, EventIds, Service
 from logsight.shipper import BulkTransport, Counters, FileTransport, Shipper, Transport
 
 _current: Logsight | None = None
+
+
+def level_number(level: str | int) -> int:
+    """A stdlib level number from a name (any case: ``"info"``, ``"WARNING"``) or a number."""
+    if isinstance(level, bool) or not isinstance(level, (int, str)):
+        raise ValueError(f"level must be a level name or number, not {level!r}")
+    if isinstance(level, int):
+        if level < 0:
+            raise ValueError(f"level must be >= 0, not {level}")
+        return level
+    mapping = logging.getLevelNamesMapping()
+    number = mapping.get(level.strip().upper())
+    if number is None:
+        known = ", ".join(n.lower() for n in sorted(mapping, key=mapping.__getitem__))
+        raise ValueError(f"unknown log level {level!r}; expected one of {known} or a number")
+    return number
 
 
 class Logsight:
@@ -42,11 +63,13 @@ class Logsight:
         clock: Clock | None = None,
         ids: Callable[[], str] | None = None,
         trace: bool = True,
+        exclude_loggers: Iterable[str] = DEFAULT_EXCLUDED_LOGGERS,
     ) -> None:
         self.service = service
         self.shipper = shipper
         self.namespace = namespace
         self.level = level
+        self.exclude_loggers = check_logger_names(exclude_loggers)
         self._clock = clock
         self._ids = ids or EventIds()
         self._trace = trace
@@ -85,9 +108,13 @@ class Logsight:
 
     @property
     def handler(self) -> logging.Handler:
-        """A stdlib handler that ships each record as an ECS log document."""
+        """A stdlib handler that ships each record of ``level`` or above as an ECS log
+        document, except records of :attr:`exclude_loggers` (and their children) and records
+        emitted on logsight's own threads."""
         if self._handler is None:
-            self._handler = EcsShipperHandler(self.shipper.submit, self.formatter)
+            self._handler = EcsShipperHandler(self.shipper.submit, self.formatter,
+                                              level_number(self.level),
+                                              exclude_loggers=self.exclude_loggers)
         return self._handler
 
     def attach(self, logger: logging.Logger | str | None = None,
@@ -95,7 +122,7 @@ class Logsight:
         """Add :attr:`handler` to ``logger`` (the root logger by default)."""
         target = logger if isinstance(logger, logging.Logger) else logging.getLogger(logger)
         if level is not None:
-            target.setLevel(level)
+            target.setLevel(level_number(level))
         if self.handler not in target.handlers:
             target.addHandler(self.handler)
             self._attached.append(target)
@@ -199,19 +226,30 @@ def configure(
     trace: bool = True,
     clock: Clock | None = None,
     ids: Callable[[], str] | None = None,
+    exclude_loggers: Iterable[str] = DEFAULT_EXCLUDED_LOGGERS,
     **shipper_options: Any,
 ) -> Logsight:
     """Set up logsight for one service and return the handle.
 
     ``url`` (or ``LOGSIGHT_URL``) is the cluster; it need not be up yet (the shipper connects
-    lazily and spools meanwhile). ``sink`` instead writes NDJSON lines (a path, ``"stdout"``)
-    for Filebeat / Elastic Agent. ``stdlib`` True or a level attaches the handler to the root
-    logger; ``structlog_global`` makes ``structlog.get_logger()`` ship. ``shipper_options``
-    go to :class:`logsight.shipper.Shipper` (batch_size, flush_interval, max_queue,
-    max_memory_bytes, spool_max_bytes, fsync, backoff_initial, backoff_max, ...).
+    lazily and spools meanwhile). ``namespace`` picks the data streams
+    (``logs-logsight-<namespace>``, ...). ``level`` is the least severe level shipped, by the
+    structlog loggers and by the stdlib handler. ``sink`` instead writes NDJSON lines (a path,
+    ``"stdout"``) for Filebeat / Elastic Agent. ``stdlib`` True or a level attaches the handler
+    to the root logger (a level also sets the root logger's level); ``structlog_global`` makes
+    ``structlog.get_logger()`` ship. The stdlib handler never ships the loggers in
+    ``exclude_loggers`` (default :data:`DEFAULT_EXCLUDED_LOGGERS`: the cluster clients, urllib3
+    and logsight's shipper and engine) nor anything logged on logsight's own threads.
+    ``shipper_options`` go to :class:`logsight.shipper.Shipper` (batch_size, flush_interval,
+    max_queue, max_memory_bytes, spool_max_bytes, fsync, backoff_initial, backoff_max, ...).
+    See docs/adapters.md for the table of parameters.
     """
     global _current
     names.check_namespace(namespace)
+    # every argument is checked before the shipper starts its threads
+    level_no = level_number(level)
+    exclude = check_logger_names(exclude_loggers)
+    root_level = None if isinstance(stdlib, bool) else level_number(stdlib)
     service = Service(name=service_name, version=service_version, environment=environment,
                       labels=dict(labels or {}))
     transport: Transport
@@ -222,7 +260,7 @@ def configure(
     shipper = Shipper(transport, spool_dir=spool_dir, name=f"{service_name}-{namespace}",
                       **shipper_options)
     handle = Logsight(service, shipper, namespace=namespace, level=level, clock=clock, ids=ids,
-                      trace=trace)
+                      trace=trace, exclude_loggers=exclude)
     if structlog_global:
         import structlog
 
@@ -231,13 +269,11 @@ def configure(
         structlog.configure(
             processors=handle.structlog_processors(),
             logger_factory=lambda *a: ShipperLogger(shipper.submit),
-            wrapper_class=structlog.make_filtering_bound_logger(
-                logging.getLevelNamesMapping().get(str(level).upper(), 10)
-                if not isinstance(level, int) else level),
+            wrapper_class=structlog.make_filtering_bound_logger(level_no),
             cache_logger_on_first_use=True,
         )
     if stdlib:
-        handle.attach(None, level=None if stdlib is True else stdlib)
+        handle.attach(None, level=root_level)
     if resource_metrics:
         handle.start_resource_metrics(15.0 if resource_metrics is True else
                                       float(resource_metrics))

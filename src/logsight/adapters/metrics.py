@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from logsight.ecs import Clock, EventIds, Service, format_timestamp
+from logsight.shipper.guard import internal_thread
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
 log = logging.getLogger("logsight.shipper.metrics")
@@ -138,8 +139,9 @@ class ResourceSampler:
 
     def start(self) -> ResourceSampler:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="logsight-metrics",
-                                            daemon=True)
+            # logsight's own thread: what psutil / NVML log on it is not shipped as app logs
+            self._thread = threading.Thread(target=internal_thread(self._run),
+                                            name="logsight-metrics", daemon=True)
             self._thread.start()
             _running.add(self)
         return self

@@ -8,7 +8,7 @@ the message is taken with ``record.getMessage()`` and extras are read from ``rec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -16,6 +16,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from logsight.adapters.tracing import current_trace
 from logsight.ecs import DEFAULT_MAX_MESSAGE_CHARS, Clock, EventIds, Service, dumps_line, to_ecs
+from logsight.shipper.guard import state as guard
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
 
@@ -77,19 +78,64 @@ class EcsJsonFormatter(JsonFormatter):
         return dumps_line(self.document(record)).decode("utf-8")
 
 
+#: Loggers whose records the shipping handler drops, with their children: the cluster clients
+#: and HTTP library the shipper itself uses, and logsight's own shipper and engine. Shipping
+#: them would make every ``_bulk`` log a line that is shipped by the next ``_bulk``, forever.
+DEFAULT_EXCLUDED_LOGGERS: tuple[str, ...] = (
+    "opensearch",
+    "elasticsearch",
+    "elastic_transport",
+    "urllib3",
+    "logsight.shipper",
+    "logsight.engine",
+)
+
+
+def check_logger_names(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple of logger names (ValueError for a bare string or a non-name)."""
+    if isinstance(names, (str, bytes)):
+        raise ValueError(f"exclude_loggers must be a list of logger names, not the string "
+                         f"{names!r} (write ({names!r},) for one name)")
+    out = tuple(names)
+    for name in out:
+        if not isinstance(name, str) or not name or name.startswith(".") or name.endswith("."):
+            raise ValueError(f"exclude_loggers: {name!r} is not a logger name (expected a "
+                             f"dotted name such as 'urllib3' or 'myapp.http')")
+    return out
+
+
 class EcsShipperHandler(logging.Handler):
     """Queues each record's ECS document on the shipper; the formatting is cheap (a dict) and
-    the serialisation happens on the shipper's thread. Records of the shipper's own logger are
-    ignored, so its warnings cannot feed back into it."""
+    the serialisation happens on the shipper's thread.
 
-    def __init__(self, emit: Emit, formatter: EcsJsonFormatter, level: int = logging.NOTSET):
+    Never shipped, so nothing logsight does can feed back into it: records of the loggers in
+    ``exclude_loggers`` and their children (a name matches whole dotted components:
+    ``urllib3`` covers ``urllib3.connectionpool``, not ``urllib3x``), and every record emitted
+    on one of logsight's own threads (:mod:`logsight.shipper.guard`), whatever its logger.
+    Other handlers still see those records: the exclusion is this handler's alone."""
+
+    def __init__(
+        self,
+        emit: Emit,
+        formatter: EcsJsonFormatter,
+        level: int = logging.NOTSET,
+        *,
+        exclude_loggers: Iterable[str] = DEFAULT_EXCLUDED_LOGGERS,
+    ):
         super().__init__(level)
         self._emit = emit
         self.setFormatter(formatter)
         self._ecs = formatter
+        self.exclude_loggers = check_logger_names(exclude_loggers)
+        self._exact = frozenset(self.exclude_loggers)
+        self._children = tuple(name + "." for name in self.exclude_loggers)
+
+    def excludes(self, logger_name: str) -> bool:
+        """Whether records of ``logger_name`` are dropped by name."""
+        return logger_name in self._exact or logger_name.startswith(self._children)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("logsight.shipper"):
+        if guard.internal or record.name in self._exact or record.name.startswith(self._children):
             return
         try:
             self._emit("logs", self._ecs.document(record))

@@ -12,6 +12,7 @@ import structlog as _structlog
 
 from logsight.adapters.tracing import current_trace
 from logsight.ecs import DEFAULT_MAX_MESSAGE_CHARS, Clock, EventIds, Service, to_ecs
+from logsight.shipper.guard import state as guard
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
 
@@ -63,14 +64,16 @@ class EcsProcessor:
 class ShipperLogger:
     """What structlog wraps: every level method submits the ECS document to ``emit``.
 
-    It never raises into the application: a failing ``emit`` counts as a dropped event."""
+    It never raises into the application: a failing ``emit`` counts as a dropped event.
+    Events logged on logsight's own threads (:mod:`logsight.shipper.guard`) are dropped, so a
+    structlog-configured library the transport calls cannot feed back into the shipper."""
 
     def __init__(self, emit: Emit, kind: str = "logs") -> None:
         self._emit = emit
         self._kind = kind
 
     def msg(self, doc: Mapping[str, Any] | None = None, *args: Any, **kw: Any) -> None:
-        if doc is None:
+        if doc is None or guard.internal:
             return
         with contextlib.suppress(Exception):  # a last guard: never raise into the app
             self._emit(self._kind, doc)

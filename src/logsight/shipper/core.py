@@ -37,9 +37,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from logsight.shipper.guard import internal, internal_thread
 from logsight.shipper.spool import FsyncPolicy, Spool, SpoolLocked
 from logsight.shipper.transport import ItemFailure, TooLarge, Transport, Unavailable
 
+# the shipper's diagnostics (counters, outages, errors): a logger the log adapters never ship
+# (DEFAULT_EXCLUDED_LOGGERS), shown wherever the application's logging config sends records
 log = logging.getLogger("logsight.shipper")
 
 
@@ -199,12 +202,14 @@ class Shipper:
         self._senders: list[threading.Thread] = []
 
     def _start(self) -> None:
-        self._pump = threading.Thread(target=self._pump_loop, name=f"logsight-pump-{self._name}",
-                                      daemon=True)
+        # internal threads: nothing logged on them (the client's request lines included) is
+        # shipped, which would make the shipper send again, and log again, forever
+        self._pump = threading.Thread(target=internal_thread(self._pump_loop),
+                                      name=f"logsight-pump-{self._name}", daemon=True)
         # several requests in flight (like the client helpers' parallel_bulk); sender 0 also
         # logs the counters periodically
         self._senders = [
-            threading.Thread(target=self._send_loop, args=(i == 0,),
+            threading.Thread(target=internal_thread(self._send_loop), args=(i == 0,),
                              name=f"logsight-send{i}-{self._name}", daemon=True)
             for i in range(self._n_senders)
         ]
@@ -340,6 +345,11 @@ class Shipper:
     def close(self, timeout: float = 10.0) -> bool:
         """Flush (up to ``timeout``), stop the threads, and spool whatever is left so the next
         process delivers it. Returns whether everything was delivered."""
+        # closing the transport logs on the caller's thread (connection pools): not shipped
+        with internal():
+            return self._close(timeout)
+
+    def _close(self, timeout: float) -> bool:
         if self._closed:
             return self._idle()
         # a destination that is down gets one more try, not the whole timeout: the spool keeps
