@@ -101,3 +101,22 @@ def test_setup_says_when_the_url_is_not_a_cluster(tmp_path: Path) -> None:
 def test_setup_validates_rollover_age() -> None:
     res = CliRunner().invoke(main, ["setup", "--rollover-age", "banana", "--dry-run"])
     assert res.exit_code == 2 and "not an age" in res.output
+
+
+def test_stop_never_signals_a_stranger_named_by_a_stale_pid(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state = tmp_path / "engine"
+        state.mkdir()
+        (state / "engine.json").write_text(json.dumps({"pid": stranger.pid, "port": _free_port()}))
+        runner = CliRunner()
+        res = runner.invoke(main, ["engine", "stop", "--state-dir", str(state)])
+        assert res.output.strip() == "engine was not running"
+        assert stranger.poll() is None  # still alive: not ours, not signalled
+        assert runner.invoke(main, ["engine", "status", "--state-dir", str(state)]).exit_code == 3
+    finally:
+        stranger.kill()
+        stranger.wait()

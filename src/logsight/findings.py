@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from logsight.names import FINDINGS_INDEX
-from logsight.timeutil import iso
+from logsight.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:  # the engine seam is only needed by the write/read helpers
     from logsight.engine import Engine
@@ -38,6 +38,17 @@ KINDS = (
 )
 
 
+def _instant(ts: datetime | str | None) -> str:
+    """One spelling per instant: "...+00:00", "...Z" and a datetime of the same moment must give
+    the same finding id."""
+    if isinstance(ts, str):
+        try:
+            return iso(parse_iso(ts))
+        except ValueError:
+            return ts
+    return iso(ts) or ""
+
+
 def finding_id(
     kind: str,
     service: str | None,
@@ -48,7 +59,7 @@ def finding_id(
 ) -> str:
     """Stable id for (kind, service, subject, window[, namespace]): two namespaces (two teams,
     two demo runs) analysing the same window keep their own findings."""
-    parts = [kind, service or "", subject or "", iso(window_start) or "", iso(window_end) or ""]
+    parts = [kind, service or "", subject or "", _instant(window_start), _instant(window_end)]
     if namespace:  # appended only when set, so ids of namespace-less findings stay as they were
         parts.append(namespace)
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]

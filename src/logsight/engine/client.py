@@ -63,9 +63,10 @@ class BulkResult:
 @dataclass(frozen=True)
 class ConnectionSettings:
     url: str = DEFAULT_URL
-    api_key: str | None = None
+    # secrets never appear in a repr (settings end up in logs and tracebacks)
+    api_key: str | None = field(default=None, repr=False)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     verify_certs: bool = True
     ca_certs: str | None = None
     request_timeout: float = 30.0

@@ -80,6 +80,15 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _is_engine(pid: int) -> bool:
+    """Is ``pid`` our launcher? After a reboot a stale engine.json may name a pid that now
+    belongs to another program, which ``stop`` must never signal."""
+    try:
+        return b"LogsightNode" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return _pid_alive(pid)  # no /proc (not Linux): fall back to "alive"
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -183,7 +192,7 @@ class LocalEngine:
         port = int(state.get("port", self.port))
         url = f"http://{self.host}:{port}"
         base = EngineStatus(running=False, url=url, state_dir=str(self.state_dir))
-        if not pid or not _pid_alive(int(pid)):
+        if not pid or not _pid_alive(int(pid)) or not _is_engine(int(pid)):
             return base
         info = _http_json(url + "/")
         if info is None:
@@ -273,7 +282,7 @@ class LocalEngine:
         """Stop cleanly (data stays). Returns False if it was not running."""
         state = self._read_state()
         pid = state.get("pid")
-        if not pid or not _pid_alive(int(pid)):
+        if not pid or not _pid_alive(int(pid)) or not _is_engine(int(pid)):
             self._clear_pid(state)
             return False
         pid = int(pid)
