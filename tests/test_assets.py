@@ -235,3 +235,32 @@ def test_changed_asset_is_upgraded_in_place(engine: Engine) -> None:
         (names.pipeline(names.METRICS), "upgraded")
     ]
     assert install(engine).changed == 0
+
+
+def test_logs_get_an_ingest_time_template(engine: Engine) -> None:
+    docs = [{"@timestamp": "2024-05-01T10:00:00Z", "message": m} for m in (
+        "user 42 logged in from 10.0.0.1", "user 7 logged in from 10.0.0.9", "disk full")]
+    out = [d["_source"]["logsight"] for d in _simulate(engine, names.LOGS, docs)]
+    assert out[0]["template"] == "user <*> logged in from <*>"
+    assert out[0]["template_id"] == out[1]["template_id"] != out[2]["template_id"]
+    assert out[2]["template"] == "disk full"
+
+
+def test_a_field_that_changes_type_does_not_cost_the_line(engine: Engine, namespace: str) -> None:
+    stream = names.stream(names.LOGS, namespace)
+    docs = [
+        {"@timestamp": "2024-05-01T10:00:00Z", "message": "first", "f_amb": 1},
+        {"@timestamp": "2024-05-01T10:00:01Z", "message": "second", "f_amb": "now a string"},
+        {"@timestamp": "2024-05-01T10:00:02Z", "message": "third", "f_amb": {"k": 1}},
+    ]
+    # sequential: the first document decides the field's type
+    for i, d in enumerate(docs):
+        result = engine.bulk([({"create": {"_index": stream, "_id": f"amb-{i}"}}, d)],
+                             refresh="wait_for")
+        assert result.errors == [], result.errors
+    hits = engine.search(stream, {"size": 10, "sort": [{"@timestamp": "asc"}]})["hits"]["hits"]
+    assert [h["_source"]["message"] for h in hits] == ["first", "second", "third"]
+    # the string is listed as ignored; an object where a number was is dropped from the index
+    # (not all engines list it in _ignored) - either way the line itself is kept
+    assert [h.get("_ignored") for h in hits][:2] == [None, ["f_amb"]]
+    assert hits[2]["_source"]["f_amb"] == {"k": 1}

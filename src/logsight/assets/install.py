@@ -194,7 +194,9 @@ def desired_assets(
             # 0 replicas on one node (green), 1 as soon as a second node is there
             "auto_expand_replicas": "0-1",
             "default_pipeline": names.pipeline(kind),
-            "mapping": {"total_fields": {"limit": 2000}},
+            # An app field that changes type (a number, later a string or an object) must not
+            # cost the whole line: the value is kept in _source, listed in _ignored, not indexed.
+            "mapping": {"total_fields": {"limit": 2000}, "ignore_malformed": True},
         }
         if lifecycle == "ilm":
             settings["lifecycle"] = {"name": f"logsight-{kind}"}

@@ -75,6 +75,7 @@ LOGS: dict[str, dict[str, Any]] = {
     "error.message": TEXT,
     "error.stack_trace": {"type": "text", "index": False},
     "logsight.template_id": KW,
+    "logsight.template": KW,
     "logsight.truncated": BOOL,
 }
 
