@@ -14,6 +14,7 @@ from logsight.cli import (
     demo_cmd,
     drift_cmd,
     engine_cmd,
+    ingest_cmd,
     kibana_cmd,
     logs_cmd,
     serve_cmd,
@@ -30,6 +31,7 @@ def main() -> None:
 
 main.add_command(engine_cmd.engine)
 main.add_command(setup_cmd.setup)
+main.add_command(ingest_cmd.ingest)
 main.add_command(demo_cmd.demo)
 main.add_command(traces_cmd.traces)
 main.add_command(drift_cmd.drift)
