@@ -20,6 +20,7 @@ from logsight import names
 from logsight.alerts import evaluate_rule, evaluate_rules, load_rules, run_rules, search_body
 from logsight.alerts.evaluator import scope
 from logsight.alerts.monitors import compile_monitor
+from logsight.alerts.rules import Action
 from logsight.alerts.watcher import compile_watch
 from logsight.cli import main
 from logsight.findings import Finding, write_findings
@@ -47,7 +48,10 @@ def _ts(minutes_ago: float) -> str:
 
 
 def _log(ns: str, service: str, minutes_ago: float, level: str, template: str) -> tuple:
-    doc = {"@timestamp": _ts(minutes_ago), "message": f"{level} event {template}",
+    # the message's shape differs per template too (no digits: the ingest pipeline masks
+    # them), so the ingest-time template id, when the pipeline sets one, tells them apart
+    shape = {"T1": "alpha", "T2": "beta", "T3": "gamma", "T4": "delta", "T5": "epsilon"}
+    doc = {"@timestamp": _ts(minutes_ago), "message": f"{level} event {shape[template]}",
            "log": {"level": level}, "service": {"name": service},
            "logsight": {"template_id": template}}
     return {"create": {"_index": names.stream("logs", ns), "_id": uuid.uuid4().hex}}, doc
@@ -302,3 +306,91 @@ def test_cli_test_lists_rules_without_data_and_dry_run_warns(engine: Any) -> Non
     assert "has no Watcher" in res.output and "would install" in res.output
     res = runner.invoke(main, ["alerts", "install", "--target", "watcher", "--url", engine.url])
     assert res.exit_code == 1 and "has no Watcher" in res.output
+
+
+# strings the compiled Painless and mustache must carry through unchanged
+HOSTILE = [
+    'say "hi" to service.name:"api"',
+    "back\\slash \\' and it's \\\\u00e9 \\n",
+    "Fehlerrate für café ✓ 日本",
+    "two\nlines\tand a tab",
+    "{{ctx.monitor.name}} <% {{#x}} %> <%% [[y]] %%> {{{y}}} }}",
+]
+
+
+def _run_transform(engine: Any, source: str, payload: dict[str, Any], expr: str) -> Any:
+    source = source.replace("ctx.payload", "params.payload").replace(
+        "ctx.trigger.scheduled_time", "params.ts")
+    source = source.rsplit("return ", 1)[0] + f"return {expr};"
+    return engine.request("POST", "/_scripts/painless/_execute", body={
+        "script": {"source": source, "params": {"payload": payload, "ts": NOW.isoformat()}}}
+    )["result"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_watch_painless_carries_hostile_strings_intact(
+        engine: Any, seeded: tuple[str, str], text: str) -> None:
+    (rule,) = load_rules(ids=["high-severity-finding"])
+    index, extra = scope(rule, namespace=seeded[0])
+    payload = engine.search(index, search_body(rule, anchor=NOW.isoformat(), extra_filters=extra))
+    hostile = replace(rule, name=text, query=replace(rule.query, filter=text, group_by=text))
+    watch = compile_watch(hostile, env={}, runbook_base_url=f"https://rb.example.org/{text}")
+    source = watch["transform"]["script"]["source"]
+    assert _run_transform(engine, source, payload, "docs[0].rule.name") == text
+    assert _run_transform(engine, source, payload, "docs[0].matched.query") == text
+    assert _run_transform(engine, source, payload, "docs[0].group_field") == text
+    assert _run_transform(engine, source, payload, "docs[0].rule.runbook") == \
+        f"https://rb.example.org/{text}/{rule.id}.md"
+    assert str(_run_transform(engine, source, payload, "docs[0].message")).startswith(text + " ")
+    # the condition compiles too, and still finds the groups the evaluator finds
+    condition = watch["condition"]["script"]["source"].replace("ctx.payload", "params.payload")
+    assert _painless_groups(engine, condition.replace("return fired.size() > 0;", ""),
+                            payload) == EXPECTED[rule.id]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_monitor_templates_render_hostile_rule_names_intact(engine: Any, text: str) -> None:
+    (rule,) = load_rules(ids=["log-error-rate-spike"])
+    (action,) = compile_monitor(replace(rule, name=text), channel_id="chan-1", env={})[
+        "triggers"][0]["actions"]
+    ctx = {"monitor": {"name": 'logsight: "m"'}, "periodStart": "2024-05-01T10:00:00Z",
+           "periodEnd": "2024-05-01T10:01:00Z"}
+    # the engine's own mustache (lang-mustache), as the Alerting plugin renders templates
+    body = engine.request("POST", "/_render/template", body={
+        "source": action["message_template"]["source"], "params": {"ctx": ctx}})["template_output"]
+    assert body["rule_name"] == text and body["rule_id"] == rule.id
+    assert body["monitor"] == 'logsight: "m"' and body["period_end"] == ctx["periodEnd"]
+    # the subject is plain text: wrapped as a JSON string to read it back (JSON escaping,
+    # non-ASCII kept, touches neither braces nor delimiters: mustache sees the same tags)
+    subject = action["subject_template"]["source"]
+    out = engine.request("POST", "/_render/template", body={
+        "source": '{"s": ' + json.dumps(subject, ensure_ascii=False) + "}",
+        "params": {"ctx": ctx}})
+    assert out["template_output"]["s"] == f"logsight alert: {text}"
+
+
+def test_failing_index_action_is_reported_and_the_pass_goes_on(
+        engine: Any, seeded: tuple[str, str]) -> None:
+    dirty = seeded[0]
+    tag = uuid.uuid4().hex[:8]
+    spike, accuracy = load_rules(ids=["log-error-rate-spike", "model-accuracy-drop"])
+    # upper case is not allowed in index names: the cluster rejects the write
+    bad = replace(spike, id=f"t-bad-{tag}", actions=(Action(type="index", index="Not_Valid"),))
+    good = replace(accuracy, id=f"t-good-{tag}", actions=(Action(type="index"),))
+    try:
+        report = run_rules(engine, [bad, good], now=NOW, namespace=dirty)
+        assert sorted((a.rule_id, a.group) for a in report.fired) == [
+            (bad.id, "svc-err"), (good.id, "churn")]
+        (err,) = report.errors
+        assert err.startswith(f"{bad.id}: group svc-err: index action into 'Not_Valid' failed")
+        failed = next(a for a in report.fired if a.rule_id == bad.id)
+        assert failed.actions[0].startswith("index:Not_Valid failed")
+        # both alerts are recorded, the failed one with what went wrong
+        docs = {d["_source"]["rule"]["id"]: d["_source"] for d in engine.search(
+            names.ALERTS_INDEX, {"query": {"terms": {"rule.id": [bad.id, good.id]}},
+                                 "size": 10})["hits"]["hits"]}
+        assert set(docs) == {bad.id, good.id}
+        assert docs[bad.id]["actions"][0].startswith("index:Not_Valid failed")
+        assert docs[good.id]["actions"] == ["index:logsight-alerts"]
+    finally:
+        engine.delete_by_query(names.ALERTS_INDEX, {"terms": {"rule.id": [bad.id, good.id]}})

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logsight.alerts.monitors import compile_monitor
+from logsight.alerts.painless import _lit
 from logsight.alerts.rules import (
     RuleError,
     evaluate_response,
@@ -213,3 +216,86 @@ def test_namespace_scoping() -> None:
     assert scope(logs, index="other-*") == ("other-*", [])
     with pytest.raises(ValueError, match="invalid namespace"):
         scope(findings, namespace="Bad-NS")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("15m", 900), (" 2 h ", 7200), ("1.5h", 5400), ("0.1h", 360), ("1w", 604800), (30, 30)])
+def test_parse_duration_known_values(text: str | int, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["now-15m", "0.5s", "0m", "-1m", "5 minutes", "15", ""])
+def test_parse_duration_rejects_what_is_not_a_whole_positive_length(text: str) -> None:
+    with pytest.raises(RuleError, match="positive duration in whole seconds"):
+        parse_duration(text, what="r.yaml schedule")
+
+
+def _painless_unquote(literal: str) -> str:
+    """The string a Painless single-quoted literal denotes: only \\' and \\\\ are escapes,
+    and a lone backslash or quote would not compile."""
+    assert literal[0] == literal[-1] == "'"
+    out, i, body = [], 0, literal[1:-1]
+    while i < len(body):
+        ch = body[i]
+        assert ch != "'", f"unescaped quote in {literal!r}"
+        if ch == "\\":
+            assert body[i + 1] in "'\\", f"escape Painless does not know in {literal!r}"
+            out.append(body[i + 1])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+@given(st.text())
+def test_painless_literal_round_trips(value: str) -> None:
+    assert _painless_unquote(_lit(value)) == value
+
+
+def test_painless_literal_keeps_non_ascii_and_newlines_as_characters() -> None:
+    assert _lit('é\n"x"') == "'é\n\"x\"'"
+    assert _lit("a'b\\c") == "'a\\'b\\\\c'"
+
+
+def _rule_with(**over: Any) -> Any:
+    (rule,) = load_rules(ids=["log-error-rate-spike"])
+    return replace(rule, **over)
+
+
+@pytest.mark.parametrize(("seconds", "period"), [
+    (60, {"interval": 1, "unit": "MINUTES"}),
+    (5400, {"interval": 90, "unit": "MINUTES"}),
+    (7200, {"interval": 2, "unit": "HOURS"}),
+    (2 * 86400, {"interval": 2, "unit": "DAYS"}),
+    (604800, {"interval": 7, "unit": "DAYS"}),
+])
+def test_monitor_schedule_uses_the_largest_exact_unit(seconds: int,
+                                                      period: dict[str, Any]) -> None:
+    assert compile_monitor(_rule_with(schedule_s=seconds), env={})["schedule"] == {
+        "period": period}
+
+
+def test_monitor_rejects_schedules_and_throttles_that_are_not_whole_minutes() -> None:
+    with pytest.raises(ValueError, match=r"schedule 90s cannot be a monitor schedule.*whole"):
+        compile_monitor(_rule_with(schedule_s=90), env={})
+    with pytest.raises(ValueError, match=r"throttle 45s cannot .*whole minutes"):
+        compile_monitor(_rule_with(throttle_s=45), channel_id="chan-1", env={})
+
+
+@given(st.text(min_size=1))
+def test_monitor_webhook_body_is_json_whatever_the_rule_name(name: str) -> None:
+    rule = _rule_with(name=name)
+    (action,) = compile_monitor(rule, channel_id="chan-1", env={},
+                                runbook_base_url="https://rb.example.org/{{x}}\"")[
+        "triggers"][0]["actions"]
+    source = action["message_template"]["source"]
+    # the only mustache tags are the monitor's own placeholders
+    assert source.count("{{") == 3
+    assert re.findall(r"\{\{.*?\}\}", source) == [
+        "{{ctx.monitor.name}}", "{{ctx.periodStart}}", "{{ctx.periodEnd}}"]
+    body = json.loads(source.replace("{{ctx.monitor.name}}", "m").replace(
+        "{{ctx.periodStart}}", "s").replace("{{ctx.periodEnd}}", "e"))
+    assert body["rule_name"] == name and body["rule_id"] == rule.id
+    assert body["runbook"] == 'https://rb.example.org/{{x}}"/log-error-rate-spike.md'
+    assert (body["monitor"], body["period_start"], body["period_end"]) == ("m", "s", "e")

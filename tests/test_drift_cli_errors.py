@@ -144,3 +144,42 @@ def test_require_predictions_counts_and_describes(engine: Any,
     with pytest.raises(M.NoPredictions, match=r"versions of '.*' seen there: \['v1', 'v2'\]"):
         M.require_predictions(engine, model=MODEL, start=now - timedelta(hours=6), end=now,
                               namespace=ns, version="nope")
+
+
+# -- the end of a window defaults to now (user test: "give both --current-from and ...") ----------
+def test_window_ends_default_to_now(seeded: dict[str, Any]) -> None:
+    ns, MODEL = seeded["namespace"], seeded["model"]  # noqa: N806  # a constant per test
+    perf = _run(seeded, "performance", "--model", MODEL, "--namespace", ns, "--from", "6h",
+                "--no-write", "--json")
+    assert perf.exit_code == 0, perf.output
+    assert json.loads(perf.stdout)["report"]["n_predictions"] == 240
+    # the reference ends where the current window starts: the same result as spelled out
+    short = _run(seeded, "drift", "--model", MODEL, "--namespace", ns, "--current-from", "3h",
+                 "--reference-from", "6h", "--no-write", "--json")
+    full = _run(seeded, "drift", "--model", MODEL, "--namespace", ns, "--current-from", "3h",
+                "--current-to", "now", "--reference-from", "6h", "--reference-to", "3h",
+                "--no-write", "--json")
+    assert short.exit_code == 0 and full.exit_code == 0, short.output + full.output
+    assert "overlap" not in short.stderr + full.stderr
+    features = [{k: f[k] for k in ("feature", "statistic", "drifted")}
+                for f in json.loads(short.stdout)["features"]]
+    assert features == [{k: f[k] for k in ("feature", "statistic", "drifted")}
+                        for f in json.loads(full.stdout)["features"]]
+    assert features
+    # an explicit overlapping reference still runs, with a warning on stderr
+    overlap = _run(seeded, "drift", "--model", MODEL, "--namespace", ns, "--current-from",
+                   "3h", "--reference-from", "6h", "--reference-to", "1h", "--no-write",
+                   "--json")
+    assert overlap.exit_code == 0, overlap.output
+    assert "warning: the reference window" in overlap.stderr
+    assert "overlaps the current window" in overlap.stderr
+    json.loads(overlap.stdout)  # the warning stays out of the JSON
+    perf_overlap = _run(seeded, "performance", "--model", MODEL, "--namespace", ns, "--from",
+                        "3h", "--reference-from", "6h", "--reference-to", "2h", "--no-write")
+    assert perf_overlap.exit_code == 0, perf_overlap.output
+    assert "overlaps the current window" in perf_overlap.stderr
+    # a reference starting after the current window's start has no default end
+    late = _run(seeded, "drift", "--model", MODEL, "--namespace", ns, "--current-from", "3h",
+                "--reference-from", "1h", "--no-write")
+    assert late.exit_code == 2
+    assert "must be before --reference-to (default: the current window's start" in late.output

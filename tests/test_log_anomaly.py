@@ -686,3 +686,26 @@ def test_cli_nothing_anomalous_says_what_was_analysed(tmp_path: Path) -> None:
     res = _cli("--input", str(path), "--baseline", "4min")
     assert res.exit_code == 0, res.output
     assert f"no anomalous windows (12 window(s) scored, {len(frame)} line(s) read)" in res.output
+
+
+def test_windows_cut_off_by_the_read_range_are_not_flagged() -> None:
+    # steady 600 lines/min; the range ends at :59:20 and starts at :00:40, so the first and
+    # last windows hold a fraction of a normal minute's lines
+    rng = np.random.default_rng(3)
+    start = T0 + pd.Timedelta(seconds=40)
+    end = T0 + pd.Timedelta(minutes=59, seconds=20)
+    n = int((end - start).total_seconds() * 10)
+    ts = start + pd.to_timedelta(np.sort(rng.uniform(0, (end - start).total_seconds(), n)),
+                                 unit="s")
+    frame = pd.DataFrame({
+        "timestamp": ts, "service": "steady", "level": "info",
+        "message": [f"served request {i} in {i % 97} ms" for i in range(n)],
+    })
+    frame["id"] = [f"doc{i}" for i in range(n)]
+    result = detect_log_anomalies(frame, baseline=0.5, start=start, end=end)
+    assert result.findings == []
+    windows = result.features.index.get_level_values("window")
+    assert windows.max() + pd.Timedelta(minutes=1) <= end
+    # the same frame without the explicit range: the data's own last window is not judged on
+    # its (cut-off) volume either
+    assert detect_log_anomalies(frame, baseline=0.5).findings == []

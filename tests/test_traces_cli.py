@@ -281,3 +281,79 @@ def test_critical_path_documents_name_their_namespace() -> None:
     again = critical_path_documents(analysis, window_start=start, window_end=end,
                                     namespace="ut1")
     assert [i for i, _ in again] == [i for i, _ in per_ns["ut1"]]
+
+
+# -- --from/--to apply to span files too (user test: they were silently ignored) ----------------
+def _iso_ns(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def test_file_window_keeps_traces_by_their_root_start(tmp_path: Path) -> None:
+    """Traces start every 10 s; [T0+100 s, T0+200 s) holds traces 10..19 whole (children
+    included), the trace starting exactly at --to is out, and a rootless trace counts by its
+    first span."""
+    records = [r for i in range(30) for r in trace(i, 30.0)]
+    # a trace whose root was not exported: its first span (at T0+150 s) places it
+    records.append({"trace_id": "cut", "span_id": "c", "parent_id": "gone", "service": "db",
+                    "name": "query", "start_time_unix_nano": T0 + 150_000 * MS,
+                    "duration_ms": 1})
+    path = write_ndjson(tmp_path / "spans.ndjson", records)
+    args = ["traces", "bottlenecks", "--input", str(path), "--json",
+            "--from", _iso_ns(T0 + 100_000 * MS), "--to", _iso_ns(T0 + 200_000 * MS)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["stats"]["spans"] == 10 * 3 + 1
+    counts = {(r["service"], r["operation"]): r["count"] for r in out["bottlenecks"]}
+    assert counts == {("api", "GET /x"): 10, ("ml", "predict"): 10, ("db", "query"): 11}
+    # an open end: from trace 25 on, to the file's last trace
+    result = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(path), "--json",
+                                       "--from", _iso_ns(T0 + 250_000 * MS)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["stats"]["spans"] == 5 * 3
+
+
+def test_file_window_that_misses_the_file_is_said(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "spans.ndjson", [r for i in range(4) for r in trace(i, 5.0)])
+    result = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(path),
+                                       "--from", "2020-01-01", "--to", "2020-01-02"])
+    assert result.exit_code == 1, result.output
+    assert "no traces in" in result.output and "2020-01-01T00:00:00Z (--from)" in result.output
+    assert f"its 4 traces start from {_iso_ns(T0)[:19]}Z to " in result.output
+    inverted = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(path),
+                                         "--from", "2020-01-02", "--to", "2020-01-01"])
+    assert inverted.exit_code == 2 and "--from must be before --to" in inverted.output
+    assert "Traceback" not in result.output + inverted.output
+
+
+def test_file_regressions_take_both_windows(tmp_path: Path) -> None:
+    """One file, fast traces then slow ones: the windows split it into baseline and current;
+    without them the file is compared with itself and nothing regresses."""
+    records = [r for i in range(40) for r in trace(i, 20.0 + (i % 7))]
+    records += [r for i in range(40, 80) for r in trace(i, 60.0 + (i % 7))]
+    path = write_ndjson(tmp_path / "spans.ndjson", records)
+    split = _iso_ns(T0 + 400_000 * MS)
+    base = ["traces", "regressions", "--input", str(path), "--baseline-input", str(path),
+            "--json"]
+    result = CliRunner().invoke(main, [*base, "--from", split, "--baseline-to", split])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["regressions"]
+    assert [(r["service"], r["operation"]) for r in rows if r["regressed"]] == [("ml", "predict")]
+    same = json.loads(CliRunner().invoke(main, base).output)["regressions"]
+    assert not any(r["regressed"] for r in same)
+    missed = CliRunner().invoke(main, [*base, "--baseline-from", "2020-01-01",
+                                       "--baseline-to", "2020-01-02"])
+    assert missed.exit_code == 1
+    assert "(--baseline-from)" in missed.output and "its 80 traces start" in missed.output
+    inverted = CliRunner().invoke(main, [*base, "--baseline-from", split, "--baseline-to",
+                                         _iso_ns(T0)])
+    assert inverted.exit_code == 2
+    assert "--baseline-from must be before --baseline-to" in inverted.output
+
+
+def test_file_version_regressions_take_the_window(tmp_path: Path) -> None:
+    path = write_ndjson(tmp_path / "spans.ndjson", [r for i in range(4) for r in trace(i, 5.0)])
+    result = CliRunner().invoke(main, [
+        "traces", "regressions", "--input", str(path), "--service", "api",
+        "--baseline-version", "1", "--version", "2", "--from", "2020-01-01", "--to", "2020-01-02"])
+    assert result.exit_code == 1 and "no traces in" in result.output

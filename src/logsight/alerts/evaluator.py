@@ -124,12 +124,17 @@ class RuleEvaluation:
 
 @dataclass
 class EvaluationReport:
+    """What one pass did. ``alert_errors`` are failures while throttling, acting on or
+    recording one alert (``"<rule id>: <what failed>"``); the pass went on past them."""
+
     evaluations: list[RuleEvaluation] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
+    alert_errors: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:
-        return [f"{e.rule.id}: {e.error}" for e in self.evaluations if e.error]
+        return ([f"{e.rule.id}: {e.error}" for e in self.evaluations if e.error]
+                + self.alert_errors)
 
 
 def evaluate_rule(
@@ -213,7 +218,10 @@ def _run_actions(
     env: Mapping[str, str],
     webhook_url: str | None,
     http_timeout: float,
-) -> None:
+) -> list[str]:
+    """Run the rule's actions for ``alert``, noting each outcome in ``alert.actions``; returns
+    what failed in the cluster (a failed webhook is only noted: the receiver's problem)."""
+    errors: list[str] = []
     for action in rule.actions:
         if action.type == "log":
             log.log(_LEVELS[action.level], "%s [runbook: %s]", alert.message, alert.runbook)
@@ -233,8 +241,16 @@ def _run_actions(
                 alert.actions.append(f"webhook failed: {e}")
         elif action.type == "index":
             if action.index != names.ALERTS_INDEX:  # the alerts index is written for every alert
-                engine.index(action.index, alert.to_document(), id=alert.id)
+                try:
+                    engine.index(action.index, alert.to_document(), id=alert.id)
+                except EngineError as e:
+                    log.warning("alert %s: index action into %s failed: %s", rule.id,
+                                action.index, e.message)
+                    alert.actions.append(f"index:{action.index} failed: {e.message}")
+                    errors.append(f"index action into {action.index!r} failed: {e.message}")
+                    continue
             alert.actions.append(f"index:{action.index}")
+    return errors
 
 
 def run_rules(
@@ -252,7 +268,8 @@ def run_rules(
     http_timeout: float = 5.0,
 ) -> EvaluationReport:
     """Evaluate ``rules`` once at ``now``: judge, throttle, act, record. A rule whose search
-    fails is reported in ``EvaluationReport.errors``; the others still run."""
+    fails, and an alert whose throttle check, index action or record fails, is reported in
+    ``EvaluationReport.errors``; the other alerts and rules still run."""
     env = os.environ if env is None else env
     base_url = runbook_base_url or env.get("LOGSIGHT_RUNBOOK_BASE_URL") or None
     now = as_utc(now)
@@ -291,18 +308,31 @@ def run_rules(
                     "samples": [_trim(s) for s in r.samples],
                 },
             )
-            if record and _throttled(engine, rule, r.group, namespace, now):
+            where = f"{rule.id}: group {alert.group}" if rule.grouped else rule.id
+            try:
+                throttled = record and _throttled(engine, rule, r.group, namespace, now)
+            except EngineError as e:
+                # unknown throttle state: acting could repeat a sent alert, so skip this one
+                report.alert_errors.append(f"{where}: throttle check failed: {e.message}")
+                continue
+            if throttled:
                 alert.throttled = True
                 report.fired.append(alert)
                 continue
             if run_actions:
-                _run_actions(engine, rule, alert, env=env, webhook_url=webhook_url,
-                             http_timeout=http_timeout)
-            if record:
-                # wait_for: the next evaluation must see this alert to throttle the group
-                engine.index(names.ALERTS_INDEX, alert.to_document(), id=alert.id,
-                             refresh="wait_for")
+                report.alert_errors.extend(
+                    f"{where}: {err}" for err in _run_actions(
+                        engine, rule, alert, env=env, webhook_url=webhook_url,
+                        http_timeout=http_timeout))
             report.fired.append(alert)
+            if record:
+                try:
+                    # wait_for: the next evaluation must see this alert to throttle the group
+                    engine.index(names.ALERTS_INDEX, alert.to_document(), id=alert.id,
+                                 refresh="wait_for")
+                except EngineError as e:
+                    report.alert_errors.append(f"{where}: recording the alert failed: "
+                                               f"{e.message}")
     return report
 
 

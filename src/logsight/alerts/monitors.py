@@ -11,13 +11,14 @@ index actions have no monitor equivalent and are named in the monitor's ``ui_met
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from logsight.alerts.evaluator import scope
 from logsight.alerts.painless import condition_core
-from logsight.alerts.rules import Rule, search_body
+from logsight.alerts.rules import Rule, format_duration, search_body
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -33,10 +34,61 @@ def monitor_name(rule: Rule) -> str:
     return f"{MONITOR_PREFIX}{rule.id}"
 
 
-def _schedule(seconds: int) -> dict[str, Any]:
-    if seconds % 60 == 0:
-        return {"period": {"interval": seconds // 60, "unit": "MINUTES"}}
-    return {"period": {"interval": max(1, seconds // 60), "unit": "MINUTES"}}
+# the only period units the Alerting plugin accepts (IntervalSchedule in common-utils), largest
+# first so the schedule reads as written in the rule
+_PERIOD_UNITS = (("DAYS", 86400), ("HOURS", 3600), ("MINUTES", 60))
+
+
+def _schedule(rule: Rule) -> dict[str, Any]:
+    """The monitor's ``period``; raises ValueError when the rule's schedule is not whole minutes
+    (monitors have no SECONDS unit, and rounding would silently change how often it runs)."""
+    seconds = rule.schedule_s
+    if seconds % 60:
+        raise ValueError(f"rule {rule.id!r}: schedule {format_duration(seconds)} cannot be a "
+                         "monitor schedule: OpenSearch monitors run in whole minutes, hours or "
+                         "days (use e.g. 1m)")
+    unit, size = next((u, n) for u, n in _PERIOD_UNITS if seconds % n == 0)
+    return {"period": {"interval": seconds // size, "unit": unit}}
+
+
+def _throttle(rule: Rule) -> dict[str, Any]:
+    # the Alerting plugin only takes MINUTES for action throttles
+    if rule.throttle_s % 60:
+        raise ValueError(f"rule {rule.id!r}: throttle {format_duration(rule.throttle_s)} cannot "
+                         "be a monitor action throttle: OpenSearch throttles in whole minutes "
+                         "(use e.g. 1m)")
+    return {"value": rule.throttle_s // 60, "unit": "MINUTES"}
+
+
+def _mustache_json(value: str) -> str:
+    """``value`` as a JSON string that a mustache template renders unchanged: braces are
+    written as JSON escapes, so no ``{{`` reaches mustache and the receiver decodes them back."""
+    return json.dumps(value).replace("{", "\\u007b").replace("}", "\\u007d")
+
+
+def _mustache_text(value: str) -> str:
+    """Plain ``value`` that a mustache template renders unchanged: when it holds ``{{``, a
+    set-delimiter tag first switches to delimiters made of private-use characters that
+    ``value`` does not contain, so no tag can start in it. (Tested against the engine's
+    mustache: it matches delimiters loosely, so ``<%%`` would still open at ``<%``; a first
+    character that never occurs is what makes it safe.)"""
+    if "{{" not in value:
+        return value
+    free = (chr(c) for c in range(0xE000, 0xF900) if chr(c) not in value)
+    opening, closing = next(free) * 2, next(free) * 2
+    return "{{=" + opening + " " + closing + "=}}" + value
+
+
+def _message_template(rule: Rule, runbook: str) -> str:
+    """The webhook body: a JSON object whose rule fields are literal and whose monitor fields
+    are filled in by the Alerting plugin (mustache JSON-escapes what it substitutes)."""
+    fields = [(k, _mustache_json(v)) for k, v in (
+        ("source", "logsight"), ("rule_id", rule.id), ("rule_name", rule.name),
+        ("severity", rule.severity), ("runbook", runbook))]
+    fields += [("monitor", '"{{ctx.monitor.name}}"'),
+               ("period_start", '"{{ctx.periodStart}}"'),
+               ("period_end", '"{{ctx.periodEnd}}"')]
+    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields) + "}"
 
 
 def compile_monitor(
@@ -49,8 +101,9 @@ def compile_monitor(
     index: str | None = None,
 ) -> dict[str, Any]:
     """The monitor body for ``rule``; webhook actions go to ``channel_id`` (left out when
-    None)."""
+    None). Raises ValueError when the rule's schedule or throttle is not whole minutes."""
     env = os.environ if env is None else env
+    schedule = _schedule(rule)
     target, extra = scope(rule, namespace=namespace, index=index)
     runbook = rule.runbook_url(runbook_base_url or env.get("LOGSIGHT_RUNBOOK_BASE_URL"))
     condition = ("def payload = ctx.results[0];\n" + condition_core(rule)
@@ -67,25 +120,18 @@ def compile_monitor(
         actions.append({
             "name": f"webhook_{i}",
             "destination_id": channel_id,
-            "subject_template": {"source": f"logsight alert: {rule.name}", "lang": "mustache"},
-            "message_template": {
-                "lang": "mustache",
-                "source": (
-                    '{"source": "logsight", "rule_id": "' + rule.id + '", "rule_name": "'
-                    + rule.name + '", "severity": "' + rule.severity + '", "runbook": "'
-                    + runbook + '", "monitor": "{{ctx.monitor.name}}", '
-                    '"period_start": "{{ctx.periodStart}}", "period_end": "{{ctx.periodEnd}}"}'
-                ),
-            },
+            "subject_template": {"source": _mustache_text(f"logsight alert: {rule.name}"),
+                                 "lang": "mustache"},
+            "message_template": {"source": _message_template(rule, runbook), "lang": "mustache"},
             "throttle_enabled": True,
-            "throttle": {"value": max(1, rule.throttle_s // 60), "unit": "MINUTES"},
+            "throttle": _throttle(rule),
         })
     return {
         "type": "monitor",
         "monitor_type": "query_level_monitor",
         "name": monitor_name(rule),
         "enabled": True,
-        "schedule": _schedule(rule.schedule_s),
+        "schedule": schedule,
         "inputs": [{"search": {
             "indices": [target],
             "query": search_body(rule, anchor=ANCHOR, date_format="epoch_millis",

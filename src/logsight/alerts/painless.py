@@ -12,14 +12,16 @@ conditions do not take script params.
 
 from __future__ import annotations
 
-import json
-
 from logsight.alerts.rules import OPS, Rule
 
 
 def _lit(value: str) -> str:
-    # a Painless string literal; JSON escaping is valid Painless for the characters we emit
-    return "'" + json.dumps(value)[1:-1].replace("'", "\\'") + "'"
+    """``value`` as a Painless string literal.
+
+    Inside single quotes the Painless lexer knows only two escapes, ``\\'`` and ``\\\\``;
+    every other character, newlines and non-ASCII included, is taken as it stands (so JSON
+    escapes such as ``\\"`` or ``\\u00e9`` would not compile)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _metric_expr(rule: Rule, agg: str) -> str:

@@ -23,6 +23,7 @@ import yaml
 
 from logsight import names
 from logsight.findings import SEVERITIES
+from logsight.timeutil import age_seconds
 
 MetricType = Literal["count", "ratio", "avg", "max", "min", "sum", "percentile", "new_terms"]
 METRIC_TYPES: tuple[str, ...] = (
@@ -34,7 +35,6 @@ OPS: dict[str, str] = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 ACTION_TYPES = ("webhook", "log", "index")
 NO_GROUP = "-"  # group key of documents without the group-by field, and of ungrouped rules
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -45,17 +45,22 @@ class RuleError(ValueError):
 
 
 def parse_duration(value: str | int, *, what: str = "duration") -> int:
-    """``"15m"`` -> 900 seconds (units s, m, h, d, w; a bare int is seconds)."""
+    """``"15m"`` -> 900 seconds (units s, m, h, d, w, as :func:`logsight.timeutil.age_seconds`
+    reads them; a bare int is seconds)."""
     if isinstance(value, bool):
         raise RuleError(f"{what}: expected a duration like 15m, got {value!r}")
     if isinstance(value, int):
         if value <= 0:
             raise RuleError(f"{what}: must be positive, got {value}")
         return value
-    m = _DURATION.match(str(value))
-    if not m or int(m.group(1)) <= 0:
-        raise RuleError(f"{what}: expected a positive duration like 30s, 15m, 2h, 1d; got {value!r}")
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+    text = str(value).strip()
+    # timeutil's age grammar, less its "now-" prefix (a rule duration is a length, not a time)
+    seconds = None if text.startswith("now") else age_seconds(text)
+    # tolerance: 0.1h is 360.00000000000006 in floating point
+    if seconds is None or seconds < 0.5 or abs(seconds - round(seconds)) > 1e-6:
+        raise RuleError(f"{what}: expected a positive duration in whole seconds like 30s, 15m, "
+                        f"1.5h, 1d; got {value!r}")
+    return round(seconds)
 
 
 def format_duration(seconds: int) -> str:

@@ -45,18 +45,43 @@ def _when(value: str | None, name: str, now: datetime) -> datetime | None:
                              param_hint=name)
 
 
-def _window(start: str | None, end: str | None, names_: tuple[str, str],
-            now: datetime) -> tuple[datetime, datetime] | None:
+def _window(start: str | None, end: str | None, names_: tuple[str, str], now: datetime,
+            *, default_end: datetime | None = None, default_end_is: str = "now"
+            ) -> tuple[datetime, datetime] | None:
+    """The window [start, end) of two options, None when neither is given. The end may be
+    left out: it is then ``default_end`` (``now`` unless given), described as
+    ``default_end_is`` in errors; an end without a start is refused."""
     s, e = _when(start, names_[0], now), _when(end, names_[1], now)
     if s is None and e is None:
         return None
-    if s is None or e is None:
-        raise click.UsageError(f"give both {names_[0]} and {names_[1]}, or neither")
+    if s is None:
+        raise click.UsageError(f"{names_[1]} needs {names_[0]} (the window's start)")
+    if e is None:
+        e = default_end if default_end is not None else now
+        end_text = f"(default: {default_end_is}, {iso(e, timespec='seconds')})"
+    else:
+        end_text = f"{end!r} ({iso(e, timespec='seconds')})"
     if not s < e:
         raise click.BadParameter(
-            f"{start!r} ({iso(s, timespec='seconds')}) must be before {names_[1]} {end!r} "
-            f"({iso(e, timespec='seconds')})", param_hint=names_[0])
+            f"{start!r} ({iso(s, timespec='seconds')}) must be before {names_[1]} {end_text}",
+            param_hint=names_[0])
     return s, e
+
+
+def _reference_window(start: str | None, end: str | None, current: tuple[datetime, datetime],
+                      now: datetime) -> tuple[datetime, datetime] | None:
+    """--reference-from/--reference-to; the end defaults to the current window's start so
+    the two never overlap. An explicit overlapping reference is allowed, with a warning: the
+    rows in both windows are then compared with themselves, which hides drift."""
+    ref = _window(start, end, ("--reference-from", "--reference-to"), now,
+                  default_end=current[0], default_end_is="the current window's start")
+    if ref is not None and ref[0] < current[1] and current[0] < ref[1]:
+        click.echo(
+            f"warning: the reference window ({iso(ref[0], timespec='seconds')} to "
+            f"{iso(ref[1], timespec='seconds')}) overlaps the current window "
+            f"({iso(current[0], timespec='seconds')} to {iso(current[1], timespec='seconds')})"
+            "; rows in both are compared with themselves", err=True)
+    return ref
 
 
 def _namespace(value: str | None) -> str | None:
@@ -186,10 +211,12 @@ def _drift_files(reference_file: str, current_file: str, columns: tuple[str, ...
 @click.option("--model", help="Model name (cluster mode).")
 @click.option("--version", "model_version", help="Only this model version (cluster mode).")
 @click.option("--reference-from", help=f"Reference window start: {TIME_HELP}.")
-@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}.")
+@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}. "
+              "Default: --current-from.")
 @click.option("--reference-profile", help="Id of a stored reference profile (cluster mode).")
 @click.option("--current-from", help=f"Current window start: {TIME_HELP}.")
-@click.option("--current-to", help=f"Current window end (exclusive): {TIME_HELP}.")
+@click.option("--current-to", help=f"Current window end (exclusive): {TIME_HELP}. "
+              "Default: now.")
 @click.option("--namespace", default=None, help="Stream namespace (default: all).")
 @click.option("--column", "columns", multiple=True, help="Only these columns (files).")
 @click.option("--bins", default=D.DEFAULT_BINS, show_default=True, type=click.IntRange(2),
@@ -235,9 +262,9 @@ def drift(
     now = datetime.now(UTC)
     current = _window(current_from, current_to, ("--current-from", "--current-to"), now)
     if current is None:
-        raise click.UsageError("cluster mode needs --current-from and --current-to")
-    ref_window = _window(reference_from, reference_to, ("--reference-from", "--reference-to"),
-                         now)
+        raise click.UsageError("cluster mode needs --current-from (--current-to defaults to "
+                               "now)")
+    ref_window = _reference_window(reference_from, reference_to, current, now)
     reference: Any
     if reference_profile:
         reference = reference_profile
@@ -287,10 +314,12 @@ def drift(
 @click.option("--model", required=True, help="Model name.")
 @click.option("--version", "model_version", help="Only this model version.")
 @click.option("--from", "start", required=True, help=f"Window start: {TIME_HELP}.")
-@click.option("--to", "end", required=True, help=f"Window end (exclusive): {TIME_HELP}.")
+@click.option("--to", "end", default=None,
+              help=f"Window end (exclusive): {TIME_HELP}. Default: now.")
 @click.option("--reference-from",
               help=f"Reference window start, for degradation: {TIME_HELP}.")
-@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}.")
+@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}. "
+              "Default: --from.")
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
               help="Metrics to compute: classification (accuracy, F1, ROC-AUC, calibration; "
               "needs ml.label) or regression (MAE, RMSE, MAPE; needs ml.label_value). "
@@ -303,7 +332,7 @@ def drift(
 @url_option
 @json_option
 def performance(
-    model: str, model_version: str | None, start: str, end: str, reference_from: str | None,
+    model: str, model_version: str | None, start: str, end: str | None, reference_from: str | None,
     reference_to: str | None, task: str | None, baseline_version: str | None,
     kpi_lower_is_better: tuple[str, ...], namespace: str | None, no_write: bool,
     url: str | None, as_json: bool,
@@ -311,9 +340,8 @@ def performance(
     """Model quality over predictions joined with (late) feedback, per version."""
     now = datetime.now(UTC)
     window = _window(start, end, ("--from", "--to"), now)
-    assert window is not None  # both options are required
-    reference = _window(reference_from, reference_to, ("--reference-from", "--reference-to"),
-                        now)
+    assert window is not None  # --from is required
+    reference = _reference_window(reference_from, reference_to, window, now)
     ns = _namespace(namespace)
     from logsight.analysis.performance import TaskMismatch
     from logsight.engine import EngineError

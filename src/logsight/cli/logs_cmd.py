@@ -264,13 +264,14 @@ def anomalies(
                 raise click.BadParameter(str(e), param_hint="--input") from None
             result = analyse_log_frame(
                 frame, window=window, baseline=base, contamination=cont,
-                window_lines=window_lines, drift=drift, model=model_path, save_model=save_model,
+                window_lines=window_lines, drift=drift, detector_path=model_path,
+                save_model=save_model, start=t_start, end=t_end,
             )
         else:
             result = _run_cluster(
                 url, now=now, start=t_start, end=t_end, service=service, namespace=namespace,
                 index=index, window=window, baseline=base, contamination=cont, drift=drift,
-                write=write, model=model_path, save_model=save_model,
+                write=write, detector_path=model_path, save_model=save_model,
             )
     except BaselineError as e:
         raise click.ClickException(f"{e}\n(see --baseline, and --from/--to for the range)") from e

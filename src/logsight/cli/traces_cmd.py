@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.timeutil import as_utc, iso
 from logsight.timeutil import parse_time as parse_time_text
 
 TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
@@ -37,6 +39,67 @@ def _window(frm: str | None, to: str | None, default: timedelta, now: datetime,
     if end <= start:
         raise click.BadParameter(f"{names[0]} must be before {names[1]}", param_hint=names[0])
     return start, end
+
+
+def _file_bounds(frm: str | None, to: str | None, now: datetime,
+                 names: tuple[str, str] = ("--from", "--to")
+                 ) -> tuple[datetime | None, datetime | None]:
+    """A file's --from/--to: either may be left open (the file's first / last trace)."""
+    start = parse_time(frm, now=now, option=names[0])
+    end = parse_time(to, now=now, option=names[1])
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"{names[0]} must be before {names[1]}", param_hint=names[0])
+    return start, end
+
+
+def _ns(ts: datetime) -> int:
+    return int(pd.Timestamp(as_utc(ts)).value)
+
+
+def _trace_starts(spans: pd.DataFrame) -> pd.Series:
+    """Each trace's start (ns): its root span's, or its first span's where the root is missing
+    (a trace cut by the export), the same rule the cluster reader windows traces by."""
+    first = spans.groupby("trace_id", sort=False)["start_ns"].min()
+    is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
+    root = spans[is_root].groupby("trace_id", sort=False)["start_ns"].min()
+    # assigned, not reindex+fillna: a float64 detour would round nanoseconds near 2**60
+    starts = first.copy()
+    starts.loc[root.index] = root
+    return starts
+
+
+def _filter_file_window(spans: pd.DataFrame, path: Path, start: datetime | None,
+                        end: datetime | None, names: tuple[str, str] = ("--from", "--to")
+                        ) -> pd.DataFrame:
+    """The spans of the traces of ``path`` that start in [start, end); a ClickException (exit
+    1) saying the file's own time span when no trace does."""
+    if (start is None and end is None) or spans.empty:
+        return spans
+    starts = _trace_starts(spans)
+    keep = pd.Series(True, index=starts.index)
+    if start is not None:
+        keep &= starts >= _ns(start)
+    if end is not None:
+        keep &= starts < _ns(end)
+    if not keep.any():
+        first, last = (iso(pd.Timestamp(int(v), tz="UTC").to_pydatetime(), timespec="seconds")
+                       for v in (starts.min(), starts.max()))
+        raise click.ClickException(
+            f"no traces in {path} start between "
+            f"{iso(start, timespec='seconds') if start else 'its start'} ({names[0]}) and "
+            f"{iso(end, timespec='seconds') if end else 'its end'} ({names[1]}); its "
+            f"{len(starts)} traces start from {first} to {last}")
+    return spans[spans["trace_id"].isin(set(starts.index[keep.to_numpy()]))]
+
+
+def _warn_overlap(current: tuple[datetime, datetime], baseline: tuple[datetime, datetime],
+                  what: str = "baseline") -> None:
+    if baseline[0] < current[1] and current[0] < baseline[1]:
+        click.echo(f"warning: the {what} window ({iso(baseline[0], timespec='seconds')} to "
+                   f"{iso(baseline[1], timespec='seconds')}) overlaps the current window "
+                   f"({iso(current[0], timespec='seconds')} to "
+                   f"{iso(current[1], timespec='seconds')}): spans in both are compared "
+                   "with themselves", err=True)
 
 
 def _load(path: Path) -> Any:
@@ -75,8 +138,10 @@ orphans_opt = click.option(
 @service_opt
 @operation_opt
 @click.option("--from", "frm", default=None,
-              help=f"Window start: {TIME_HELP}. Default: 1h before --to.")
-@click.option("--to", default=None, help=f"Window end: {TIME_HELP}. Default: now.")
+              help=f"Window start: {TIME_HELP}. Default: 1h before --to (--input: the file's "
+              "first trace). Traces are kept by the start of their root span.")
+@click.option("--to", default=None, help=f"Window end: {TIME_HELP}. Default: now (--input: "
+              "after the file's last trace).")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True,
               help="How many operations to list, most critical-path time first.")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
@@ -96,7 +161,8 @@ def bottlenecks(
 
     stats: dict[str, Any] = {}
     if input_path is not None:
-        spans = _load(input_path)
+        start_, end_ = _file_bounds(frm, to, datetime.now(UTC))
+        spans = _filter_file_window(_load(input_path), input_path, start_, end_)
         if service is not None or operation is not None:
             is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
             roots = roots_of = spans[is_root]
@@ -150,13 +216,16 @@ def bottlenecks(
 @service_opt
 @operation_opt
 @click.option("--from", "frm", default=None,
-              help=f"Current window start: {TIME_HELP}. Default: 1h before --to.")
-@click.option("--to", default=None, help=f"Current window end: {TIME_HELP}. Default: now.")
+              help=f"Current window start: {TIME_HELP}. Default: 1h before --to (--input: "
+              "the file's first trace).")
+@click.option("--to", default=None, help=f"Current window end: {TIME_HELP}. Default: now "
+              "(--input: after the file's last trace).")
 @click.option("--baseline-from", default=None,
               help=f"Baseline start: {TIME_HELP}. Default: as long before --baseline-to as "
-              "the current window is long.")
+              "the current window is long (--baseline-input: the file's first trace).")
 @click.option("--baseline-to", default=None,
-              help=f"Baseline end: {TIME_HELP}. Default: the current window's start.")
+              help=f"Baseline end: {TIME_HELP}. Default: the current window's start "
+              "(--baseline-input: after the file's last trace).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Significance level (BH-adjusted Mann-Whitney U).")
 @click.option("--min-ratio", type=click.FloatRange(1.0), default=1.2, show_default=True,
@@ -197,11 +266,17 @@ def regressions(
     if (input_path is None) != (baseline_input is None):
         raise click.UsageError("give both --input and --baseline-input, or neither (cluster)")
     if input_path is not None and baseline_input is not None:
-        cur = analyze_spans(_load(input_path))
+        now = datetime.now(UTC)
+        cur_bounds = _file_bounds(frm, to, now)
+        base_bounds = _file_bounds(baseline_from, baseline_to, now,
+                                   ("--baseline-from", "--baseline-to"))
+        cur = analyze_spans(_filter_file_window(_load(input_path), input_path, *cur_bounds))
         try:
-            base = analyze_spans(_load(baseline_input))
+            base_spans = _load(baseline_input)
         except click.BadParameter as e:
             raise click.BadParameter(e.message, param_hint="--baseline-input") from None
+        base = analyze_spans(_filter_file_window(base_spans, baseline_input, *base_bounds,
+                                                 names=("--baseline-from", "--baseline-to")))
         results = compare_operations(base, cur, alpha=alpha, min_ratio=min_ratio,
                                      min_count=min_count)
     else:
@@ -215,6 +290,7 @@ def regressions(
         )
         if bend <= bstart:
             raise click.BadParameter("--baseline-from must be before --baseline-to")
+        _warn_overlap((start, end), (bstart, bend))
         engine = engine_from(url)
         try:
             results, _ = run_trace_regressions(
@@ -310,7 +386,8 @@ def _version_regressions(
                                "the traces through --service is compared)")
     findings: list[Any] = []
     if input_path is not None:
-        spans = _load(input_path)
+        spans = _filter_file_window(_load(input_path), input_path,
+                                    *_file_bounds(frm, to, datetime.now(UTC)))
         try:
             results, split = compare_versions(
                 spans, service=service, baseline_version=baseline_version,

@@ -329,25 +329,31 @@ def analyse_log_frame(
     namespace: str | None = None,
     drift: bool = True,
     random_state: int | None = 0,
-    model: LogAnomalyModel | str | Path | None = None,
+    detector_path: LogAnomalyModel | str | Path | None = None,
     save_model: str | Path | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> LogAnalysisResult:
     """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame, with
     every scored window (see :meth:`~logsight.analysis.logs.LogAnomalyResult.windows`).
 
-    Without ``model`` the baseline part of the frame trains a model and the rest is scored;
-    with ``model`` (a :class:`LogAnomalyModel` or a path to a saved one) every row is scored
-    against it. ``save_model`` writes the model used (feature schema and version included)."""
+    Without ``detector_path`` the baseline part of the frame trains a model and the rest is
+    scored; with ``detector_path`` (a :class:`LogAnomalyModel` or a path to a saved one) every
+    row is scored against it. A saved model is a joblib pickle, so the parameter is
+    deliberately not called ``model``: the service's ``model`` field (an ML model name) must
+    never reach it. ``start`` / ``end``: the range the frame was read from (windows it cuts
+    off are not scored; see :func:`~logsight.analysis.logs.score_logs`). ``save_model`` writes the model used (feature schema and version included)."""
     if frame.empty:
         return LogAnalysisResult(empty_window_table(), [], lines=0)
-    if model is not None:
-        loaded = model if isinstance(model, LogAnomalyModel) else LogAnomalyModel.load(model)
-        result = score_logs(loaded, frame, namespace=namespace)
+    if detector_path is not None:
+        loaded = (detector_path if isinstance(detector_path, LogAnomalyModel)
+                  else LogAnomalyModel.load(detector_path))
+        result = score_logs(loaded, frame, namespace=namespace, start=start, end=end)
     else:
         det = LogAnomalyDetector(contamination=contamination, random_state=random_state)
         result = detect_log_anomalies(
             frame, baseline=baseline, window=window, window_lines=window_lines,
-            namespace=namespace, detector=det,
+            namespace=namespace, detector=det, start=start, end=end,
         )
     if save_model is not None:
         result.model.save(save_model)
@@ -368,15 +374,26 @@ def analyse_frame(
     namespace: str | None = None,
     drift: bool = True,
     random_state: int | None = 0,
-    model: LogAnomalyModel | str | Path | None = None,
+    detector_path: LogAnomalyModel | str | Path | None = None,
     save_model: str | Path | None = None,
 ) -> list[Finding]:
     """The findings of :func:`analyse_log_frame`."""
     return analyse_log_frame(
         frame, window=window, baseline=baseline, contamination=contamination,
         window_lines=window_lines, namespace=namespace, drift=drift, random_state=random_state,
-        model=model, save_model=save_model,
+        detector_path=detector_path, save_model=save_model,
     ).findings
+
+
+def _bound(t: datetime | str | None) -> datetime | None:
+    """An explicit read bound as a time; None when open or not a plain time (date math is
+    resolved by the cluster, so the data's own first / last window is treated as cut off)."""
+    if t is None or isinstance(t, datetime):
+        return t
+    try:
+        return pd.Timestamp(t).to_pydatetime()
+    except ValueError:
+        return None
 
 
 def run_log_analysis(
@@ -392,7 +409,7 @@ def run_log_analysis(
     contamination: float | str = "auto",
     drift: bool = True,
     write: bool = True,
-    model: LogAnomalyModel | str | Path | None = None,
+    detector_path: LogAnomalyModel | str | Path | None = None,
     save_model: str | Path | None = None,
     random_state: int | None = 0,
 ) -> LogAnalysisResult:
@@ -401,15 +418,16 @@ def run_log_analysis(
     (service, window) after it, flag the anomalous ones and template drift per deploy, and
     (with ``write``) index the findings in ``logsight-findings`` under stable ids (a re-run
     updates them, never duplicates). Returns the per-window scores and the findings.
-    ``model`` / ``save_model``: score with a saved model instead of a baseline / keep the model
-    (see :func:`analyse_log_frame`)."""
+    ``detector_path`` / ``save_model``: score with a saved model instead of a baseline /
+    keep the model (see :func:`analyse_log_frame`)."""
     frame = read_logs(
         engine, start=start, end=end, service=service, namespace=namespace, index=index
     )
     result = analyse_log_frame(
         frame, window=window, baseline=baseline, contamination=contamination,
-        namespace=namespace, drift=drift, random_state=random_state, model=model,
-        save_model=save_model,
+        namespace=namespace, drift=drift, random_state=random_state,
+        detector_path=detector_path, save_model=save_model,
+        start=_bound(start), end=_bound(end),
     )
     if write and result.findings:
         write_findings(engine, result.findings)
@@ -429,12 +447,15 @@ def run_log_anomalies(
     contamination: float | str = "auto",
     drift: bool = True,
     write: bool = True,
-    model: LogAnomalyModel | str | Path | None = None,
-    save_model: str | Path | None = None,
+    random_state: int | None = 0,
 ) -> list[Finding]:
-    """The findings of :func:`run_log_analysis` (same reading, scoring and writing)."""
+    """The findings of :func:`run_log_analysis` (same reading, scoring and writing).
+
+    Deliberately takes neither a saved-model path nor a save path: the service calls this
+    with API fields, and a saved model is a pickle (loading one runs code) while saving
+    writes a server file. Use :func:`run_log_analysis` for those."""
     return run_log_analysis(
         engine, start=start, end=end, service=service, namespace=namespace, index=index,
         window=window, baseline=baseline, contamination=contamination, drift=drift,
-        write=write, model=model, save_model=save_model,
+        write=write, random_state=random_state,
     ).findings
