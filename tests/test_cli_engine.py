@@ -36,6 +36,9 @@ def test_engine_lifecycle_through_cli(tmp_path: Path) -> None:
         again = runner.invoke(main, ["engine", "start", *state, "--port", str(port)])
         assert again.exit_code == 0 and "already running" in again.output
 
+        st_json = runner.invoke(main, ["engine", "status", *state, "--json"])
+        assert json.loads(st_json.output)["running"] is True
+        assert json.loads(st_json.output)["url"] == url
         st = runner.invoke(main, ["engine", "status", *state])
         assert st.exit_code == 0
         assert "running: OpenSearch 2." in st.output and url in st.output and "green" in st.output

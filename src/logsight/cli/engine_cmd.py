@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -64,9 +66,13 @@ def stop(state_dir: Path | None) -> None:
 
 @engine.command()
 @state_opt
-def status(state_dir: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
+def status(state_dir: Path | None, as_json: bool) -> None:
     """Say whether the engine runs, its version and URL. Exit code 3 when stopped."""
     st = _local(state_dir, None, None).status()
-    click.echo(st.describe())
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(st)))
+    else:
+        click.echo(st.describe())
     if not st.running:
         raise SystemExit(3)
