@@ -280,3 +280,24 @@ def test_baseline_version_without_predictions_is_refused() -> None:
                                              request_id=lambda f: f["request_id"] + "x")])
     rep3 = P.performance_report(three, model="m", baseline_version="v3")
     assert len(rep3.notes) == 1 and "'v3' has no labelled predictions" in rep3.notes[0]
+
+
+def test_compare_losses_in_chunks_equals_one_full_draw() -> None:
+    """Chunked resampling (bounded memory) gives exactly the interval of the one
+    (n_boot, n)-matrix draw per side, whatever the chunk size."""
+    rng = np.random.default_rng(7)
+    baseline, candidate = rng.random(101), rng.random(57) + 0.1
+    # the reference: every baseline index drawn at once, then every candidate index
+    ref = np.random.default_rng(0)
+    bi = ref.integers(0, len(baseline), size=(500, len(baseline)))
+    ci = ref.integers(0, len(candidate), size=(500, len(candidate)))
+    expected = np.quantile(candidate[ci].mean(axis=1) - baseline[bi].mean(axis=1),
+                           [0.025, 0.975])
+    for max_draws in (1, 100, 1000, 4_000_000):
+        c = P.compare_losses(baseline, candidate, baseline_name="v1", candidate_name="v2",
+                             metric="mae", n_boot=500, random_state=0, max_draws=max_draws)
+        assert (c.ci_low, c.ci_high) == pytest.approx(tuple(expected), abs=1e-12)
+        assert c.loss_diff == pytest.approx(candidate.mean() - baseline.mean())
+    with pytest.raises(ValueError, match="max_draws"):
+        P.compare_losses(baseline, candidate, baseline_name="v1", candidate_name="v2",
+                         metric="mae", max_draws=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,11 @@ from logsight import names
 from logsight.engine import Engine, connect
 from logsight.service.scheduler import (
     EPOCH,
+    Lease,
     LeaseStore,
     ScheduledTask,
     Scheduler,
+    TaskRun,
     aligned_window,
     analysis_task,
     default_tasks,
@@ -269,6 +272,141 @@ def test_background_thread_runs_passes_until_stopped(engine: Engine) -> None:
         s.stop()
     assert not s.running
     assert len(body.calls) == 1  # later passes found the window done
+
+
+class MovingClock:
+    """The scheduler's clock, moved by the test (thread-safe reads)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self.now += delta
+
+
+def _wait_for(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+    """Poll ``condition`` (a bound, not a measured time)."""
+    ended = threading.Event()
+    for _ in range(int(limit / 0.01)):
+        if condition():
+            return
+        ended.wait(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _long_run(engine: Engine, scope: str, clock: MovingClock, ttl: timedelta,
+              taken: list[Lease | None], *, renewed: bool) -> TaskRun:
+    """A task that spans 1.2 TTLs of ``clock``; halfway and at the end another replica tries
+    to take its lease over (results into ``taken``)."""
+    other = LeaseStore(engine, owner="other", ttl=ttl, scope=scope)
+    lid = lease_id(scope, "long", aligned_window(FIVE, NOW)[0])
+
+    def expiry() -> datetime:
+        doc = engine.get(names.LEASES_INDEX, lid)
+        assert doc is not None
+        return datetime.fromisoformat(doc["_source"]["expires_at"].replace("Z", "+00:00"))
+
+    def run(e: Engine, start: datetime, end: datetime) -> int:
+        for _ in range(2):
+            clock.advance(ttl * 0.6)
+            if renewed:  # a heartbeat since the clock moved extends the lease past now
+                _wait_for(lambda: expiry() > clock(), "a lease renewal")
+            taken.append(other.acquire("long", start, end, clock()))
+        return 0
+
+    return run
+
+
+@pytest.mark.engine
+def test_heartbeat_keeps_a_run_longer_than_the_ttl_from_being_taken_over(
+        engine: Engine) -> None:
+    scope, ttl = _scope(), timedelta(minutes=10)
+    taken: list[Lease | None] = []
+    clock = MovingClock(NOW)
+    run = _long_run(engine, scope, clock, ttl, taken, renewed=True)
+    s = Scheduler(lambda: engine, [ScheduledTask("long", FIVE, run)], owner="a", scope=scope,
+                  lease_ttl=ttl, clock=clock, heartbeat=0.01)
+    assert [r.state for r in s.tick(NOW)] == ["done"]
+    assert taken == [None, None]
+    doc = engine.get(names.LEASES_INDEX, lease_id(scope, "long", aligned_window(FIVE, NOW)[0]))
+    assert doc is not None
+    assert (doc["_source"]["state"], doc["_source"]["owner"], doc["_source"]["attempt"]) == (
+        "done", "a", 1)
+
+
+@pytest.mark.engine
+def test_without_a_renewal_a_run_longer_than_the_ttl_is_taken_over(engine: Engine) -> None:
+    """The control: a heartbeat slower than the run leaves the lease to expire."""
+    scope, ttl = _scope(), timedelta(minutes=10)
+    taken: list[Lease | None] = []
+    clock = MovingClock(NOW)
+    run = _long_run(engine, scope, clock, ttl, taken, renewed=False)
+    s = Scheduler(lambda: engine, [ScheduledTask("long", FIVE, run)], owner="a", scope=scope,
+                  lease_ttl=ttl, clock=clock, heartbeat=ttl.total_seconds() / 2)
+    records = s.tick(NOW)
+    assert taken[0] is None and taken[1] is not None and taken[1].attempt == 2
+    assert [r.state for r in records] == ["done"]  # it ran, but lost the lease
+    doc = engine.get(names.LEASES_INDEX, lease_id(scope, "long", aligned_window(FIVE, NOW)[0]))
+    assert doc is not None and doc["_source"]["owner"] == "other"
+
+
+@pytest.mark.engine
+def test_renew_after_a_takeover_is_refused(engine: Engine) -> None:
+    scope, ttl = _scope(), timedelta(minutes=10)
+    start, end = aligned_window(FIVE, NOW)
+    mine = LeaseStore(engine, owner="a", ttl=ttl, scope=scope)
+    lease = mine.acquire("job", start, end, NOW)
+    assert lease is not None
+    renewed = mine.renew(lease, NOW + timedelta(minutes=8))
+    assert renewed is not None and renewed.seq_no > lease.seq_no
+    other = LeaseStore(engine, owner="b", ttl=ttl, scope=scope)
+    assert other.acquire("job", start, end, NOW + timedelta(minutes=12)) is None  # renewed
+    assert other.acquire("job", start, end, NOW + timedelta(minutes=19)) is not None
+    assert mine.renew(renewed, NOW + timedelta(minutes=19)) is None  # taken over
+    assert mine.renew(lease, NOW) is None  # a stale seq_no never wins
+
+
+def test_bad_heartbeat_is_refused() -> None:
+    for beat in (0.0, 900.0):
+        with pytest.raises(ValueError, match="heartbeat"):
+            Scheduler(lambda: None, [], owner="a", lease_ttl=timedelta(minutes=15),  # type: ignore[arg-type, return-value]  # the engine is never used
+                      heartbeat=beat)
+
+
+@pytest.mark.engine
+def test_stop_that_times_out_keeps_the_loop_and_start_refuses(engine: Engine) -> None:
+    scope, entered, release = _scope(), threading.Event(), threading.Event()
+
+    def run(e: Engine, a: datetime, b: datetime) -> int:
+        entered.set()
+        release.wait(30)
+        return 0
+
+    s = _scheduler(engine, [ScheduledTask("stuck", FIVE, run)], scope, "a", poll=0.05)
+    s.start()
+    try:
+        assert entered.wait(30), "the scheduler thread never ran its task"
+        assert s.stop(timeout=0.01) is False  # the task still runs
+        assert s.running
+        with pytest.raises(RuntimeError, match="still"):
+            s.start()
+        assert sum(t.name == "logsight-scheduler" and t.is_alive()
+                   for t in threading.enumerate()) >= 1
+    finally:
+        release.set()
+    assert s.stop() is True
+    assert not s.running
+    s.start()  # a clean restart once the old loop has ended
+    try:
+        assert s.running
+    finally:
+        assert s.stop() is True
 
 
 # -- configuration ---------------------------------------------------------------------------

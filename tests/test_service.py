@@ -580,3 +580,24 @@ def test_unknown_model_lists_models_seen(client: TestClient, world: dict[str, An
                                                   "namespace": world["ns"]}), 404)
     assert body["error"] == "unknown_model"
     assert body["details"]["models"] == [world["model"]]
+
+
+def test_only_a_missing_module_or_entry_point_is_unavailable(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module that is absent or lacks its function is 'not in this build' (501); one that
+    fails on import for any other reason is a bug and propagates."""
+    from logsight.service import analyses as A
+
+    (tmp_path / "ls_broken_analysis.py").write_text("raise ZeroDivisionError('a bug')\n")
+    (tmp_path / "ls_empty_analysis.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = {"absent": "ls_no_such_module_anywhere", "empty": "ls_empty_analysis",
+             "broken": "ls_broken_analysis"}
+    for kind, module in cases.items():
+        monkeypatch.setitem(A.ANALYSES, kind, A.AnalysisSpec(kind, module, "run", ()))
+    with pytest.raises(A.AnalysisUnavailable, match="ls_no_such_module_anywhere"):
+        A.load("absent")
+    with pytest.raises(A.AnalysisUnavailable, match="has no run"):
+        A.load("empty")
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        A.load("broken")

@@ -320,7 +320,8 @@ def test_health_and_findings_answer_while_every_analysis_slot_is_busy(
         release.wait(60)
 
     runner = CountingRunner(hold=hold)
-    app = make_app(engine, runner, analysis_threads=1)
+    # a generous slot wait: the second analysis must queue here, not be refused with 503
+    app = make_app(engine, runner, analysis_threads=1, analysis_slot_wait=60.0)
     params: dict[str, Any] = {"service": spans["service"], "namespace": spans["ns"],
                               "from": "1h"}
 
@@ -338,7 +339,7 @@ def test_health_and_findings_answer_while_every_analysis_slot_is_busy(
                     (await http.get("/v1/findings", params={"limit": 1})).status_code,
                     (await http.get("/health")).status_code,
                 ]
-                # the second analysis waits for the one slot without taking a thread
+                # the second analysis waits for the one slot
                 assert not any(t.done() for t in slow)
                 assert len(runner.calls) == 1
             finally:
@@ -349,6 +350,65 @@ def test_health_and_findings_answer_while_every_analysis_slot_is_busy(
     assert cheap == [200, 200, 200]
     assert [r.status_code for r in done] == [200, 200]
     assert len(runner.calls) == 2
+
+
+class SlowRunner:
+    """Blocks every analysis until ``release``; counts the analyses running at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+        self.active = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, engine: Engine, kind: str, params: Params) -> Result:
+        with self._lock:
+            self.calls += 1
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            self.release.wait(60)
+            return [], []
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+@pytest.mark.engine
+def test_timed_out_analyses_keep_their_slot_until_they_end(engine: Engine) -> None:
+    """A timed-out analysis (504) still runs in its abandoned thread and keeps its slot: more
+    requests get 503 with Retry-After instead of starting analyses beyond the limit."""
+    slow = SlowRunner()
+    cfg = ServiceSettings(auth=False, analysis_threads=2, request_timeout=0.5,
+                          analysis_slot_wait=0.01, retry_after=7)
+    app = create_app(lambda: connect(engine.url), cfg, clock=FakeClock(NOW), runner=slow)
+    body = {"from": "2024-05-01T11:00:00Z", "to": "2024-05-01T12:00:00Z", "write": False}
+    try:
+        with TestClient(app) as c:
+            timed_out = [c.post("/v1/analyses/bottlenecks", json=body) for _ in range(2)]
+            assert [r.status_code for r in timed_out] == [504, 504]
+            for _ in range(4):
+                busy = c.post("/v1/analyses/bottlenecks", json=body)
+                assert busy.status_code == 503, busy.text
+                assert busy.json()["error"] == "busy"
+                assert busy.headers["Retry-After"] == "7"
+            assert slow.calls == 2
+            assert slow.most <= cfg.analysis_threads
+            slow.release.set()
+            wait_until(lambda: slow.active == 0, "the abandoned analyses to end")
+            # the slots are free again once the abandoned threads are done
+            done = c.post("/v1/analyses/bottlenecks", json=body)
+            assert done.status_code == 200, done.text
+            assert slow.calls == 3
+    finally:
+        slow.release.set()
+    assert slow.most <= cfg.analysis_threads
+
+
+def test_negative_slot_wait_is_refused() -> None:
+    with pytest.raises(ValueError, match="analysis_slot_wait"):
+        ServiceSettings(auth=False, analysis_slot_wait=-1)
 
 
 # -- keys and the cache itself ---------------------------------------------------------------

@@ -308,9 +308,14 @@ def compare_losses(
     min_labels: int = 30,
     n_boot: int = 1000,
     random_state: int | None = 0,
+    max_draws: int = 4_000_000,
 ) -> Comparison:
     """``worse`` when the candidate's mean loss is higher by at least ``min_effect``, the
-    bootstrap interval excludes 0 and Welch's p < ``alpha`` (both sides need ``min_labels``)."""
+    bootstrap interval excludes 0 and Welch's p < ``alpha`` (both sides need ``min_labels``).
+    At most ``max_draws`` resample indices are in memory at a time; the result does not
+    depend on it."""
+    if max_draws < 1:
+        raise ValueError(f"max_draws must be at least 1, got {max_draws}")
     nb, nc = len(baseline), len(candidate)
     bval = (1 - baseline.mean() if metric == "accuracy" else baseline.mean()) if nb else None
     cval = (1 - candidate.mean() if metric == "accuracy" else candidate.mean()) if nc else None
@@ -319,9 +324,10 @@ def compare_losses(
                           None, None, None, nb, nc, False)
     diff = float(candidate.mean() - baseline.mean())
     rng = np.random.default_rng(random_state)
-    bi = rng.integers(0, nb, size=(n_boot, nb))
-    ci = rng.integers(0, nc, size=(n_boot, nc))
-    boots = candidate[ci].mean(axis=1) - baseline[bi].mean(axis=1)
+    # all baseline resamples, then all candidate ones: the same draws, in the same order, as
+    # one (n_boot, n) matrix per side, without holding n_boot * n indices at once
+    base_means = _resample_means(baseline, n_boot, rng, max_draws)
+    boots = _resample_means(candidate, n_boot, rng, max_draws) - base_means
     lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
     if np.all(baseline == baseline[0]) and np.all(candidate == candidate[0]):
         p = 0.0 if candidate[0] != baseline[0] else 1.0
@@ -413,6 +419,20 @@ def _version_col(frame: pd.DataFrame) -> pd.Series:
     return pd.Series("unknown", index=frame.index)
 
 
+def _resample_means(v: np.ndarray, n_boot: int, rng: np.random.Generator,
+                    max_draws: int) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement) of ``v``, drawn row by row in chunks of
+    at most ``max_draws`` indices; a chunked draw consumes ``rng`` exactly as one
+    ``(n_boot, len(v))`` draw would, so the result does not depend on ``max_draws``."""
+    n = len(v)
+    means = np.empty(n_boot)
+    step = max(1, max_draws // n)
+    for i in range(0, n_boot, step):
+        k = min(step, n_boot - i)
+        means[i:i + k] = v[rng.integers(0, n, size=(k, n))].mean(axis=1)
+    return means
+
+
 def bootstrap_mean_interval(
     values: Sequence[float] | np.ndarray,
     *,
@@ -433,15 +453,9 @@ def bootstrap_mean_interval(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    n = len(v)
     if np.all(v == v[0]):  # every resample has the same mean
         return float(v[0]), float(v[0])
-    rng = np.random.default_rng(random_state)
-    means = np.empty(n_boot)
-    step = max(1, max_draws // n)
-    for i in range(0, n_boot, step):
-        k = min(step, n_boot - i)
-        means[i:i + k] = v[rng.integers(0, n, size=(k, n))].mean(axis=1)
+    means = _resample_means(v, n_boot, np.random.default_rng(random_state), max_draws)
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 

@@ -96,14 +96,22 @@ class AnalysisUnavailable(RuntimeError):
 
 def load(kind: str) -> Callable[..., Any]:
     spec = ANALYSES[kind]
+    # only a missing module (or a dependency it imports) or a missing entry point means "not
+    # in this build"; any other exception on import is a bug and must surface as one
     try:
         module = importlib.import_module(spec.module)
-        fn = getattr(module, spec.function)
-    except Exception as e:  # a module mid-development may fail in any way on import
+    except ImportError as e:
         raise AnalysisUnavailable(
             f"analysis {kind!r} is not available in this build "
-            f"({spec.module}.{spec.function}: {type(e).__name__})"
-        ) from None
+            f"({spec.module}: {type(e).__name__} of {e.name or spec.module})"  # no file paths
+        ) from e
+    try:
+        fn = getattr(module, spec.function)
+    except AttributeError as e:
+        raise AnalysisUnavailable(
+            f"analysis {kind!r} is not available in this build "
+            f"({spec.module} has no {spec.function})"
+        ) from e
     if not callable(fn):
         raise AnalysisUnavailable(f"{spec.module}.{spec.function} is not callable")
     return fn
@@ -128,6 +136,9 @@ def _arguments(kind: str, p: Params) -> dict[str, Any]:
     }
     has_base = p.baseline_start is not None and p.baseline_end is not None
     if kind == "log_anomalies":
+        # ``model`` names an ML model elsewhere; log analysis has none, and a log-model path
+        # would be unpickled, so no API field may ever reach one
+        kw.pop("model", None)
         # run_log_anomalies learns its baseline from the start of the range it reads, up to
         # the ``baseline`` timestamp: read [baseline_start, end) and split at the window start
         if has_base:

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -83,7 +82,11 @@ T = TypeVar("T")
 
 AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance"]
 FindingKind = Literal[KINDS]  # type: ignore[valid-type]  # a Literal built from the tuple
-assert set(AnalysisKind.__args__) == set(ANALYSES)  # type: ignore[attr-defined]  # typing API
+if set(AnalysisKind.__args__) != set(ANALYSES):  # type: ignore[attr-defined]  # typing API
+    # a real check, not an assert: -O strips asserts and the route would then accept kinds
+    # ANALYSES does not know (or hide ones it does)
+    raise RuntimeError(f"AnalysisKind {sorted(AnalysisKind.__args__)} "  # type: ignore[attr-defined]  # typing API
+                       f"does not match ANALYSES {sorted(ANALYSES)}")
 
 
 def default_engine_factory() -> Engine:
@@ -231,9 +234,10 @@ def create_app(
                         clock=lambda: clock().timestamp())
     # a window counts as past (long TTL) once late data can no longer change it
     settled = max(cfg.cache_ttl, cfg.scheduler_lag.total_seconds())
-    # per event loop: an anyio limiter belongs to the loop it was first used in
-    analysis_slots: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
-        f"logsight_analysis_slots_{id(cache)}")
+    # a thread semaphore, not an anyio limiter: a request that times out abandons its thread,
+    # and anyio would hand the limiter token back while the analysis still runs (and holds
+    # its PITs); the slot must stay taken until the thread itself is done
+    analysis_slots = threading.BoundedSemaphore(cfg.analysis_threads)
     log: ServiceLog = service_log(log_handle, "logsight.service")
     scheduler: Scheduler | None = None
     if cfg.scheduler:
@@ -280,6 +284,7 @@ def create_app(
     app.state.engine = holder
     app.state.scheduler = scheduler
     app.state.cache = cache
+    app.state.analysis_slots = analysis_slots
     install_error_handlers(app, retry_after=cfg.retry_after)
 
     @app.exception_handler(Exception)
@@ -316,23 +321,40 @@ def create_app(
 
     guarded = [Depends(auth), Depends(strict_query)]
 
-    async def blocking(fn: Callable[..., T], *args: Any,
-                       limiter: anyio.CapacityLimiter | None = None, **kw: Any) -> T:
+    def in_slot(fn: Callable[[], T], abandoned: threading.Event) -> Callable[[], T]:
+        """``fn`` run in an analysis slot, taken and released by the worker thread itself, so
+        an abandoned (timed-out) analysis keeps its slot until it really ends. No free slot
+        within ``analysis_slot_wait`` is a 503: waiting requests must not pile up."""
+
+        def call() -> T:
+            if not analysis_slots.acquire(timeout=cfg.analysis_slot_wait):
+                raise ApiError(
+                    503, "busy", f"all {cfg.analysis_threads} analysis slots are busy; try "
+                    "again later", headers={"Retry-After": str(cfg.retry_after)})
+            try:
+                if abandoned.is_set():  # the request gave up while this thread waited
+                    raise RequestTimeout(cfg.request_timeout)
+                return fn()
+            finally:
+                analysis_slots.release()
+
+        return call
+
+    async def blocking(fn: Callable[..., T], *args: Any, analysis_slot: bool = False,
+                       **kw: Any) -> T:
+        """``fn(*args, **kw)`` in a worker thread under the request timeout (504 after it;
+        the thread is abandoned, not stopped); ``analysis_slot`` runs it in one of the
+        ``analysis_threads`` analysis slots."""
+        abandoned = threading.Event()
+        call: Callable[[], T] = functools.partial(fn, *args, **kw)
+        if analysis_slot:
+            call = in_slot(call, abandoned)
         try:
             with anyio.fail_after(cfg.request_timeout):
-                return await anyio.to_thread.run_sync(
-                    functools.partial(fn, *args, **kw), abandon_on_cancel=True,
-                    limiter=limiter,
-                )
+                return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError:
+            abandoned.set()
             raise RequestTimeout(cfg.request_timeout) from None
-
-    def analysis_limiter() -> anyio.CapacityLimiter:
-        limiter = analysis_slots.get(None)
-        if limiter is None:
-            limiter = anyio.CapacityLimiter(cfg.analysis_threads)
-            analysis_slots.set(limiter)
-        return limiter
 
     def time_to_live(fixed: bool, ends: Sequence[datetime]) -> float:
         if fixed and max(ends) <= clock() - timedelta(seconds=settled):
@@ -345,7 +367,7 @@ def create_app(
         pool and returns the JSON body); errors propagate and are never stored."""
 
         async def compute() -> tuple[bytes, float]:
-            body = await blocking(work, limiter=analysis_limiter())
+            body = await blocking(work, analysis_slot=True)
             return body, time_to_live(fixed, ends)
 
         return cache_response(await cache.get_or_compute(key, compute))
@@ -687,7 +709,7 @@ def create_app(
                         baseline_end=base[1] if base else None, service=req.service,
                         operation=req.operation, model=req.model, version=req.version,
                         namespace=ns, top=req.top, write=req.write)
-        out = await blocking(run, kind, params, check=check, limiter=analysis_limiter(),
+        out = await blocking(run, kind, params, check=check, analysis_slot=True,
                              baseline_names=("baseline_from", "baseline_to"))
         log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write,
                  namespace=ns or "*")

@@ -73,7 +73,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown service, model, model version or analysis",
         422: "A parameter of the wrong type or out of range, an unknown body field, or an "
              "unknown query parameter (only the documented parameters are accepted)",
-        503: "The cluster is unavailable; retry after the Retry-After seconds",
+        503: "The cluster is unavailable, or every analysis slot is busy; retry after the "
+             "Retry-After seconds",
         504: "The request timed out",
     }
     return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}

@@ -144,6 +144,25 @@ class LeaseStore:
         return Lease(lid, task, start, end, int(resp["_seq_no"]), int(resp["_primary_term"]),
                      attempt + 1)
 
+    def renew(self, lease: Lease, now: datetime) -> Lease | None:
+        """Extend a running lease to ``now + ttl`` (a heartbeat while its task runs); the
+        renewed lease, or None when another replica took it over meanwhile."""
+        try:
+            resp = self.engine.index(
+                self.index,
+                self._doc(lease.task, lease.window_start, lease.window_end, now,
+                          state="running", attempt=lease.attempt),
+                id=lease.id, if_seq_no=lease.seq_no, if_primary_term=lease.primary_term,
+            )
+        except EngineUnavailable:
+            raise
+        except EngineError as e:
+            if e.status == 409:
+                return None
+            raise
+        return Lease(lease.id, lease.task, lease.window_start, lease.window_end,
+                     int(resp["_seq_no"]), int(resp["_primary_term"]), lease.attempt)
+
     def finish(self, lease: Lease, *, state: str, now: datetime, findings: int = 0,
                error: str | None = None) -> bool:
         """Mark the lease ``done`` or ``failed``; False if it was taken over meanwhile."""
@@ -260,10 +279,51 @@ def default_tasks(settings: ServiceSettings) -> list[ScheduledTask]:
 
 
 # -- the loop --------------------------------------------------------------------------------
+class _Heartbeat:
+    """Renews ``lease`` every ``every`` seconds on a thread of its own while a task runs, so a
+    run longer than the lease TTL is not taken over (and run twice) by another replica."""
+
+    def __init__(self, store: LeaseStore, lease: Lease, *, every: float, clock: Clock,
+                 log: ServiceLog) -> None:
+        self.lease = lease
+        self.lost = False
+        self._store = store
+        self._every = every
+        self._clock = clock
+        self._log = log
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="logsight-lease-heartbeat",
+                                        daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()  # a renewal in flight must land before finish() uses the seq_no
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._every) and not self.lost:
+            try:
+                renewed = self._store.renew(self.lease, self._clock())
+            except EngineError as e:  # transient: the next beat tries again before expiry
+                self._log.warning("scheduler.lease_renew_failed", task=self.lease.task,
+                                  error=f"{type(e).__name__}: {e}")
+                continue
+            if renewed is None:
+                self.lost = True
+                self._log.warning("scheduler.lease_lost", task=self.lease.task,
+                                  lease=self.lease.id)
+            else:
+                self.lease = renewed
+
+
 class Scheduler:
     """``tick(now)`` runs every task whose current window is not done yet (one pass, no
     sleeping: tests drive it with their own clock); ``start()`` runs passes on a thread every
-    ``poll`` seconds until ``stop()``."""
+    ``poll`` seconds until ``stop()``. While a task runs its lease is renewed every
+    ``heartbeat`` seconds (default a third of ``lease_ttl``)."""
 
     def __init__(
         self,
@@ -278,9 +338,17 @@ class Scheduler:
         poll: float = 15.0,
         clock: Clock = utc_now,
         log: ServiceLog | None = None,
+        heartbeat: float | None = None,
     ) -> None:
         if catch_up < 1:
             raise ValueError("catch_up must be at least 1")
+        if lease_ttl <= timedelta(0):
+            raise ValueError("lease_ttl must be positive")
+        if heartbeat is None:
+            heartbeat = lease_ttl.total_seconds() / 3
+        if not 0 < heartbeat < lease_ttl.total_seconds():
+            raise ValueError(f"heartbeat must be positive and shorter than lease_ttl "
+                             f"({lease_ttl.total_seconds():g} s), got {heartbeat:g}")
         names_ = [t.name for t in tasks]
         if len(set(names_)) != len(names_):
             raise ValueError(f"task names must be unique, got {names_}")
@@ -292,6 +360,7 @@ class Scheduler:
         self.max_attempts = max_attempts
         self.catch_up = catch_up
         self.poll = poll
+        self.heartbeat = heartbeat
         self.clock = clock
         self.log = log or ServiceLog()
         self.last_pass: datetime | None = None
@@ -333,17 +402,19 @@ class Scheduler:
         window = f"{iso(start)}/{iso(end)}"
         self.log.info("scheduler.run_started", task=task.name, window=window,
                       attempt=lease.attempt, owner=self.owner)
+        beat = _Heartbeat(store, lease, every=self.heartbeat, clock=self.clock, log=self.log)
         try:
-            n = int(task.run(store.engine, start, end))
+            with beat:
+                n = int(task.run(store.engine, start, end))
         except EngineUnavailable:
             raise  # the lease expires and a later pass (here or elsewhere) takes it over
         except Exception as e:  # an analysis failing must not stop the other tasks
             error = f"{type(e).__name__}: {e}"
             self.log.error("scheduler.run_failed", task=task.name, window=window, error=error,
                            attempt=lease.attempt)
-            store.finish(lease, state="failed", now=self.clock(), error=error)
+            store.finish(beat.lease, state="failed", now=self.clock(), error=error)
             return RunRecord(task.name, start, end, "failed", error=error)
-        kept = store.finish(lease, state="done", now=self.clock(), findings=n)
+        kept = store.finish(beat.lease, state="done", now=self.clock(), findings=n)
         self.log.info("scheduler.run_done", task=task.name, window=window, findings=n,
                       lease_kept=kept)
         return RunRecord(task.name, start, end, "done", findings=n)
@@ -357,7 +428,13 @@ class Scheduler:
             self._stop.wait(self.poll)
 
     def start(self) -> Scheduler:
+        """Start the loop (a no-op while it runs). Refused while a loop that ``stop()`` gave
+        up waiting for still runs: clearing the stop flag would revive it beside a new one."""
         if self.running:
+            if self._stop.is_set():
+                raise RuntimeError(
+                    "the previous scheduler loop is still finishing a task; call stop() "
+                    "again (it waits for the loop) before start()")
             return self
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="logsight-scheduler",
@@ -367,9 +444,18 @@ class Scheduler:
                       owner=self.owner)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Ask the loop to stop and wait up to ``timeout`` seconds; False when it still runs
+        (a long task): the thread is kept, so ``running`` stays true and ``start()`` refuses
+        until a later ``stop()`` sees it end."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-            self.log.info("scheduler.stopped", owner=self.owner)
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            self.log.warning("scheduler.stop_timed_out", owner=self.owner, timeout=timeout)
+            return False
+        self._thread = None
+        self.log.info("scheduler.stopped", owner=self.owner)
+        return True

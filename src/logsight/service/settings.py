@@ -119,7 +119,8 @@ class ServiceSettings:
     cache_past_ttl: float = 600.0  # seconds, for fixed windows that ended before that
     cache_size: int = 256  # entries (0: no cache; concurrent identical requests still share)
     cache_max_bytes: int = 64 * 1024 * 1024
-    analysis_threads: int = 4  # analyses computing at once; the rest wait without a thread
+    analysis_threads: int = 4  # analyses computing at once, timed-out ones included
+    analysis_slot_wait: float = 5.0  # seconds a request waits for a free slot before a 503
 
     def __post_init__(self) -> None:
         if self.auth and not self.api_keys:
@@ -144,6 +145,8 @@ class ServiceSettings:
             raise ValueError("cache_size and cache_max_bytes must not be negative")
         if self.analysis_threads < 1:
             raise ValueError("analysis_threads must be at least 1")
+        if self.analysis_slot_wait < 0:
+            raise ValueError("analysis_slot_wait must not be negative")
 
     def with_(self, **changes: Any) -> ServiceSettings:
         return replace(self, **changes)
