@@ -146,10 +146,10 @@ def test_registered_tests_return_evidently_style_results() -> None:
     rng = np.random.default_rng(7)
     r, c = rng.normal(size=500), rng.normal(1.0, 1, size=500)
     for name in ("ks", "psi", "jensenshannon", "wasserstein"):
-        res = D.DRIFT_TESTS[name].fn(r, c)
+        res = D.run_test(name, r, c)
         assert res.test == name and res.drifted
         assert res.direction == ("below" if name == "ks" else "above")
-    res = D.chisquare_test(list("aab" * 50), list("abb" * 50))
+    res = D.run_test("chisquare", list("aab" * 50), list("abb" * 50))
     assert res.p_value is not None and res.drifted
 
 
@@ -459,3 +459,140 @@ def test_cli_drift_help_explains_every_option() -> None:
     perf = " ".join(CliRunner().invoke(main, ["performance", "--help"]).output.split())
     assert "--namespace TEXT Stream namespace" in perf and "--task [classification|regr" in perf
     assert "needs ml.label_value" in perf
+
+
+# -- the registry is what compare dispatches through -------------------------------------------
+@pytest.fixture
+def toy_tests():  # type: ignore[no-untyped-def]
+    """Two user tests: one on sorted values (numeric), one on counts (both kinds)."""
+    saved = dict(D.DRIFT_TESTS)
+
+    @D.register_test("meanshift", (D.NUMERIC,), "above", inputs="sorted", threshold=0.5)
+    def meanshift(reference: np.ndarray, current: np.ndarray, *, threshold: float = 0.5
+                  ) -> D.TestResult:
+        score = abs(float(current.mean() - reference.mean())) / float(reference.std())
+        return D.TestResult.decide("meanshift", score, threshold, "above")
+
+    @D.register_test("tvd", (D.NUMERIC, D.CATEGORICAL), "above", threshold=0.2)
+    def tvd(reference_counts: np.ndarray, current_counts: np.ndarray, *,
+            threshold: float = 0.2) -> D.TestResult:
+        p = reference_counts / reference_counts.sum()
+        q = current_counts / current_counts.sum()
+        return D.TestResult.decide("tvd", float(np.abs(p - q).sum() / 2), threshold, "above")
+
+    yield
+    D.DRIFT_TESTS.clear()
+    D.DRIFT_TESTS.update(saved)
+
+
+def test_a_registered_custom_test_is_selected_per_column(toy_tests) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(30)
+    ref = pd.DataFrame({"x": rng.normal(size=3000), "y": rng.normal(size=3000),
+                        "c": rng.choice(list("abc"), 3000)})
+    cur = pd.DataFrame({"x": rng.normal(0.8, 1, size=2000), "y": rng.normal(size=2000),
+                        "c": rng.choice(list("abc"), 2000, p=[0.6, 0.2, 0.2])})
+    cfg = D.DriftConfig(tests={"x": "meanshift", "y": "meanshift", "c": "tvd"})
+    out = {r.feature: r for r in D.compare(ref, cur, config=cfg)}
+    x, y, c = out["x"], out["y"], out["c"]
+    expected = abs(cur.x.mean() - ref.x.mean()) / ref.x.std(ddof=0)
+    assert x.test == "meanshift" and x.statistic == pytest.approx(expected, rel=1e-9)
+    assert x.threshold == 0.5 and x.drifted and not y.drifted
+    assert x.psi is not None and x.ks_p_value is not None  # the usual statistics still come
+    pc = ref.c.value_counts(normalize=True)
+    qc = cur.c.value_counts(normalize=True)
+    assert c.test == "tvd" and c.drifted
+    assert c.statistic == pytest.approx(float((pc - qc).abs().sum() / 2), rel=1e-9)
+    # a counts test works on a profile too; a sorted-values one without binned form is refused
+    prof = D.build_profile(ref)
+    summ = D.summarize_current(prof, cur)
+    [bx] = [r for r in D.compare_profile(prof, summ, config=D.DriftConfig(tests={"x": "tvd"}))
+            if r.feature == "x"]
+    raw_tvd = D.compare(ref, cur, config=D.DriftConfig(tests={"x": "tvd"}))[0]
+    assert bx.test == "tvd" and bx.statistic == pytest.approx(raw_tvd.statistic, rel=1e-9)
+    with pytest.raises(ValueError, match="'meanshift' needs raw rows"):
+        D.compare_profile(prof, summ, config=D.DriftConfig(tests={"x": "meanshift"}))
+    with pytest.raises(ValueError, match="does not apply"):
+        D.compare(ref, cur, config=D.DriftConfig(tests={"c": "meanshift"}))
+
+
+def test_cli_selects_a_registered_custom_test(toy_tests, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(31)
+    ref = pd.DataFrame({"a": rng.normal(size=800), "b": rng.normal(size=800)})
+    cur = pd.DataFrame({"a": rng.normal(1.0, 1, size=600), "b": rng.normal(size=600)})
+    res = CliRunner().invoke(main, [*_files(tmp_path, ref, cur), "--test", "a=meanshift",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    out = {f["feature"]: f for f in json.loads(res.stdout)["features"]}
+    assert out["a"]["test"] == "meanshift" and out["a"]["drifted"] is True
+    assert out["b"]["test"] == "ks"
+
+
+def test_compare_calls_each_registered_test_once_per_column_on_prepared_inputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, int, int]] = []
+
+    def spy(name: str) -> D.DriftTest:
+        t = D.DRIFT_TESTS[name]
+
+        def fn(reference: np.ndarray, current: np.ndarray, **kw: float) -> D.TestResult:
+            calls.append((name, int(np.sum(reference)) if t.inputs == "counts"
+                          else len(reference), len(current)))
+            if t.inputs == "sorted":
+                assert (np.diff(reference) >= 0).all() and not np.isnan(current).any()
+            return t.fn(reference, current, **kw)
+
+        return D.DriftTest(t.name, t.kinds, t.direction, fn, t.inputs, t.threshold, t.binned,
+                           t.config_params)
+
+    for name in ("ks", "psi", "jensenshannon", "wasserstein", "chisquare"):
+        monkeypatch.setitem(D.DRIFT_TESTS, name, spy(name))
+    rng = np.random.default_rng(32)
+    ref = pd.DataFrame({"x": [*rng.normal(size=400), np.nan], "c": list("ab" * 200) + ["a"]})
+    cur = pd.DataFrame({"x": rng.normal(size=300), "c": list("abb" * 100)})
+    D.compare(ref, cur, config=D.DriftConfig(psi_epsilon=1e-3))
+    assert sorted(calls) == sorted([("ks", 400, 300), ("psi", 400, 10), ("jensenshannon", 400, 10),
+                                    ("wasserstein", 400, 300), ("chisquare", 401, 2),
+                                    ("psi", 401, 2), ("jensenshannon", 401, 2)])
+
+
+def test_registered_functions_on_prepared_inputs_equal_compare_and_scipy() -> None:
+    rng = np.random.default_rng(33)
+    r, c = rng.normal(size=700), rng.normal(0.2, 1.1, size=500)
+    [fd] = D.compare(pd.DataFrame({"x": r}), pd.DataFrame({"x": c}))
+    ks = D.DRIFT_TESTS["ks"].fn(np.sort(r), np.sort(c), threshold=0.05)
+    ref = stats.ks_2samp(r, c)
+    assert (ks.statistic, ks.p_value) == (fd.ks_statistic, fd.ks_p_value)
+    assert ks.statistic == pytest.approx(ref.statistic) and ks.p_value == pytest.approx(ref.pvalue)
+    w = D.DRIFT_TESTS["wasserstein"].fn(np.sort(r), np.sort(c), threshold=0.1)
+    assert w.score == fd.wasserstein
+    assert w.score == pytest.approx(stats.wasserstein_distance(r, c) / r.std(), rel=1e-9)
+    # category counts, as analysis/logs.py's template drift passes them
+    before, after = np.array([40, 30, 0, 30]), np.array([10, 30, 25, 35])
+    psi = D.DRIFT_TESTS["psi"].fn(before, after, threshold=0.2, epsilon=1e-3)
+    assert psi.score == pytest.approx(_psi_counts_by_hand(before, after, 1e-3), rel=1e-12)
+    assert psi.drifted and psi.direction == "above" and psi.threshold == 0.2
+    js = D.DRIFT_TESTS["jensenshannon"].fn(before, after, threshold=0.1)
+    assert js.score == pytest.approx(
+        distance.jensenshannon(before / before.sum(), after / after.sum(), base=2))
+    chi = D.DRIFT_TESTS["chisquare"].fn(before, after, threshold=0.05)
+    assert chi.p_value == pytest.approx(
+        stats.chi2_contingency(np.vstack([before, after]), correction=False).pvalue)
+
+
+def _psi_counts_by_hand(r: np.ndarray, c: np.ndarray, eps: float) -> float:
+    import math
+
+    total = 0.0
+    for a, b in zip(r, c, strict=True):
+        p, q = max(a / r.sum(), eps), max(b / c.sum(), eps)
+        total += (q - p) * math.log(q / p)
+    return total
+
+
+def test_register_test_refuses_bad_declarations() -> None:
+    with pytest.raises(ValueError, match="counts"):
+        D.register_test("bad", (D.CATEGORICAL,), "above", inputs="sorted")
+    with pytest.raises(ValueError, match="direction"):
+        D.register_test("bad", (D.NUMERIC,), "sideways")  # type: ignore[arg-type]  # the point
+    assert "bad" not in D.DRIFT_TESTS

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -78,13 +79,16 @@ class DriftThresholds:
             raise ValueError(f"psi_warning threshold must be >= 0, got {self.psi_warning}")
 
     def for_test(self, test: str) -> float:
-        return {
+        """The threshold of ``test``: a field here for the built-in tests, else the default
+        the test was registered with."""
+        known = {
             "ks": self.ks_p_value,
             "chisquare": self.chisquare_p_value,
             "psi": self.psi,
             "jensenshannon": self.jensenshannon,
             "wasserstein": self.wasserstein,
-        }[test]
+        }
+        return known[test] if test in known else DRIFT_TESTS[test].threshold
 
 
 @dataclass(frozen=True)
@@ -486,7 +490,10 @@ def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
 # -- registered tests ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TestResult:
-    """One drift test on one column: ``drifted`` = score beyond threshold in ``direction``."""
+    """One drift test on one column: ``drifted`` = ``score`` beyond ``threshold`` in
+    ``direction`` ("below": p-value tests, "above": distances). ``statistic`` is what a report
+    shows next to the score (the KS D or chi-square statistic of a p-value test, the distance
+    itself otherwise); ``error_bound`` is set by approximations (binned KS)."""
 
     __test__ = False  # not a pytest class despite the name
 
@@ -496,87 +503,267 @@ class TestResult:
     direction: Literal["below", "above"]
     drifted: bool
     p_value: float | None = None
+    statistic: float | None = None
+    error_bound: float | None = None
+
+    @classmethod
+    def decide(
+        cls, test: str, score: float, threshold: float, direction: Literal["below", "above"],
+        *, p_value: float | None = None, statistic: float | None = None,
+        error_bound: float | None = None,
+    ) -> TestResult:
+        """The result with ``drifted`` decided (a NaN score never drifts)."""
+        return cls(test, score, threshold, direction, exceeds(score, threshold, direction),
+                   p_value, statistic, error_bound)
+
+
+def exceeds(score: float, threshold: float, direction: Literal["below", "above"]) -> bool:
+    """Whether ``score`` is beyond ``threshold`` in ``direction``; NaN is never beyond."""
+    if math.isnan(score):
+        return False
+    return bool(score < threshold if direction == "below" else score > threshold)
+
+
+@dataclass(frozen=True)
+class NumericBins:
+    """A numeric feature on both sides as histograms on shared left-closed bins (inner
+    ``edges``; counts and sums have ``len(edges) + 1`` entries), what a reference profile and
+    a ``range`` aggregation give. ``hi`` is the largest value of both samples, ``scale`` the
+    reference's Wasserstein normaliser (its std, see :func:`_norm_scale`)."""
+
+    edges: np.ndarray
+    reference_counts: np.ndarray
+    reference_sums: np.ndarray
+    current_counts: np.ndarray
+    current_sums: np.ndarray
+    hi: float
+    scale: float
+
+
+TestInputs = Literal["sorted", "counts"]
 
 
 @dataclass(frozen=True)
 class DriftTest:
+    """A registered drift test.
+
+    ``fn(reference, current, *, threshold, **params) -> TestResult`` is pure and receives what
+    :func:`compare` prepares once per column, according to ``inputs``:
+
+    * ``"counts"``: two aligned count vectors over the same bins (numeric: the ``bins``
+      reference-quantile bins; categorical: the union of categories, reference order first,
+      as :func:`align_categories` returns them);
+    * ``"sorted"``: the sorted, NaN-free float64 values of each side (numeric only; never
+      empty).
+
+    ``binned(bins: NumericBins, *, threshold, **params)`` is the optional implementation for
+    :func:`compare_profile`, where a numeric feature exists only as histograms (``"counts"``
+    tests need none: they get the PSI-bin counts there too). ``config_params`` maps a keyword
+    of ``fn`` to the :class:`DriftConfig` attribute that supplies it (``{"epsilon":
+    "psi_epsilon"}``); ``threshold`` is the default used when :class:`DriftThresholds` has no
+    field for the test."""
+
     name: str
     kinds: tuple[str, ...]
     direction: Literal["below", "above"]
     fn: Callable[..., TestResult]
+    inputs: TestInputs = "counts"
+    threshold: float = 0.1
+    binned: Callable[..., TestResult] | None = None
+    config_params: Mapping[str, str] = field(default_factory=dict)
 
 
 DRIFT_TESTS: dict[str, DriftTest] = {}
 
 
 def register_test(
-    name: str, kinds: tuple[str, ...], direction: Literal["below", "above"]
+    name: str,
+    kinds: tuple[str, ...],
+    direction: Literal["below", "above"],
+    *,
+    inputs: TestInputs = "counts",
+    threshold: float = 0.1,
+    config_params: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., TestResult]], Callable[..., TestResult]]:
+    """Register ``fn`` as drift test ``name`` (see :class:`DriftTest` for the contract); it can
+    then be selected per column with ``DriftConfig(tests={"col": name})`` or the CLI's
+    ``--test col=name``. Registering an existing name replaces it."""
+    if inputs not in ("sorted", "counts"):
+        raise ValueError(f"inputs must be 'sorted' or 'counts', got {inputs!r}")
+    if inputs == "sorted" and CATEGORICAL in kinds:
+        raise ValueError(f"test {name!r}: categorical columns only come as counts")
+    if direction not in ("below", "above"):
+        raise ValueError(f"direction must be 'below' or 'above', got {direction!r}")
+
     def deco(fn: Callable[..., TestResult]) -> Callable[..., TestResult]:
-        DRIFT_TESTS[name] = DriftTest(name, kinds, direction, fn)
+        DRIFT_TESTS[name] = DriftTest(name, tuple(kinds), direction, fn, inputs, threshold,
+                                      None, dict(config_params or {}))
         return fn
 
     return deco
 
 
-def _decide(test: str, score: float, threshold: float, p_value: float | None = None) -> TestResult:
-    direction = DRIFT_TESTS[test].direction
-    if math.isnan(score):
-        drifted = False
-    else:
-        drifted = score < threshold if direction == "below" else score > threshold
-    return TestResult(test, score, threshold, direction, bool(drifted), p_value)
+def register_binned(name: str) -> Callable[[Callable[..., TestResult]], Callable[..., TestResult]]:
+    """Attach the :func:`compare_profile` implementation of a registered ``"sorted"`` test."""
+
+    def deco(fn: Callable[..., TestResult]) -> Callable[..., TestResult]:
+        DRIFT_TESTS[name] = replace(DRIFT_TESTS[name], binned=fn)
+        return fn
+
+    return deco
 
 
-@register_test("ks", (NUMERIC,), "below")
-def ks_test(reference: Any, current: Any, *, threshold: float = 0.05) -> TestResult:
-    """Two-sample Kolmogorov-Smirnov; the score is the p-value."""
-    _, p = ks_2samp(reference, current)
-    return _decide("ks", p, threshold, p)
+@register_test("ks", (NUMERIC,), "below", inputs="sorted", threshold=0.05)
+def ks_test(reference: np.ndarray, current: np.ndarray, *, threshold: float = 0.05
+            ) -> TestResult:
+    """Two-sample Kolmogorov-Smirnov on *sorted* non-empty arrays (scipy's ``ks_2samp``);
+    the score is the p-value, the statistic D."""
+    d, p = ks_2samp_sorted(reference, current)
+    return TestResult.decide("ks", p, threshold, "below", p_value=p, statistic=d)
 
 
-@register_test("psi", (NUMERIC, CATEGORICAL), "above")
+@register_binned("ks")
+def ks_binned_test(bins: NumericBins, *, threshold: float = 0.05) -> TestResult:
+    """KS from histograms: D_binned <= D <= D_binned + ``error_bound``; p-value of D_binned."""
+    rc, cc = bins.reference_counts, bins.current_counts
+    d, bound = binned_ks(rc, cc)
+    p = ks_pvalue(d, int(rc.sum()), int(cc.sum()))
+    return TestResult.decide("ks", p, threshold, "below", p_value=p, statistic=d,
+                             error_bound=bound)
+
+
+@register_test("psi", (NUMERIC, CATEGORICAL), "above", threshold=0.2,
+               config_params={"epsilon": "psi_epsilon"})
 def psi_test(
-    reference: Any,
-    current: Any,
-    *,
-    threshold: float = 0.2,
-    bins: int = DEFAULT_BINS,
+    reference_counts: Any, current_counts: Any, *, threshold: float = 0.2,
     epsilon: float = PSI_EPSILON,
-    categorical: bool = False,
 ) -> TestResult:
-    if categorical:
-        _, r, c = align_categories(category_counts(reference), category_counts(current))
-        return _decide("psi", psi_from_counts(r, c, epsilon=epsilon), threshold)
-    return _decide("psi", psi(reference, current, bins=bins, epsilon=epsilon), threshold)
+    """PSI of two aligned count vectors (numeric: reference-quantile bins; categorical:
+    categories), empty bins at frequency ``epsilon``. Reusable on any category counts, e.g.
+    log templates before / after a deploy::
+
+        DRIFT_TESTS["psi"].fn(before_counts, after_counts, threshold=0.2, epsilon=1e-4)
+
+    Both vectors must list the same categories in the same order and each sum to > 0."""
+    score = psi_from_counts(reference_counts, current_counts, epsilon=epsilon)
+    return TestResult.decide("psi", score, threshold, "above", statistic=score)
 
 
-@register_test("jensenshannon", (NUMERIC, CATEGORICAL), "above")
+@register_test("jensenshannon", (NUMERIC, CATEGORICAL), "above", threshold=0.1)
 def jensenshannon_test(
+    reference_counts: Any, current_counts: Any, *, threshold: float = 0.1
+) -> TestResult:
+    """Jensen-Shannon distance (base 2, in [0, 1]) of two aligned count vectors; as for
+    :func:`psi_test`, any category counts work::
+
+        DRIFT_TESTS["jensenshannon"].fn(before_counts, after_counts, threshold=0.1)
+
+    No smoothing is needed: JS is finite with empty bins."""
+    score = js_distance_from_counts(reference_counts, current_counts)
+    return TestResult.decide("jensenshannon", score, threshold, "above", statistic=score)
+
+
+@register_test("wasserstein", (NUMERIC,), "above", inputs="sorted", threshold=0.1)
+def wasserstein_test(
+    reference: np.ndarray, current: np.ndarray, *, threshold: float = 0.1,
+    scale: float | None = None,
+) -> TestResult:
+    """1-Wasserstein distance of *sorted* non-empty arrays divided by ``scale`` (default: the
+    reference std, as Evidently; see :func:`_norm_scale` for a constant reference)."""
+    if scale is None:
+        std = float(reference.std())
+        # the mean is only needed for a constant reference: skip a pass over the data otherwise
+        scale = _norm_scale(std, float(reference.mean()) if std == 0 else 0.0)
+    score = wasserstein_sorted_quantiles(reference, current) / scale
+    return TestResult.decide("wasserstein", score, threshold, "above", statistic=score)
+
+
+@register_binned("wasserstein")
+def wasserstein_binned_test(bins: NumericBins, *, threshold: float = 0.1) -> TestResult:
+    """Wasserstein from per-bin counts and sums (see :func:`binned_wasserstein`)."""
+    score = binned_wasserstein(bins.edges, bins.reference_counts, bins.reference_sums,
+                               bins.current_counts, bins.current_sums, bins.hi) / bins.scale
+    return TestResult.decide("wasserstein", score, threshold, "above", statistic=score)
+
+
+@register_test("chisquare", (CATEGORICAL,), "below", threshold=0.05)
+def chisquare_test(
+    reference_counts: Any, current_counts: Any, *, threshold: float = 0.05
+) -> TestResult:
+    """Chi-square test of homogeneity of two aligned category count vectors; the score is the
+    p-value, the statistic chi-square."""
+    stat, p = chisquare_from_counts(reference_counts, current_counts)
+    return TestResult.decide("chisquare", p, threshold, "below", p_value=p, statistic=stat)
+
+
+# every result carries these statistics, whatever test decides
+_ALL_STATISTICS: dict[str, tuple[str, ...]] = {
+    NUMERIC: ("ks", "psi", "jensenshannon", "wasserstein"),
+    CATEGORICAL: ("chisquare", "psi", "jensenshannon"),
+}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One column, prepared once for every test: aligned counts always; sorted values (raw
+    numeric) or histograms (profile numeric)."""
+
+    reference_counts: np.ndarray
+    current_counts: np.ndarray
+    reference: np.ndarray | None = None
+    current: np.ndarray | None = None
+    bins: NumericBins | None = None
+
+
+def _run(name: str, prep: _Prepared, config: DriftConfig) -> TestResult:
+    t = DRIFT_TESTS[name]
+    kw: dict[str, Any] = {"threshold": config.thresholds.for_test(name)}
+    for param, attr in t.config_params.items():
+        kw[param] = getattr(config, attr)
+    if t.inputs == "counts":
+        return t.fn(prep.reference_counts, prep.current_counts, **kw)
+    if prep.reference is not None and prep.current is not None:
+        return t.fn(prep.reference, prep.current, **kw)
+    if t.binned is None or prep.bins is None:
+        raise ValueError(f"drift test {name!r} needs raw rows (it has no binned implementation)"
+                         f" and cannot be used with a reference profile")
+    return t.binned(prep.bins, **kw)
+
+
+def _prepare_numeric(r: np.ndarray, c: np.ndarray, bins: int) -> _Prepared:
+    edges = quantile_edges(r, bins)
+    return _Prepared(bin_counts_sorted(r, edges), bin_counts_sorted(c, edges), r, c)
+
+
+def run_test(
+    name: str,
     reference: Any,
     current: Any,
     *,
-    threshold: float = 0.1,
-    bins: int = DEFAULT_BINS,
-    categorical: bool = False,
+    kind: FeatureType | None = None,
+    config: DriftConfig | None = None,
 ) -> TestResult:
-    if categorical:
-        _, r, c = align_categories(category_counts(reference), category_counts(current))
-        return _decide("jensenshannon", js_distance_from_counts(r, c), threshold)
-    return _decide("jensenshannon", js_distance(reference, current, bins=bins), threshold)
-
-
-@register_test("wasserstein", (NUMERIC,), "above")
-def wasserstein_test(reference: Any, current: Any, *, threshold: float = 0.1) -> TestResult:
-    """Wasserstein distance normalised by the reference standard deviation."""
-    return _decide("wasserstein", wasserstein_normed(reference, current), threshold)
-
-
-@register_test("chisquare", (CATEGORICAL,), "below")
-def chisquare_test(reference: Any, current: Any, *, threshold: float = 0.05) -> TestResult:
-    _, r, c = align_categories(category_counts(reference), category_counts(current))
-    _, p = chisquare_from_counts(r, c)
-    return _decide("chisquare", p, threshold, p)
+    """Run registered test ``name`` on raw values (NaN dropped), preparing them as
+    :func:`compare` does; ``kind`` defaults to what :func:`feature_kind` says (categorical
+    for a categorical-only test). For one-off use: :func:`compare` prepares each column once
+    for all tests."""
+    if name not in DRIFT_TESTS:
+        raise ValueError(f"unknown drift test {name!r}; expected one of {sorted(DRIFT_TESTS)}")
+    t = DRIFT_TESTS[name]
+    config = config or DriftConfig()
+    if kind is None:
+        kind = t.kinds[0] if len(t.kinds) == 1 else feature_kind(  # type: ignore[assignment]  # both are one of the two kinds
+            pd.Series(reference), categorical_max_unique=config.categorical_max_unique)
+    if kind not in t.kinds:
+        raise ValueError(f"test {name!r} does not apply to {kind} data")
+    if kind == NUMERIC:
+        r, _ = _sorted_clean(reference)
+        c, _ = _sorted_clean(current)
+        if not len(r) or not len(c):
+            raise ValueError(f"{name} needs at least one non-missing value on each side")
+        return _run(name, _prepare_numeric(r, c, config.bins), config)
+    _, rc, cc = align_categories(category_counts(reference), category_counts(current))
+    return _run(name, _Prepared(rc, cc), config)
 
 
 # -- per-feature result ----------------------------------------------------------------------
@@ -617,56 +804,63 @@ class FeatureDrift:
         return d
 
 
-def _test_score(fd: FeatureDrift, test: str) -> tuple[float, float | None]:
-    if test == "ks":
-        return _nan(fd.ks_p_value), fd.ks_p_value
-    if test == "chisquare":
-        return _nan(fd.chisquare_p_value), fd.chisquare_p_value
-    return _nan({"psi": fd.psi, "jensenshannon": fd.js_distance,
-                 "wasserstein": fd.wasserstein}[test]), None
+def _select_test(fd: FeatureDrift, config: DriftConfig) -> str:
+    test = config.tests.get(fd.feature) or default_test(
+        fd.type, fd.n_reference, fd.n_current, small_sample=config.small_sample
+    )
+    if fd.type not in DRIFT_TESTS[test].kinds:
+        raise ValueError(f"test {test!r} does not apply to {fd.type} feature {fd.feature!r}")
+    fd.test, fd.threshold = test, config.thresholds.for_test(test)
+    return test
 
 
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else float(x)
+def _evaluate(fd: FeatureDrift, prepare: Callable[[], _Prepared], config: DriftConfig
+              ) -> TestResult | None:
+    """Run every statistic of the column's type and its selected test, all through
+    ``DRIFT_TESTS``, on inputs prepared once; ``None`` for an empty side."""
+    test = _select_test(fd, config)
+    if not fd.n_reference or not fd.n_current:
+        fd.note = "empty reference" if not fd.n_reference else "empty current window"
+        return None
+    prep = prepare()
+    res = {name: _run(name, prep, config) for name in _ALL_STATISTICS[fd.type]}
+    if "ks" in res:
+        ks = res["ks"]
+        fd.ks_statistic, fd.ks_p_value, fd.ks_error_bound = ks.statistic, ks.p_value, \
+            ks.error_bound
+    if "chisquare" in res:
+        fd.chisquare, fd.chisquare_p_value = res["chisquare"].statistic, res["chisquare"].p_value
+    fd.psi = res["psi"].score
+    fd.js_distance = res["jensenshannon"].score
+    if "wasserstein" in res:
+        fd.wasserstein = res["wasserstein"].score
+    return res[test] if test in res else _run(test, prep, config)
 
 
-def _statistic_for(fd: FeatureDrift, test: str) -> float | None:
-    return {
-        "ks": fd.ks_statistic,
-        "chisquare": fd.chisquare,
-        "psi": fd.psi,
-        "jensenshannon": fd.js_distance,
-        "wasserstein": fd.wasserstein,
-    }[test]
-
-
-def _finalise(results: list[FeatureDrift], config: DriftConfig) -> list[FeatureDrift]:
-    """Pick each feature's test, apply the optional BH correction, decide drift."""
-    th = config.thresholds
-    for fd in results:
-        test = config.tests.get(fd.feature) or default_test(
-            fd.type, fd.n_reference, fd.n_current, small_sample=config.small_sample
-        )
-        if fd.type not in DRIFT_TESTS[test].kinds:
-            raise ValueError(f"test {test!r} does not apply to {fd.type} feature {fd.feature!r}")
-        fd.test, fd.threshold = test, th.for_test(test)
-        fd.statistic = _statistic_for(fd, test)
-        _, fd.p_value = _test_score(fd, test)
+def _finalise(evaluated: list[tuple[FeatureDrift, TestResult | None]], config: DriftConfig
+              ) -> list[FeatureDrift]:
+    """Copy each selected test's result, apply the optional BH correction, decide drift."""
+    for fd, res in evaluated:
+        if res is not None:
+            fd.threshold = res.threshold
+            fd.statistic = res.statistic if res.statistic is not None else res.score
+            fd.p_value = res.p_value
+    results = [fd for fd, _ in evaluated]
     if config.correction == "bh":
         idx = [i for i, fd in enumerate(results) if fd.p_value is not None]
         adj = benjamini_hochberg([results[i].p_value for i in idx])  # type: ignore[misc]  # filtered
         for i, a in zip(idx, adj, strict=True):
             results[i].p_value_adjusted = float(a)
-    for fd in results:
-        if fd.n_reference == 0 or fd.n_current == 0:
+    for fd, res in evaluated:
+        if res is None:
             fd.drifted = False
             continue
-        score, _ = _test_score(fd, fd.test)
-        if fd.p_value_adjusted is not None:
-            score = fd.p_value_adjusted
-        fd.drifted = _decide(fd.test, score, fd.threshold).drifted
+        if fd.p_value_adjusted is not None and res.direction == "below":
+            fd.drifted = exceeds(fd.p_value_adjusted, res.threshold, "below")
+        else:
+            fd.drifted = res.drifted
         fd.warning = bool(
-            fd.psi is not None and not fd.drifted and fd.psi > th.psi_warning
+            fd.psi is not None and not fd.drifted and fd.psi > config.thresholds.psi_warning
         )
     return results
 
@@ -686,7 +880,8 @@ def feature_kind(series: pd.Series, *, categorical_max_unique: int = 5) -> str:
     return NUMERIC
 
 
-def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig) -> FeatureDrift:
+def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig
+                 ) -> tuple[FeatureDrift, TestResult | None]:
     # one sort per side, shared by KS (binary search), PSI/JS (edges and counts by binary
     # search) and Wasserstein (quantile functions)
     r, missing_r = _sorted_clean(ref)
@@ -696,25 +891,13 @@ def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig) -> FeatureD
         drifted=False, n_reference=len(r), n_current=len(c),
         missing_reference=missing_r, missing_current=missing_c,
     )
-    if not len(r) or not len(c):
-        fd.note = "empty reference" if not len(r) else "empty current window"
-        return fd
-    fd.ks_statistic, fd.ks_p_value = ks_2samp_sorted(r, c)
-    edges = quantile_edges(r, config.bins)
-    rc, cc = bin_counts_sorted(r, edges), bin_counts_sorted(c, edges)
-    fd.psi = psi_from_counts(rc, cc, epsilon=config.psi_epsilon)
-    fd.js_distance = js_distance_from_counts(rc, cc)
-    std = float(r.std())
-    fd.wasserstein = wasserstein_sorted_quantiles(r, c) / _norm_scale(
-        std, float(r.mean()) if std == 0 else 0.0
-    )
-    return fd
+    return fd, _evaluate(fd, lambda: _prepare_numeric(r, c, config.bins), config)
 
 
 def _categorical_from_counts(
     name: str, ref: Mapping[str, int], cur: Mapping[str, int], config: DriftConfig,
     missing_reference: int = 0, missing_current: int = 0, method: str = "raw",
-) -> FeatureDrift:
+) -> tuple[FeatureDrift, TestResult | None]:
     cats, r, c = align_categories(ref, cur)
     fd = FeatureDrift(
         feature=name, type=CATEGORICAL, test="", statistic=None, p_value=None, threshold=0.0,
@@ -722,13 +905,7 @@ def _categorical_from_counts(
         missing_reference=missing_reference, missing_current=missing_current, method=method,
         unseen_categories=[k for k in cats if k not in ref and k != OTHER_CATEGORY],
     )
-    if not r.sum() or not c.sum():
-        fd.note = "empty reference" if not r.sum() else "empty current window"
-        return fd
-    fd.chisquare, fd.chisquare_p_value = chisquare_from_counts(r, c)
-    fd.psi = psi_from_counts(r, c, epsilon=config.psi_epsilon)
-    fd.js_distance = js_distance_from_counts(r, c)
-    return fd
+    return fd, _evaluate(fd, lambda: _Prepared(r, c), config)
 
 
 def compare(
@@ -754,23 +931,23 @@ def compare(
     if not cols:
         raise ValueError("reference and current data share no columns")
     _check_overrides(config, cols)
-    results = []
+    evaluated: list[tuple[FeatureDrift, TestResult | None]] = []
     for col in cols:
         kind = (kinds or {}).get(col) or feature_kind(
             reference[col], categorical_max_unique=config.categorical_max_unique
         )
         if kind == NUMERIC:
-            results.append(_numeric_raw(
+            evaluated.append(_numeric_raw(
                 col, _numeric_values(reference[col], col, "reference"),
                 _numeric_values(current[col], col, "current"), config,
             ))
         else:
             rs, cs = reference[col], current[col]
-            results.append(_categorical_from_counts(
+            evaluated.append(_categorical_from_counts(
                 col, category_counts(rs), category_counts(cs), config,
                 int(rs.isna().sum()), int(cs.isna().sum()),
             ))
-    results = _finalise(results, config)
+    results = _finalise(evaluated, config)
     if unmatched == "report" and columns is None:
         results = _with_unmatched(results, reference, current, config)
     return results
@@ -1023,10 +1200,12 @@ def compare_profile(
     *,
     config: DriftConfig | None = None,
 ) -> list[FeatureDrift]:
-    """Drift from a stored profile and binned current counts (no raw rows)."""
+    """Drift from a stored profile and binned current counts (no raw rows). Tests are run
+    through ``DRIFT_TESTS``: ``"counts"`` tests on the PSI-bin / category counts, ``"sorted"``
+    tests through their ``binned`` implementation (a test without one is refused)."""
     config = config or DriftConfig(bins=profile.bins, fine_bins=profile.fine_bins)
     _check_overrides(config, list(profile.features))
-    results: list[FeatureDrift] = []
+    evaluated: list[tuple[FeatureDrift, TestResult | None]] = []
     for name, fp in profile.features.items():
         cs = current.get(name)
         if cs is None:
@@ -1034,7 +1213,7 @@ def compare_profile(
         if isinstance(fp, CategoricalProfile):
             if not isinstance(cs, CategoricalSummary):
                 raise ValueError(f"feature {name!r}: categorical profile, numeric summary")
-            results.append(_categorical_from_counts(
+            evaluated.append(_categorical_from_counts(
                 name, fp.counts, cs.counts, config, fp.missing, cs.missing, method="binned"
             ))
             continue
@@ -1052,23 +1231,19 @@ def compare_profile(
             drifted=False, n_reference=int(rc.sum()), n_current=int(cc.sum()),
             missing_reference=fp.missing, missing_current=cs.missing, method="binned",
         )
-        results.append(fd)
-        if not rc.sum() or not cc.sum():
-            fd.note = "empty reference" if not rc.sum() else "empty current window"
-            continue
-        d, bound = binned_ks(rc, cc)
-        fd.ks_statistic, fd.ks_error_bound = d, bound
-        fd.ks_p_value = ks_pvalue(d, int(rc.sum()), int(cc.sum()))
-        psi_edges = np.asarray(fp.psi_edges, dtype=float)
-        rp, cp = _merge_to(edges, rc, psi_edges), _merge_to(edges, cc, psi_edges)
-        fd.psi = psi_from_counts(rp, cp, epsilon=config.psi_epsilon)
-        fd.js_distance = js_distance_from_counts(rp, cp)
-        hi = max(fp.max, cs.max if cs.max is not None else fp.max)
-        w = binned_wasserstein(
-            edges, rc, np.asarray(fp.sums, float), cc, np.asarray(cs.sums, float), hi
-        )
-        fd.wasserstein = w / _norm_scale(fp.std, fp.mean)
-    return _finalise(results, config)
+        evaluated.append((fd, _evaluate(fd, partial(
+            _prepare_binned, fp, cs, edges, rc, cc), config)))
+    return _finalise(evaluated, config)
+
+
+def _prepare_binned(fp: NumericProfile, cs: NumericSummary, edges: np.ndarray,
+                    rc: np.ndarray, cc: np.ndarray) -> _Prepared:
+    psi_edges = np.asarray(fp.psi_edges, dtype=float)
+    hi = max(fp.max, cs.max if cs.max is not None else fp.max)
+    bins = NumericBins(edges, rc, np.asarray(fp.sums, float), cc, np.asarray(cs.sums, float),
+                       hi, _norm_scale(fp.std, fp.mean))
+    return _Prepared(_merge_to(edges, rc, psi_edges), _merge_to(edges, cc, psi_edges),
+                     bins=bins)
 
 
 def drifted_features(results: Iterable[FeatureDrift]) -> list[str]:
