@@ -1324,9 +1324,9 @@ def drift_findings(
         kind = "prediction_drift" if r.feature in prediction_subjects else "feature_drift"
         stat = r.statistic if r.statistic is not None else float("nan")
         if DRIFT_TESTS[r.test].direction == "below":
-            strong = (r.p_value_adjusted if r.p_value_adjusted is not None else stat) < (
-                r.threshold / 100
-            )
+            # p-value tests: "strong" means two orders of magnitude past the threshold
+            p = r.p_value_adjusted if r.p_value_adjusted is not None else r.p_value
+            strong = p is not None and p < r.threshold / 100
         else:
             strong = stat > 2 * r.threshold
         out.append(Finding(
