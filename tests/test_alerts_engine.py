@@ -5,6 +5,7 @@ Painless the cluster backends run agrees with the built-in evaluator on the same
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,14 @@ import pytest
 from click.testing import CliRunner
 
 from logsight import names
-from logsight.alerts import evaluate_rule, evaluate_rules, load_rules, run_rules, search_body
+from logsight.alerts import (
+    builtin_rules_dir,
+    evaluate_rule,
+    evaluate_rules,
+    load_rules,
+    run_rules,
+    search_body,
+)
 from logsight.alerts.evaluator import scope
 from logsight.alerts.monitors import compile_monitor
 from logsight.alerts.rules import Action
@@ -394,3 +402,109 @@ def test_failing_index_action_is_reported_and_the_pass_goes_on(
         assert docs[good.id]["actions"] == ["index:logsight-alerts"]
     finally:
         engine.delete_by_query(names.ALERTS_INDEX, {"terms": {"rule.id": [bad.id, good.id]}})
+
+
+@pytest.fixture(scope="module")
+def delivery_ns(engine: Any) -> Iterator[str]:
+    """A dirty namespace of its own: the alerts recorded here must not meet other tests'."""
+    ns = "td" + uuid.uuid4().hex[:10]
+    _seed(engine, ns, dirty=True)
+    yield ns
+    for kind in ("logs", "traces"):
+        engine.delete_index(names.stream(kind, ns))
+    for index in (names.FINDINGS_INDEX, names.ALERTS_INDEX):
+        engine.delete_by_query(index, {"term": {"namespace": ns}})
+
+
+class _FailFirst(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802  # the name http.server dispatches to
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        srv: Any = self.server
+        srv.seen += 1
+        self.send_response(503 if srv.seen <= srv.failures else 200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port that was just free: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/dead"
+
+
+def _alert_docs(engine: Any, ns: str, rule_id: str) -> list[dict[str, Any]]:
+    body = {"query": {"bool": {"filter": [{"term": {"namespace": ns}},
+                                          {"term": {"rule.id": rule_id}}]}},
+            "sort": [{"@timestamp": "asc"}], "size": 10}
+    return [h["_source"] for h in engine.search(names.ALERTS_INDEX, body)["hits"]["hits"]]
+
+
+def test_undelivered_alert_is_recorded_as_failed_and_retried_next_pass(
+        engine: Any, delivery_ns: str) -> None:
+    rules = load_rules(ids=["log-error-rate-spike"])
+    waits: list[float] = []
+    report = run_rules(engine, rules, now=NOW, namespace=delivery_ns, webhook_url=_dead_url(),
+                       http_timeout=1.0, sleep=waits.append)
+    (alert,) = report.fired
+    assert alert.delivery == "failed" and report.delivery_failed == [alert]
+    assert report.errors == []  # the cluster side went fine
+    assert waits == [0.5, 1.0]  # three attempts, backing off
+    assert any(a.startswith("webhook failed after 3 attempt(s)") for a in alert.actions)
+    (doc,) = _alert_docs(engine, delivery_ns, "log-error-rate-spike")
+    assert doc["delivery"] == "failed" and doc["state"] == "fired"
+
+    # next pass: the failed delivery does not throttle; the receiver is back after one 503
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _FailFirst)
+    server.seen, server.failures = 0, 1
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        waits.clear()
+        again = run_rules(engine, rules, now=NOW + timedelta(minutes=1), namespace=delivery_ns,
+                          webhook_url=url, sleep=waits.append)
+        (sent,) = again.fired
+        assert not sent.throttled and sent.delivery == "sent" and not again.delivery_failed
+        assert server.seen == 2 and waits == [0.5]
+        # delivered now, so this one throttles the group
+        later = run_rules(engine, rules, now=NOW + timedelta(minutes=2), namespace=delivery_ns,
+                          webhook_url=url, sleep=waits.append)
+        assert [a.throttled for a in later.fired] == [True] and server.seen == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    docs = _alert_docs(engine, delivery_ns, "log-error-rate-spike")
+    assert [d["delivery"] for d in docs] == ["failed", "sent"]
+
+
+def test_cli_run_exits_1_and_says_so_when_a_delivery_failed(
+        engine: Any, delivery_ns: str) -> None:
+    res = CliRunner().invoke(main, [
+        "alerts", "run", "model-accuracy-drop", "--namespace", delivery_ns, "--url", engine.url,
+        "--now", NOW.isoformat(), "--webhook-url", _dead_url()])
+    assert res.exit_code == 1, res.output
+    assert "0 alert(s) fired, 1 delivery failed" in res.output
+    assert "UNSENT" in res.output and "alert not delivered" in res.output
+    (doc,) = _alert_docs(engine, delivery_ns, "model-accuracy-drop")
+    assert doc["delivery"] == "failed"
+
+
+def test_cli_test_takes_an_age_for_now_and_notes_groups_below_min_docs(
+        engine: Any, delivery_ns: str, tmp_path: Any) -> None:
+    src = (builtin_rules_dir() / "log-error-rate-spike.yaml").read_text()
+    assert "min_docs: 20" in src
+    (tmp_path / "strict.yaml").write_text(src.replace("min_docs: 20", "min_docs: 1000"))
+    runner = CliRunner()
+    res = runner.invoke(main, ["alerts", "test", "--namespace", delivery_ns, "--url", engine.url,
+                               "--rules", str(tmp_path), "--now", "now-1m", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)["results"]
+    assert {r["group"] for r in rows} == {"svc-err", "svc-ok"}
+    assert all(r["value"] is None and r["note"] == "below min_docs 1000" for r in rows)
+    res = runner.invoke(main, ["alerts", "test", "--namespace", delivery_ns, "--url", engine.url,
+                               "--rules", str(tmp_path), "--now", "0m"])
+    assert res.exit_code == 0, res.output
+    assert "note" in res.output.splitlines()[0] and "below min_docs 1000" in res.output

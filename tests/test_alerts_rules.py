@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logsight.alerts import WebhookPolicy, check_webhook_url, post_webhook
+from logsight.alerts.evaluator import _message
 from logsight.alerts.monitors import compile_monitor
 from logsight.alerts.painless import _lit
 from logsight.alerts.rules import (
+    GroupResult,
     RuleError,
     evaluate_response,
     format_duration,
@@ -24,6 +32,7 @@ from logsight.alerts.rules import (
     rule_from_dict,
 )
 from logsight.alerts.watcher import compile_watch, watch_id
+from logsight.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME_VALUE = re.compile(r"^\d+(ms|s|m|h|d|w)$")
@@ -299,3 +308,135 @@ def test_monitor_webhook_body_is_json_whatever_the_rule_name(name: str) -> None:
     assert body["rule_name"] == name and body["rule_id"] == rule.id
     assert body["runbook"] == 'https://rb.example.org/{{x}}"/log-error-rate-spike.md'
     assert (body["monitor"], body["period_start"], body["period_end"]) == ("m", "s", "e")
+
+
+def test_groups_that_cannot_be_judged_say_why() -> None:
+    (p95,) = load_rules(ids=["trace-p95-regression"])
+    cond = p95.condition
+    resp = {"aggregations": {"groups": {"buckets": [
+        _bucket("few", {"doc_count": cond.min_docs - 1, "m": {"values": {"95.0": 900.0}}},
+                {"doc_count": 80, "m": {"values": {"95.0": 100.0}}}),
+        _bucket("nobase", {"doc_count": 30, "m": {"values": {"95.0": 900.0}}},
+                {"doc_count": 10, "m": {"values": {"95.0": 100.0}}}),
+        _bucket("ok", {"doc_count": 30, "m": {"values": {"95.0": 300.0}}},
+                {"doc_count": 80, "m": {"values": {"95.0": 100.0}}}),
+    ]}}}
+    res = {r.group: r for r in evaluate_response(p95, resp)}
+    assert res["few"].note == f"below min_docs {cond.min_docs}"
+    assert res["nobase"].note == f"baseline below min_baseline_docs {cond.min_baseline_docs}"
+    assert res["ok"].note == "" and res["ok"].fired
+
+
+def test_alert_message_gives_the_window_as_a_duration() -> None:
+    (spike,) = load_rules(ids=["log-error-rate-spike"])
+    msg = _message(spike, GroupResult(group="api", value=0.25, fired=True, count=40), 0.25)
+    assert msg.endswith("40 document(s) in the last 5m")
+    assert "0:05:00" not in msg
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://hooks.example.com/x"])
+def test_webhook_url_accepts_http_and_https(url: str) -> None:
+    assert check_webhook_url(url) == url
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("not-a-url", "scheme must be http or https"),
+    ("ftp://example.com/x", "scheme must be http or https"),
+    ("http:///path-only", "no host"),
+])
+def test_webhook_url_rejects_what_is_not_an_http_url(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_webhook_url(url)
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Answers ``server.fail_status`` to the first ``server.failures`` POSTs, then 200."""
+
+    def do_POST(self) -> None:  # noqa: N802  # the name http.server dispatches to
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        srv: Any = self.server
+        srv.seen += 1
+        status = srv.fail_status if srv.seen <= srv.failures else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[Any]:
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    server.seen, server.failures, server.fail_status = 0, 0, 503
+    server.url = f"http://127.0.0.1:{server.server_port}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _dead_url() -> str:
+    # a port that was just free: nothing listens there, so the connection is refused
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/dead"
+
+
+@pytest.mark.parametrize("failures", [0, 1, 2])
+def test_webhook_is_retried_with_backoff_until_it_gets_through(flaky: Any, failures: int) -> None:
+    flaky.failures = failures
+    waits: list[float] = []
+    policy = WebhookPolicy(attempts=3, backoff_s=0.5, timeout_s=2.0, sleep=waits.append)
+    ok, error, tries = post_webhook(flaky.url, {"a": 1}, {}, policy)
+    assert (ok, error, tries) == (True, "", failures + 1)
+    assert flaky.seen == failures + 1
+    assert waits == [0.5, 1.0][:failures]
+
+
+def test_webhook_gives_up_after_its_attempts(flaky: Any) -> None:
+    flaky.failures = 5
+    waits: list[float] = []
+    policy = WebhookPolicy(attempts=3, backoff_s=0.5, timeout_s=2.0, sleep=waits.append)
+    ok, error, tries = post_webhook(flaky.url, {}, {}, policy)
+    assert not ok and tries == 3 and flaky.seen == 3
+    assert error.startswith("HTTP 503")
+    assert waits == [0.5, 1.0]
+
+
+def test_webhook_client_errors_are_not_retried(flaky: Any) -> None:
+    flaky.failures, flaky.fail_status = 5, 404
+    policy = WebhookPolicy(sleep=lambda s: None)
+    ok, error, tries = post_webhook(flaky.url, {}, {}, policy)
+    assert not ok and tries == 1 and flaky.seen == 1 and error.startswith("HTTP 404")
+
+
+def test_webhook_to_a_dead_port_fails_after_every_attempt() -> None:
+    waits: list[float] = []
+    policy = WebhookPolicy(attempts=3, backoff_s=0.25, timeout_s=2.0, sleep=waits.append)
+    ok, error, tries = post_webhook(_dead_url(), {}, {}, policy)
+    assert not ok and tries == 3 and error
+    assert waits == [0.25, 0.5]
+
+
+def test_webhook_policy_rejects_no_attempts() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WebhookPolicy(attempts=0)
+
+
+def test_cli_rejects_a_bad_webhook_url_and_a_bad_now_up_front() -> None:
+    runner = CliRunner()
+    # the url is checked before any cluster is contacted: this one could not be reached
+    base = ["alerts", "run", "--url", "http://127.0.0.1:1"]
+    res = runner.invoke(main, [*base, "--webhook-url", "not-a-url"])
+    assert res.exit_code == 2 and "scheme must be http or https" in res.output
+    res = runner.invoke(main, [*base, "--now", "yesterday-ish"])
+    assert res.exit_code == 2
+    assert "'yesterday-ish' is neither" in res.output and "now-2h" in res.output
+    res = runner.invoke(main, ["alerts", "test", "--help"])
+    assert "an age such as 15m, 6h, now-2h" in " ".join(res.output.split())  # help wraps

@@ -5,7 +5,9 @@ Each rule runs its search (:func:`logsight.alerts.rules.search_body`), each grou
 :func:`~logsight.alerts.rules.evaluate_response`, and a group that fires is recorded in
 ``logsight-alerts`` with what matched. Throttling is read back from that index: a group that
 already fired within the rule's throttle period is reported as throttled and neither recorded
-again nor sent again, so a restarted scheduler does not repeat itself.
+again nor sent again, so a restarted scheduler does not repeat itself. A webhook is retried a few times with
+a short backoff; an alert whose webhook still failed is recorded with ``delivery: failed`` and
+does not count for throttling, so the next pass sends it again instead of losing it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,6 +33,7 @@ from logsight.alerts.rules import (
     GroupResult,
     Rule,
     evaluate_response,
+    format_duration,
     search_body,
 )
 from logsight.engine import EngineError
@@ -43,6 +48,20 @@ _STREAM_PATTERN = re.compile(rf"^({'|'.join(names.STREAM_TYPES)})-{names.DATASET
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 MAX_SAMPLE_CHARS = 2000
+# statuses a later attempt may get past; any other 4xx is the request's fault and stays failed
+_RETRY_STATUSES = frozenset({408, 425, 429})
+
+Delivery = Literal["none", "sent", "failed"]
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ValueError saying what is wrong if not."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not a webhook URL: the scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} is not a webhook URL: it has no host")
+    return url
 
 
 def _iso(ts: datetime) -> str:
@@ -88,6 +107,8 @@ class FiredAlert:
     matched: dict[str, Any]
     throttled: bool = False
     actions: list[str] = field(default_factory=list)
+    # "none": no webhook was attempted; "failed": a webhook failed after its retries
+    delivery: Delivery = "none"
 
     def to_document(self) -> dict[str, Any]:
         """The document recorded in ``logsight-alerts`` (fields: assets.mappings.ALERTS)."""
@@ -107,6 +128,7 @@ class FiredAlert:
             "message": self.message,
             "throttled": self.throttled,
             "actions": list(self.actions),
+            "delivery": self.delivery,
         }
 
     def payload(self) -> dict[str, Any]:
@@ -130,6 +152,11 @@ class EvaluationReport:
     evaluations: list[RuleEvaluation] = field(default_factory=list)
     fired: list[FiredAlert] = field(default_factory=list)
     alert_errors: list[str] = field(default_factory=list)
+
+    @property
+    def delivery_failed(self) -> list[FiredAlert]:
+        """Alerts whose webhook still failed after its retries (recorded, not throttling)."""
+        return [a for a in self.fired if a.delivery == "failed"]
 
     @property
     def errors(self) -> list[str]:
@@ -186,8 +213,7 @@ def _message(rule: Rule, r: GroupResult, value: float) -> str:
         detail = f" (now {r.current_value:.4g}, baseline {r.baseline_value:.4g})"
     return (f"{rule.name}{where}: {rule.metric.describe()} = {value:.4g} "
             f"{OPS[rule.condition.op]} {rule.condition.threshold:g}{detail}; "
-            f"{r.count} document(s) in the last "
-            f"{timedelta(seconds=rule.query.window_s)}")
+            f"{r.count} document(s) in the last {format_duration(rule.query.window_s)}")
 
 
 def _throttled(
@@ -200,14 +226,63 @@ def _throttled(
         {"range": {"@timestamp": {"gt": _iso(now - timedelta(seconds=rule.throttle_s)),
                                   "lte": _iso(now)}}},
     ]
-    body: dict[str, Any] = {"size": 0, "query": {"bool": {"filter": filters}}}
+    # an alert nobody received must not hold back the next attempt
+    must_not: list[dict[str, Any]] = [{"term": {"delivery": "failed"}}]
+    body: dict[str, Any] = {"size": 0,
+                            "query": {"bool": {"filter": filters, "must_not": must_not}}}
     if namespace:
         filters.append({"term": {"namespace": namespace}})
     else:
-        body["query"]["bool"]["must_not"] = [{"exists": {"field": "namespace"}}]
+        must_not.append({"exists": {"field": "namespace"}})
     resp = engine.search(names.ALERTS_INDEX, body, ignore_unavailable="true")
     total = resp["hits"]["total"]
     return int(total["value"] if isinstance(total, dict) else total) > 0
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """How hard a webhook is tried: ``attempts`` posts, ``backoff_s`` before the second and
+    doubling after, each post given ``timeout_s``. ``sleep`` is the wait between attempts
+    (tests pass one that records instead of sleeping)."""
+
+    attempts: int = 3
+    backoff_s: float = 0.5
+    timeout_s: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"webhook attempts must be at least 1, got {self.attempts}")
+        if self.backoff_s < 0 or self.timeout_s <= 0:
+            raise ValueError("webhook backoff must be >= 0 and timeout > 0")
+
+
+def post_webhook(
+    url: str, payload: Mapping[str, Any], headers: Mapping[str, str], policy: WebhookPolicy
+) -> tuple[bool, str, int]:
+    """POST ``payload`` to ``url`` until it succeeds or ``policy.attempts`` are used up;
+    returns (delivered, the last error or "", attempts made). Transport errors, 5xx, 408 and
+    429 are retried; any other 4xx is not (repeating the same request cannot fix it)."""
+    try:
+        check_webhook_url(url)
+    except ValueError as e:
+        return False, str(e), 0
+    error = ""
+    for attempt in range(1, policy.attempts + 1):
+        if attempt > 1:
+            policy.sleep(policy.backoff_s * 2 ** (attempt - 2))
+        try:
+            resp = httpx.post(url, json=dict(payload), headers=dict(headers),
+                              timeout=policy.timeout_s)
+        except httpx.HTTPError as e:
+            error = str(e) or type(e).__name__
+            continue
+        if resp.is_success:
+            return True, "", attempt
+        error = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
+        if resp.status_code < 500 and resp.status_code not in _RETRY_STATUSES:
+            return False, error, attempt
+    return False, error, policy.attempts
 
 
 def _run_actions(
@@ -217,10 +292,11 @@ def _run_actions(
     *,
     env: Mapping[str, str],
     webhook_url: str | None,
-    http_timeout: float,
+    policy: WebhookPolicy,
 ) -> list[str]:
-    """Run the rule's actions for ``alert``, noting each outcome in ``alert.actions``; returns
-    what failed in the cluster (a failed webhook is only noted: the receiver's problem)."""
+    """Run the rule's actions for ``alert``, noting each outcome in ``alert.actions`` and the
+    webhooks' in ``alert.delivery``; returns what failed in the cluster (a failed webhook is
+    reported through ``delivery``: the receiver's problem, retried on the next pass)."""
     errors: list[str] = []
     for action in rule.actions:
         if action.type == "log":
@@ -231,14 +307,18 @@ def _run_actions(
             if not url:
                 alert.actions.append(f"webhook skipped: {action.url} is not set")
                 continue
-            try:
-                resp = httpx.post(url, json=alert.payload(), headers=dict(action.headers),
-                                  timeout=http_timeout)
-                resp.raise_for_status()
+            # the receiver learns the delivery from getting it; "none" would mislead
+            body = {k: v for k, v in alert.payload().items() if k != "delivery"}
+            ok, error, tries = post_webhook(url, body, action.headers, policy)
+            if ok:
                 alert.actions.append("webhook")
-            except httpx.HTTPError as e:
-                log.warning("alert %s: webhook %s failed: %s", rule.id, url, e)
-                alert.actions.append(f"webhook failed: {e}")
+                if alert.delivery == "none":
+                    alert.delivery = "sent"
+            else:
+                log.warning("alert %s: webhook %s failed after %d attempt(s): %s", rule.id,
+                            url, tries, error)
+                alert.actions.append(f"webhook failed after {tries} attempt(s): {error}")
+                alert.delivery = "failed"
         elif action.type == "index":
             if action.index != names.ALERTS_INDEX:  # the alerts index is written for every alert
                 try:
@@ -266,11 +346,18 @@ def run_rules(
     env: Mapping[str, str] | None = None,
     runbook_base_url: str | None = None,
     http_timeout: float = 5.0,
+    webhook_attempts: int = 3,
+    webhook_backoff_s: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> EvaluationReport:
     """Evaluate ``rules`` once at ``now``: judge, throttle, act, record. A rule whose search
     fails, and an alert whose throttle check, index action or record fails, is reported in
-    ``EvaluationReport.errors``; the other alerts and rules still run."""
+    ``EvaluationReport.errors``; the other alerts and rules still run. Each webhook gets
+    ``webhook_attempts`` tries, ``webhook_backoff_s`` apart and doubling (``sleep`` waits);
+    one that still fails leaves the alert in ``EvaluationReport.delivery_failed``."""
     env = os.environ if env is None else env
+    policy = WebhookPolicy(attempts=webhook_attempts, backoff_s=webhook_backoff_s,
+                           timeout_s=http_timeout, sleep=sleep)
     base_url = runbook_base_url or env.get("LOGSIGHT_RUNBOOK_BASE_URL") or None
     now = as_utc(now)
     ts = _iso(now)
@@ -323,7 +410,7 @@ def run_rules(
                 report.alert_errors.extend(
                     f"{where}: {err}" for err in _run_actions(
                         engine, rule, alert, env=env, webhook_url=webhook_url,
-                        http_timeout=http_timeout))
+                        policy=policy))
             report.fired.append(alert)
             if record:
                 try:
@@ -349,16 +436,23 @@ def evaluate_rules(
     env: Mapping[str, str] | None = None,
     runbook_base_url: str | None = None,
     http_timeout: float = 5.0,
+    webhook_attempts: int = 3,
+    webhook_backoff_s: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[FiredAlert]:
     """Evaluate ``rules`` once at ``now`` and return the alerts that fired (throttled ones are
-    included with ``throttled=True``; they were neither recorded nor sent). Search errors are
+    included with ``throttled=True``; they were neither recorded nor sent; ones whose webhook
+    failed have ``delivery="failed"``). Search errors are
     logged and skipped so one broken rule does not stop the others; use :func:`run_rules` to
     see them."""
     report = run_rules(
         engine, rules, now=now, namespace=namespace, index=index, record=record,
         run_actions=run_actions, webhook_url=webhook_url, env=env,
         runbook_base_url=runbook_base_url, http_timeout=http_timeout,
+        webhook_attempts=webhook_attempts, webhook_backoff_s=webhook_backoff_s, sleep=sleep,
     )
     for err in report.errors:
         log.warning("alert rule failed: %s", err)
+    for a in report.delivery_failed:
+        log.warning("alert %s not delivered, will retry next pass: %s", a.id, a.message)
     return report.fired

@@ -447,7 +447,8 @@ def search_body(
 
 @dataclass
 class GroupResult:
-    """One group's verdict: ``value`` is None when the group had too little data to judge."""
+    """One group's verdict: ``value`` is None when the group had too little data to judge, and
+    ``note`` then says why (``"below min_docs 5"``)."""
 
     group: str | None
     value: float | None
@@ -458,6 +459,7 @@ class GroupResult:
     baseline_count: int | None = None
     new_terms: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
 
 
 def _metric_value(rule: Rule, agg: Mapping[str, Any]) -> float | None:
@@ -492,6 +494,7 @@ def evaluate_response(rule: Rule, response: Mapping[str, Any]) -> list[GroupResu
         res = GroupResult(group=group, value=None, fired=False, count=count, samples=samples)
         out.append(res)
         if count < cond.min_docs:
+            res.note = f"below min_docs {cond.min_docs}"
             continue
         base = bucket.get("baseline")
         if rule.metric.type == "new_terms":
@@ -504,14 +507,17 @@ def evaluate_response(rule: Rule, response: Mapping[str, Any]) -> list[GroupResu
             value = _metric_value(rule, cur)
             res.current_value = value
             if value is None:
+                res.note = f"no {rule.metric.describe()} in the window"
                 continue
             if rule.metric.compare == "baseline" and base is not None:
                 res.baseline_count = int(base["doc_count"])
                 if res.baseline_count < cond.min_baseline_docs:
+                    res.note = f"baseline below min_baseline_docs {cond.min_baseline_docs}"
                     continue
                 bv = _metric_value(rule, base)
                 res.baseline_value = bv
                 if bv is None or bv <= 0:
+                    res.note = "no positive baseline value"
                     continue
                 value = value / bv
             res.value = value

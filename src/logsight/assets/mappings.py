@@ -176,6 +176,7 @@ ALERTS: dict[str, dict[str, Any]] = {
     "matched": OPAQUE,
     "message": TEXT,
     "throttled": BOOL,
+    "delivery": KW,
     "actions": KW,
     "group": KW,
     "group_field": KW,

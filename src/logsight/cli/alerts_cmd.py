@@ -14,13 +14,14 @@ from typing import Any
 
 import click
 
-from logsight.alerts import evaluate_rule, load_rules, run_rules
+from logsight.alerts import check_webhook_url, evaluate_rule, load_rules, run_rules
 from logsight.alerts.rules import OPS, Rule, RuleError, format_duration
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
 from logsight.engine import EngineError
-from logsight.timeutil import parse_iso
+from logsight.timeutil import as_utc, parse_time
 
 TARGETS = ("auto", "watcher", "monitor", "builtin")
+TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 
 
 def _rules(paths: Sequence[Path], ids: Sequence[str]) -> list[Rule]:
@@ -30,13 +31,24 @@ def _rules(paths: Sequence[Path], ids: Sequence[str]) -> list[Rule]:
         raise click.BadParameter(str(e), param_hint="--rules / RULE_ID") from None
 
 
-def _now(value: str | None) -> datetime:
-    if value is None or value == "now":
-        return datetime.now(UTC)
+def _now(value: str | None, *, clock: datetime | None = None) -> datetime:
+    """``--now``: :func:`logsight.timeutil.parse_time` against ``clock`` (default: now)."""
+    clock = datetime.now(UTC) if clock is None else clock
+    if value is None:
+        return clock
     try:
-        return parse_iso(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint="--now") from None
+        return as_utc(parse_time(value, now=clock))
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} {e} (use {TIME_HELP})", param_hint="--now") from None
+
+
+def _webhook_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return check_webhook_url(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def rules_option(f: Any) -> Any:
@@ -55,7 +67,7 @@ def scope_options(f: Any) -> Any:
 def evaluation_options(f: Any) -> Any:
     """What ``test`` and ``run`` share: the cluster, the rules, where they read, and when."""
     f = click.option("--now", "now_", default=None,
-                     help="Evaluate as of this time (ISO; default now).")(f)
+                     help=f"Evaluate as of this time: {TIME_HELP} (default now).")(f)
     f = scope_options(f)
     f = click.argument("rule_ids", nargs=-1)(f)
     f = rules_option(f)
@@ -64,7 +76,9 @@ def evaluation_options(f: Any) -> Any:
 
 def webhook_option(f: Any) -> Any:
     return click.option("--webhook-url", envvar="LOGSIGHT_ALERT_WEBHOOK_URL", default=None,
-                        help="Where webhooks go (env LOGSIGHT_ALERT_WEBHOOK_URL).")(f)
+                        callback=_webhook_url,
+                        help="Where webhooks go, an http(s) URL "
+                             "(env LOGSIGHT_ALERT_WEBHOOK_URL).")(f)
 
 
 @click.group()
@@ -152,12 +166,12 @@ def _result_rows(rule: Rule, ev: Any) -> list[dict[str, Any]]:
     if not ev.results and not ev.error:
         # say that the rule ran: "no rows" must not read as "not evaluated"
         return [{"rule": rule.id, "group": "(no data in window)", "count": 0, "value": None,
-                 "threshold": rule.condition.threshold, "fires": "no"}]
+                 "threshold": rule.condition.threshold, "fires": "no", "note": ""}]
     rows = []
     for r in ev.results:
         rows.append({"rule": rule.id, "group": r.group or "", "count": r.count,
                      "value": r.value, "threshold": rule.condition.threshold,
-                     "fires": "yes" if r.fired else "no"})
+                     "fires": "yes" if r.fired else "no", "note": r.note})
     return rows
 
 
@@ -183,7 +197,7 @@ def test(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...
     if as_json:
         print_json({"now": now.isoformat(), "results": out, "errors": errors})
     else:
-        print_table(out, ["rule", "group", "count", "value", "threshold", "fires"])
+        print_table(out, ["rule", "group", "count", "value", "threshold", "fires", "note"])
         for err in errors:
             click.echo(f"error: {err}", err=True)
     if errors:
@@ -209,17 +223,28 @@ def run(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...]
         raise click.BadParameter(str(e), param_hint="--namespace") from None
     except EngineError as e:
         raise click.ClickException(f"alerts run failed: {e.message}") from e
+    failed = report.delivery_failed
     if as_json:
         print_json({"now": now.isoformat(), "fired": [a.payload() for a in report.fired],
-                    "errors": report.errors})
+                    "delivery_failed": [a.id for a in failed], "errors": report.errors})
     else:
         for a in report.fired:
-            state = "throttled" if a.throttled else "FIRED"
+            state = ("throttled" if a.throttled
+                     else "UNSENT" if a.delivery == "failed" else "FIRED")
             click.echo(f"{state:9} {a.severity:8} {a.message}\n          runbook: {a.runbook}")
-        sent = sum(1 for a in report.fired if not a.throttled)
-        click.echo(f"{len(rules)} rule(s) evaluated, {sent} alert(s) fired, "
-                   f"{len(report.fired) - sent} throttled")
+            for note in a.actions:
+                if a.delivery == "failed" and "failed" in note:
+                    click.echo(f"          {note}")
+        throttled = sum(1 for a in report.fired if a.throttled)
+        fired = len(report.fired) - throttled - len(failed)
+        summary = f"{len(rules)} rule(s) evaluated, {fired} alert(s) fired"
+        if failed:
+            summary += f", {len(failed)} delivery failed (retried on the next run)"
+        click.echo(f"{summary}, {throttled} throttled")
         for err in report.errors:
             click.echo(f"error: {err}", err=True)
-    if report.errors:
+        for a in failed:
+            click.echo(f"error: {a.rule_id}: alert not delivered: "
+                       f"{'; '.join(n for n in a.actions if 'failed' in n)}", err=True)
+    if report.errors or failed:
         raise SystemExit(1)
