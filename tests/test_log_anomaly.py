@@ -164,7 +164,8 @@ def test_drift_tests_known_values() -> None:
     before, after = np.array([50, 50]), np.array([90, 10])
     psi = psi_test(before, after)
     assert psi.score == pytest.approx(0.4 * math.log(1.8) + 0.4 * math.log(5), rel=1e-3)
-    assert psi.drifted and psi.direction == "greater"
+    # the shared registered test (logsight.analysis.drift) names the direction "above"
+    assert psi.drifted and psi.direction == "above"
     p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
     m = (p + q) / 2
     kl = lambda x, y: float(np.sum(x * np.log2(x / y)))  # noqa: E731  (a one-off formula)
@@ -418,6 +419,49 @@ def test_template_drift_on_deploy() -> None:
     assert template_drift(same, ids2) == []
     with pytest.raises(ValueError, match="unknown drift test"):
         template_drift(frame, ids, test="nope")
+    # the deploy is keyed on its first line: a run over another range (here without the
+    # first 50 lines) writes the same finding
+    later = template_drift(frame.iloc[50:], ids[50:], miner=miner)
+    assert [x.id for x in later] == [f.id]
+    assert pd.Timestamp(f.window_start) == pd.Timestamp(f.window_end) == T0 + pd.Timedelta(
+        seconds=200)
+    assert f.id == finding_id("template_drift", "api", "1.0->2.0", f.window_start,
+                              f.window_end)
+    # a score beyond the threshold means drift; the threshold is passed through
+    assert template_drift(frame, ids, threshold=f.score + 1) == []
+    assert template_drift(frame, ids, test="jensenshannon")[0].evidence["test"] == (
+        "jensenshannon")
+    for bad in ({"threshold": 0.0}, {"epsilon": 0.0}, {"min_lines": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            template_drift(frame, ids, **bad)
+
+
+@pytest.mark.parametrize("test", ["psi", "jensenshannon"])
+@pytest.mark.parametrize("epsilon", [1e-4, 1e-2])
+def test_template_drift_contributions_add_up_to_the_score(test: str, epsilon: float) -> None:
+    """The per-template contributions use the test's own smoothing: they sum to the PSI (or
+    to the squared JS distance), whatever ``epsilon``."""
+    rng = np.random.default_rng(3)
+    n = 300
+    version = np.where(np.arange(n) >= n // 2, "b", "a")
+    # three templates before, one of them gone and a new one after
+    tpl = np.where(version == "a", rng.integers(0, 3, n), rng.integers(1, 4, n))
+    frame = pd.DataFrame({
+        "timestamp": [T0 + pd.Timedelta(seconds=i) for i in range(n)], "service": "svc",
+        "level": "info", "message": [f"m{t}" for t in tpl], "version": version,
+        "id": [f"d{i}" for i in range(n)],
+    })
+    [f] = template_drift(frame, tpl, test=test, epsilon=epsilon, top=10)
+    total = sum(t["contribution"] for t in f.evidence["shifted_templates"])
+    expected = f.score if test == "psi" else f.score ** 2
+    assert total == pytest.approx(expected, abs=5e-4)  # contributions are rounded to 1e-4
+    before = np.bincount(tpl[:n // 2], minlength=4)
+    after = np.bincount(tpl[n // 2:], minlength=4)
+    if test == "psi":
+        assert f.score == pytest.approx(math.fsum(
+            (q - p) * math.log(q / p)
+            for p, q in zip(np.maximum(before / before.sum(), epsilon),
+                            np.maximum(after / after.sum(), epsilon), strict=True)))
 
 
 # -- files and CLI -----------------------------------------------------------------------------

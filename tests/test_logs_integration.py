@@ -174,6 +174,39 @@ def test_template_drift_after_deploy(engine: Any, namespace: str) -> None:
     )
 
 
+def test_template_drift_finding_is_stable_across_ranges(engine: Any, namespace: str) -> None:
+    """A scheduled run over a sliding range rewrites the deploy's finding, never adds one: the
+    id is keyed on the first line of the new version, not on the range read."""
+    svc = f"scorer-{namespace}"
+    rng = np.random.default_rng(2)
+    docs = []
+    for i in range(300):
+        v2 = i >= 150
+        msg = (f"cache miss for user {i}" if v2 and rng.random() < 0.5
+               else f"scored user {i} in {rng.integers(1, 9)} ms")
+        docs.append((f"{svc}-{i}", {
+            "@timestamp": (T0 + pd.Timedelta(seconds=2 * i)).isoformat(),
+            "log.level": "info", "service.name": svc,
+            "service.version": "2.0" if v2 else "1.0", "message": msg,
+        }))
+    _index(engine, namespace, docs)
+    deploy = T0 + pd.Timedelta(seconds=300)  # the first line of 2.0
+    query = {"bool": {"filter": [{"term": {"service": svc}},
+                                 {"term": {"kind": "template_drift"}}]}}
+    ids = []
+    for start, end in [(T0, T0 + pd.Timedelta(minutes=10)),
+                       (T0 + pd.Timedelta(seconds=90), T0 + pd.Timedelta(minutes=8))]:
+        findings = run_log_anomalies(engine, start=start, end=end, namespace=namespace,
+                                     service=svc, baseline=0.5, write=True)
+        drift = [f for f in findings if f.kind == "template_drift"]
+        assert len(drift) == 1
+        assert pd.Timestamp(drift[0].window_start) == deploy
+        ids.append(drift[0].id)
+    assert ids[0] == ids[1]
+    engine.refresh(names.FINDINGS_INDEX)
+    assert engine.count(names.FINDINGS_INDEX, query) == 1
+
+
 def test_empty_range_reads_nothing(engine: Any, namespace: str) -> None:
     assert read_logs(engine, start=T0, end=T0 + pd.Timedelta(minutes=1),
                      namespace=namespace).empty

@@ -59,14 +59,15 @@ templates with an example line, and the ids of sample log documents.
 
 Template drift per deploy (:func:`template_drift`) compares the template distribution of a
 service before and after a ``service.version`` change with the population stability index and
-the Jensen-Shannon distance (registered tests in :data:`DRIFT_TESTS`).
+the Jensen-Shannon distance, the registered tests shared with feature drift
+(:data:`logsight.analysis.drift.DRIFT_TESTS`).
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +79,8 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 from sklearn.utils.validation import check_is_fitted
 
+from logsight.analysis import drift as _drift
+from logsight.analysis.drift import DRIFT_TESTS
 from logsight.analysis.templates import TemplateMiner
 from logsight.findings import Finding
 
@@ -1189,57 +1192,38 @@ def _empty_split_message(
 
 
 # -- template drift per deploy -----------------------------------------------------------------
-@dataclass(frozen=True)
-class DriftResult:
-    """Outcome of one drift test (evidently style)."""
+# The drift tests are the shared registered ones (logsight.analysis.drift), so a template PSI
+# means the same as a feature PSI. These aliases keep ``from logsight.analysis.logs import
+# psi_test, js_test`` working.
+psi_test = _drift.psi_test
+js_test = _drift.jensenshannon_test
 
-    test: str
-    score: float
-    threshold: float
-    direction: str  # "greater": drift when score > threshold
-    drifted: bool
-
-
-DriftTest = Callable[[np.ndarray, np.ndarray], DriftResult]
-DRIFT_TESTS: dict[str, DriftTest] = {}
-
-
-def register_drift_test(name: str) -> Callable[[DriftTest], DriftTest]:
-    def deco(fn: DriftTest) -> DriftTest:
-        DRIFT_TESTS[name] = fn
-        return fn
-
-    return deco
+def _template_tests() -> list[str]:
+    """Registered tests on category counts that drift *above* their threshold: the severity
+    rule of :func:`template_drift` ("high" beyond twice the threshold) needs a distance."""
+    return sorted(
+        name for name, t in DRIFT_TESTS.items()
+        if t.inputs == "counts" and _drift.CATEGORICAL in t.kinds and t.direction == "above"
+    )
 
 
-def _proportions(counts: np.ndarray, eps: float) -> np.ndarray:
-    counts = np.asarray(counts, dtype=float)
-    total = counts.sum()
-    p = counts / total if total > 0 else np.full_like(counts, 1.0 / max(len(counts), 1))
-    p = np.maximum(p, eps)
-    return p / p.sum()
-
-
-@register_drift_test("psi")
-def psi_test(
-    before: np.ndarray, after: np.ndarray, *, threshold: float = 0.2, eps: float = 1e-4
-) -> DriftResult:
-    """Population stability index of two count vectors over the same categories."""
-    p, q = _proportions(before, eps), _proportions(after, eps)
-    score = float(np.sum((q - p) * np.log(q / p)))
-    return DriftResult("psi", score, threshold, "greater", score > threshold)
-
-
-@register_drift_test("jensenshannon")
-def js_test(
-    before: np.ndarray, after: np.ndarray, *, threshold: float = 0.1, eps: float = 1e-12
-) -> DriftResult:
-    """Jensen-Shannon distance (base 2, in [0, 1]) of two count vectors."""
-    from scipy.spatial.distance import jensenshannon
-
-    p, q = _proportions(before, eps), _proportions(after, eps)
-    score = float(jensenshannon(p, q, base=2))
-    return DriftResult("jensenshannon", score, threshold, "greater", score > threshold)
+def _contributions(test: str, before: np.ndarray, after: np.ndarray, epsilon: float
+                   ) -> tuple[str, np.ndarray]:
+    """Per-template terms of the score, smoothed exactly as the test smooths: PSI terms (sum
+    = PSI, empty templates at frequency ``epsilon``, no renormalisation) for ``psi`` and any
+    other test; for ``jensenshannon`` the JS divergence terms (sum = distance squared, base 2,
+    no smoothing needed). Every term is >= 0, so the largest are the most shifted templates."""
+    p = before / before.sum()
+    q = after / after.sum()
+    if test == "jensenshannon":
+        m = (p + q) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # 0 * log(0 / m) is 0 by convention
+            tp = np.where(p > 0, p * np.log2(p / m), 0.0)
+            tq = np.where(q > 0, q * np.log2(q / m), 0.0)
+        return "jensenshannon_divergence", (tp + tq) / 2
+    p, q = np.maximum(p, epsilon), np.maximum(q, epsilon)
+    return "psi", (q - p) * np.log(q / p)
 
 
 def template_drift(
@@ -1248,16 +1232,38 @@ def template_drift(
     *,
     miner: TemplateMiner | None = None,
     test: str = "psi",
+    threshold: float | None = None,
+    epsilon: float = _drift.PSI_EPSILON,
     min_lines: int = 20,
     top: int = 10,
     namespace: str | None = None,
-    eps: float = 1e-4,
 ) -> list[Finding]:
     """A ``template_drift`` finding for every change of ``version`` within a service whose
-    template distribution before vs after drifts according to ``test``. Rows need
-    ``timestamp``, ``service`` and ``version``; sides with fewer than ``min_lines`` are skipped."""
-    if test not in DRIFT_TESTS:
-        raise ValueError(f"unknown drift test {test!r}; choose one of {sorted(DRIFT_TESTS)}")
+    template distribution before vs after drifts according to ``test`` (a registered test of
+    :data:`logsight.analysis.drift.DRIFT_TESTS` on category counts: ``"psi"`` or
+    ``"jensenshannon"``) at ``threshold`` (default: the test's registered default).
+    ``epsilon`` is the PSI frequency of a template absent on one side, used both by the test
+    and by the per-template contributions in the evidence. Rows need ``timestamp``,
+    ``service`` and ``version``; sides with fewer than ``min_lines`` are skipped.
+
+    The finding is keyed on (service, ``"prev->next"``, time of the first line of the new
+    version): ``window_start`` and ``window_end`` are both that instant, so every run over a
+    range that contains the deploy rewrites the same finding instead of adding one."""
+    allowed = _template_tests()
+    if test not in allowed:
+        raise ValueError(f"unknown drift test {test!r} for templates; choose one of {allowed}")
+    spec = DRIFT_TESTS[test]
+    if threshold is None:
+        threshold = spec.threshold
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold must be a positive number, got {threshold}")
+    if not 0 < epsilon < 1:
+        raise ValueError(f"epsilon must be in (0, 1), got {epsilon}")
+    if min_lines < 1:
+        raise ValueError(f"min_lines must be at least 1, got {min_lines}")
+    kw: dict[str, Any] = {"threshold": threshold}
+    if "epsilon" in spec.config_params:  # only smoothed tests take it (JS needs none)
+        kw["epsilon"] = epsilon
     frame = prepare_frame(frame)
     df = frame.assign(template=np.asarray(templates, dtype=np.int64))
     df = df[df["version"].notna() & (df["version"].astype(str) != "")]
@@ -1272,13 +1278,12 @@ def template_drift(
             if len(before) < min_lines or len(after) < min_lines:
                 continue
             cats = sorted(set(before["template"]) | set(after["template"]))
-            b = before["template"].value_counts().reindex(cats, fill_value=0).to_numpy()
-            a = after["template"].value_counts().reindex(cats, fill_value=0).to_numpy()
-            result = DRIFT_TESTS[test](b, a)
+            b = before["template"].value_counts().reindex(cats, fill_value=0).to_numpy(float)
+            a = after["template"].value_counts().reindex(cats, fill_value=0).to_numpy(float)
+            result = spec.fn(b, a, **kw)
             if not result.drifted:
                 continue
-            p, q = _proportions(b, eps), _proportions(a, eps)
-            contrib = (q - p) * np.log(q / p)
+            measure, contrib = _contributions(test, b, a, epsilon)
             order = np.argsort(-contrib, kind="stable")[:top]
             shifted = []
             for j in order:
@@ -1288,13 +1293,12 @@ def template_drift(
                     {
                         "template_id": cid,
                         "template": cluster.template if cluster else "",
-                        "share_before": round(float(b[j] / max(b.sum(), 1)), 4),
-                        "share_after": round(float(a[j] / max(a.sum(), 1)), 4),
+                        "share_before": round(float(b[j] / b.sum()), 4),
+                        "share_after": round(float(a[j] / a.sum()), 4),
                         "contribution": round(float(contrib[j]), 4),
                     }
                 )
-            start = after["timestamp"].min()
-            end = after["timestamp"].max()
+            deployed = _pydt(after["timestamp"].min())
             findings.append(
                 Finding(
                     kind="template_drift",
@@ -1309,17 +1313,20 @@ def template_drift(
                     service=str(service),
                     subject=f"{prev}->{nxt}",
                     model_version=nxt,
-                    window_start=_pydt(start),
-                    window_end=_pydt(end),
+                    window_start=deployed,
+                    window_end=deployed,
                     evidence={
                         "test": result.test,
                         "score": result.score,
                         "threshold": result.threshold,
                         "direction": result.direction,
+                        "epsilon": kw.get("epsilon"),
                         "version_before": prev,
                         "version_after": nxt,
+                        "first_line_after": _short(deployed),
                         "lines_before": len(before),
                         "lines_after": len(after),
+                        "contribution_measure": measure,
                         "shifted_templates": shifted,
                     },
                     sample_ids=[str(i) for i in after["id"].head(5)],
