@@ -301,3 +301,29 @@ def test_compare_losses_in_chunks_equals_one_full_draw() -> None:
     with pytest.raises(ValueError, match="max_draws"):
         P.compare_losses(baseline, candidate, baseline_name="v1", candidate_name="v2",
                          metric="mae", max_draws=0)
+
+
+def test_kpi_comparison_needs_enough_events_and_a_known_version() -> None:
+    """The user-test case: one conversion event of version 1.5.0 against 297 events without a
+    version made a high kpi_change; neither side may be compared."""
+    rng = np.random.default_rng(13)
+    joined = _joined(rng, "v1", 50, 0.9)
+    many = pd.DataFrame({"kpi_name": "conversion_rate", "model_version": None,
+                         "kpi_value": rng.normal(0.2, 0.05, 297),
+                         "timestamp": pd.Timestamp("2024-01-01", tz="UTC")})
+    one = pd.DataFrame({"kpi_name": "conversion_rate", "model_version": ["1.5.0"],
+                        "kpi_value": [0.031],
+                        "timestamp": [pd.Timestamp("2024-01-01", tz="UTC")]})
+    rep = P.performance_report(joined, model="ranker", kpis=pd.concat([many, one]))
+    assert {k.version for k in rep.kpis} == {"unknown", "1.5.0"}  # still reported
+    assert rep.kpi_changes == []
+    assert not [f for f in P.performance_findings(rep) if f.kind == "kpi_change"]
+    # two real versions: below min_kpi_events no comparison, at it a finding
+    kpis = _kpi_events(rng, {"v1": 10.0, "v2": 5.0}, 20)
+    assert P.performance_report(joined, model="m", kpis=kpis).kpi_changes == []
+    rep = P.performance_report(joined, model="m", kpis=kpis, min_kpi_events=20)
+    [c] = rep.kpi_changes
+    # equal counts: the greater name is the baseline; v1 is higher, so not worse
+    assert (c.baseline, c.candidate, c.worse) == ("v2", "v1", False)
+    with pytest.raises(ValueError, match="min_kpi_events"):
+        P.compare_kpis(rep.kpis, min_kpi_events=0)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from logsight import names
 from logsight.cli import main
 from logsight.engine import Engine
 
@@ -122,6 +123,13 @@ def test_worker_env_rebuilds_the_same_settings() -> None:
 def test_served_with_two_workers(engine: Engine) -> None:
     port = _free_port()
     key = "cli-key-" + uuid.uuid4().hex
+    ns = "t" + uuid.uuid4().hex[:12]
+    engine.index(names.stream(names.TRACES, ns), {
+        "@timestamp": "2024-01-01T00:00:00Z", "trace.id": uuid.uuid4().hex, "span.id": "s1",
+        "service.name": "old", "span.name": "GET /", "span.kind": "server",
+        "span.start_unix_nano": 1704067200_000_000_000,
+        "span.end_unix_nano": 1704067200_100_000_000, "span.status": "ok"},
+        op_type="create", refresh=True)
     env = dict(os.environ, LOGSIGHT_URL=engine.url, LOGSIGHT_API_KEYS=key)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from logsight.cli import main; main()", "serve", "--port",
@@ -145,7 +153,8 @@ def test_served_with_two_workers(engine: Engine) -> None:
                 time.sleep(0.2)
         assert health.json()["engine"]["version"] == engine.version
         assert httpx.get(base + "/v1/findings", timeout=10).status_code == 401
-        r = httpx.get(base + "/v1/bottlenecks", params={"from": "1h", "namespace": "nobody"},
+        # a namespace with data but no spans in the last hour: an unknown one is now a 404
+        r = httpx.get(base + "/v1/bottlenecks", params={"from": "1h", "namespace": ns},
                       headers={"X-API-Key": key}, timeout=30)
         assert r.status_code == 200, r.text
         assert r.headers["X-Logsight-Cache"] == "miss"

@@ -413,10 +413,14 @@ class PerformanceReport:
         return asdict(self)
 
 
+# what a row with no model version is grouped under; never compared as if it were a version
+UNKNOWN_VERSION = "unknown"
+
+
 def _version_col(frame: pd.DataFrame) -> pd.Series:
     if "model_version" in frame:
-        return frame["model_version"].fillna("unknown").astype(str)
-    return pd.Series("unknown", index=frame.index)
+        return frame["model_version"].fillna(UNKNOWN_VERSION).astype(str)
+    return pd.Series(UNKNOWN_VERSION, index=frame.index)
 
 
 def _resample_means(v: np.ndarray, n_boot: int, rng: np.random.Generator,
@@ -487,15 +491,22 @@ def compare_kpis(
     *,
     baseline_version: str | None = None,
     lower_is_better: Collection[str] = (),
+    min_kpi_events: int = 30,
 ) -> list[KpiChange]:
     """Every version's KPI against the baseline version's, per KPI name. The baseline is
-    ``baseline_version`` when it has the KPI, else the version with the most KPI events."""
+    ``baseline_version`` when it has the KPI, else the version with the most KPI events.
+    Only versions with at least ``min_kpi_events`` events take part (one event has a
+    zero-width bootstrap interval and would look like a certain change), and events without
+    a model version (grouped as ``unknown``) are never compared: they are no version."""
+    if min_kpi_events < 1:
+        raise ValueError(f"min_kpi_events must be at least 1, got {min_kpi_events}")
     out: list[KpiChange] = []
     by_name: dict[str, list[KpiReport]] = {}
     for r in reports:
         by_name.setdefault(r.name, []).append(r)
     for name, rows in sorted(by_name.items()):
-        rows = [r for r in rows if r.mean is not None]
+        rows = [r for r in rows if r.mean is not None and r.n >= min_kpi_events
+                and r.version != UNKNOWN_VERSION]
         if len(rows) < 2:
             continue
         versions = {r.version: r for r in rows}
@@ -571,13 +582,15 @@ def performance_report(
     n_boot: int = 1000,
     kpi_lower_is_better: Collection[str] = (),
     kpi_window: str = "1h",
+    min_kpi_events: int = 30,
 ) -> PerformanceReport:
     """Metrics for the window (overall and per version), degradation of each version against
     the same version in ``reference`` (joined frame of the reference window), and every other
     version against the baseline version (``baseline_version``, else the one with the most
     labelled predictions). KPIs: mean per version with a bootstrap interval, each version
-    against the baseline version's KPI (:func:`compare_kpis`), and the Spearman correlation of
-    per-``kpi_window`` accuracy with the per-window KPI mean."""
+    against the baseline version's KPI (:func:`compare_kpis`; versions with fewer than
+    ``min_kpi_events`` KPI events, and events without a version, are not compared), and the
+    Spearman correlation of per-``kpi_window`` accuracy with the per-window KPI mean."""
     task = task or infer_task(joined if len(joined) else (reference if reference is not None
                                                           else joined))
     if task not in TASK_COLUMNS:
@@ -647,7 +660,8 @@ def performance_report(
             )
         rep.kpis = kpi_by_version(k, alpha=alpha, n_boot=n_boot, random_state=random_state)
         rep.kpi_changes = compare_kpis(rep.kpis, baseline_version=baseline_version,
-                                       lower_is_better=kpi_lower_is_better)
+                                       lower_is_better=kpi_lower_is_better,
+                                       min_kpi_events=min_kpi_events)
         rep.kpi_accuracy_correlation = kpi_accuracy_correlation(joined, k, task=task,
                                                                 bucket=kpi_window)
     return rep

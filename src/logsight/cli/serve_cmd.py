@@ -76,6 +76,9 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
               "leases keep one run per window across them).")
 @click.option("--self-log/--no-self-log", default=True, show_default=True,
               help="Ship the service's own logs to the cluster through logsight's adapter.")
+@click.option("--self-log-namespace", default=None,
+              help="Namespace of the service's own logs, never the analysed one (env "
+              "LOGSIGHT_SELF_LOG_NAMESPACE; default logsight).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
@@ -84,8 +87,8 @@ def serve(
     host: str, port: int, api_keys: tuple[str, ...], no_auth: bool, scheduler: bool | None,
     interval: Any, task_intervals: dict[str, Any] | None, namespace: str | None, max_window: Any,
     request_timeout: Any, cache_ttl: Any, cache_past_ttl: Any, cache_size: int | None,
-    analysis_threads: int | None, workers: int, self_log: bool, access_log: bool,
-    log_level: str, url: str | None,
+    analysis_threads: int | None, workers: int, self_log: bool,
+    self_log_namespace: str | None, access_log: bool, log_level: str, url: str | None,
 ) -> None:
     """Serve the analytics API (bottlenecks, anomalies, drift, performance, findings)."""
     import uvicorn
@@ -101,6 +104,7 @@ def serve(
         "cache_ttl": cache_ttl.total_seconds() if cache_ttl is not None else None,
         "cache_past_ttl": cache_past_ttl.total_seconds() if cache_past_ttl is not None else None,
         "cache_size": cache_size, "analysis_threads": analysis_threads,
+        "self_log_namespace": self_log_namespace,
     }
     if api_keys:
         overrides["api_keys"] = tuple(k for spec in api_keys for k in parse_keys(spec))
@@ -129,7 +133,8 @@ def serve(
         uvicorn.run("logsight.service.app:create_app_from_env", factory=True, workers=workers,
                     host=host, port=port, log_level=log_level, access_log=access_log)
         return
-    handle = configure_self_logging(url, namespace=settings.namespace) if self_log else None
+    handle = configure_self_logging(
+        url, namespace=settings.self_log_namespace) if self_log else None
     app = create_app(lambda: connect(url), settings, log_handle=handle)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
@@ -161,6 +166,7 @@ def worker_env(settings: ServiceSettings, url: str | None, *, self_log: bool) ->
         "LOGSIGHT_CACHE_SIZE": str(settings.cache_size),
         "LOGSIGHT_ANALYSIS_THREADS": str(settings.analysis_threads),
         "LOGSIGHT_SELF_LOG": "on" if self_log else "off",
+        "LOGSIGHT_SELF_LOG_NAMESPACE": settings.self_log_namespace,
     }
     if url:
         env["LOGSIGHT_URL"] = url

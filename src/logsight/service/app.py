@@ -64,11 +64,12 @@ from logsight.service.models import (
     Severity,
     TimeError,
     Window,
+    check_window,
     decode_cursor,
     encode_cursor,
+    floor_minute,
     is_relative,
     parse_time,
-    window,
 )
 from logsight.service.scheduler import ScheduledTask, Scheduler, default_tasks, utc_now
 from logsight.service.selflog import ServiceLog, service_log
@@ -146,7 +147,17 @@ class KnownNames:
         query = {"bool": {"should": [{"term": {f: value}} for f in fields],
                           "minimum_should_match": 1,
                           "filter": [{"term": {f: v}} for f, v in (within or {}).items()]}}
-        found = engine.count(",".join(indices), query) > 0
+        return self._remember(key, now, engine.count(",".join(indices), query) > 0)
+
+    def has_data(self, engine: Engine, indices: Sequence[str]) -> bool:
+        """Whether ``indices`` hold any document (a namespace that has sent data)."""
+        key = (",".join(indices),)
+        now = self._clock()
+        if self._seen.get(key, 0.0) > now:
+            return True
+        return self._remember(key, now, engine.count(",".join(indices)) > 0)
+
+    def _remember(self, key: tuple[Any, ...], now: float, found: bool) -> bool:
         if found:
             if len(self._seen) > 10_000:  # bounded: names come from clients
                 self._seen.clear()
@@ -167,6 +178,20 @@ def values_seen(engine: Engine, indices: Sequence[str], field: str, *,
                          allow_no_indices="true")
     buckets = resp.get("aggregations", {}).get("seen", {}).get("buckets", [])
     return sorted(str(b["key"]) for b in buckets)
+
+
+def namespaces_seen(engine: Engine, kinds: Sequence[str]) -> list[str]:
+    """The namespaces that have a data stream of one of ``kinds`` (for a 404 that says what
+    does exist)."""
+    found: set[str] = set()
+    for kind in kinds:
+        resp = engine.request("GET", f"/_data_stream/{names.stream_pattern(kind)}")
+        prefix = names.stream_pattern(kind)[:-1]
+        for ds in resp.get("data_streams", []) if isinstance(resp, Mapping) else []:
+            name = str(ds.get("name", ""))
+            if name.startswith(prefix):
+                found.add(name[len(prefix):])
+    return sorted(found)
 
 
 def _finding_out(f: Finding | dict[str, Any]) -> FindingOut:
@@ -382,25 +407,52 @@ def create_app(
             "Cache-Control": f"private, max-age={left}" if left > 0 else "no-store",
         })
 
-    def parse_window(start: str | None, end: str | None, *, names_: tuple[str, str] = (
-            "from", "to")) -> tuple[datetime, datetime]:
+    def resolve(raw: str | None, name: str, now: datetime, align: bool) -> datetime | None:
+        """One time parameter against the request's one ``now``; with ``align`` a relative
+        time (an age, ``now``) is floored to the whole minute."""
+        t = parse_time(raw, now=now, name=name)
+        if t is not None and align and is_relative(raw):
+            t = floor_minute(t)
+        return t
+
+    def parse_window(start: str | None, end: str | None, *, now: datetime,
+                     align: bool = False) -> tuple[datetime, datetime]:
+        """The ``[from, to)`` window, every time resolved against ``now`` (the request's one
+        reading of the clock); ``align`` floors its relative times to the minute."""
         try:
-            return window(start, end, now=clock(), default=cfg.default_window,
-                          max_window=cfg.max_window, names=names_)
-        except TimeError as e:
-            raise bad_request(str(e), "bad_time") from None
+            e = resolve(end, "to", now, align) or (floor_minute(now) if align else now)
+            s = resolve(start, "from", now, align) or e - cfg.default_window
+            check_window(s, e, max_window=cfg.max_window)
+        except TimeError as err:
+            raise bad_request(str(err), "bad_time") from None
+        return s, e
 
     def baseline_window(start: datetime, end: datetime, bstart: str | None, bend: str | None,
-                        names_: tuple[str, str]) -> tuple[datetime, datetime]:
-        """Default: the window of the same length just before the current one."""
-        if bstart is None and bend is None:
-            return start - (end - start), start
-        now = clock()
+                        names_: tuple[str, str], *, now: datetime, kind: str,
+                        align: bool = False) -> tuple[datetime, datetime]:
+        """The baseline (reference) window of ``[start, end)``: it ends where the window
+        starts unless ``bend`` says otherwise, and starts one window length before its end
+        unless ``bstart`` says otherwise. Log anomalies need ``baseline_to = from`` (after
+        resolution); any other baseline must not overlap the window (400
+        ``overlapping_windows``)."""
+        bf, bt = names_
         try:
-            return window(bstart, bend, now=now, default=end - start,
-                          max_window=cfg.max_window, names=names_)
-        except TimeError as e:
-            raise bad_request(str(e), "bad_time") from None
+            be = resolve(bend, bt, now, align) or start
+            bs = resolve(bstart, bf, now, align) or be - (end - start)
+            check_window(bs, be, max_window=cfg.max_window, names=names_)
+        except TimeError as err:
+            raise bad_request(str(err), "bad_time") from None
+        if kind == "log_anomalies" and be != start:
+            raise bad_request(
+                f"log anomalies need a baseline that ends where the window starts ({bt} = "
+                f"from): {bt} resolved to {iso(be)}, from to {iso(start)}; leave {bt} out "
+                f"(it defaults to from) or give the same time")
+        if bs < end and start < be:
+            raise bad_request(
+                f"the {bf}/{bt} window [{iso(bs)}, {iso(be)}) overlaps the current window "
+                f"from/to [{iso(start)}, {iso(end)}); end it at or before from ({bt} "
+                f"defaults to from)", "overlapping_windows")
+        return bs, be
 
     def check_namespace(namespace: str | None) -> str | None:
         ns = namespace or cfg.namespace
@@ -410,6 +462,23 @@ def create_app(
             return names.check_namespace(ns)
         except ValueError as e:
             raise bad_request(str(e), "bad_namespace") from None
+
+    data_kinds = (names.LOGS, names.TRACES, names.MLEVENTS)
+
+    def require_namespace(engine: Engine, namespace: str | None) -> None:
+        """404 ``unknown_namespace`` when ``namespace`` holds no data at all (a typo would
+        otherwise answer an empty result, as if all were well). A namespace with data, just
+        not of this analysis's stream, is known: its answer is an honest empty one."""
+        if namespace is None:
+            return
+        if known.has_data(engine, [names.stream(k, namespace) for k in data_kinds]):
+            return
+        seen = namespaces_seen(engine, data_kinds)
+        shown = seen[:50]
+        more = f" (and {len(seen) - len(shown)} more)" if len(seen) > len(shown) else ""
+        raise not_found(f"unknown namespace {namespace!r}: no logs, traces or mlevents data "
+                        f"in it; namespaces with data: {shown}{more}", "unknown_namespace",
+                        details={"namespaces": shown})
 
     def require_known(engine: Engine, what: str, value: str | None, kinds: Sequence[str],
                       namespace: str | None, *, findings: bool = False) -> None:
@@ -508,12 +577,14 @@ def create_app(
         """Operations ranked by the critical-path time they contribute (read only: nothing is
         stored; `POST /v1/analyses/bottlenecks` stores findings). Cached briefly: see the
         `X-Logsight-Cache` and `Age` headers."""
-        s, e = parse_window(start, end)
+        now = clock()
+        s, e = parse_window(start, end, now=now)
         ns = check_namespace(namespace)
-        times, fixed = times_key(clock(), [(("from", start), ("to", end))])
+        times, fixed = times_key(now, [(("from", start), ("to", end))])
         key = ("bottlenecks", ns, service, operation, top, times)
 
         def check(engine: Engine) -> None:
+            require_namespace(engine, ns)
             require_known(engine, "service", service, [names.TRACES], ns)
 
         def work() -> bytes:
@@ -530,11 +601,14 @@ def create_app(
 
     def analysis_response(kind: str, s: datetime, e: datetime,
                           base: tuple[datetime, datetime] | None, write: bool,
-                          out: tuple[list[dict[str, Any]], list[Finding]]) -> AnalysisResponse:
+                          out: tuple[list[dict[str, Any]], list[Finding]], *,
+                          aligned: bool = False) -> AnalysisResponse:
         rows, findings = out
+        mark = "1m" if aligned else None
         return AnalysisResponse(
-            kind=kind, window=Window(start=iso(s), end=iso(e)),
-            baseline=Window(start=iso(base[0]), end=iso(base[1])) if base else None,
+            kind=kind, window=Window(start=iso(s), end=iso(e), aligned=mark),
+            baseline=Window(start=iso(base[0]), end=iso(base[1]), aligned=mark)
+            if base else None,
             written=write, results=rows, findings=[_finding_out(f) for f in findings],
         )
 
@@ -546,15 +620,17 @@ def create_app(
         """A read-only analysis of the current window against a baseline window, answered
         from the cache. ``params`` (``service``, or ``model`` and maybe ``version``) go to the
         analysis and into the cache key; the model, else the service, must have sent data."""
-        s, e = parse_window(*window_)
-        b = baseline_window(s, e, *baseline, baseline_names)
+        now = clock()
+        s, e = parse_window(*window_, now=now)
+        b = baseline_window(s, e, *baseline, baseline_names, now=now, kind=kind)
         ns = check_namespace(namespace)
-        times, fixed = times_key(clock(), [
+        times, fixed = times_key(now, [
             (("from", window_[0]), ("to", window_[1])),
             ((baseline_names[0], baseline[0]), (baseline_names[1], baseline[1]))])
         what = "model" if "model" in params else "service"
 
         def check(engine: Engine) -> None:
+            require_namespace(engine, ns)
             require_known(engine, what, params[what], [ANALYSES[kind].stream], ns)
             if what == "model":
                 require_version(engine, params["model"], params.get("version"), ns)
@@ -691,16 +767,26 @@ def create_app(
         an analysis reads, and writes findings for, every namespace."""
         req = body or AnalysisRequest.model_validate({})
         spec = ANALYSES[kind]
-        s, e = parse_window(req.start, req.end)
+        # one reading of the clock for every time of the request; relative times floored to
+        # the minute, so a re-run within the same minute has the same window (finding ids
+        # include it) and overwrites instead of adding copies
+        now = clock()
+        s, e = parse_window(req.start, req.end, now=now, align=True)
         base: tuple[datetime, datetime] | None = None
         if spec.uses_baseline:
             base = baseline_window(s, e, req.baseline_start, req.baseline_end,
-                                   ("baseline_from", "baseline_to"))
+                                   ("baseline_from", "baseline_to"), now=now, kind=kind,
+                                   align=True)
+        relative = [req.start, req.end] + (
+            [req.baseline_start, req.baseline_end] if spec.uses_baseline else [])
+        aligned = any(v is None or is_relative(v) for v in relative[:2]) or any(
+            v is not None and is_relative(v) for v in relative[2:])
         if spec.needs_model and not req.model:
             raise bad_request(f"analysis {kind!r} needs a model", "missing_model")
         ns = check_namespace(req.namespace)
 
         def check(engine: Engine) -> None:
+            require_namespace(engine, ns)
             require_known(engine, "service", req.service, [spec.stream], ns)
             require_known(engine, "model", req.model, [names.MLEVENTS], ns)
             require_version(engine, req.model, req.version, ns)
@@ -713,7 +799,7 @@ def create_app(
                              baseline_names=("baseline_from", "baseline_to"))
         log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write,
                  namespace=ns or "*")
-        return analysis_response(kind, s, e, base, req.write, out)
+        return analysis_response(kind, s, e, base, req.write, out, aligned=aligned)
 
     return app
 
@@ -733,6 +819,7 @@ def create_app_from_env() -> FastAPI:
     url = os.environ.get("LOGSIGHT_URL") or None
     self_log = os.environ.get("LOGSIGHT_SELF_LOG", "on").strip().lower() not in (
         "off", "0", "false", "no")
-    handle = configure_self_logging(url, namespace=settings.namespace) if self_log else None
+    handle = configure_self_logging(
+        url, namespace=settings.self_log_namespace) if self_log else None
     return create_app(lambda: connect(url), settings, log_handle=handle,
                       close_log_handle=True)

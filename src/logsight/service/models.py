@@ -9,7 +9,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from logsight.timeutil import EPOCH, age_seconds, as_utc, iso
 from logsight.timeutil import parse_time as parse_time_text
@@ -59,6 +65,18 @@ def window(
     """A ``[start, end)`` window: ``end`` defaults to now, ``start`` to ``end - default``."""
     e = parse_time(end, now=now, name=names[1]) or now
     s = parse_time(start, now=now, name=names[0]) or e - default
+    check_window(s, e, max_window=max_window, names=names)
+    return s, e
+
+
+def floor_minute(t: datetime) -> datetime:
+    """``t`` floored to the whole minute."""
+    return t.replace(second=0, microsecond=0)
+
+
+def check_window(s: datetime, e: datetime, *, max_window: timedelta | None,
+                 names: tuple[str, str] = ("from", "to")) -> None:
+    """TimeError for an inverted or too large ``[s, e)``."""
     if e <= s:
         raise TimeError(f"inverted time range: {names[0]} ({iso(s)}) must be before "
                         f"{names[1]} ({iso(e)})")
@@ -67,7 +85,6 @@ def window(
             f"window too large: {names[0]}..{names[1]} spans {duration_text(e - s)}, the limit "
             f"is {duration_text(max_window)}"
         )
-    return s, e
 
 
 def duration_text(td: timedelta) -> str:
@@ -189,6 +206,18 @@ class BottleneckRow(BaseModel):
 class Window(BaseModel):
     start: str
     end: str
+    aligned: str | None = Field(
+        default=None, description="set (\"1m\") when the window's relative times (ages, now) were "
+        "floored to the whole minute: POST analysis runs do this so a re-run within the same "
+        "minute has the same window and overwrites its findings")
+
+    @model_serializer(mode="wrap")
+    def _drop_unaligned(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # absent rather than null: a window that was not aligned keeps its {start, end} shape
+        out: dict[str, Any] = handler(self)
+        if out.get("aligned") is None:
+            out.pop("aligned", None)
+        return out
 
 
 class BottlenecksResponse(BaseModel):

@@ -56,9 +56,10 @@ def service_log(handle: Any = None, name: str = "logsight.service") -> ServiceLo
         return ServiceLog()
 
 
-def configure_self_logging(url: str | None, *, namespace: str | None = None) -> Any:
-    """A logsight handle shipping the service's own logs (service ``logsight``), or None when
-    the adapter is not importable."""
+def configure_self_logging(url: str | None, *, namespace: str | None = "logsight") -> Any:
+    """A logsight handle shipping the service's own logs (service ``logsight``) into
+    ``namespace`` (by default a namespace of their own, so they never mix with the analysed
+    data), or None when the adapter is not importable."""
     try:
         import logsight
     except Exception:

@@ -108,6 +108,9 @@ class ServiceSettings:
     replica_id: str = field(default_factory=_replica_id)
     # requests
     namespace: str | None = None  # data-stream namespace analyses read (None = all)
+    # where the service's own logs go: never the analysed namespace, whose "services seen"
+    # and alert groups would otherwise list logsight itself
+    self_log_namespace: str = "logsight"
     max_window: timedelta = timedelta(days=7)
     default_window: timedelta = timedelta(hours=1)
     request_timeout: float = 30.0
@@ -137,6 +140,7 @@ class ServiceSettings:
         check_intervals(self.intervals)
         if self.namespace is not None:
             check_namespace(self.namespace)
+        check_namespace(self.self_log_namespace)
         if self.request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
         if self.cache_ttl < 0 or self.cache_past_ttl < 0:
@@ -164,6 +168,7 @@ class ServiceSettings:
         """Settings from ``LOGSIGHT_API_KEYS``, ``LOGSIGHT_AUTH`` (off to disable),
         ``LOGSIGHT_SCHEDULER`` (on/off), ``LOGSIGHT_SCHEDULER_INTERVAL``,
         ``LOGSIGHT_SCHEDULER_INTERVALS`` (``task=5m,...``), ``LOGSIGHT_NAMESPACE``,
+        ``LOGSIGHT_SELF_LOG_NAMESPACE``,
         ``LOGSIGHT_MAX_WINDOW``, ``LOGSIGHT_REQUEST_TIMEOUT``, ``LOGSIGHT_CACHE_TTL``,
         ``LOGSIGHT_CACHE_PAST_TTL`` (durations), ``LOGSIGHT_CACHE_SIZE``,
         ``LOGSIGHT_ANALYSIS_THREADS``; explicit overrides win."""
@@ -183,6 +188,8 @@ class ServiceSettings:
             )
         if env.get("LOGSIGHT_NAMESPACE"):
             values["namespace"] = env["LOGSIGHT_NAMESPACE"]
+        if env.get("LOGSIGHT_SELF_LOG_NAMESPACE"):
+            values["self_log_namespace"] = env["LOGSIGHT_SELF_LOG_NAMESPACE"]
         if env.get("LOGSIGHT_MAX_WINDOW"):
             values["max_window"] = parse_duration(
                 env["LOGSIGHT_MAX_WINDOW"], what="LOGSIGHT_MAX_WINDOW"

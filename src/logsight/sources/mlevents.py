@@ -764,6 +764,7 @@ def run_performance(
     min_labels: int = 30,
     random_state: int | None = 0,
     kpi_lower_is_better: Sequence[str] = (),
+    min_kpi_events: int = 30,
     write: bool = True,
 ) -> tuple[P.PerformanceReport, list[Finding]]:
     """Metrics of ``model``'s predictions in [start, end) joined with their feedback (however
@@ -772,7 +773,8 @@ def run_performance(
     late labels arrive (see :func:`windows_with_late_labels`): findings keep their ids.
     KPIs: bootstrap interval per version (``random_state``), ``kpi_change`` findings for a
     version whose interval lies below the baseline version's (above, for the KPI names in
-    ``kpi_lower_is_better``), Spearman correlation of hourly accuracy and KPI means."""
+    ``kpi_lower_is_better``; only versions with ``min_kpi_events`` KPI events, never events
+    without a version), Spearman correlation of hourly accuracy and KPI means."""
     _check_window(start, end, "performance")
     joined = read_joined(engine, model=model, start=start, end=end, version=version,
                          namespace=namespace)
@@ -795,7 +797,7 @@ def run_performance(
         kpis=kpis if "kpi_name" in kpis else None, task=task,
         baseline_version=baseline_version, alpha=alpha, min_effect=min_effect,
         min_labels=min_labels, random_state=random_state,
-        kpi_lower_is_better=kpi_lower_is_better,
+        kpi_lower_is_better=kpi_lower_is_better, min_kpi_events=min_kpi_events,
     )
     if reference is not None and (ref is None or not len(ref)):
         report.notes.append(
