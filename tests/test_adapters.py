@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tests.test_ecs import load_spec, validate_ecs_line
 
 import logsight
-from logsight import names
+from logsight import api, names
 from logsight.adapters import MlEvents, span_to_doc
 from logsight.adapters.metrics import ResourceSampler
 from logsight.ecs import EventIds, Service
@@ -501,3 +501,49 @@ def test_the_clients_own_logs_never_loop_back(engine: Any, namespace: str, tmp_p
     aggs = engine.search(index, {"size": 0, "aggs": {"loggers": {
         "terms": {"field": "log.logger"}}}})["aggregations"]["loggers"]["buckets"]
     assert {b["key"]: b["doc_count"] for b in aggs} == {"root": 4, "app.db": 1}
+
+
+# -- review regressions: handles are independent, the convenience functions explicit -------
+def test_two_handles_are_independent_and_close_falls_back() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    a = logsight.configure("svc-a", sink=first, use_spool=False, flush_interval=0.05)
+    b = logsight.configure("svc-b", sink=second, use_spool=False, flush_interval=0.05)
+    a.log_kpi("only-a", 1.0)
+    logsight.log_kpi("latest", 2.0)  # the most recent open handle: b
+    assert a.flush(5) and b.flush(5)
+    lines_a = [json.loads(x) for x in first.getvalue().splitlines()]
+    lines_b = [json.loads(x) for x in second.getvalue().splitlines()]
+    assert [d["service"]["name"] for d in lines_a] == ["svc-a"]
+    assert [d["service"]["name"] for d in lines_b] == ["svc-b"]
+    b.close()
+    assert api.current() is a  # b is closed: back to the previous open handle
+    logsight.log_kpi("after-b", 3.0)
+    assert a.flush(5)
+    assert len(first.getvalue().splitlines()) == 2
+    assert len(second.getvalue().splitlines()) == 1
+    a.close()
+    with pytest.raises(RuntimeError, match="configure"):
+        api.current()
+
+
+def test_structlog_global_is_restored_on_close() -> None:
+    import structlog
+
+    structlog.reset_defaults()
+    sentinel = [structlog.processors.KeyValueRenderer()]
+    structlog.configure(processors=sentinel)
+    buf = io.StringIO()
+    ls = logsight.configure("glob", sink=buf, use_spool=False, flush_interval=0.05,
+                            structlog_global=True)
+    assert structlog.get_config()["processors"] is not sentinel
+    structlog.get_logger("g").info("shipped")
+    assert ls.flush(5)
+    assert json.loads(buf.getvalue().splitlines()[0])["message"] == "shipped"
+    ls.close()
+    assert structlog.get_config()["processors"] == sentinel
+    # never configured before: close goes back to structlog's defaults
+    structlog.reset_defaults()
+    ls = logsight.configure("glob", sink=io.StringIO(), use_spool=False, structlog_global=True)
+    assert structlog.is_configured()
+    ls.close()
+    assert not structlog.is_configured()

@@ -336,3 +336,27 @@ def test_event_ids_are_unique_and_reseeded_in_a_forked_child() -> None:
     os.waitpid(pid, 0)
     assert child[-1] != ids.prefix
     assert not set(child[:-1]) & (parent | {ids() for _ in range(5)})
+
+
+# -- review regressions ----------------------------------------------------------------------
+def test_timestamp_cache_follows_alternating_seconds() -> None:
+    """The cached seconds prefix is one (sec, prefix) pair: alternating seconds (as threads
+    with different clocks would) always give each its own prefix."""
+    for _ in range(3):
+        assert format_timestamp(0.5) == "1970-01-01T00:00:00.500Z"
+        assert format_timestamp(86_401.25) == "1970-01-02T00:00:01.250Z"
+        assert format_timestamp(86_401.75) == "1970-01-02T00:00:01.750Z"
+
+
+def test_an_events_own_trace_ids_win_over_the_active_span() -> None:
+    active = {"trace.id": "active-trace", "span.id": "active-span", "transaction.id": "tx"}
+    event = {"event": "hi", "trace.id": "own-trace", "span.id": "own-span"}
+    before = dict(event)
+    doc = to_ecs(event, service=Service(name="svc"), clock=lambda: 0.0, trace=active)
+    assert doc["trace.id"] == "own-trace"
+    assert doc["span.id"] == "own-span"
+    assert doc["transaction.id"] == "tx"  # what the event does not carry still comes from it
+    assert event == before
+    plain = to_ecs({"event": "hi"}, service=Service(name="svc"), clock=lambda: 0.0,
+                   trace=active)
+    assert (plain["trace.id"], plain["span.id"]) == ("active-trace", "active-span")

@@ -2,14 +2,20 @@
 
 No global state is changed unless asked: ``structlog_global=True`` calls
 ``structlog.configure`` so ``structlog.get_logger()`` ships, and ``stdlib=True`` (or a level)
-adds the handler to the root logger. Every handle is independent (tests build several); the
-module-level :func:`log_prediction` / :func:`log_feedback` / :func:`log_kpi` delegate to the
-most recently configured handle.
+adds the handler to the root logger; :meth:`Logsight.close` undoes both (the previous structlog
+configuration is restored). Every handle is independent (tests build several).
+
+The module-level :func:`log_prediction` / :func:`log_feedback` / :func:`log_kpi` (and
+:func:`current`) are a convenience for applications with one handle: they use the handle of the
+most recent :func:`configure` call that has not been closed yet (closing it falls back to the
+previous open one; with none open they raise). Code that builds several handles should call the
+handle's own methods.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -30,7 +36,9 @@ from logsight.adapters.structlog import make_logger
 from logsight.ecs import Clock, EventIds, Service
 from logsight.shipper import BulkTransport, Counters, FileTransport, Shipper, Transport
 
-_current: Logsight | None = None
+# the open handles, oldest first: the module-level convenience functions use the last one
+_open: list[Logsight] = []
+_open_lock = threading.Lock()
 
 
 def level_number(level: str | int) -> int:
@@ -79,6 +87,9 @@ class Logsight:
         self._formatter: EcsJsonFormatter | None = None
         self._sampler: ResourceSampler | None = None
         self._attached: list[logging.Logger] = []
+        # structlog's configuration before configure(structlog_global=True) replaced it, and
+        # the logger factory that marks the replacement as ours (see close)
+        self._structlog_restore: tuple[dict[str, Any] | None, Any] | None = None
 
     # -- structlog ---------------------------------------------------------------------------
     def logger(
@@ -189,7 +200,6 @@ class Logsight:
     def close(self, timeout: float = 10.0) -> bool:
         """Stop metrics, detach handlers, flush and stop the shipper (left-overs are spooled
         for the next process). Returns whether everything was delivered."""
-        global _current
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
@@ -197,9 +207,27 @@ class Logsight:
             if self._handler is not None:
                 lg.removeHandler(self._handler)
         self._attached.clear()
-        if _current is self:
-            _current = None
+        self._restore_structlog()
+        with _open_lock:
+            if self in _open:
+                _open.remove(self)
         return self.shipper.close(timeout)
+
+    def _restore_structlog(self) -> None:
+        if self._structlog_restore is None:
+            return
+        import structlog
+
+        previous, factory = self._structlog_restore
+        self._structlog_restore = None
+        # only while structlog still uses our configuration: a later configure() (another
+        # handle, or the application) owns it now
+        if structlog.get_config().get("logger_factory") is not factory:
+            return
+        if previous is None:
+            structlog.reset_defaults()
+        else:
+            structlog.configure(**previous)
 
     def __enter__(self) -> Logsight:
         return self
@@ -244,7 +272,6 @@ def configure(
     max_queue, max_memory_bytes, spool_max_bytes, fsync, backoff_initial, backoff_max, ...).
     See docs/adapters.md for the table of parameters.
     """
-    global _current
     names.check_namespace(namespace)
     # every argument is checked before the shipper starts its threads
     level_no = level_number(level)
@@ -266,9 +293,14 @@ def configure(
 
         from logsight.adapters.structlog import ShipperLogger
 
+        def factory(*args: Any) -> ShipperLogger:
+            return ShipperLogger(shipper.submit)
+
+        previous = dict(structlog.get_config()) if structlog.is_configured() else None
+        handle._structlog_restore = (previous, factory)
         structlog.configure(
             processors=handle.structlog_processors(),
-            logger_factory=lambda *a: ShipperLogger(shipper.submit),
+            logger_factory=factory,
             wrapper_class=structlog.make_filtering_bound_logger(level_no),
             cache_logger_on_first_use=True,
         )
@@ -277,15 +309,18 @@ def configure(
     if resource_metrics:
         handle.start_resource_metrics(15.0 if resource_metrics is True else
                                       float(resource_metrics))
-    _current = handle
+    with _open_lock:
+        _open.append(handle)
     return handle
 
 
 def current() -> Logsight:
-    """The most recently configured handle."""
-    if _current is None:
-        raise RuntimeError("logsight is not configured: call logsight.configure(...) first")
-    return _current
+    """The handle of the most recent :func:`configure` not closed yet."""
+    with _open_lock:
+        if not _open:
+            raise RuntimeError("logsight is not configured (or every handle is closed): call "
+                               "logsight.configure(...) first")
+        return _open[-1]
 
 
 def log_prediction(
@@ -300,7 +335,7 @@ def log_prediction(
     *,
     timestamp: float | datetime | str | None = None,
 ) -> str:
-    """:meth:`Logsight.log_prediction` on the most recently configured handle."""
+    """:meth:`Logsight.log_prediction` on :func:`current` (the most recent open handle)."""
     return current().log_prediction(model, version, features, prediction, score, probabilities,
                                     latency_ms, request_id, timestamp=timestamp)
 
@@ -308,11 +343,13 @@ def log_prediction(
 def log_feedback(request_id: str, label: Any, *, model: str | None = None,
                  version: str | None = None,
                  timestamp: float | datetime | str | None = None) -> None:
+    """:meth:`Logsight.log_feedback` on :func:`current` (the most recent open handle)."""
     current().log_feedback(request_id, label, model=model, version=version, timestamp=timestamp)
 
 
 def log_kpi(name: str, value: float, *, model: str | None = None, version: str | None = None,
             labels: Mapping[str, Any] | None = None,
             timestamp: float | datetime | str | None = None) -> None:
+    """:meth:`Logsight.log_kpi` on :func:`current` (the most recent open handle)."""
     current().log_kpi(name, value, model=model, version=version, labels=labels,
                       timestamp=timestamp)

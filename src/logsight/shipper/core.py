@@ -61,6 +61,7 @@ class Counters:
     pending_memory_bytes: int = 0  # now in serialised batches waiting in memory
     spool_records: int = 0  # now in the spool
     spool_bytes: int = 0
+    spool_errors: int = 0  # spool writes that failed (disk full, I/O error): kept in memory
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -360,18 +361,30 @@ class Shipper:
         self._wake.set()
         with self._lock:
             self._work.notify_all()
+        # one deadline for all the joins: senders stop after their request in flight, so
+        # close never waits (senders + 1) x timeout
+        deadline = self._mono() + max(1.0, timeout)
+        alive: list[str] = []
         for t in [self._pump, *self._senders]:
             if t is not None and t.ident is not None:  # a forked child may never have started
-                t.join(timeout=max(1.0, timeout))
+                t.join(timeout=max(0.0, deadline - self._mono()))
+                if t.is_alive():
+                    alive.append(t.name)
         with self._lock:
             self._spill(everything=True)
-            if self.spool is not None:
-                self.spool.close()
-            else:  # nowhere to keep them: they are lost, and counted
+            if self.spool is None or self._pending:  # nowhere to keep them: lost, and counted
                 self._c.dropped += sum(len(b) for b in self._pending)
                 self._pending.clear()
                 self._pending_bytes = 0
-        self.transport.close()
+            if self.spool is not None and not alive:
+                self.spool.close()
+        if alive:
+            # a thread stuck in a request still uses the spool and the connection: closing
+            # them under it would corrupt the spool; the process exit releases both
+            log.warning("logsight shipper: %s still running after %.1fs; spool and connection "
+                        "left open", ", ".join(alive), max(1.0, timeout))
+        else:
+            self.transport.close()
         _live.discard(self)
         return delivered
 
@@ -438,19 +451,28 @@ class Shipper:
     def _spill(self, *, everything: bool) -> None:
         """Move the oldest in-memory batches to the spool (lock held). Without a spool, keep
         up to ``max_memory_bytes`` and drop the oldest beyond it."""
-        if self.spool is None:
-            while self._pending and self._pending_bytes > self.max_memory_bytes:
+        if self.spool is not None:
+            limit = 0 if everything else self.max_memory_bytes
+            while self._pending and self._pending_bytes > limit:
                 batch = self._pending.popleft()
-                self._pending_bytes -= sum(len(r) for r in batch)
-                self._c.dropped += len(batch)
-            return
-        limit = 0 if everything else self.max_memory_bytes
-        while self._pending and self._pending_bytes > limit:
+                size = sum(len(r) for r in batch)
+                self._pending_bytes -= size
+                try:
+                    taken = self.spool.append(batch)
+                except OSError as e:  # disk full, I/O error: the batch stays in memory
+                    self._pending.appendleft(batch)
+                    self._pending_bytes += size
+                    self._c.spool_errors += 1
+                    log.warning("logsight shipper: spool write failed (%s); keeping %d records "
+                                "in memory", e, len(batch))
+                    break
+                self._c.spooled += taken
+                self._c.dropped += len(batch) - taken
+        # without a (working) spool, memory is the only buffer: its bound drops the oldest
+        while self._pending and self._pending_bytes > self.max_memory_bytes:
             batch = self._pending.popleft()
             self._pending_bytes -= sum(len(r) for r in batch)
-            taken = self.spool.append(batch)
-            self._c.spooled += taken
-            self._c.dropped += len(batch) - taken
+            self._c.dropped += len(batch)
 
     # -- sender thread ------------------------------------------------------------------
     def _send_loop(self, logs_stats: bool) -> None:
@@ -458,26 +480,28 @@ class Shipper:
         while True:
             with self._lock:
                 while True:
+                    if self._stop.is_set():
+                        # after the request in flight: what remains is spooled by close()
+                        # for the next process
+                        return
                     has_work = bool(self._pending) or (self.spool is not None
                                                        and self.spool.unread)
-                    if self._stop.is_set() and (
-                        not self._healthy or (self._pump_done.is_set() and not has_work)
-                    ):
-                        return
                     wait = self._next_attempt - self._mono()
                     # while the destination is down, one request probes it (not all senders)
                     if has_work and wait <= 0 and (self._healthy or self._inflight == 0):
                         break
                     self._work.wait(timeout=min(self.flush_interval, wait) if wait > 0
                                     else self.flush_interval)
-                    if self._stop.is_set() and self._pump_done.is_set() and not self._healthy:
-                        return
                 records, token = self._next_batch()
                 self._inflight += len(records)
             try:
                 self._send(records, token)
-            except Exception:
+            except Exception as e:  # a bug must neither lose the batch nor block the spool
                 log.exception("logsight shipper: send failed")
+                try:
+                    self._failed(records, token, repr(e))
+                except Exception:
+                    log.exception("logsight shipper: keeping a failed batch failed")
             finally:
                 with self._lock:
                     self._inflight -= len(records)
@@ -501,40 +525,88 @@ class Shipper:
     def _send(self, records: list[bytes], token: Any) -> None:
         if not records:
             return
-        try:
-            result = self.transport.send(records)
-        except TooLarge:
-            with self._lock:
-                if token is not None:  # the records move from the spool to memory
-                    self.spool.commit(token)  # type: ignore[union-attr]  # token implies spool
-                if len(records) > 1:
-                    half = len(records) // 2
-                    self._pending.appendleft(records[half:])
-                    self._pending.appendleft(records[:half])
-                    self._pending_bytes += sum(len(r) for r in records)
+        # a 413 splits the batch in halves sent here, one after the other, so the spool's read
+        # (token) is committed only once every record of it is delivered or durable again
+        chunks: list[list[bytes]] = [records]
+        ok = duplicates = 0
+        retry: list[bytes] = []
+        failed: list[ItemFailure] = []
+        while chunks:
+            chunk = chunks.pop(0)
+            try:
+                result = self.transport.send(chunk)
+            except TooLarge:
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    chunks[:0] = [chunk[:half], chunk[half:]]
+                else:
+                    failed.append(ItemFailure(chunk[0], 413, "too_large", "record too large"))
+                continue
+            except Unavailable as e:
+                with self._lock:
+                    self._c.sent += ok
+                    self._c.duplicates += duplicates
+                if token is not None:  # the spool re-reads it all (delivered ones answer 409)
+                    self._failed(records, token, str(e))
                     return
-            self._dead_letter([ItemFailure(records[0], 413, "too_large", "record too large")])
-            return
-        except Unavailable as e:
-            self._failed(records, token, str(e))
-            return
+                self._failed(retry + [r for c in [chunk, *chunks] for r in c], None, str(e))
+                if failed:
+                    self._dead_letter(failed)
+                return
+            ok += result.ok
+            duplicates += result.duplicates
+            retry += result.retry
+            failed += result.failed
+        dead, lost = self._dead_letter_records(failed)
         with self._lock:
             if self._failures:
                 log.info("logsight shipper: destination is back after %d failures",
                          self._failures)
             self._healthy = True
             self._failures = 0
-            self._c.sent += result.ok
-            self._c.duplicates += result.duplicates
-            if token is not None:
-                self.spool.commit(token)  # type: ignore[union-attr]  # token implies spool
-            if result.retry:
-                self._c.retried += len(result.retry)
-                self._pending.appendleft(list(result.retry))
-                self._pending_bytes += sum(len(r) for r in result.retry)
+            self._c.sent += ok
+            self._c.duplicates += duplicates
+            self._c.dead_lettered += len(dead)
+            self._c.dropped += lost
+            if retry:
+                self._c.retried += len(retry)
                 self._next_attempt = self._mono() + self._backoff(1)  # the cluster is pushing back
-        if result.failed:
-            self._dead_letter(result.failed)
+            if token is not None:
+                # acknowledged off the spool: what still has to go is made durable first
+                if not self._keep_durable(retry + dead, token):
+                    return
+            else:
+                if retry:
+                    self._pending.appendleft(list(retry))
+                    self._pending_bytes += sum(len(r) for r in retry)
+                if dead:
+                    self._pending.append(dead)
+                    self._pending_bytes += sum(len(r) for r in dead)
+            self._work.notify_all()
+
+    def _keep_durable(self, records: list[bytes], token: Any) -> bool:
+        """(Lock held.) Append ``records`` (retries, dead letters) to the spool, then commit
+        ``token``. If the spool write fails, rewind instead: the whole read is sent again (the
+        delivered part is answered 409) rather than held only in memory. A full spool keeps
+        the rest in memory, as :meth:`_spill` does."""
+        spool = self.spool
+        assert spool is not None  # a token comes from the spool
+        if records:
+            try:
+                taken = spool.append(records)
+            except OSError as e:
+                self._c.spool_errors += 1
+                log.warning("logsight shipper: spool write failed (%s); re-sending the batch", e)
+                spool.rewind()
+                self._next_attempt = self._mono() + self._backoff(1)
+                return False
+            self._c.spooled += taken
+            if taken < len(records):  # the spool is full: memory is the overflow (see _spill)
+                rest = records[taken:]
+                self._pending.appendleft(rest)
+                self._pending_bytes += sum(len(r) for r in rest)
+        spool.commit(token)
+        return True
 
     def _failed(self, records: list[bytes], token: Any, reason: str) -> None:
         with self._lock:
@@ -556,7 +628,8 @@ class Shipper:
         delay = min(self.backoff_max, self.backoff_initial * (2 ** min(failures - 1, 30)))
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
-    def _dead_letter(self, failures: list[ItemFailure]) -> None:
+    def _dead_letter_records(self, failures: list[ItemFailure]) -> tuple[list[bytes], int]:
+        """(dead-letter records, how many failures have none: lost)."""
         records: list[bytes] = []
         lost = 0
         for f in failures:
@@ -568,6 +641,10 @@ class Shipper:
                 lost += 1
             else:
                 records.append(rec)
+        return records, lost
+
+    def _dead_letter(self, failures: list[ItemFailure]) -> None:
+        records, lost = self._dead_letter_records(failures)
         with self._lock:
             self._c.dead_lettered += len(records)
             self._c.dropped += lost

@@ -171,10 +171,18 @@ class Spool:
         w = self._writer
         if w is None or w.tell() >= self.segment_bytes:
             w = self._new_segment()
-        w.write(b"".join(take))
-        w.flush()
-        if self.fsync != "never":
-            os.fsync(w.fileno())
+        try:
+            w.write(b"".join(take))
+            w.flush()
+            if self.fsync != "never":
+                os.fsync(w.fileno())
+        except OSError:
+            # part of the batch may be on disk: never append after it; the next append starts
+            # a new segment and the reader stops this one at its last whole record
+            self._writer = None
+            with contextlib.suppress(OSError):
+                w.close()
+            raise
         self.pending_bytes += size
         self.pending_records += len(take)
         return len(take)
@@ -349,15 +357,19 @@ class Spool:
         self._lock_fd = -1
 
     def close(self) -> None:
-        if self._lock_fd < 0:  # abandoned after a fork
+        """Close the segment and release the lock (a second call does nothing)."""
+        if self._lock_fd < 0:  # closed already, or abandoned after a fork
             return
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        fd, self._lock_fd = self._lock_fd, -1
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         finally:
-            os.close(self._lock_fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
 
 
 def _count(path: Path, start: int) -> tuple[int, int]:

@@ -97,6 +97,7 @@ class BulkTransport:
         }
         self._ids = EventIds()
         self._settings: Any = None  # a forked child reconnects with the parent's settings
+        self._connect_lock = threading.Lock()  # several senders may connect at once
 
     def encode(self, kind: str, doc: Mapping[str, Any]) -> bytes:
         """One ``_bulk`` record. The id is the document's ``event.id``; a document without one
@@ -122,21 +123,27 @@ class BulkTransport:
             # still hold a passed-in engine
             self._engine = None
             self._own_engine = True
+        self._connect_lock = threading.Lock()  # the parent's may have been held at the fork
 
     def _connect(self) -> Engine:
-        if self._engine is None:
-            from logsight.engine import EngineError, connect
+        engine = self._engine
+        if engine is not None:
+            return engine
+        from logsight.engine import EngineError, connect
 
+        with self._connect_lock:
+            if self._engine is not None:  # another sender connected while this one waited
+                return self._engine
             try:
                 if self._settings is not None:
-                    self._engine = connect(settings=self._settings,
-                                           timeout=self.connect_timeout)
+                    engine = connect(settings=self._settings, timeout=self.connect_timeout)
                 else:
-                    self._engine = connect(self.url, timeout=self.connect_timeout,
-                                           request_timeout=self.request_timeout)
+                    engine = connect(self.url, timeout=self.connect_timeout,
+                                     request_timeout=self.request_timeout)
             except EngineError as e:  # EngineUnavailable included: not up yet
                 raise Unavailable(str(e)) from e
-        return self._engine
+            self._engine = engine
+            return engine
 
     def send(self, records: Sequence[bytes]) -> SendResult:
         from logsight.engine import EngineError, EngineUnavailable
@@ -188,9 +195,10 @@ class BulkTransport:
         return dumps(action) + b"\n" + dumps(doc) + b"\n"
 
     def close(self) -> None:
-        if self._engine is not None and self._own_engine:
-            self._engine.close()
-            self._engine = None
+        with self._connect_lock:
+            if self._engine is not None and self._own_engine:
+                self._engine.close()
+                self._engine = None
 
 
 class FileTransport:
@@ -242,6 +250,11 @@ class FileTransport:
 
     def send(self, records: Sequence[bytes]) -> SendResult:
         lines = b"".join(r[r.index(b"\n") + 1:] for r in records)
+        # several senders: one batch's lines stay together, written in the order sent
+        with self._lock:
+            return self._write(lines, len(records))
+
+    def _write(self, lines: bytes, n: int) -> SendResult:
         try:
             t = self._target
             if hasattr(t, "buffer"):  # a text stream such as sys.stdout
@@ -254,7 +267,7 @@ class FileTransport:
             t.flush()
         except OSError as e:
             raise Unavailable(str(e)) from e
-        return SendResult(ok=len(records))
+        return SendResult(ok=n)
 
     def deadletter(self, failure: ItemFailure, clock: Callable[[], float]) -> bytes | None:
         return None
@@ -263,6 +276,7 @@ class FileTransport:
         self._lock = threading.Lock()  # the parent's may have been held at the fork
 
     def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
+        with self._lock:
+            if self._owned is not None:
+                self._owned.close()
+                self._owned = None
