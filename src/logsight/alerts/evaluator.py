@@ -13,6 +13,7 @@ does not count for throttling, so the next pass sends it again instead of losing
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -333,6 +334,20 @@ def _run_actions(
     return errors
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _parameters_of(source: Callable[_P, Any]) -> Callable[[Callable[..., _R]], Callable[_P, _R]]:
+    """Give a forwarding wrapper ``source``'s parameters, so they are declared once: mypy
+    checks every call against them and ``inspect.signature`` / ``help`` show them."""
+    def give(wrapper: Callable[..., _R]) -> Callable[_P, _R]:
+        wrapper.__signature__ = inspect.signature(source).replace(  # type: ignore[attr-defined]  # functions take any attribute; mypy's Callable has none
+            return_annotation=inspect.signature(wrapper).return_annotation)
+        return wrapper
+    return give
+
+
 def run_rules(
     engine: Engine,
     rules: Sequence[Rule],
@@ -423,34 +438,14 @@ def run_rules(
     return report
 
 
-def evaluate_rules(
-    engine: Engine,
-    rules: Sequence[Rule],
-    *,
-    now: datetime,
-    namespace: str | None = None,
-    index: str | None = None,
-    record: bool = True,
-    run_actions: bool = True,
-    webhook_url: str | None = None,
-    env: Mapping[str, str] | None = None,
-    runbook_base_url: str | None = None,
-    http_timeout: float = 5.0,
-    webhook_attempts: int = 3,
-    webhook_backoff_s: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[FiredAlert]:
+@_parameters_of(run_rules)
+def evaluate_rules(*args: Any, **kwargs: Any) -> list[FiredAlert]:
     """Evaluate ``rules`` once at ``now`` and return the alerts that fired (throttled ones are
     included with ``throttled=True``; they were neither recorded nor sent; ones whose webhook
     failed have ``delivery="failed"``). Search errors are
     logged and skipped so one broken rule does not stop the others; use :func:`run_rules` to
-    see them."""
-    report = run_rules(
-        engine, rules, now=now, namespace=namespace, index=index, record=record,
-        run_actions=run_actions, webhook_url=webhook_url, env=env,
-        runbook_base_url=runbook_base_url, http_timeout=http_timeout,
-        webhook_attempts=webhook_attempts, webhook_backoff_s=webhook_backoff_s, sleep=sleep,
-    )
+    see them. Takes exactly the parameters of :func:`run_rules`."""
+    report = run_rules(*args, **kwargs)
     for err in report.errors:
         log.warning("alert rule failed: %s", err)
     for a in report.delivery_failed:

@@ -364,27 +364,6 @@ def analyse_log_frame(
     return LogAnalysisResult(result.windows(), findings, lines=len(frame))
 
 
-def analyse_frame(
-    frame: pd.DataFrame,
-    *,
-    window: str = "1min",
-    baseline: float | str | datetime | None = 0.5,
-    contamination: float | str = "auto",
-    window_lines: int = 50,
-    namespace: str | None = None,
-    drift: bool = True,
-    random_state: int | None = 0,
-    detector_path: LogAnomalyModel | str | Path | None = None,
-    save_model: str | Path | None = None,
-) -> list[Finding]:
-    """The findings of :func:`analyse_log_frame`."""
-    return analyse_log_frame(
-        frame, window=window, baseline=baseline, contamination=contamination,
-        window_lines=window_lines, namespace=namespace, drift=drift, random_state=random_state,
-        detector_path=detector_path, save_model=save_model,
-    ).findings
-
-
 def _bound(t: datetime | str | None) -> datetime | None:
     """An explicit read bound as a time; None when open or not a plain time (date math is
     resolved by the cluster, so the data's own first / last window is treated as cut off)."""

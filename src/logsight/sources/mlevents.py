@@ -356,6 +356,14 @@ def _search(engine: Engine, namespace: str | None, body: dict[str, Any]) -> dict
     return engine.search(index_for(namespace), body, ignore_unavailable="true")
 
 
+def _aggregate(engine: Engine, namespace: str | None, query: dict[str, Any],
+               aggs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(exact hit count, aggregations) of ``query``; the aggregations are {} with no hits."""
+    resp = _search(engine, namespace, {"size": 0, "track_total_hits": True, "query": query,
+                                       "aggs": aggs})
+    return int(resp["hits"]["total"]["value"]), resp.get("aggregations") or {}
+
+
 def _range_agg(field: str, edges: Sequence[float]) -> dict[str, Any]:
     ranges: list[dict[str, float]] = [{"to": float(edges[0])}]
     ranges += [{"from": float(a), "to": float(b)} for a, b in zip(edges[:-1], edges[1:],
@@ -422,14 +430,11 @@ def profile_from_cluster(
             aggs[f"p{i}"] = {"percentiles": {"field": fld, "percents": percents,
                                              "tdigest": {"compression": 1000}}}
         aggs[f"t{i}"] = {"terms": {"field": fld, "size": config.max_categories}}
-    resp = _search(engine, namespace, {"size": 0, "track_total_hits": True, "query": q,
-                                       "aggs": aggs})
-    total = int(resp["hits"]["total"]["value"])
+    total, a = _aggregate(engine, namespace, q, aggs)
     if total == 0:
         raise NoPredictions(describe_missing_predictions(
             engine, model=model, start=start, end=end, version=version, namespace=namespace,
             what="reference "))
-    a = resp["aggregations"]
     feats: dict[str, D.NumericProfile | D.CategoricalProfile] = {}
     pending: dict[str, tuple[int, np.ndarray, np.ndarray, dict[str, Any]]] = {}
     for i, name in enumerate(names_):
@@ -500,10 +505,7 @@ def summarize_window(
             aggs[f"x{i}"] = {"stats": {"field": fld}}
         else:
             aggs[f"t{i}"] = {"terms": {"field": fld, "size": max_categories}}
-    resp = _search(engine, namespace, {"size": 0, "track_total_hits": True, "query": q,
-                                       "aggs": aggs})
-    total = int(resp["hits"]["total"]["value"])
-    a = resp.get("aggregations") or {}
+    total, a = _aggregate(engine, namespace, q, aggs)
     out: D.CurrentSummary = {}
     for i, name in enumerate(names_):
         fp = profile.features[name]
