@@ -284,7 +284,8 @@ def test_garbage_through_the_loggers_never_raises() -> None:
     lines = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert len(lines) == 5
     assert lines[0]["message"] == "<unprintable Bad>" and lines[0]["nan"] is None
-    assert lines[1]["message"].endswith("[truncated 67232 chars]")
+    assert lines[1]["message"].endswith("[truncated 68050 chars]")  # 100,000 - 31,950 kept
+    assert lines[1]["event"]["original"] == "m" * 100_000
     assert lines[2]["message"] == "bytes message"
     assert lines[3]["message"].startswith("'bad args %d'")
     assert lines[4]["inf"] is None and lines[4]["obj"] == "<unprintable Bad>"
@@ -547,3 +548,78 @@ def test_structlog_global_is_restored_on_close() -> None:
     assert structlog.is_configured()
     ls.close()
     assert not structlog.is_configured()
+
+
+@pytest.mark.engine
+def test_clashing_deep_and_huge_events_land_with_nothing_lost(engine: Any, namespace: str,
+                                                              tmp_path: Path) -> None:
+    ls = logsight.configure("clash-" + uuid.uuid4().hex[:8], engine.url, namespace=namespace,
+                            spool_dir=tmp_path, flush_interval=0.1)
+    log = ls.logger("clash")
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(30):
+        node["d"] = {}
+        node = node["d"]
+    text = "".join(chr(97 + i % 26) for i in range(40_000))
+    log.info("svc", service="other", error=["e"], level="error", message="dup")
+    log.info("deep", nested=deep, process=deep)
+    log.info(text)
+    assert ls.flush(30)
+    c = ls.counters
+    assert c.sent == 3 and c.dead_lettered == 0 and c.dropped == 0
+    index = names.stream(names.LOGS, namespace)
+    engine.refresh(index)
+    hits = engine.search(index, {"size": 10})["hits"]["hits"]
+    docs = {h["_source"]["message"][:5]: h["_source"] for h in hits}
+    svc = docs["svc"]
+    assert svc["service"]["name"] == ls.service.name and svc["log"]["level"] == "info"
+    assert svc["labels"]["service"] == "other" and svc["labels"]["level"] == "error"
+    assert svc["labels"]["message"] == "dup"
+    assert svc["logsight"]["extra"]["error"] == ["e"]
+    assert "[truncated: nesting deeper than 15]" in json.dumps(docs["deep"]["nested"])
+    big = docs[text[:5]]
+    assert big["message"] == text[:31_950] + "...[truncated 8050 chars]"
+    assert big["event"]["original"] == text
+    ls.close()
+
+
+def test_formatter_works_from_dictconfig() -> None:
+    import logging.config
+
+    buf = io.StringIO()
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"ecs": {"()": "logsight.adapters.EcsJsonFormatter", "service": "myapp",
+                               "service_version": "3.1", "environment": "staging"}},
+        "handlers": {"buf": {"class": "logging.StreamHandler", "stream": buf,
+                             "formatter": "ecs"}},
+        "loggers": {"dictcfg-test": {"handlers": ["buf"], "level": "INFO",
+                                     "propagate": False}},
+    })
+    lg = logging.getLogger("dictcfg-test")
+    try:
+        lg.info("configured", extra={"n": 1})
+    finally:
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+    line = validate_ecs_line(buf.getvalue().strip(), load_spec())
+    assert line["service"] == {"name": "myapp", "version": "3.1", "environment": "staging"}
+    assert line["message"] == "configured" and line["n"] == 1
+    with pytest.raises(ValueError, match="service must be"):
+        logsight.adapters.EcsJsonFormatter(123)  # type: ignore[arg-type]  # the bad input
+
+
+def test_structlog_level_and_message_kwargs_never_override() -> None:
+    buf = io.StringIO()
+    ls = logsight.configure("kwargs", sink=buf, use_spool=False, flush_interval=0.05)
+    log = ls.logger("k")
+    log.info("real", level="error", message="dup")
+    log.warning("same", message="same")
+    assert ls.flush(10)
+    first, second = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert first["log.level"] == "info" and first["message"] == "real"
+    assert first["labels"] == {"level": "error", "message": "dup"}
+    assert second["log.level"] == "warning" and "labels" not in second
+    ls.close()

@@ -360,3 +360,73 @@ def test_an_events_own_trace_ids_win_over_the_active_span() -> None:
     plain = to_ecs({"event": "hi"}, service=Service(name="svc"), clock=lambda: 0.0,
                    trace=active)
     assert (plain["trace.id"], plain["span.id"]) == ("active-trace", "active-span")
+
+
+# -- user fields that clash with ECS fields, nesting caps, huge messages -------------------------
+def test_clashing_kwargs_move_aside_and_never_overwrite() -> None:
+    event = {"event": "svc", "service": "other", "log": 3, "error": ["a"], "host": None,
+             "user": "bob", "url": {"full": "http://x"}, "labels": "flat",
+             "message": "dup", "level": "error", "logsight": True}
+    before = copy.deepcopy(event)
+    doc = to_ecs(event, service=SERVICE, clock=fixed_clock, level="info")
+    assert event == before
+    assert doc["service.name"] == "checkout" and doc["log.level"] == "info"
+    assert doc["message"] == "svc"
+    assert doc["labels.service"] == "other" and doc["labels.log"] == 3
+    assert doc["labels.user"] == "bob" and doc["labels.message"] == "dup"
+    assert doc["labels.level"] == "error" and doc["labels.logsight"] is True
+    assert doc["logsight.extra.error"] == ["a"] and doc["logsight.extra.host"] is None
+    assert doc["logsight.extra.labels"] == "flat"
+    assert doc["url"] == {"full": "http://x"}  # an ECS object given as an object stays
+    src = json.loads(dumps_source(doc))
+    assert src["service"]["name"] == "checkout" and src["log"]["level"] == "info"
+    assert src["logsight"]["extra"] == {"error": ["a"], "host": None, "labels": "flat"}
+
+
+def test_repeated_message_and_level_are_not_kept_twice() -> None:
+    doc = to_ecs({"event": "same", "message": "same", "level": "INFO"}, service=SERVICE,
+                 clock=fixed_clock, level="info")
+    assert "labels.message" not in doc and "labels.level" not in doc
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels - 1):
+        node["d"] = {}
+        node = node["d"]
+    node["leaf"] = 1
+    return root
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 0
+
+
+def test_nesting_is_capped_at_15_levels_with_a_marker() -> None:
+    ok, deep = _nested(15), _nested(40)
+    doc = to_ecs({"event": "x", "ok": ok, "deep": deep, "service": [deep]}, service=SERVICE,
+                 clock=fixed_clock)
+    assert doc["ok"] is ok  # within the cap: not copied
+    assert _depth(doc["deep"]) == 15
+    assert json.dumps(doc["deep"]).count("[truncated: nesting deeper than 15]") == 1
+    src = json.loads(dumps_source(doc))
+    assert _depth(src) < 20  # the engine's mapping depth limit
+    assert _depth(deep) == 40  # the caller's value is untouched
+
+
+def test_huge_message_fits_the_pipeline_limit_and_keeps_the_original() -> None:
+    text = "".join(chr(97 + i % 26) for i in range(40_000))
+    doc = to_ecs({"event": text}, service=SERVICE, clock=fixed_clock)
+    assert len(doc["message"]) <= 32_000
+    assert doc["message"] == text[:31_950] + "...[truncated 8050 chars]"
+    assert doc["event.original"] == text
+    huge = "y" * 2_000_000
+    big = to_ecs({"event": huge}, service=SERVICE, clock=fixed_clock)
+    assert big["event.original"] == "y" * 1_048_576 + "...[truncated 951424 chars]"
+    assert "event.original" not in to_ecs({"event": "short"}, service=SERVICE,
+                                          clock=fixed_clock)

@@ -596,6 +596,9 @@ def test_retries_and_dead_letters_from_the_spool_are_durable_before_the_commit(
     release = threading.Event()
 
     def partial(records: list[bytes]) -> SendResult:
+        # set from inside the first request (not after the Shipper starts, which races with
+        # it): every later request waits, so the disk can be inspected meanwhile
+        transport.block = release
         return SendResult(ok=8, retry=[records[9]],
                           failed=[ItemFailure(records[8], 400, "mapper", "bad")])
 
@@ -603,8 +606,9 @@ def test_retries_and_dead_letters_from_the_spool_are_durable_before_the_commit(
     shipper = Shipper(transport, spool_dir=tmp_path, batch_size=100, senders=1,
                       flush_interval=0.01, backoff_initial=0.01, backoff_max=0.02,
                       stats_interval=None, fsync="never")
-    transport.block = release  # every later request waits: inspect the disk meanwhile
+    deadline = time.monotonic() + 30
     while len(transport.calls) < 2:
+        assert time.monotonic() < deadline, transport.calls
         time.sleep(0.01)
     on_disk = _durable_after_cursor(tmp_path)
     assert _record(9) in on_disk  # the retry survives a crash now
@@ -718,3 +722,83 @@ def test_file_transport_keeps_each_batch_together() -> None:
     assert len(out.lines) == 16 * 50
     for start, chunk in out.writes:
         assert out.lines[start:start + len(chunk)] == chunk
+
+
+class _Blocked:
+    """A transport whose send waits until released: the queue fills, nothing is lost to I/O."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def encode(self, kind: str, doc: Any) -> bytes:
+        return b"{}\n" + json.dumps(dict(doc)).encode() + b"\n"
+
+    def send(self, records: Any) -> Any:
+        from logsight.shipper import SendResult
+
+        self.release.wait(10)
+        return SendResult(ok=len(records))
+
+    def deadletter(self, failure: Any, clock: Any) -> None:
+        return None
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_dropped_events_are_warned_about_rate_limited_and_summarised(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    transport = _Blocked()
+    shipper = Shipper(transport, use_spool=False, max_queue=5, flush_interval=30,
+                      batch_size=1000, monotonic=lambda: now[0])
+    caplog.set_level("WARNING", logger="logsight.shipper")
+    accepted = sum(shipper.submit(names.LOGS, {"i": i}) for i in range(20))
+    assert accepted == 5
+    warnings = [r for r in caplog.records if "dropped since the last warning" in r.getMessage()]
+    assert len(warnings) == 1  # the first drop, then nothing within the interval
+    now[0] += 11.0
+    shipper.submit(names.LOGS, {"i": 99})
+    warnings = [r for r in caplog.records if "dropped since the last warning" in r.getMessage()]
+    assert len(warnings) == 2 and "16 in all" in warnings[1].getMessage()
+    transport.release.set()
+    shipper.close(5)
+    summary = [r for r in caplog.records if "event(s) were dropped" in r.getMessage()]
+    assert len(summary) == 1 and " 16 event(s)" in summary[0].getMessage()
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"sink": 123}, "sink must be"),
+    ({"url": "not a url"}, "url must be"),
+    ({"url": "ftp://host"}, "url must be"),
+    ({"url": "http://host:notaport"}, "url must be"),
+    ({"resource_metrics": -1}, "resource_metrics must be"),
+    ({"max_memory_bytes": 0}, "max_memory_bytes must be"),
+    ({"spool_max_bytes": -5}, "spool_max_bytes must be"),
+    ({"fsync": "sometimes"}, "fsync must be"),
+])
+def test_configure_rejects_bad_values_and_leaves_nothing_running(
+        tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
+    threads = {t.name for t in threading.enumerate()}
+    with pytest.raises(ValueError, match=match):
+        logsight.configure("badcfg", spool_dir=tmp_path / "s", **kwargs)
+    leaked = {t.name for t in threading.enumerate()} - threads
+    assert not {t for t in leaked if t.startswith("logsight-")}
+    spool = Spool(tmp_path / "s")  # not held by a half-started shipper
+    spool.close()
+
+
+def test_a_failing_configure_step_closes_its_shipper(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from logsight import api
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("sampler failed")
+
+    monkeypatch.setattr(api.Logsight, "start_resource_metrics", broken)
+    with pytest.raises(RuntimeError, match="sampler failed"):
+        logsight.configure("halfstart", spool_dir=tmp_path / "s", resource_metrics=True)
+    monkeypatch.undo()
+    ls = logsight.configure("halfstart", spool_dir=tmp_path / "s")
+    assert ls.shipper.spool is not None and ls.shipper.spool.directory == tmp_path / "s"  # not "-1"
+    ls.close()

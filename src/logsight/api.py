@@ -15,6 +15,7 @@ handle's own methods.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -274,6 +275,13 @@ def configure(
     """
     names.check_namespace(namespace)
     # every argument is checked before the shipper starts its threads
+    _check_sink(sink)
+    if sink is None and engine is None:
+        _check_url(url if url is not None else os.environ.get("LOGSIGHT_URL"))
+    if not isinstance(resource_metrics, bool) and (
+            not isinstance(resource_metrics, (int, float)) or resource_metrics <= 0):
+        raise ValueError(f"resource_metrics must be True/False or a positive interval in "
+                         f"seconds, not {resource_metrics!r}")
     level_no = level_number(level)
     exclude = check_logger_names(exclude_loggers)
     root_level = None if isinstance(stdlib, bool) else level_number(stdlib)
@@ -284,10 +292,68 @@ def configure(
         transport = FileTransport(sink, namespace=namespace)
     else:
         transport = BulkTransport(url, namespace=namespace, engine=engine)
-    shipper = Shipper(transport, spool_dir=spool_dir, name=f"{service_name}-{namespace}",
-                      **shipper_options)
+    try:
+        shipper = Shipper(transport, spool_dir=spool_dir, name=f"{service_name}-{namespace}",
+                          **shipper_options)
+    except Exception:
+        transport.close()
+        raise
+    try:
+        return _wire(shipper, service, namespace=namespace, level=level, level_no=level_no,
+                     clock=clock, ids=ids, trace=trace, exclude=exclude,
+                     structlog_global=structlog_global, stdlib=stdlib, root_level=root_level,
+                     resource_metrics=resource_metrics)
+    except BaseException:
+        shipper.close(0.0)  # never leave a half-started shipper holding the spool lock
+        raise
+
+
+def _check_sink(sink: Any) -> None:
+    if sink is None or isinstance(sink, (str, Path)) or callable(getattr(sink, "write", None)):
+        if isinstance(sink, str) and not sink.strip():
+            raise ValueError("sink must be a path, 'stdout', 'stderr' or a stream, not ''")
+        return
+    raise ValueError(f"sink must be a path, 'stdout', 'stderr' or an object with a write() "
+                     f"method, not {sink!r}")
+
+
+def _check_url(url: Any) -> None:
+    if url is None:
+        return  # the transport's default (and its own error) applies
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+        if parts is not None:
+            parts.port  # noqa: B018  # raises ValueError for a malformed port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"url must be http(s)://host[:port], not {url!r}")
+
+
+def _wire(shipper: Shipper, service: Service, *, namespace: str, level: str | int,
+          level_no: int, clock: Clock | None, ids: Callable[[], str] | None, trace: bool,
+          exclude: tuple[str, ...], structlog_global: bool, stdlib: bool | int | str,
+          root_level: int | None, resource_metrics: bool | float) -> Logsight:
     handle = Logsight(service, shipper, namespace=namespace, level=level, clock=clock, ids=ids,
                       trace=trace, exclude_loggers=exclude)
+    try:
+        _wire_handle(handle, level_no=level_no, structlog_global=structlog_global,
+                     stdlib=stdlib, root_level=root_level, resource_metrics=resource_metrics)
+    except BaseException:
+        handle.close(0.0)  # undoes the structlog configuration and the attached handler
+        raise
+    with _open_lock:
+        _open.append(handle)
+    return handle
+
+
+def _wire_handle(handle: Logsight, *, level_no: int, structlog_global: bool,
+                 stdlib: bool | int | str, root_level: int | None,
+                 resource_metrics: bool | float) -> None:
+    shipper = handle.shipper
     if structlog_global:
         import structlog
 
@@ -309,9 +375,6 @@ def configure(
     if resource_metrics:
         handle.start_resource_metrics(15.0 if resource_metrics is True else
                                       float(resource_metrics))
-    with _open_lock:
-        _open.append(handle)
-    return handle
 
 
 def current() -> Logsight:

@@ -45,9 +45,29 @@ _STRUCTLOG_RESERVED = frozenset(
 )
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "exception": "error", "msg": "info"}
 
-DEFAULT_MAX_MESSAGE_CHARS = 32_768
-DEFAULT_MAX_DEPTH = 24
+# The logs pipeline truncates messages longer than 32,000 chars (logs_normalize.painless,
+# params.max_message); kept text plus the longest marker (40 chars) stays within it, so the
+# pipeline never truncates a second time.
+DEFAULT_MAX_MESSAGE_CHARS = 31_950
+# The whole text of a truncated message goes to event.original, itself capped (and marked).
+MAX_ORIGINAL_CHARS = 1_048_576
+# The engine's mapping depth limit is 20 objects; user values are capped at 15 levels so even
+# under the deepest prefix logsight adds (``logsight.extra.<name>``: 3) a document fits.
+MAX_VALUE_DEPTH = 15
+DEFAULT_MAX_DEPTH = 18  # the slow path's backstop for a whole (nested) document
 TRUNCATION_MARKER = "...[truncated {n} chars]"
+DEPTH_MARKER = "[truncated: nesting deeper than {n}]"
+CIRCULAR_MARKER = "[circular reference]"
+
+# Object fields logsight fills itself: a user field of that name always moves aside.
+_OWN_OBJECTS = frozenset({"log", "service", "host", "ecs", "event", "error", "trace", "span",
+                          "transaction", "labels", "logsight", "data_stream"})
+# Other ECS objects: a mapping value is the object ECS means and stays; a scalar moves aside.
+_ECS_OBJECTS = _OWN_OBJECTS | frozenset({
+    "agent", "client", "cloud", "container", "destination", "dns", "email", "file", "geo",
+    "group", "http", "network", "observer", "orchestrator", "organization", "os", "package",
+    "process", "related", "rule", "server", "source", "threat", "tls", "url", "user",
+    "user_agent", "vulnerability"})
 
 Clock = Callable[[], float]
 
@@ -173,6 +193,56 @@ def truncate_message(message: str, max_chars: int = DEFAULT_MAX_MESSAGE_CHARS) -
     return message[:max_chars] + TRUNCATION_MARKER.format(n=cut)
 
 
+def cap_depth(value: Any, max_depth: int = MAX_VALUE_DEPTH) -> Any:
+    """``value`` with containers nested deeper than ``max_depth`` (dicts and lists both count)
+    replaced by a marker, and cycles by ``"[circular reference]"``. Returns ``value`` itself
+    when nothing is cut (no copy on the common path); never modifies it."""
+
+    def walk(v: Any, left: int, seen: set[int]) -> Any:
+        if left <= 0:
+            return DEPTH_MARKER.format(n=max_depth)
+        if id(v) in seen:
+            return CIRCULAR_MARKER
+        seen.add(id(v))
+        try:
+            if isinstance(v, Mapping):
+                out: dict[Any, Any] | None = None
+                for k, x in v.items():
+                    if isinstance(x, (Mapping, list, tuple)):
+                        y = walk(x, left - 1, seen)
+                        if y is not x:
+                            if out is None:
+                                out = dict(v)
+                            out[k] = y
+                return v if out is None else out
+            items: list[Any] | None = None
+            for i, x in enumerate(v):
+                if isinstance(x, (Mapping, list, tuple)):
+                    y = walk(x, left - 1, seen)
+                    if y is not x:
+                        if items is None:
+                            items = list(v)
+                        items[i] = y
+            return v if items is None else items
+        finally:
+            seen.discard(id(v))
+
+    if not isinstance(value, (Mapping, list, tuple)):
+        return value
+    return walk(value, max_depth, set())
+
+
+def _aside(doc: dict[str, Any], name: str, value: Any) -> None:
+    """A user field whose name clashes with a field logsight sets: a string, number or bool
+    goes to ``labels.<name>``, anything else to ``logsight.extra.<name>`` (never lost, never
+    overwriting the ECS field)."""
+    key = sanitize_label_key(name)
+    if isinstance(value, (str, int, float, bool)):
+        doc["labels." + key] = value
+    else:
+        doc["logsight.extra." + key] = cap_depth(value, MAX_VALUE_DEPTH)
+
+
 def _as_message(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -237,11 +307,11 @@ def to_ecs(
         ts = clock()
     lvl = level if level is not None else event_dict.get("level", "info")
     message = event_dict.get("event")
+    text = _as_message("" if message is None else message)
     doc: dict[str, Any] = {
         "@timestamp": format_timestamp(ts),
         "log.level": normalize_level(lvl),
-        "message": truncate_message(_as_message("" if message is None else message),
-                                    max_message_chars),
+        "message": truncate_message(text, max_message_chars),
         "ecs.version": ECS_VERSION,
     }
     name = logger if logger is not None else event_dict.get("logger")
@@ -261,11 +331,29 @@ def to_ecs(
     if isinstance(labels, Mapping):
         for k, v in labels.items():
             doc["labels." + sanitize_label_key(k)] = v
+    elif labels is not None:
+        doc["logsight.extra.labels"] = cap_depth(labels)
+    if level is not None and "level" in event_dict \
+            and normalize_level(event_dict["level"]) != doc["log.level"]:
+        _aside(doc, "level", event_dict["level"])  # the method's level wins
     for k, v in event_dict.items():
-        if k not in _STRUCTLOG_RESERVED and k not in doc:
-            doc[k] = v
+        if k in _STRUCTLOG_RESERVED:
+            continue
+        if k in doc:  # e.g. a ``message`` kwarg: kept aside unless it repeats the field
+            if k not in _FIXED_KEYS and v != doc[k]:
+                _aside(doc, k, v)
+        elif k in _OWN_OBJECTS or (k in _ECS_OBJECTS and not isinstance(v, Mapping)):
+            _aside(doc, k, v)
+        else:
+            doc[k] = cap_depth(v) if isinstance(v, (Mapping, list, tuple)) else v
+    if len(doc["message"]) != len(text) and "event.original" not in doc:
+        doc["event.original"] = truncate_message(text, MAX_ORIGINAL_CHARS)
     doc["event.id"] = event_id if event_id is not None else doc.get("event.id") or _ids()
     return doc
+
+
+# doc keys a same-named event key never moves aside (the event repeats them by design)
+_FIXED_KEYS = frozenset({"event.id", "trace.id", "span.id", "transaction.id"})
 
 
 _ids = EventIds()
@@ -460,15 +548,15 @@ def sanitize(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         if isinstance(v, float):
             return v if math.isfinite(v) else None
         if depth >= max_depth:
-            return f"[truncated: nesting deeper than {max_depth}]"
+            return DEPTH_MARKER.format(n=max_depth)
         if isinstance(v, Mapping):
             if id(v) in seen:
-                return "[circular reference]"
+                return CIRCULAR_MARKER
             inner = seen | {id(v)}
             return {_utf8_safe(_key(k)): walk(x, depth + 1, inner) for k, x in v.items()}
         if isinstance(v, (list, tuple, set, frozenset)):
             if id(v) in seen:
-                return "[circular reference]"
+                return CIRCULAR_MARKER
             inner = seen | {id(v)}
             return [walk(x, depth + 1, inner) for x in v]
         converted = _default(v)

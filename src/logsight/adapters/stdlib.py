@@ -29,18 +29,29 @@ class EcsJsonFormatter(JsonFormatter):
 
     :meth:`document` is the dict (what the shipping handler queues); :meth:`format` serialises
     it for file / stream handlers. Extra fields keep their types. ``clock`` None (the default)
-    stamps records with ``record.created``; a clock given here wins (tests, replays)."""
+    stamps records with ``record.created``; a clock given here wins (tests, replays).
+
+    ``service`` is a :class:`Service` or a plain service name (with ``service_version`` and
+    ``environment``), so ``logging.config.dictConfig`` can build it:
+    ``{"()": "logsight.adapters.EcsJsonFormatter", "service": "myapp"}``."""
 
     def __init__(
         self,
-        service: Service,
+        service: Service | str,
         *,
+        service_version: str | None = None,
+        environment: str | None = None,
         clock: Clock | None = None,
         ids: Callable[[], str] | None = None,
         trace: bool = True,
         max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
     ) -> None:
         super().__init__()
+        if isinstance(service, str):
+            service = Service(service, version=service_version, environment=environment)
+        elif not isinstance(service, Service):
+            raise ValueError(f"service must be a service name or a logsight.ecs.Service, not "
+                             f"{service!r}")
         self.service = service
         self._base = service.base_fields()
         self._clock = clock

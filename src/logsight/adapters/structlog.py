@@ -51,7 +51,9 @@ class EcsProcessor:
             event_dict,
             service=self._base,
             clock=self._clock,
-            level=event_dict.get("level", method_name),
+            # the method's level wins; a ``level`` kwarg is kept aside (labels.level)
+            level=method_name if method_name in _LEVELS
+            else event_dict.get("level", "info"),
             event_id=event_dict.get("event.id") or self._ids(),
             trace=current_trace() if self._trace else None,
             max_message_chars=self._max,

@@ -150,6 +150,17 @@ class Shipper:
                              "flush_interval > 0")
         if backoff_initial <= 0 or backoff_max < backoff_initial:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
+        for opt, value in (("max_batch_bytes", max_batch_bytes),
+                           ("max_memory_bytes", max_memory_bytes),
+                           ("spool_max_bytes", spool_max_bytes),
+                           ("spool_segment_bytes", spool_segment_bytes),
+                           ("exit_timeout", exit_timeout),
+                           ("stats_interval", 1 if stats_interval is None else stats_interval)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{opt} must be a positive number, not {value!r}")
+        if fsync not in ("batch", "never", "always"):
+            raise ValueError(f"fsync must be 'batch', 'never' or 'always', not {fsync!r}")
+        self.drop_warning_interval = 10.0  # seconds between two "events dropped" warnings
         self.transport = transport
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
@@ -192,6 +203,8 @@ class Shipper:
         self._drained = 0
         self._app_dropped = 0
         self._app_lock = threading.Lock()  # only taken on the (rare) drop path
+        self._last_drop_warning: float | None = None
+        self._warned_dropped = 0
         self._start_lock = threading.Lock()  # a forked child's lazy restart
         self._healthy = True
         self._failures = 0
@@ -285,8 +298,21 @@ class Shipper:
             self._start_in_child()
         q = self._queue
         if len(q) >= self.max_queue or self._closed:
+            n = 0
             with self._app_lock:
                 self._app_dropped += 1
+                now = self._mono()
+                warn = (self._last_drop_warning is None
+                        or now - self._last_drop_warning >= self.drop_warning_interval)
+                if warn:
+                    self._last_drop_warning = now
+                    n, self._warned_dropped = (self._app_dropped - self._warned_dropped,
+                                               self._app_dropped)
+            if warn:  # first drop, then at most every drop_warning_interval seconds
+                log.warning("logsight shipper: %s; %d event(s) dropped since the last warning "
+                            "(%d in all; raise max_queue or log less)",
+                            "closed" if self._closed else f"queue full ({self.max_queue})",
+                            n, self._app_dropped)
             return False
         q.append((kind, doc))
         if len(q) >= self.batch_size and not self._wake.is_set():
@@ -386,6 +412,10 @@ class Shipper:
         else:
             self.transport.close()
         _live.discard(self)
+        dropped = self.counters.dropped
+        if dropped:
+            log.warning("logsight shipper %s: %d event(s) were dropped (see the counters: %s)",
+                        self._name, dropped, self.counters.as_dict())
         return delivered
 
     # -- pump thread --------------------------------------------------------------------
