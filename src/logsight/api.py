@@ -19,13 +19,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 from logsight import names
 from logsight.adapters.metrics import ResourceSampler
-from logsight.adapters.ml import MlEvents
+from logsight.adapters.ml import MlEvents, Timestamp
 from logsight.adapters.otel import EcsSpanExporter
 from logsight.adapters.stdlib import (
     DEFAULT_EXCLUDED_LOGGERS,
@@ -152,7 +151,7 @@ class Logsight:
         latency_ms: float | None = None,
         request_id: str | None = None,
         *,
-        timestamp: float | datetime | str | None = None,
+        timestamp: Timestamp = None,
     ) -> str:
         return self._ml.log_prediction(model, version, features, prediction, score,
                                        probabilities, latency_ms, request_id,
@@ -160,13 +159,13 @@ class Logsight:
 
     def log_feedback(self, request_id: str, label: Any, *, model: str | None = None,
                      version: str | None = None,
-                     timestamp: float | datetime | str | None = None) -> None:
+                     timestamp: Timestamp = None) -> None:
         self._ml.log_feedback(request_id, label, model=model, version=version,
                               timestamp=timestamp)
 
     def log_kpi(self, name: str, value: float, *, model: str | None = None,
                 version: str | None = None, labels: Mapping[str, Any] | None = None,
-                timestamp: float | datetime | str | None = None) -> None:
+                timestamp: Timestamp = None) -> None:
         self._ml.log_kpi(name, value, model=model, version=version, labels=labels,
                          timestamp=timestamp)
 
@@ -396,7 +395,7 @@ def log_prediction(
     latency_ms: float | None = None,
     request_id: str | None = None,
     *,
-    timestamp: float | datetime | str | None = None,
+    timestamp: Timestamp = None,
 ) -> str:
     """:meth:`Logsight.log_prediction` on :func:`current` (the most recent open handle)."""
     return current().log_prediction(model, version, features, prediction, score, probabilities,
@@ -405,14 +404,14 @@ def log_prediction(
 
 def log_feedback(request_id: str, label: Any, *, model: str | None = None,
                  version: str | None = None,
-                 timestamp: float | datetime | str | None = None) -> None:
+                 timestamp: Timestamp = None) -> None:
     """:meth:`Logsight.log_feedback` on :func:`current` (the most recent open handle)."""
     current().log_feedback(request_id, label, model=model, version=version, timestamp=timestamp)
 
 
 def log_kpi(name: str, value: float, *, model: str | None = None, version: str | None = None,
             labels: Mapping[str, Any] | None = None,
-            timestamp: float | datetime | str | None = None) -> None:
+            timestamp: Timestamp = None) -> None:
     """:meth:`Logsight.log_kpi` on :func:`current` (the most recent open handle)."""
     current().log_kpi(name, value, model=model, version=version, labels=labels,
                       timestamp=timestamp)

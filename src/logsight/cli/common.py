@@ -58,3 +58,18 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], *, floatfmt: str
         for c, v, w in zip(columns, row, widths, strict=True):
             out.append(v.rjust(w) if isinstance(r.get(c), (int, float)) else v.ljust(w))
         click.echo("  ".join(out))
+
+
+def namespace_callback(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """Click callback for every ``--namespace``: empty means all namespaces; anything else must
+    be a valid data-stream namespace (a usage error, exit 2, otherwise)."""
+    if not value:
+        return None
+    from logsight.names import check_namespace
+
+    try:
+        return check_namespace(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None

@@ -9,9 +9,15 @@ from typing import Any
 import click
 import pandas as pd
 
-from logsight import names
 from logsight.analysis import drift as D
-from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.cli.common import (
+    engine_from,
+    json_option,
+    namespace_callback,
+    print_json,
+    print_table,
+    url_option,
+)
 from logsight.timeutil import as_utc, iso, parse_time
 
 JSON_KEYS = ("feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
@@ -82,15 +88,6 @@ def _reference_window(start: str | None, end: str | None, current: tuple[datetim
             f"({iso(current[0], timespec='seconds')} to {iso(current[1], timespec='seconds')})"
             "; rows in both are compared with themselves", err=True)
     return ref
-
-
-def _namespace(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        return names.check_namespace(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--namespace") from None
 
 
 def _config(bins: int, correction: str, tests: tuple[str, ...], psi_threshold: float | None,
@@ -217,7 +214,8 @@ def _drift_files(reference_file: str, current_file: str, columns: tuple[str, ...
 @click.option("--current-from", help=f"Current window start: {TIME_HELP}.")
 @click.option("--current-to", help=f"Current window end (exclusive): {TIME_HELP}. "
               "Default: now.")
-@click.option("--namespace", default=None, help="Stream namespace (default: all).")
+@click.option("--namespace", default=None, callback=namespace_callback,
+              help="Stream namespace (default: all).")
 @click.option("--column", "columns", multiple=True, help="Only these columns (files).")
 @click.option("--bins", default=D.DEFAULT_BINS, show_default=True, type=click.IntRange(2),
               help="Reference-quantile bins for PSI and Jensen-Shannon (at least 2).")
@@ -273,7 +271,7 @@ def drift(
     else:
         raise click.UsageError(
             "cluster mode needs --reference-from/--reference-to or --reference-profile")
-    ns = _namespace(namespace)
+    ns = namespace
     from logsight.engine import EngineError
     from logsight.sources import mlevents as M
 
@@ -327,7 +325,8 @@ def drift(
 @click.option("--baseline-version", default=None, help="Version the others are compared with.")
 @click.option("--kpi-lower-is-better", multiple=True, metavar="NAME",
               help="A KPI whose lower values are better (e.g. latency); repeatable.")
-@click.option("--namespace", default=None, help="Stream namespace (default: all).")
+@click.option("--namespace", default=None, callback=namespace_callback,
+              help="Stream namespace (default: all).")
 @click.option("--no-write", is_flag=True, help="Do not write findings.")
 @url_option
 @json_option
@@ -342,7 +341,7 @@ def performance(
     window = _window(start, end, ("--from", "--to"), now)
     assert window is not None  # --from is required
     reference = _reference_window(reference_from, reference_to, window, now)
-    ns = _namespace(namespace)
+    ns = namespace
     from logsight.analysis.performance import TaskMismatch
     from logsight.engine import EngineError
     from logsight.sources import mlevents as M

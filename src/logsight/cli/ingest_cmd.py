@@ -7,16 +7,9 @@ from pathlib import Path
 import click
 
 from logsight import names
-from logsight.cli.common import engine_from, json_option, print_json, url_option
+from logsight.cli.common import engine_from, json_option, namespace_callback, print_json, url_option
 from logsight.engine import EngineError
 from logsight.ingest import ingest_file
-
-
-def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        return names.check_namespace(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 @click.command()
@@ -25,7 +18,7 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--kind", type=click.Choice(names.STREAM_TYPES), default=names.LOGS,
               show_default=True, help="Which stream the lines belong to.")
 @click.option("--namespace", default=names.DEFAULT_NAMESPACE, show_default=True,
-              callback=_namespace, help="Data-stream namespace to write to.")
+              callback=namespace_callback, help="Data-stream namespace to write to.")
 @click.option("--service", default=None,
               help="logs: the service these lines come from (JSON lines may name their own).")
 @click.option("--missing-time", type=click.Choice(["dead-letter", "now"]), default="dead-letter",

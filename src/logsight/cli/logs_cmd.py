@@ -12,7 +12,14 @@ import click
 import pandas as pd
 
 from logsight import names
-from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.cli.common import (
+    engine_from,
+    json_option,
+    namespace_callback,
+    print_json,
+    print_table,
+    url_option,
+)
 from logsight.engine import EngineError
 from logsight.timeutil import as_utc, iso
 from logsight.timeutil import parse_time as parse_time_text
@@ -64,15 +71,6 @@ def _bounds(start: str | None, end: str | None, now: datetime
             f"{_t(t_start)} is not before --to ({_t(t_end)})", param_hint="--from"
         )
     return t_start, t_end
-
-
-def _namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return names.check_namespace(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 def _baseline(value: str, now: datetime) -> float | str | datetime:
@@ -191,7 +189,7 @@ def logs() -> None:
 @click.option("--service", default=None,
               help="Cluster: only this service.name. Files: for raw lines, the service they "
                    "belong to (default: the file name); for NDJSON, keep only this service.")
-@click.option("--namespace", default=None, callback=_namespace,
+@click.option("--namespace", default=None, callback=namespace_callback,
               help="Data-stream namespace to read (default: all); with --index, only the "
                    "namespace findings are filed under.")
 @click.option("--index", default=None, help="Read this index/pattern instead of the logs stream.")

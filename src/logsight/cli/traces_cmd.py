@@ -10,7 +10,14 @@ from typing import Any
 import click
 import pandas as pd
 
-from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.cli.common import (
+    engine_from,
+    json_option,
+    namespace_callback,
+    print_json,
+    print_table,
+    url_option,
+)
 from logsight.timeutil import as_utc, iso
 from logsight.timeutil import parse_time as parse_time_text
 
@@ -125,7 +132,8 @@ operation_opt = click.option(
     "--operation", default=None, help="Entry point operation (root span name)."
 )
 namespace_opt = click.option(
-    "--namespace", default=None, help="Data-stream namespace (default: all)."
+    "--namespace", default=None, callback=namespace_callback,
+    help="Data-stream namespace (default: all)."
 )
 orphans_opt = click.option(
     "--orphans", type=click.Choice(["attach", "own"]), default="attach", show_default=True,
