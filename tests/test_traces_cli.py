@@ -15,12 +15,8 @@ from hypothesis import strategies as st
 from logsight.analysis.traces import analyze_spans
 from logsight.cli import main
 from logsight.cli.traces_cmd import DOWNSTREAM_NOTE, format_p_value
-from logsight.sources.traces import (
-    ALL_NAMESPACES,
-    critical_path_documents,
-    load_spans_file,
-    spans_frame,
-)
+from logsight.sources.traces import load_spans_file, spans_frame
+from logsight.writer import ALL_NAMESPACES, critical_path_documents
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

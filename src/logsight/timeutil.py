@@ -1,14 +1,17 @@
 """UTC times as logsight writes and reads them: ISO-8601 with a ``Z`` suffix, naive = UTC.
 
-Pure standard library (no engine, no pandas), so every layer - ``analysis/`` included - may
-import it.
+Every layer - ``analysis/`` included - may import it: it imports no engine, and pandas only
+inside :func:`parse_window` (the CLI starts without it).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -71,3 +74,20 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         return parse_iso(v)
     except ValueError:
         raise ValueError("is neither an ISO-8601 time nor an age like 15m, now-2h, 7d") from None
+
+
+def parse_window(window: str | pd.Timedelta) -> pd.Timedelta:
+    """A window length (``"1min"``, ``"30s"``, ``"5m"`` ...) as a positive Timedelta;
+    ValueError otherwise."""
+    import pandas as pd
+
+    try:
+        text = window.strip() if isinstance(window, str) else window
+        if isinstance(text, str) and re.fullmatch(r"\d+m", text):
+            text = text + "in"  # "5m" means minutes here, as in Kibana/ES intervals
+        delta = pd.Timedelta(text)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"invalid window {window!r}: use e.g. '1min', '30s', '5min'") from e
+    if pd.isna(delta) or delta <= pd.Timedelta(0):
+        raise ValueError(f"window must be positive, got {window!r}")
+    return delta

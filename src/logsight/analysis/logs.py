@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,7 +82,9 @@ from sklearn.utils.validation import check_is_fitted
 from logsight.analysis import drift as _drift
 from logsight.analysis.drift import DRIFT_TESTS
 from logsight.analysis.templates import TemplateMiner
+from logsight.errors import NoData
 from logsight.findings import Finding
+from logsight.timeutil import parse_window
 
 MODEL_FORMAT = "logsight-log-anomaly"
 MODEL_VERSION = 1
@@ -121,20 +123,6 @@ def normalize_level(level: Any) -> str:
     if not isinstance(level, str) or not level:
         return "info"
     return _LEVEL_ALIASES.get(level.strip().lower(), "info")
-
-
-def parse_window(window: str | pd.Timedelta) -> pd.Timedelta:
-    """``"1min"``, ``"30s"``, ``"5m"`` ... as a positive Timedelta; ValueError otherwise."""
-    try:
-        text = window.strip() if isinstance(window, str) else window
-        if isinstance(text, str) and re.fullmatch(r"\d+m", text):
-            text = text + "in"  # "5m" means minutes here, as in Kibana/ES intervals
-        delta = pd.Timedelta(text)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"invalid window {window!r}: use e.g. '1min', '30s', '5min'") from e
-    if pd.isna(delta) or delta <= pd.Timedelta(0):
-        raise ValueError(f"window must be positive, got {window!r}")
-    return delta
 
 
 def empty_log_frame() -> pd.DataFrame:
@@ -810,9 +798,12 @@ def window_table(features: pd.DataFrame, decision: pd.DataFrame, window: str) ->
     return out.sort_values(["window", "service"], kind="stable").reset_index(drop=True)
 
 
-class BaselineError(ValueError):
+class BaselineError(NoData):
     """The baseline split leaves nothing to learn from or nothing to score. The message says
     which period is empty and names no CLI option: callers add their own hint."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, parameters=("baseline", "window"))
 
 
 def baseline_cut(
@@ -1340,34 +1331,6 @@ def _pydt(ts: Any) -> datetime | None:
     if ts is None or pd.isna(ts):
         return None
     return pd.Timestamp(ts).to_pydatetime()
-
-
-def findings_table(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    """Rows for a readable table (CLI)."""
-    rows = []
-    for f in findings:
-        ev: Mapping[str, Any] = f.evidence
-        new = ev.get("new_templates") or []
-        rows.append(
-            {
-                "kind": f.kind,
-                "service": f.service,
-                "window_start": _window_text(f),
-                "severity": f.severity,
-                "score": float(f.score),
-                "summary": f.summary,
-                "new_templates": len(new),
-            }
-        )
-    return rows
-
-
-def _window_text(f: Finding) -> str:
-    start = _short(f.window_start)
-    lines = f.evidence.get("line_range")
-    if start.startswith("1970-") and lines:  # a line-count window (see assign_windows)
-        return f"{lines[0]}..{lines[1]}"
-    return start
 
 
 def _short(ts: datetime | str | None) -> str:

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from logsight.errors import BadRequest
 from logsight.findings import Finding
 
 SPAN_COLUMNS = (
@@ -901,12 +902,14 @@ def split_by_version(
     left out of both sides (``mixed_traces``). The input is not modified."""
     _validate(spans)
     if "version" not in spans.columns:
-        raise ValueError("span frame has no 'version' column: versions cannot be compared")
+        raise BadRequest("candidate_version",
+                         "span frame has no 'version' column: versions cannot be compared")
     if str(baseline_version) == str(candidate_version):
-        raise ValueError(f"baseline and candidate version are the same ({baseline_version!r})")
+        raise BadRequest("candidate_version", "baseline and candidate version are the same "
+                         f"({baseline_version!r})")
     own = spans["service"].astype(str).to_numpy() == str(service)
     if not own.any():
-        raise ValueError(f"no spans of service {service!r} in the window")
+        raise BadRequest("candidate_version", f"no spans of service {service!r} in the window")
     version = spans["version"].astype(object).where(spans["version"].notna(), "").astype(str)
     version = version.to_numpy()
     trace = spans["trace_id"].to_numpy(dtype=object)
@@ -918,7 +921,8 @@ def split_by_version(
     ]
     if missing:
         seen = sorted({v for v in version[own] if v})
-        raise ValueError(
+        raise BadRequest(
+            "candidate_version",
             f"service {service!r} has no spans of version(s) {missing} in the window; "
             f"versions seen: {seen}"
         )

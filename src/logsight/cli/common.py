@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
 
 from logsight.engine import Engine, EngineError, connect
+from logsight.errors import BadRequest, NoData
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,3 +75,23 @@ def namespace_callback(
         return check_namespace(value)
     except ValueError as e:
         raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+@contextmanager
+def job_errors(options: Mapping[str, str], *, hint: Mapping[str, str] | None = None
+               ) -> Iterator[None]:
+    """THE mapping of the jobs' error kinds to the CLI's answers: a bad parameter is a usage
+    error (exit 2) naming the option that gives it (``options``: request field -> option, e.g.
+    ``{"window.start": "--from"}``); no data is exit 1 with the reason (plus the ``hint`` for
+    the fields that chose the empty place); the cluster's errors are exit 1."""
+    try:
+        yield
+    except BadRequest as e:
+        param = options.get(e.parameter or "") or options.get((e.parameter or "").split(".")[0])
+        raise click.BadParameter(e.render(options), param_hint=param) from None
+    except NoData as e:
+        extra = [h for p, h in (hint or {}).items() if p in e.parameters]
+        text = e.render(options) + "".join(f"\n{h}" for h in dict.fromkeys(extra))
+        raise click.ClickException(text) from None
+    except EngineError as e:
+        raise click.ClickException(f"cluster error: {e}") from e

@@ -4,6 +4,7 @@ cluster or from a file."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,28 +12,30 @@ from typing import TYPE_CHECKING, Any
 import click
 import pandas as pd
 
-from logsight import names
 from logsight.cli.common import (
     engine_from,
+    job_errors,
     json_option,
     namespace_callback,
     print_json,
     print_table,
     url_option,
 )
-from logsight.engine import EngineError
 from logsight.timeutil import as_utc, iso
 from logsight.timeutil import parse_time as parse_time_text
 
 if TYPE_CHECKING:
-    from logsight.analysis.logs import LogAnalysisResult
-    from logsight.engine import Engine
     from logsight.findings import Finding
+    from logsight.jobs.logs import LogAnomaliesResult
 
 TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 TABLE_COLUMNS = ["kind", "service", "window_start", "severity", "score", "new_templates",
                  "summary"]
 TABLE_WIDTH = 160
+# the log job's request fields as this command's options, for its errors
+OPTIONS = {"window": "--from/--to", "window.start": "--from", "window.end": "--to",
+           "input": "--input", "baseline": "--baseline", "service": "--service"}
+HINTS = {"baseline": "(see --baseline, and --from/--to for the range)"}
 # date-first forms pandas read before the shared parser (2024/05/01 10:00); never ages
 _DATE_FIRST = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}")
 
@@ -75,7 +78,7 @@ def _bounds(start: str | None, end: str | None, now: datetime
 
 def _baseline(value: str, now: datetime) -> float | str | datetime:
     """A fraction, a time (ISO-8601 or ``now``/``now-2h``), or a duration from the start."""
-    from logsight.analysis.logs import parse_window
+    from logsight.timeutil import parse_window
 
     text = value.strip()
     try:
@@ -132,9 +135,43 @@ def _shorten(text: str, width: int) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
-def _print_findings(findings: list[Finding]) -> None:
-    from logsight.analysis.logs import findings_table
+def findings_table(findings: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Rows for a readable table (CLI)."""
+    rows = []
+    for f in findings:
+        ev: Mapping[str, Any] = f.evidence
+        new = ev.get("new_templates") or []
+        rows.append(
+            {
+                "kind": f.kind,
+                "service": f.service,
+                "window_start": _window_text(f),
+                "severity": f.severity,
+                "score": float(f.score),
+                "summary": f.summary,
+                "new_templates": len(new),
+            }
+        )
+    return rows
 
+
+def _window_text(f: Finding) -> str:
+    start = _short_time(f.window_start)
+    lines = f.evidence.get("line_range")
+    if start.startswith("1970-") and lines:  # a line-count window (see assign_windows)
+        return f"{lines[0]}..{lines[1]}"
+    return start
+
+
+def _short_time(ts: datetime | str | None) -> str:
+    if ts is None:
+        return ""
+    if isinstance(ts, str):
+        return ts
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_findings(findings: list[Finding]) -> None:
     rows: list[dict[str, Any]] = findings_table(findings)
     for r in rows:
         # three decimals say all a score has to say; + 0.0 turns -0.0 into 0.0
@@ -149,30 +186,6 @@ def _print_findings(findings: list[Finding]) -> None:
     for r in rows:
         r["summary"] = _shorten(str(r["summary"]), budget)
     print_table(rows, TABLE_COLUMNS, floatfmt=".3f")
-
-
-def _no_lines_message(
-    eng: Engine, *, start: datetime, end: datetime, service: str | None,
-    namespace: str | None, index: str | None,
-) -> str:
-    from logsight.sources.logs import log_services
-
-    target = index or names.read_target(names.LOGS, namespace)
-    if index:
-        where = f"index {index!r}"
-    elif namespace:
-        where = f"namespace {namespace!r} ({target})"
-    else:
-        where = f"any namespace ({target})"
-    missing = "*" not in target and "," not in target and not eng.exists(target)
-    what = f"no log lines of service {service!r}" if service else "no log lines"
-    msg = f"{what} in {where} between {_t(start)} and {_t(end)}"
-    if missing:
-        return f"{msg}: {target} does not exist"
-    if service:
-        seen = sorted(log_services(eng, start=start, end=end, namespace=namespace, index=index))
-        msg += f"; services seen: {seen}" if seen else "; no lines of any service either"
-    return msg
 
 
 @click.group()
@@ -242,8 +255,8 @@ def anomalies(
 
     Exits 1 when nothing matched what was asked (no lines in the range, index, namespace or
     service); 0 with a count of what was analysed when nothing is anomalous."""
-    from logsight.analysis.logs import BaselineError, parse_window
-    from logsight.sources.logs import LogFileError, analyse_log_frame
+    from logsight.jobs import logs as J
+    from logsight.timeutil import parse_window
 
     try:
         parse_window(window)
@@ -253,90 +266,41 @@ def anomalies(
     base = _baseline(baseline, now)
     cont = _contamination(contamination)
     t_start, t_end = _bounds(start, end, now)
-    skipped: list[tuple[int, str]] = []
-    try:
-        if input_path is not None:
-            try:
-                frame, skipped = _read_file(input_path, service, t_start, t_end, skip_bad_lines)
-            except LogFileError as e:
-                raise click.BadParameter(str(e), param_hint="--input") from None
-            result = analyse_log_frame(
-                frame, window=window, baseline=base, contamination=cont,
-                window_lines=window_lines, drift=drift, detector_path=model_path,
-                save_model=save_model, start=t_start, end=t_end,
-            )
-        else:
-            result = _run_cluster(
-                url, now=now, start=t_start, end=t_end, service=service, namespace=namespace,
-                index=index, window=window, baseline=base, contamination=cont, drift=drift,
-                write=write, detector_path=model_path, save_model=save_model,
-            )
-    except BaselineError as e:
-        raise click.ClickException(f"{e}\n(see --baseline, and --from/--to for the range)") from e
-    except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from e
-    except EngineError as e:
-        raise click.ClickException(f"cluster error: {e}") from e
-    _report(result, skipped, as_json=as_json)
-
-
-def _read_file(
-    path: Path, service: str | None, start: datetime | None, end: datetime | None,
-    skip_bad_lines: bool,
-) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """The file's log frame after --service (NDJSON) and --from/--to, and the skipped lines."""
-    from logsight.sources.logs import filter_log_frame, load_log_file
-
-    data = load_log_file(path, service=service, skip_bad_lines=skip_bad_lines)
-    frame = data.frame
-    if data.format == "ndjson" and service is not None:
-        seen = sorted(set(frame["service"]))
-        frame = filter_log_frame(frame, service=service)
-        if frame.empty:
-            raise click.ClickException(
-                f"no lines of service {service!r} in {path}; services seen: {seen}"
-            )
-    if start is not None or end is not None:
-        ts = frame["timestamp"].dropna()
-        if ts.empty:
+    source: J.LogFileSource | J.ClusterLogs
+    if input_path is None:
+        t_end = t_end or now
+        t_start = t_start or t_end - timedelta(hours=1)
+        if t_start >= t_end:
             raise click.BadParameter(
-                f"the lines of {path} have no timestamps to filter on", param_hint="--from/--to"
+                f"{_t(t_start)} is not before --to ({_t(t_end)})", param_hint="--from"
             )
-        kept = filter_log_frame(frame, start=start, end=end)
-        if kept.empty:
-            span = f"{_t(ts.min().to_pydatetime())} to {_t(ts.max().to_pydatetime())}"
-            raise click.ClickException(
-                f"no lines of {path} between {_t(start) if start else 'its start'} and "
-                f"{_t(end) if end else 'its end'}; its lines span {span}"
-            )
-        frame = kept
-    return frame, data.skipped
+    request = J.LogAnomaliesRequest(
+        J.Window(t_start, t_end), J.Scope(namespace=namespace, service=service), baseline=base,
+        window_size=window, window_lines=window_lines, contamination=cont, drift=drift)
+    with job_errors(OPTIONS, hint=HINTS):
+        try:
+            if input_path is not None:
+                source = J.LogFileSource(input_path, service=service,
+                                         skip_bad_lines=skip_bad_lines)
+                result = J.anomalies(request, source, detector=model_path,
+                                     save_model=save_model)
+            else:
+                eng = engine_from(url)
+                try:
+                    source = J.ClusterLogs(eng, namespace, index=index)
+                    result = J.anomalies(request, source, J.ClusterWriter(eng) if write else None,
+                                         detector=model_path, save_model=save_model)
+                finally:
+                    eng.close()
+        except OSError as e:  # a saved model that cannot be read or written
+            raise click.ClickException(str(e)) from e
+    if result.empty_reason is not None and input_path is None:
+        raise click.ClickException(result.empty_reason)
+    _report(result, as_json=as_json)
 
 
-def _run_cluster(url: str | None, *, now: datetime, start: datetime | None,
-                 end: datetime | None, **kw: Any) -> LogAnalysisResult:
-    from logsight.sources.logs import run_log_analysis
-
-    t_end = end or now
-    t_start = start or t_end - timedelta(hours=1)
-    if t_start >= t_end:
-        raise click.BadParameter(
-            f"{_t(t_start)} is not before --to ({_t(t_end)})", param_hint="--from"
-        )
-    eng = engine_from(url)
-    try:
-        result = run_log_analysis(eng, start=t_start, end=t_end, **kw)
-        if result.lines == 0:
-            raise click.ClickException(_no_lines_message(
-                eng, start=t_start, end=t_end, service=kw.get("service"),
-                namespace=kw.get("namespace"), index=kw.get("index"),
-            ))
-    finally:
-        eng.close()
-    return result
-
-
-def _report(result: LogAnalysisResult, skipped: list[tuple[int, str]], *, as_json: bool) -> None:
+def _report(result: LogAnomaliesResult, *, as_json: bool) -> None:
+    skipped = result.skipped
     if skipped:
         shown = "; ".join(msg for _, msg in skipped[:3])
         more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""

@@ -8,20 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from logsight.cli.common import (
     engine_from,
+    job_errors,
     json_option,
     namespace_callback,
     print_json,
     print_table,
     url_option,
 )
-from logsight.timeutil import as_utc, iso
+from logsight.timeutil import iso
 from logsight.timeutil import parse_time as parse_time_text
 
 TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
+# the jobs' request fields as this command's options, for their errors
+OPTIONS = {
+    "window.start": "--from", "window.end": "--to", "window": "--from",
+    "baseline.start": "--baseline-from", "baseline.end": "--baseline-to",
+    "baseline": "--baseline-from", "input": "--input", "baseline_input": "--baseline-input",
+    "service": "--service", "operation": "--operation", "candidate_version": "--version",
+    "baseline_version": "--baseline-version",
+}
 
 TABLE_COLUMNS = [
     "rank", "service", "operation", "critical_path_share", "critical_path_ms",
@@ -59,46 +67,6 @@ def _file_bounds(frm: str | None, to: str | None, now: datetime,
     return start, end
 
 
-def _ns(ts: datetime) -> int:
-    return int(pd.Timestamp(as_utc(ts)).value)
-
-
-def _trace_starts(spans: pd.DataFrame) -> pd.Series:
-    """Each trace's start (ns): its root span's, or its first span's where the root is missing
-    (a trace cut by the export), the same rule the cluster reader windows traces by."""
-    first = spans.groupby("trace_id", sort=False)["start_ns"].min()
-    is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
-    root = spans[is_root].groupby("trace_id", sort=False)["start_ns"].min()
-    # assigned, not reindex+fillna: a float64 detour would round nanoseconds near 2**60
-    starts = first.copy()
-    starts.loc[root.index] = root
-    return starts
-
-
-def _filter_file_window(spans: pd.DataFrame, path: Path, start: datetime | None,
-                        end: datetime | None, names: tuple[str, str] = ("--from", "--to")
-                        ) -> pd.DataFrame:
-    """The spans of the traces of ``path`` that start in [start, end); a ClickException (exit
-    1) saying the file's own time span when no trace does."""
-    if (start is None and end is None) or spans.empty:
-        return spans
-    starts = _trace_starts(spans)
-    keep = pd.Series(True, index=starts.index)
-    if start is not None:
-        keep &= starts >= _ns(start)
-    if end is not None:
-        keep &= starts < _ns(end)
-    if not keep.any():
-        first, last = (iso(pd.Timestamp(int(v), tz="UTC").to_pydatetime(), timespec="seconds")
-                       for v in (starts.min(), starts.max()))
-        raise click.ClickException(
-            f"no traces in {path} start between "
-            f"{iso(start, timespec='seconds') if start else 'its start'} ({names[0]}) and "
-            f"{iso(end, timespec='seconds') if end else 'its end'} ({names[1]}); its "
-            f"{len(starts)} traces start from {first} to {last}")
-    return spans[spans["trace_id"].isin(set(starts.index[keep.to_numpy()]))]
-
-
 def _warn_overlap(current: tuple[datetime, datetime], baseline: tuple[datetime, datetime],
                   what: str = "baseline") -> None:
     if baseline[0] < current[1] and current[0] < baseline[1]:
@@ -107,15 +75,6 @@ def _warn_overlap(current: tuple[datetime, datetime], baseline: tuple[datetime, 
                    f"({iso(current[0], timespec='seconds')} to "
                    f"{iso(current[1], timespec='seconds')}): spans in both are compared "
                    "with themselves", err=True)
-
-
-def _load(path: Path) -> Any:
-    from logsight.sources.traces import load_spans_file
-
-    try:
-        return load_spans_file(path)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--input") from None
 
 
 @click.group()
@@ -165,50 +124,32 @@ def bottlenecks(
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """Rank operations by the critical-path time they contribute."""
-    from logsight.analysis.traces import analyze_spans, rank_bottlenecks
+    from logsight.jobs import traces as J
 
-    stats: dict[str, Any] = {}
-    if input_path is not None:
-        start_, end_ = _file_bounds(frm, to, datetime.now(UTC))
-        spans = _filter_file_window(_load(input_path), input_path, start_, end_)
-        if service is not None or operation is not None:
-            is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
-            roots = roots_of = spans[is_root]
-            if service is not None:
-                roots = roots[roots["service"] == service]
-            if operation is not None:
-                roots = roots[roots["name"] == operation]
-            spans = spans[spans["trace_id"].isin(set(roots["trace_id"]))]
-            if len(spans) == 0:
-                raise click.ClickException(_no_file_traces(input_path, roots_of, service,
-                                                           operation))
-        analysis = analyze_spans(spans, orphans=orphans)  # type: ignore[arg-type]  # Choice
-        rows = rank_bottlenecks(analysis, top=top)
-        stats = dict(analysis.stats.__dict__)
-    else:
-        from logsight.sources.traces import explain_no_spans, run_bottlenecks
-
-        start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
-        engine = engine_from(url)
-        try:
-            rows, findings = run_bottlenecks(
-                engine, start=start, end=end, service=service, operation=operation,
-                namespace=namespace, top=top, write=not no_write, min_share=min_share,
-                orphans=orphans,  # type: ignore[arg-type]  # click.Choice guarantees the value
-            )
-            if not rows:
-                raise click.ClickException(explain_no_spans(
-                    engine, start=start, end=end, namespace=namespace, service=service,
-                    operation=operation,
-                ))
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-        finally:
-            engine.close()
-        stats = {"window_start": start.isoformat(), "window_end": end.isoformat(),
-                 "findings": len(findings)}
-    if not rows:  # the cluster branch has explained itself already: only an empty file
-        raise click.ClickException(f"no spans in {input_path}")
+    scope = J.Scope(namespace=namespace, service=service, operation=operation)
+    with job_errors(OPTIONS):
+        if input_path is not None:
+            window = J.Window(*_file_bounds(frm, to, datetime.now(UTC)))
+            request = J.BottlenecksRequest(window, scope, top=top, min_share=min_share,
+                                           orphans=orphans)  # type: ignore[arg-type]  # click.Choice
+            result = J.bottlenecks(request, J.SpanFile(input_path))
+            stats: dict[str, Any] = result.stats
+        else:
+            window = J.Window(*_window(frm, to, timedelta(hours=1), datetime.now(UTC)))
+            request = J.BottlenecksRequest(window, scope, top=top, min_share=min_share,
+                                           orphans=orphans)  # type: ignore[arg-type]  # click.Choice
+            engine = engine_from(url)
+            try:
+                result = J.bottlenecks(request, J.ClusterSpans(engine, namespace),
+                                       None if no_write else J.ClusterWriter(engine))
+            finally:
+                engine.close()
+            start, end = window.closed
+            stats = {"window_start": start.isoformat(), "window_end": end.isoformat(),
+                     "findings": len(result.findings)}
+    rows = result.bottlenecks
+    if not rows:
+        raise click.ClickException(result.empty_reason or "no spans")
     if as_json:
         print_json({"bottlenecks": rows, "stats": stats})
         return
@@ -259,7 +200,7 @@ def regressions(
     """Operations whose latency or critical-path share grew significantly: against a baseline
     window (default), or, with --baseline-version/--version, between two versions of
     --service in the same window."""
-    from logsight.analysis.traces import analyze_spans, compare_operations
+    from logsight.jobs import traces as J
 
     if baseline_version is not None or candidate_version is not None:
         _version_regressions(
@@ -273,52 +214,39 @@ def regressions(
         return
     if (input_path is None) != (baseline_input is None):
         raise click.UsageError("give both --input and --baseline-input, or neither (cluster)")
-    if input_path is not None and baseline_input is not None:
-        now = datetime.now(UTC)
-        cur_bounds = _file_bounds(frm, to, now)
-        base_bounds = _file_bounds(baseline_from, baseline_to, now,
-                                   ("--baseline-from", "--baseline-to"))
-        cur = analyze_spans(_filter_file_window(_load(input_path), input_path, *cur_bounds))
-        try:
-            base_spans = _load(baseline_input)
-        except click.BadParameter as e:
-            raise click.BadParameter(e.message, param_hint="--baseline-input") from None
-        base = analyze_spans(_filter_file_window(base_spans, baseline_input, *base_bounds,
-                                                 names=("--baseline-from", "--baseline-to")))
-        results = compare_operations(base, cur, alpha=alpha, min_ratio=min_ratio,
-                                     min_count=min_count)
-    else:
-        from logsight.sources.traces import explain_no_spans, has_spans, run_trace_regressions
-
-        now = datetime.now(UTC)
-        start, end = _window(frm, to, timedelta(hours=1), now)
-        bend = parse_time(baseline_to, now=now, option="--baseline-to") or start
-        bstart = parse_time(baseline_from, now=now, option="--baseline-from") or (
-            bend - (end - start)
-        )
-        if bend <= bstart:
-            raise click.BadParameter("--baseline-from must be before --baseline-to")
-        _warn_overlap((start, end), (bstart, bend))
-        engine = engine_from(url)
-        try:
-            results, _ = run_trace_regressions(
-                engine, start=start, end=end, baseline_start=bstart, baseline_end=bend,
-                service=service, operation=operation, namespace=namespace, alpha=alpha,
-                min_ratio=min_ratio, min_count=min_count, write=not no_write,
+    now = datetime.now(UTC)
+    scope = J.Scope(namespace=namespace, service=service, operation=operation)
+    options = {"alpha": alpha, "min_ratio": min_ratio, "min_count": min_count}
+    with job_errors(OPTIONS):
+        if input_path is not None and baseline_input is not None:
+            request = J.RegressionsRequest(
+                J.Window(*_file_bounds(frm, to, now)),
+                J.Window(*_file_bounds(baseline_from, baseline_to, now,
+                                       ("--baseline-from", "--baseline-to")), name="baseline"),
+                scope, **options)
+            result = J.regressions(request, J.SpanFile(input_path), J.SpanFile(
+                baseline_input, parameter="baseline_input", window_parameter="baseline"))
+        else:
+            start, end = _window(frm, to, timedelta(hours=1), now)
+            bend = parse_time(baseline_to, now=now, option="--baseline-to") or start
+            bstart = parse_time(baseline_from, now=now, option="--baseline-from") or (
+                bend - (end - start)
             )
-            if not results:
-                for side, (a, b) in (("current window", (start, end)),
-                                     ("baseline", (bstart, bend))):
-                    if not has_spans(engine, start=a, end=b, namespace=namespace,
-                                     service=service, operation=operation):
-                        raise click.ClickException(f"{side}: " + explain_no_spans(
-                            engine, start=a, end=b, namespace=namespace, service=service,
-                            operation=operation,
-                        ))
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-        finally:
-            engine.close()
+            if bend <= bstart:
+                raise click.BadParameter("--baseline-from must be before --baseline-to")
+            _warn_overlap((start, end), (bstart, bend))
+            request = J.RegressionsRequest(J.Window(start, end),
+                                           J.Window(bstart, bend, name="baseline"), scope,
+                                           **options)
+            engine = engine_from(url)
+            try:
+                result = J.regressions(request, J.ClusterSpans(engine, namespace),
+                                       writer=None if no_write else J.ClusterWriter(engine))
+            finally:
+                engine.close()
+            if result.empty_reason:
+                raise click.ClickException(result.empty_reason)
+    results = result.regressions
     rows = [dict(r.__dict__, reasons=list(r.reasons)) for r in results]
     if as_json:
         print_json({"regressions": rows})
@@ -362,15 +290,6 @@ def print_regressions(rows: list[dict[str, Any]]) -> None:
     print_table(shown, REGRESSION_COLUMNS)
 
 
-def _no_file_traces(path: Path, roots: Any, service: str | None, operation: str | None) -> str:
-    asked = " and ".join(
-        p for p in (f"service {service!r}" if service is not None else "",
-                    f"operation {operation!r}" if operation is not None else "") if p
-    )
-    seen = sorted({f"{s} {n}" for s, n in zip(roots["service"], roots["name"], strict=True)})
-    return f"no traces in {path} with a root span of {asked}; entry points seen: {seen[:20]}"
-
-
 def _version_regressions(
     *, input_path: Path | None, service: str | None, operation: str | None, frm: str | None,
     to: str | None, baseline_input: Path | None, baseline_from: str | None,
@@ -379,7 +298,7 @@ def _version_regressions(
     url: str | None, as_json: bool,
 ) -> None:
     """``traces regressions --baseline-version V1 --version V2 --service S``."""
-    from logsight.analysis.traces import compare_versions, regression_findings
+    from logsight.jobs import traces as J
 
     if baseline_version is None or candidate_version is None:
         raise click.UsageError("give both --baseline-version and --version")
@@ -392,38 +311,26 @@ def _version_regressions(
     if operation is not None:
         raise click.UsageError("--operation is not used with --version (every operation of "
                                "the traces through --service is compared)")
-    findings: list[Any] = []
-    if input_path is not None:
-        spans = _filter_file_window(_load(input_path), input_path,
-                                    *_file_bounds(frm, to, datetime.now(UTC)))
-        try:
-            results, split = compare_versions(
-                spans, service=service, baseline_version=baseline_version,
-                candidate_version=candidate_version, alpha=alpha, min_ratio=min_ratio,
-                min_count=min_count,
-            )
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--version") from None
-        findings = regression_findings(results, window_start=None, window_end=None,
-                                       versions=split)
-    else:
-        from logsight.sources.traces import NoSpans, run_version_regressions
-
-        start, end = _window(frm, to, timedelta(hours=1), datetime.now(UTC))
-        engine = engine_from(url)
-        try:
-            results, findings, split = run_version_regressions(
-                engine, start=start, end=end, service=service,
-                baseline_version=baseline_version, candidate_version=candidate_version,
-                namespace=namespace, alpha=alpha, min_ratio=min_ratio, min_count=min_count,
-                write=not no_write,
-            )
-        except NoSpans as e:
-            raise click.ClickException(str(e)) from None
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-        finally:
-            engine.close()
+    now = datetime.now(UTC)
+    with job_errors(OPTIONS):
+        bounds = (_file_bounds(frm, to, now) if input_path is not None
+                  else _window(frm, to, timedelta(hours=1), now))
+        request = J.VersionRegressionsRequest(
+            J.Window(*bounds), service=service, baseline_version=baseline_version,
+            candidate_version=candidate_version, namespace=namespace, alpha=alpha,
+            min_ratio=min_ratio, min_count=min_count)
+        if input_path is not None:
+            result = J.version_regressions(request, J.SpanFile(input_path))
+        else:
+            engine = engine_from(url)
+            try:
+                result = J.version_regressions(
+                    request, J.ClusterSpans(engine, namespace),
+                    None if no_write else J.ClusterWriter(engine))
+            finally:
+                engine.close()
+    results, findings, split = result.regressions, result.findings, result.split
+    assert split is not None  # a version comparison always has its split
     rows = [dict(r.__dict__, reasons=list(r.reasons)) for r in results]
     header = {
         "service": split.service, "baseline_version": split.baseline_version,

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from logsight import errors
+
 Flavor = Literal["elasticsearch", "opensearch"]
 DEFAULT_URL = "http://127.0.0.1:9200"
 
@@ -32,8 +34,9 @@ class EngineError(Exception):
         self.info = info
 
 
-class EngineUnavailable(EngineError):
-    """The cluster could not be reached, or answered 429/502/503/504: try again later."""
+class EngineUnavailable(EngineError, errors.EngineUnavailable):
+    """The cluster could not be reached, or answered 429/502/503/504: try again later (the
+    :class:`logsight.errors.EngineUnavailable` kind)."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Read log lines from the cluster (point in time + search_after) or from a file into the log
-frame of :mod:`logsight.analysis.logs`, and run the log anomaly analysis end to end.
+frame of :mod:`logsight.analysis.logs`, behind one protocol (:class:`LogSource`:
+:class:`ClusterLogs`, :class:`LogFileSource`) that the log job (:mod:`logsight.jobs.logs`)
+reads through.
 
 The frame has one row per line with the columns ``id`` (document id, or ``line:N`` for a
 file), ``timestamp`` (UTC), ``service``, ``level``, ``message`` and ``version``.
@@ -13,28 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from logsight import names
-from logsight.analysis.logs import (
-    LOG_COLUMNS,
-    LogAnalysisResult,
-    LogAnomalyDetector,
-    LogAnomalyModel,
-    detect_log_anomalies,
-    empty_log_frame,
-    empty_window_table,
-    mine_templates,
-    normalize_level,
-    prepare_frame,
-    score_logs,
-    template_drift,
-)
-from logsight.analysis.templates import TemplateMiner
-from logsight.findings import Finding, write_findings
+from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, normalize_level, prepare_frame
+from logsight.errors import BadRequest, NoData
 from logsight.names import F
 from logsight.timeutil import as_utc, iso
 
@@ -184,9 +172,12 @@ def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
 LogFormat = Literal["raw", "ndjson"]
 
 
-class LogFileError(ValueError):
+class LogFileError(BadRequest):
     """A log file that cannot be read as the format its first line announces (the message
-    names the file and the line)."""
+    names the file and the line); a bad ``input``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("input", message)
 
 
 @dataclass
@@ -198,6 +189,7 @@ class LogFile:
     frame: pd.DataFrame
     format: LogFormat
     skipped: list[tuple[int, str]] = field(default_factory=list)
+
 
 
 def _ndjson_timestamp(value: Any) -> pd.Timestamp | None:
@@ -318,123 +310,106 @@ def filter_log_frame(
     return frame[keep].reset_index(drop=True)
 
 
-# -- end to end ------------------------------------------------------------------------------
-def analyse_log_frame(
-    frame: pd.DataFrame,
-    *,
-    window: str = "1min",
-    baseline: float | str | datetime | None = 0.5,
-    contamination: float | str = "auto",
-    window_lines: int = 50,
-    namespace: str | None = None,
-    drift: bool = True,
-    random_state: int | None = 0,
-    detector_path: LogAnomalyModel | str | Path | None = None,
-    save_model: str | Path | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> LogAnalysisResult:
-    """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame, with
-    every scored window (see :meth:`~logsight.analysis.logs.LogAnomalyResult.windows`).
+# -- the sources the log job reads -------------------------------------------------------------
+@dataclass
+class LogRead:
+    """What a log source read: the frame and the bad lines it skipped (files)."""
 
-    Without ``detector_path`` the baseline part of the frame trains a model and the rest is
-    scored; with ``detector_path`` (a :class:`LogAnomalyModel` or a path to a saved one) every
-    row is scored against it. A saved model is a joblib pickle, so the parameter is
-    deliberately not called ``model``: the service's ``model`` field (an ML model name) must
-    never reach it. ``start`` / ``end``: the range the frame was read from (windows it cuts
-    off are not scored; see :func:`~logsight.analysis.logs.score_logs`). ``save_model`` writes the model used (feature schema and version included)."""
-    if frame.empty:
-        return LogAnalysisResult(empty_window_table(), [], lines=0)
-    if detector_path is not None:
-        loaded = (detector_path if isinstance(detector_path, LogAnomalyModel)
-                  else LogAnomalyModel.load(detector_path))
-        result = score_logs(loaded, frame, namespace=namespace, start=start, end=end)
-    else:
-        det = LogAnomalyDetector(contamination=contamination, random_state=random_state)
-        result = detect_log_anomalies(
-            frame, baseline=baseline, window=window, window_lines=window_lines,
-            namespace=namespace, detector=det, start=start, end=end,
-        )
-    if save_model is not None:
-        result.model.save(save_model)
-    findings = list(result.findings)
-    if drift and frame["version"].notna().any():
-        templates, miner = mine_templates(frame["message"].tolist(), TemplateMiner())
-        findings.extend(template_drift(frame, templates, miner=miner, namespace=namespace))
-    return LogAnalysisResult(result.windows(), findings, lines=len(frame))
+    frame: pd.DataFrame
+    skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _bound(t: datetime | str | None) -> datetime | None:
-    """An explicit read bound as a time; None when open or not a plain time (date math is
-    resolved by the cluster, so the data's own first / last window is treated as cut off)."""
-    if t is None or isinstance(t, datetime):
-        return t
-    try:
-        return pd.Timestamp(t).to_pydatetime()
-    except ValueError:
-        return None
+class LogSource(Protocol):
+    """Log lines for the log job; ``None`` bounds are open (a file's own first / last line)."""
+
+    namespace: str | None
+
+    def lines(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None) -> LogRead: ...
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None) -> str: ...
 
 
-def run_log_analysis(
-    engine: Engine,
-    *,
-    start: datetime | str | None = None,
-    end: datetime | str | None = None,
-    service: str | None = None,
-    namespace: str | None = None,
-    index: str | None = None,
-    window: str = "1min",
-    baseline: float | str | datetime | None = 0.5,
-    contamination: float | str = "auto",
-    drift: bool = True,
-    write: bool = True,
-    detector_path: LogAnomalyModel | str | Path | None = None,
-    save_model: str | Path | None = None,
-    random_state: int | None = 0,
-) -> LogAnalysisResult:
-    """Read logs in [start, end) from the cluster, learn the baseline (by default the first
-    half of the time range; or a timestamp, or a duration such as ``"10min"``), score every
-    (service, window) after it, flag the anomalous ones and template drift per deploy, and
-    (with ``write``) index the findings in ``logsight-findings`` under stable ids (a re-run
-    updates them, never duplicates). Returns the per-window scores and the findings.
-    ``detector_path`` / ``save_model``: score with a saved model instead of a baseline /
-    keep the model (see :func:`analyse_log_frame`)."""
-    frame = read_logs(
-        engine, start=start, end=end, service=service, namespace=namespace, index=index
-    )
-    result = analyse_log_frame(
-        frame, window=window, baseline=baseline, contamination=contamination,
-        namespace=namespace, drift=drift, random_state=random_state,
-        detector_path=detector_path, save_model=save_model,
-        start=_bound(start), end=_bound(end),
-    )
-    if write and result.findings:
-        write_findings(engine, result.findings)
-    return result
+def _t(ts: datetime) -> str:
+    return iso(ts, timespec="seconds")
 
 
-def run_log_anomalies(
-    engine: Engine,
-    *,
-    start: datetime | str | None = None,
-    end: datetime | str | None = None,
-    service: str | None = None,
-    namespace: str | None = None,
-    index: str | None = None,
-    window: str = "1min",
-    baseline: float | str | datetime | None = 0.5,
-    contamination: float | str = "auto",
-    drift: bool = True,
-    write: bool = True,
-    random_state: int | None = 0,
-) -> list[Finding]:
-    """The findings of :func:`run_log_analysis` (same reading, scoring and writing).
+class ClusterLogs:
+    """The logs streams of ``namespace`` (None: every namespace), or ``index`` when given."""
 
-    Deliberately takes neither a saved-model path nor a save path: the service calls this
-    with API fields, and a saved model is a pickle (loading one runs code) while saving
-    writes a server file. Use :func:`run_log_analysis` for those."""
-    return run_log_analysis(
-        engine, start=start, end=end, service=service, namespace=namespace, index=index,
-        window=window, baseline=baseline, contamination=contamination, drift=drift,
-        write=write, random_state=random_state,
-    ).findings
+    def __init__(self, engine: Engine, namespace: str | None = None, *,
+                 index: str | None = None) -> None:
+        self.engine = engine
+        self.namespace = namespace
+        self.index = index
+
+    def lines(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None) -> LogRead:
+        return LogRead(read_logs(self.engine, start=start, end=end, service=service,
+                                 namespace=self.namespace, index=self.index))
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None) -> str:
+        """What was searched (and, for a service, which services the range does have)."""
+        target = self.index or names.read_target(names.LOGS, self.namespace)
+        if self.index:
+            where = f"index {self.index!r}"
+        elif self.namespace:
+            where = f"namespace {self.namespace!r} ({target})"
+        else:
+            where = f"any namespace ({target})"
+        missing = "*" not in target and "," not in target and not self.engine.exists(target)
+        what = f"no log lines of service {service!r}" if service else "no log lines"
+        s = _t(start) if start else "the start"
+        e = _t(end) if end else "the end"
+        msg = f"{what} in {where} between {s} and {e}"
+        if missing:
+            return f"{msg}: {target} does not exist"
+        if service:
+            seen = sorted(log_services(self.engine, start=start, end=end,
+                                       namespace=self.namespace, index=self.index))
+            msg += f"; services seen: {seen}" if seen else "; no lines of any service either"
+        return msg
+
+
+class LogFileSource:
+    """A log file (raw lines or NDJSON, see :func:`load_log_file`). ``service`` names the
+    service of raw lines; for NDJSON a ``service`` asked of :meth:`lines` keeps only its lines."""
+
+    namespace: str | None = None
+
+    def __init__(self, path: str | Path, *, service: str | None = None,
+                 skip_bad_lines: bool = False) -> None:
+        self.path = Path(path)
+        self.service = service
+        self.skip_bad_lines = skip_bad_lines
+
+    def lines(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None) -> LogRead:
+        data = load_log_file(self.path, service=self.service, skip_bad_lines=self.skip_bad_lines)
+        frame = data.frame
+        if data.format == "ndjson" and service is not None:
+            seen = sorted(set(frame["service"]))
+            frame = filter_log_frame(frame, service=service)
+            if frame.empty:
+                raise NoData(f"no lines of service {service!r} in {self.path}; services seen: "
+                             f"{seen}", parameters=("service",))
+        if start is not None or end is not None:
+            ts = frame["timestamp"].dropna()
+            if ts.empty:
+                raise BadRequest("window", f"the lines of {self.path} have no timestamps to "
+                                 "filter on")
+            kept = filter_log_frame(frame, start=start, end=end)
+            if kept.empty:
+                span = f"{_t(ts.min().to_pydatetime())} to {_t(ts.max().to_pydatetime())}"
+                raise NoData(
+                    f"no lines of {self.path} between {_t(start) if start else 'its start'} "
+                    f"and {_t(end) if end else 'its end'}; its lines span {span}",
+                    parameters=("window",))
+            frame = kept
+        return LogRead(frame, data.skipped)
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None) -> str:
+        return f"{self.path} holds no log lines"

@@ -1,6 +1,7 @@
 """Spans into a frame for :mod:`logsight.analysis.traces`: from NDJSON files or from the cluster,
-plus the cluster-side jobs (bottlenecks, regressions) that write findings and critical-path
-aggregates.
+behind one protocol (:class:`SpanSource`: :class:`ClusterSpans`, :class:`SpanFile`), so the
+trace jobs (:mod:`logsight.jobs.traces`) run the same on either. Reading only: findings and
+critical-path aggregates are written by :mod:`logsight.writer`.
 
 Accepted field names (first one present wins; nested objects such as ``{"service": {"name":
 ...}}`` or OTLP's ``{"status": {"code": 2}}`` are read as their dotted paths) are listed in
@@ -9,36 +10,21 @@ Accepted field names (first one present wins; nested objects such as ``{"service
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from logsight import names
-from logsight.analysis.traces import (
-    OrphanPolicy,
-    TraceAnalysis,
-    TraceRegression,
-    VersionSplit,
-    aggregate_operations,
-    analyze_spans,
-    bottleneck_findings,
-    compare_operations,
-    compare_versions,
-    entry_points,
-    rank_bottlenecks,
-    regression_findings,
-)
-from logsight.findings import Finding, write_findings
+from logsight.errors import BadRequest, NoData
 from logsight.names import F
-from logsight.timeutil import iso
+from logsight.timeutil import as_utc, iso
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -68,9 +54,6 @@ _ERROR = {"error", "status_code_error", "2", "failure", "failed"}
 _OK = {"ok", "status_code_ok", "1", "success"}
 _KINDS = {"0": "internal", "1": "internal", "2": "server", "3": "client", "4": "producer",
           "5": "consumer", "unspecified": "internal"}
-
-# The namespace critical-path aggregates record when every namespace was read.
-ALL_NAMESPACES = "*"
 
 SOURCE_FIELDS = (
     F.TRACE_ID, F.SPAN_ID, F.PARENT_SPAN_ID, F.SERVICE, F.SERVICE_VERSION, F.SPAN_NAME,
@@ -365,7 +348,7 @@ def read_spans(
     )
 
 
-class NoSpans(ValueError):
+class NoSpans(NoData):
     """Nothing matched what was asked (namespace, service, version, window): no data rather
     than a bad value; the message says what was searched and what there is instead."""
 
@@ -574,212 +557,176 @@ def operation_stats(
     return pd.DataFrame(rows, columns=cols)
 
 
-def namespace_marker(namespace: str | None) -> str:
-    """What critical-path aggregates record as their namespace: the namespace read, or
-    :data:`ALL_NAMESPACES` when every namespace was read."""
-    return namespace or ALL_NAMESPACES
+# -- the sources the trace jobs read -----------------------------------------------------------
+class SpanSource(Protocol):
+    """Spans for the trace jobs; ``None`` window bounds mean open (a file's own first / last
+    trace; the cluster needs both)."""
+
+    namespace: str | None
+
+    def spans(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None, operation: str | None = None) -> pd.DataFrame:
+        """The spans of the traces whose root started in [start, end) (with an entry point:
+        only traces whose root span is of ``service`` / ``operation``)."""
+        ...
+
+    def version_spans(self, start: datetime | None, end: datetime | None, *, service: str,
+                      versions: Sequence[str]) -> pd.DataFrame:
+        """The spans of the traces in [start, end) in which ``service`` ran one of
+        ``versions`` (more traces may come along: the version split sorts them)."""
+        ...
+
+    def operation_stats(self, start: datetime, end: datetime) -> pd.DataFrame | None:
+        """Engine-side latency percentiles per operation, or None where there is no engine."""
+        ...
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None, operation: str | None = None) -> str | None:
+        """Why nothing was found there (what was searched, what there is instead); None when
+        there is something."""
+        ...
+
+    def describe(self, start: datetime | None, end: datetime | None) -> str:
+        """Where a read looks, in words."""
+        ...
 
 
-def critical_path_id(
-    entry_service: str, entry_operation: str, service: str, operation: str, version: str,
-    window_start: datetime, window_end: datetime, *, namespace: str | None = None,
-) -> str:
-    """Stable ``_id`` of a critical-path aggregate (re-runs over a window overwrite it; runs
-    over other namespaces, or over all of them, never do)."""
-    key = "|".join([namespace_marker(namespace), entry_service, entry_operation, service,
-                    operation, version, iso(window_start), iso(window_end)])
-    return hashlib.sha1(key.encode()).hexdigest()[:24]
+class ClusterSpans:
+    """The traces streams of ``namespace`` (None: every namespace) in the cluster."""
+
+    def __init__(self, engine: Engine, namespace: str | None = None) -> None:
+        self.engine = engine
+        self.namespace = namespace
+
+    @staticmethod
+    def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+        if start is None or end is None:
+            raise BadRequest("window", "a cluster read needs both ends of its window")
+        return start, end
+
+    def spans(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None, operation: str | None = None) -> pd.DataFrame:
+        s, e = self._window(start, end)
+        return read_spans(self.engine, start=s, end=e, service=service, operation=operation,
+                          namespace=self.namespace)
+
+    def version_spans(self, start: datetime | None, end: datetime | None, *, service: str,
+                      versions: Sequence[str]) -> pd.DataFrame:
+        s, e = self._window(start, end)
+        return read_version_spans(self.engine, start=s, end=e, service=service,
+                                  versions=versions, namespace=self.namespace)
+
+    def operation_stats(self, start: datetime, end: datetime) -> pd.DataFrame | None:
+        return operation_stats(self.engine, start=start, end=end, namespace=self.namespace)
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None, operation: str | None = None) -> str | None:
+        s, e = self._window(start, end)
+        if has_spans(self.engine, start=s, end=e, namespace=self.namespace, service=service,
+                     operation=operation):
+            return None
+        return explain_no_spans(self.engine, start=s, end=e, namespace=self.namespace,
+                                service=service, operation=operation)
+
+    def describe(self, start: datetime | None, end: datetime | None) -> str:
+        s, e = self._window(start, end)
+        return describe_search(start=s, end=e, namespace=self.namespace)
 
 
-def critical_path_documents(
-    analysis: TraceAnalysis, *, window_start: datetime, window_end: datetime,
-    namespace: str | None = None,
-) -> list[tuple[str, dict[str, Any]]]:
-    """(id, document) per (entry point, service, operation, service version) for
-    :data:`logsight.names.CRITICAL_PATH_INDEX`; ``critical_path_share`` and ``rank`` are within
-    the entry point. ``namespace`` is the one the spans were read from (None: all of them,
-    recorded as :data:`ALL_NAMESPACES`); it is a field of every document and part of its id."""
-    marker = namespace_marker(namespace)
-    spans = analysis.spans
-    if len(spans) == 0:
-        return []
-    spans = pd.concat([spans, entry_points(analysis)], axis=1)
-    if "version" not in spans.columns:
-        spans = spans.assign(version="")
-    view = TraceAnalysis(spans=spans, traces=analysis.traces, stats=analysis.stats)
-    keys = ("entry_service", "entry_operation", "service", "name", "version")
-    agg = aggregate_operations(view, keys=keys, share_within=keys[:2])
-    agg["rank"] = agg.groupby(list(keys[:2]), sort=False).cumcount() + 1
-    traces = analysis.traces.groupby(["entry_service", "entry_operation"]).size()
-    out: list[tuple[str, dict[str, Any]]] = []
-    for r in agg.to_dict("records"):
-        doc = {
-            "@timestamp": iso(window_end),
-            "window_start": iso(window_start),
-            "window_end": iso(window_end),
-            "namespace": marker,
-            "entry_point": str(r["entry_operation"]),
-            "entry_service": str(r["entry_service"]),
-            "service.name": str(r["service"]),
-            "service.version": str(r["version"]),
-            "span.name": str(r["name"]),
-            "traces": int(traces.get((r["entry_service"], r["entry_operation"]), 0)),
-            "count": int(r["count"]),
-            "on_critical_path": int(r["on_critical_path"]),
-            "on_critical_path_ratio": float(r["on_critical_path_ratio"]),
-            "critical_path_ms": float(r["critical_path_ms"]),
-            "critical_path_share": float(r["critical_path_share"]),
-            "self_time_p50_ms": float(r["self_time_p50_ms"]),
-            "self_time_p95_ms": float(r["self_time_p95_ms"]),
-            "latency_p50_ms": float(r["latency_p50_ms"]),
-            "latency_p95_ms": float(r["latency_p95_ms"]),
-            "latency_p99_ms": float(r["latency_p99_ms"]),
-            "error_rate": float(r["error_rate"]),
-            "rank": int(r["rank"]),
-        }
-        _id = critical_path_id(
-            str(r["entry_service"]), str(r["entry_operation"]), str(r["service"]),
-            str(r["name"]), str(r["version"]), window_start, window_end, namespace=marker,
-        )
-        out.append((_id, doc))
-    return out
+def _ns(ts: datetime) -> int:
+    return int(pd.Timestamp(as_utc(ts)).value)
 
 
-def write_critical_path(
-    engine: Engine, documents: Sequence[tuple[str, Mapping[str, Any]]],
-    *, refresh: bool | str = "wait_for",
-) -> int:
-    """Index critical-path aggregates by their stable id (re-runs overwrite)."""
-    if not documents:
-        return 0
-    result = engine.bulk(
-        (({"index": {"_index": names.CRITICAL_PATH_INDEX, "_id": i}}, d) for i, d in documents),
-        refresh=refresh,
-    )
-    if result.errors:
-        e = result.errors[0]
-        raise RuntimeError(
-            f"{len(result.errors)} critical-path document(s) not written: {e.error_type}: "
-            f"{e.reason}"
-        )
-    return result.ok
+def trace_starts(spans: pd.DataFrame) -> pd.Series:
+    """Each trace's start (ns): its root span's, or its first span's where the root is missing
+    (a trace cut by the export), the same rule the cluster reader windows traces by."""
+    first = spans.groupby("trace_id", sort=False)["start_ns"].min()
+    is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
+    root = spans[is_root].groupby("trace_id", sort=False)["start_ns"].min()
+    # assigned, not reindex+fillna: a float64 detour would round nanoseconds near 2**60
+    starts = first.copy()
+    starts.loc[root.index] = root
+    return starts
 
 
-def run_bottlenecks(
-    engine: Engine,
-    *,
-    start: datetime,
-    end: datetime,
-    service: str | None = None,
-    operation: str | None = None,
-    namespace: str | None = None,
-    top: int = 10,
-    write: bool = True,
-    min_share: float = 0.2,
-    orphans: OrphanPolicy = "attach",
-) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Read the window's spans, rank bottlenecks, and (``write``) store ``trace_bottleneck``
-    findings and the critical-path aggregates. Without an entry point the latency percentiles
-    come from the engine's aggregations over the same spans (``latency_source="engine"``)."""
-    spans = read_spans(
-        engine, start=start, end=end, service=service, operation=operation, namespace=namespace
-    )
-    analysis = analyze_spans(spans, orphans=orphans)
-    rows = rank_bottlenecks(analysis, top=top)
-    for r in rows:
-        r["latency_source"] = "spans"
-    if rows and service is None and operation is None:
-        pushed = operation_stats(engine, start=start, end=end, namespace=namespace)
-        by_key = {(r["service"], r["operation"]): r for r in pushed.to_dict("records")}
-        for r in rows:
-            agg = by_key.get((r["service"], r["operation"]))
-            if agg is None:
-                continue
-            for col in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
-                if agg[col] == agg[col]:  # NaN when the engine had no durations
-                    r[col] = float(agg[col])
-            r["latency_source"] = "engine"
-    findings = bottleneck_findings(
-        rows, window_start=start, window_end=end, min_share=min_share, namespace=namespace
-    )
-    if write:
-        write_findings(engine, findings)
-        write_critical_path(
-            engine, critical_path_documents(analysis, window_start=start, window_end=end,
-                                            namespace=namespace),
-        )
-    return rows, findings
+class SpanFile:
+    """An NDJSON span file (see :func:`load_spans_file`), read once. ``parameter`` is the
+    request field that named it (``input``, ``baseline_input``) and ``window_parameter`` the
+    one that chose its window, for the errors."""
 
+    namespace: str | None = None
 
-def run_trace_regressions(
-    engine: Engine,
-    *,
-    start: datetime,
-    end: datetime,
-    baseline_start: datetime,
-    baseline_end: datetime,
-    service: str | None = None,
-    operation: str | None = None,
-    namespace: str | None = None,
-    alpha: float = 0.01,
-    min_ratio: float = 1.2,
-    min_count: int = 20,
-    write: bool = True,
-) -> tuple[list[TraceRegression], list[Finding]]:
-    """Compare the current window with a baseline window per (service, operation) and (``write``)
-    store ``trace_regression`` findings for the significant regressions."""
-    kw: dict[str, Any] = {"service": service, "operation": operation, "namespace": namespace}
-    base = analyze_spans(read_spans(engine, start=baseline_start, end=baseline_end, **kw))
-    cur = analyze_spans(read_spans(engine, start=start, end=end, **kw))
-    results = compare_operations(
-        base, cur, alpha=alpha, min_ratio=min_ratio, min_count=min_count
-    )
-    findings = regression_findings(
-        results, window_start=start, window_end=end, baseline_start=baseline_start,
-        baseline_end=baseline_end, namespace=namespace,
-    )
-    if write:
-        write_findings(engine, findings)
-    return results, findings
+    def __init__(self, path: str | Path, *, parameter: str = "input",
+                 window_parameter: str = "window") -> None:
+        self.path = Path(path)
+        self.parameter = parameter
+        self.window_parameter = window_parameter
+        self._frame: pd.DataFrame | None = None
 
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            try:
+                self._frame = load_spans_file(self.path)
+            except ValueError as e:  # the reader's own refusals of the file, all of them
+                raise BadRequest(self.parameter, str(e)) from None
+        return self._frame
 
-def run_version_regressions(
-    engine: Engine,
-    *,
-    start: datetime,
-    end: datetime,
-    service: str,
-    baseline_version: str,
-    candidate_version: str,
-    namespace: str | None = None,
-    alpha: float = 0.01,
-    min_ratio: float = 1.2,
-    min_count: int = 20,
-    orphans: OrphanPolicy = "attach",
-    write: bool = True,
-) -> tuple[list[TraceRegression], list[Finding], VersionSplit]:
-    """Compare two versions of ``service`` within one window per (service, operation): the
-    traces through ``candidate_version`` against those through ``baseline_version`` (read with
-    :func:`read_version_spans`), and (``write``) store ``trace_regression`` findings whose
-    subject and evidence carry both versions (:func:`regression_findings`)."""
-    spans = read_version_spans(
-        engine, start=start, end=end, service=service,
-        versions=[baseline_version, candidate_version], namespace=namespace,
-    )
-    if len(spans) == 0:
-        where = describe_search(start=start, end=end, namespace=namespace)
-        raise NoSpans(
-            f"no spans of service {service!r} with version {baseline_version!r} or "
-            f"{candidate_version!r} in {where}"
-        )
-    results, split = compare_versions(
-        spans, service=service, baseline_version=baseline_version,
-        candidate_version=candidate_version, orphans=orphans, alpha=alpha,
-        min_ratio=min_ratio, min_count=min_count,
-    )
-    findings = regression_findings(
-        results, window_start=start, window_end=end, namespace=namespace, versions=split,
-    )
-    if write:
-        write_findings(engine, findings)
-    return results, findings, split
+    def _in_window(self, start: datetime | None, end: datetime | None) -> pd.DataFrame:
+        """The spans of the traces that start in [start, end); NoData saying the file's own
+        time span when no trace does."""
+        spans = self.frame()
+        if (start is None and end is None) or spans.empty:
+            return spans
+        starts = trace_starts(spans)
+        keep = pd.Series(True, index=starts.index)
+        if start is not None:
+            keep &= starts >= _ns(start)
+        if end is not None:
+            keep &= starts < _ns(end)
+        if not keep.any():
+            first, last = (iso(pd.Timestamp(int(v), tz="UTC").to_pydatetime(),
+                               timespec="seconds") for v in (starts.min(), starts.max()))
+            s = iso(start, timespec="seconds") if start else "its start"
+            e = iso(end, timespec="seconds") if end else "its end"
+            raise NoData(
+                f"no traces in {self.path} start between {s} ({{{self.window_parameter}.start}})"
+                f" and {e} ({{{self.window_parameter}.end}}); its {len(starts)} traces start "
+                f"from {first} to {last}", parameters=(self.window_parameter,))
+        return spans[spans["trace_id"].isin(set(starts.index[keep.to_numpy()]))]
+
+    def spans(self, start: datetime | None, end: datetime | None, *,
+              service: str | None = None, operation: str | None = None) -> pd.DataFrame:
+        spans = self._in_window(start, end)
+        if service is None and operation is None:
+            return spans
+        is_root = spans["parent_id"].isna() | (spans["parent_id"] == "")
+        roots = roots_of = spans[is_root]
+        if service is not None:
+            roots = roots[roots["service"] == service]
+        if operation is not None:
+            roots = roots[roots["name"] == operation]
+        spans = spans[spans["trace_id"].isin(set(roots["trace_id"]))]
+        if len(spans) == 0:
+            asked = " and ".join(
+                p for p in (f"service {service!r}" if service is not None else "",
+                            f"operation {operation!r}" if operation is not None else "") if p)
+            seen = sorted({f"{s} {n}" for s, n in zip(roots_of["service"], roots_of["name"],
+                                                     strict=True)})
+            raise NoData(f"no traces in {self.path} with a root span of {asked}; entry points "
+                         f"seen: {seen[:20]}", parameters=("service", "operation"))
+        return spans
+
+    def version_spans(self, start: datetime | None, end: datetime | None, *, service: str,
+                      versions: Sequence[str]) -> pd.DataFrame:
+        return self._in_window(start, end)
+
+    def operation_stats(self, start: datetime, end: datetime) -> pd.DataFrame | None:
+        return None
+
+    def explain_empty(self, start: datetime | None, end: datetime | None, *,
+                      service: str | None = None, operation: str | None = None) -> str | None:
+        return None if len(self.spans(start, end, service=service, operation=operation)) \
+            else f"no spans in {self.path}"
+
+    def describe(self, start: datetime | None, end: datetime | None) -> str:
+        return str(self.path)

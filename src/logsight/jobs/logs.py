@@ -1,0 +1,180 @@
+"""The log job: anomalous log windows per service (and template drift per deploy), read
+through a :class:`~logsight.sources.logs.LogSource` (the cluster's logs streams or a file).
+
+Where the baseline ends is the request's ``baseline``: a fraction of the range read, a
+duration from its start, a time, or a :class:`~logsight.jobs.base.Window` that ends where the
+window starts (the API and the scheduler: the range read is then [baseline start, window end)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from logsight.analysis.logs import (
+    BaselineError,
+    LogAnalysisResult,
+    LogAnomalyDetector,
+    LogAnomalyModel,
+    detect_log_anomalies,
+    empty_window_table,
+    mine_templates,
+    score_logs,
+    template_drift,
+)
+from logsight.analysis.templates import TemplateMiner
+from logsight.errors import BadRequest, NoData
+from logsight.findings import Finding
+from logsight.jobs.base import Scope, Window
+from logsight.sources.logs import ClusterLogs, LogFileSource, LogSource
+from logsight.timeutil import iso
+from logsight.writer import ClusterWriter, Writer
+
+__all__ = ["ClusterLogs", "ClusterWriter", "LogAnomaliesRequest", "LogAnomaliesResult",
+           "LogFileSource", "analyse_log_frame", "anomalies"]
+
+Baseline = float | str | datetime | Window | None
+
+
+@dataclass(frozen=True)
+class LogAnomaliesRequest:
+    """What to analyse. No field ever names a file: a saved model is a pickle (loading one
+    runs code), so :func:`anomalies` takes it as a separate argument no API field reaches."""
+
+    window: Window
+    scope: Scope = Scope()
+    baseline: Baseline = 0.5
+    window_size: str = "1min"
+    window_lines: int = 50  # lines per window when lines have no timestamps (files)
+    contamination: float | str = "auto"
+    drift: bool = True
+    random_state: int | None = 0
+
+
+@dataclass
+class LogAnomaliesResult:
+    windows: pd.DataFrame  # every scored (service, window)
+    findings: list[Finding]
+    lines: int
+    skipped: list[tuple[int, str]]  # bad lines skipped (files)
+    empty_reason: str | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        # the API answers findings only: a window table per request would be large
+        return []
+
+
+def analyse_log_frame(
+    frame: pd.DataFrame,
+    *,
+    window: str = "1min",
+    baseline: float | str | datetime | None = 0.5,
+    contamination: float | str = "auto",
+    window_lines: int = 50,
+    namespace: str | None = None,
+    drift: bool = True,
+    random_state: int | None = 0,
+    detector_path: LogAnomalyModel | str | Path | None = None,
+    save_model: str | Path | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> LogAnalysisResult:
+    """Log anomalies (and, with ``drift``, template drift per deploy) of a log frame, with
+    every scored window (see :meth:`~logsight.analysis.logs.LogAnomalyResult.windows`).
+
+    Without ``detector_path`` the baseline part of the frame trains a model and the rest is
+    scored; with ``detector_path`` (a :class:`LogAnomalyModel` or a path to a saved one) every
+    row is scored against it. ``start`` / ``end``: the range the frame was read from (windows
+    it cuts off are not scored; see :func:`~logsight.analysis.logs.score_logs`).
+    ``save_model`` writes the model used (feature schema and version included)."""
+    if frame.empty:
+        return LogAnalysisResult(empty_window_table(), [], lines=0)
+    if detector_path is not None:
+        loaded = (detector_path if isinstance(detector_path, LogAnomalyModel)
+                  else LogAnomalyModel.load(detector_path))
+        result = score_logs(loaded, frame, namespace=namespace, start=start, end=end)
+    else:
+        det = LogAnomalyDetector(contamination=contamination, random_state=random_state)
+        result = detect_log_anomalies(
+            frame, baseline=baseline, window=window, window_lines=window_lines,
+            namespace=namespace, detector=det, start=start, end=end,
+        )
+    if save_model is not None:
+        result.model.save(save_model)
+    findings = list(result.findings)
+    if drift and frame["version"].notna().any():
+        templates, miner = mine_templates(frame["message"].tolist(), TemplateMiner())
+        findings.extend(template_drift(frame, templates, miner=miner, namespace=namespace))
+    return LogAnalysisResult(result.windows(), findings, lines=len(frame))
+
+
+def _read_range(request: LogAnomaliesRequest) -> tuple[datetime | None, datetime | None]:
+    w, b = request.window, request.baseline
+    if not isinstance(b, Window):
+        return w.start, w.end
+    if b.end != w.start:
+        raise BadRequest("baseline.end", "log anomalies need a baseline that ends where the "
+                         "window starts ({baseline.end} = {window.start})")
+    return b.start, w.end
+
+
+def _empty_side(request: LogAnomaliesRequest, frame: pd.DataFrame) -> NoData | None:
+    """With a baseline window: which of the two windows holds no lines, said with both."""
+    b, w, sc = request.baseline, request.window, request.scope
+    if not isinstance(b, Window) or w.start is None:
+        return None
+    ts = frame["timestamp"]
+    before = int((ts < pd.Timestamp(w.start)).sum())
+    scope = "".join([f" of service {sc.service!r}" if sc.service else "",
+                     f" in namespace {sc.namespace!r}" if sc.namespace else ""])
+    window = f"{{window.start}}={iso(w.start)} {{window.end}}={iso(w.end)}"
+    base = f"{{baseline.start}}={iso(b.start)} {{baseline.end}}={iso(b.end)}"
+    if before == 0:
+        return NoData(f"the baseline window {base} holds no log lines{scope}; set "
+                      "{baseline.start} earlier (the baseline ends where the window starts: "
+                      "{baseline.end} = {window.start}) or move {window.start}/{window.end} "
+                      "later", parameters=("baseline",))
+    if before == len(frame):
+        return NoData(f"no log lines{scope} in the window {window} (the baseline window "
+                      f"{base} has some); move {{window.start}}/{{window.end}} to a period "
+                      "with logs", parameters=("window",))
+    return None
+
+
+def anomalies(
+    request: LogAnomaliesRequest, source: LogSource, writer: Writer | None = None, *,
+    detector: LogAnomalyModel | str | Path | None = None, save_model: str | Path | None = None,
+) -> LogAnomaliesResult:
+    """Read the lines, learn the baseline, score every (service, window) after it, flag the
+    anomalous ones and template drift per deploy; with a writer, store the findings under
+    stable ids (a re-run updates them, never duplicates). ``detector`` / ``save_model``: score
+    with a saved model instead of a baseline / keep the model (CLI only)."""
+    sc = request.scope
+    start, end = _read_range(request)
+    read = source.lines(start, end, service=sc.service)
+    frame = read.frame
+    if frame.empty:
+        return LogAnomaliesResult(empty_window_table(), [], 0, read.skipped,
+                                  empty_reason=source.explain_empty(start, end,
+                                                                    service=sc.service))
+    baseline = request.baseline
+    cut = request.window.start if isinstance(baseline, Window) else baseline
+    try:
+        result = analyse_log_frame(
+            frame, window=request.window_size, baseline=cut,
+            contamination=request.contamination, window_lines=request.window_lines,
+            namespace=sc.namespace, drift=request.drift, random_state=request.random_state,
+            detector_path=detector, save_model=save_model, start=start, end=end,
+        )
+    except BaselineError:
+        side = _empty_side(request, frame)
+        if side is not None:
+            raise side from None
+        raise
+    if writer is not None and result.findings:
+        writer.findings(result.findings)
+    return LogAnomaliesResult(result.windows, result.findings, result.lines, read.skipped)

@@ -1,0 +1,139 @@
+"""The one place analyses write to the cluster: findings (``logsight-findings``) and the
+critical-path aggregates of trace analyses (``logsight-critical-path``).
+
+Jobs get a :class:`Writer` (or None: nothing is stored); sources only read. The document
+shapes of the critical-path index are defined here, next to the code that writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from logsight import names
+from logsight.analysis.traces import TraceAnalysis, aggregate_operations, entry_points
+from logsight.findings import Finding, write_findings
+from logsight.timeutil import iso
+
+if TYPE_CHECKING:
+    from logsight.engine import Engine
+
+# The namespace critical-path aggregates record when every namespace was read.
+ALL_NAMESPACES = "*"
+
+
+class Writer(Protocol):
+    """Where a job stores what it found."""
+
+    def findings(self, findings: Sequence[Finding]) -> int: ...
+
+    def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
+
+
+class ClusterWriter:
+    """Writes to the cluster behind ``engine``, by stable ids (a re-run overwrites)."""
+
+    def __init__(self, engine: Engine, *, refresh: bool | str = "wait_for") -> None:
+        self.engine = engine
+        self.refresh = refresh
+
+    def findings(self, findings: Sequence[Finding]) -> int:
+        return write_findings(self.engine, findings, refresh=self.refresh) if findings else 0
+
+    def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        return write_critical_path(self.engine, documents, refresh=self.refresh)
+
+
+def namespace_marker(namespace: str | None) -> str:
+    """What critical-path aggregates record as their namespace: the namespace read, or
+    :data:`ALL_NAMESPACES` when every namespace was read."""
+    return namespace or ALL_NAMESPACES
+
+
+def critical_path_id(
+    entry_service: str, entry_operation: str, service: str, operation: str, version: str,
+    window_start: datetime, window_end: datetime, *, namespace: str | None = None,
+) -> str:
+    """Stable ``_id`` of a critical-path aggregate (re-runs over a window overwrite it; runs
+    over other namespaces, or over all of them, never do)."""
+    key = "|".join([namespace_marker(namespace), entry_service, entry_operation, service,
+                    operation, version, iso(window_start), iso(window_end)])
+    return hashlib.sha1(key.encode()).hexdigest()[:24]
+
+
+def critical_path_documents(
+    analysis: TraceAnalysis, *, window_start: datetime, window_end: datetime,
+    namespace: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per (entry point, service, operation, service version) for
+    :data:`logsight.names.CRITICAL_PATH_INDEX`; ``critical_path_share`` and ``rank`` are within
+    the entry point. ``namespace`` is the one the spans were read from (None: all of them,
+    recorded as :data:`ALL_NAMESPACES`); it is a field of every document and part of its id."""
+    marker = namespace_marker(namespace)
+    spans = analysis.spans
+    if len(spans) == 0:
+        return []
+    spans = pd.concat([spans, entry_points(analysis)], axis=1)
+    if "version" not in spans.columns:
+        spans = spans.assign(version="")
+    view = TraceAnalysis(spans=spans, traces=analysis.traces, stats=analysis.stats)
+    keys = ("entry_service", "entry_operation", "service", "name", "version")
+    agg = aggregate_operations(view, keys=keys, share_within=keys[:2])
+    agg["rank"] = agg.groupby(list(keys[:2]), sort=False).cumcount() + 1
+    traces = analysis.traces.groupby(["entry_service", "entry_operation"]).size()
+    out: list[tuple[str, dict[str, Any]]] = []
+    for r in agg.to_dict("records"):
+        doc = {
+            "@timestamp": iso(window_end),
+            "window_start": iso(window_start),
+            "window_end": iso(window_end),
+            "namespace": marker,
+            "entry_point": str(r["entry_operation"]),
+            "entry_service": str(r["entry_service"]),
+            "service.name": str(r["service"]),
+            "service.version": str(r["version"]),
+            "span.name": str(r["name"]),
+            "traces": int(traces.get((r["entry_service"], r["entry_operation"]), 0)),
+            "count": int(r["count"]),
+            "on_critical_path": int(r["on_critical_path"]),
+            "on_critical_path_ratio": float(r["on_critical_path_ratio"]),
+            "critical_path_ms": float(r["critical_path_ms"]),
+            "critical_path_share": float(r["critical_path_share"]),
+            "self_time_p50_ms": float(r["self_time_p50_ms"]),
+            "self_time_p95_ms": float(r["self_time_p95_ms"]),
+            "latency_p50_ms": float(r["latency_p50_ms"]),
+            "latency_p95_ms": float(r["latency_p95_ms"]),
+            "latency_p99_ms": float(r["latency_p99_ms"]),
+            "error_rate": float(r["error_rate"]),
+            "rank": int(r["rank"]),
+        }
+        _id = critical_path_id(
+            str(r["entry_service"]), str(r["entry_operation"]), str(r["service"]),
+            str(r["name"]), str(r["version"]), window_start, window_end, namespace=marker,
+        )
+        out.append((_id, doc))
+    return out
+
+
+def write_critical_path(
+    engine: Engine, documents: Sequence[tuple[str, Mapping[str, Any]]],
+    *, refresh: bool | str = "wait_for",
+) -> int:
+    """Index critical-path aggregates by their stable id (re-runs overwrite)."""
+    if not documents:
+        return 0
+    result = engine.bulk(
+        (({"index": {"_index": names.CRITICAL_PATH_INDEX, "_id": i}}, d) for i, d in documents),
+        refresh=refresh,
+    )
+    if result.errors:
+        e = result.errors[0]
+        raise RuntimeError(
+            f"{len(result.errors)} critical-path document(s) not written: {e.error_type}: "
+            f"{e.reason}"
+        )
+    return result.ok
