@@ -54,3 +54,29 @@ def test_analyses_are_pure(banned: str) -> None:
 def test_adapters_and_shipper_never_import_analyses() -> None:
     files = _modules("adapters") + _modules("shipper") + [SRC / "ecs.py"]
     assert _offenders(files, ("logsight.analysis", "logsight.sources", "logsight.service")) == []
+
+
+# the faces: what users and other programs call. They run analyses through logsight.jobs only.
+FACES = ("cli", "service", "demo/runner.py")
+
+
+def _faces() -> list[Path]:
+    return [p for f in FACES for p in ([SRC / f] if f.endswith(".py") else _modules(f))]
+
+
+def test_faces_call_jobs_never_analyses_or_sources() -> None:
+    assert _faces(), "no face modules found: FACES is out of date"
+    assert _offenders(_faces(), ("logsight.analysis", "logsight.sources")) == []
+
+
+def test_sources_only_read() -> None:
+    """Writing findings, critical-path aggregates and profiles is the writer's (one module)."""
+    writes = ("write_findings", ".bulk(", ".index(")
+    found = [f"{p.relative_to(SRC)}: {w}" for p in _modules("sources") for w in writes
+             if w in p.read_text()]
+    assert found == []
+
+
+def test_jobs_never_import_faces() -> None:
+    assert _offenders(_modules("jobs"), ("logsight.cli", "logsight.service",
+                                         "logsight.demo")) == []

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from logsight import names
+from logsight.analysis.drift import ReferenceProfile
 from logsight.analysis.traces import TraceAnalysis, aggregate_operations, entry_points
 from logsight.findings import Finding, write_findings
+from logsight.names import F
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -33,19 +35,30 @@ class Writer(Protocol):
 
     def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
 
+    def profile(self, profile: ReferenceProfile, **kw: Any) -> str: ...
+
 
 class ClusterWriter:
-    """Writes to the cluster behind ``engine``, by stable ids (a re-run overwrites)."""
+    """Writes to the cluster behind ``engine``, by stable ids (a re-run overwrites). With
+    ``findings=False`` it stores what was asked for by name (a profile) but no findings."""
 
-    def __init__(self, engine: Engine, *, refresh: bool | str = "wait_for") -> None:
+    def __init__(self, engine: Engine, *, refresh: bool | str = "wait_for",
+                 findings: bool = True) -> None:
         self.engine = engine
         self.refresh = refresh
+        self.store_findings = findings
 
     def findings(self, findings: Sequence[Finding]) -> int:
-        return write_findings(self.engine, findings, refresh=self.refresh) if findings else 0
+        if not findings or not self.store_findings:
+            return 0
+        return write_findings(self.engine, findings, refresh=self.refresh)
 
     def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
         return write_critical_path(self.engine, documents, refresh=self.refresh)
+
+    def profile(self, profile: ReferenceProfile, **kw: Any) -> str:
+        """Store a drift reference profile (see :func:`store_profile`); its id."""
+        return store_profile(self.engine, profile, **kw)
 
 
 def namespace_marker(namespace: str | None) -> str:
@@ -137,3 +150,42 @@ def write_critical_path(
             f"{e.reason}"
         )
     return result.ok
+
+
+def profile_id(model: str, version: str | None, name: str) -> str:
+    return hashlib.sha1(f"{model}|{version or ''}|{name}".encode()).hexdigest()[:24]
+
+
+def store_profile(
+    engine: Engine,
+    profile: ReferenceProfile,
+    *,
+    model: str,
+    version: str | None = None,
+    name: str = "default",
+    fields: Mapping[str, str] | None = None,
+    source: str = "window",
+    window: tuple[datetime | str, datetime | str] | None = None,
+    namespace: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Index the profile in ``PROFILES_INDEX`` under a stable id (model, version, name)."""
+    pid = profile_id(model, version, name)
+    created = now or datetime.now(UTC)
+    doc = {
+        "@timestamp": iso(created),
+        "profile_id": pid,
+        "name": name,
+        "kind": "drift_reference",
+        "model": model,
+        "model_version": version,
+        "namespace": namespace,
+        "source": source,
+        "window_start": iso(window[0]) if window else None,
+        "window_end": iso(window[1]) if window else None,
+        "features": list(profile.features),
+        "fields": dict(fields or {n: F.ML_FEATURES + '.' + n for n in profile.features}),
+        "profile": profile.to_document(),
+    }
+    engine.index(names.PROFILES_INDEX, doc, id=pid, refresh="wait_for")
+    return pid

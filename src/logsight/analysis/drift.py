@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
+from logsight.errors import BadRequest
 from logsight.findings import Finding
 
 NUMERIC = "numeric"
@@ -125,23 +126,25 @@ class DriftConfig:
                 )
 
 
-class UnknownColumnError(ValueError):
-    """A per-column test override names a column that is not compared."""
+class UnknownColumnError(BadRequest):
+    """A per-column test override (request field ``tests``) names a column that is not
+    compared."""
 
     def __init__(self, columns: Sequence[str], compared: Sequence[str]) -> None:
         self.columns = list(columns)
         self.compared = list(compared)
-        super().__init__(f"test override for column(s) {self.columns} that are not compared; "
-                         f"compared columns: {self.compared}")
+        super().__init__("tests", f"unknown column(s) {self.columns}; compared columns: "
+                         f"{self.compared}")
 
 
-class ColumnTypeError(ValueError):
-    """A column compared as numeric holds a value that is not a number on one side."""
+class ColumnTypeError(BadRequest):
+    """A column compared as numeric holds a value that is not a number on one side (the
+    request field ``reference`` or ``current``)."""
 
     def __init__(self, column: str, side: Literal["reference", "current"], detail: str) -> None:
         self.column, self.side, self.detail = column, side, detail
-        super().__init__(f"column {column!r} is compared as numeric but the {side} data has "
-                         f"non-numeric values ({detail})")
+        super().__init__(side, f"column {column!r} is compared as numeric but the {side} data "
+                         f"has non-numeric values ({detail})")
 
 
 def _check_overrides(config: DriftConfig, compared: Sequence[str]) -> None:

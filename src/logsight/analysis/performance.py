@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
 
+from logsight.errors import BadRequest
 from logsight.findings import Finding
 
 PROBA_PREFIX = "proba."
@@ -71,7 +72,7 @@ def infer_task(frame: pd.DataFrame) -> Task:
     return "classification"
 
 
-class TaskMismatch(ValueError):
+class TaskMismatch(BadRequest):
     """The task asked for does not fit the labels: regression needs numeric labels and
     predictions (``label_value``, ``prediction_value``), classification class labels and
     predictions (``label``, ``prediction``). ``labels`` says what the labels are instead
@@ -86,7 +87,7 @@ class TaskMismatch(ValueError):
         who = f"model {model!r}" if model else "the data"
         what = (f"; {who}'s labels are {labels}: use task {self.suggested!r}" if labels
                 else f"; {who}'s labelled predictions have no {self.missing}")
-        super().__init__(f"task {task!r} needs {needs}{what}")
+        super().__init__("task", f"task {task!r} needs {needs}{what}")
 
 
 TASK_COLUMNS: dict[str, tuple[str, str]] = {

@@ -9,20 +9,25 @@ from typing import Any
 import click
 import pandas as pd
 
-from logsight.analysis import drift as D
 from logsight.cli.common import (
     engine_from,
+    job_errors,
     json_option,
     namespace_callback,
     print_json,
     print_table,
     url_option,
 )
+from logsight.jobs import drift as D
 from logsight.timeutil import as_utc, iso, parse_time
 
 JSON_KEYS = ("feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
              "wasserstein", "drifted")
 TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
+# the model jobs' request fields as these commands' options, for their errors
+OPTIONS = {"tests": "--test", "columns": "--column", "reference": "--reference",
+           "current": "--current", "task": "--task", "window.start": "--from",
+           "window.end": "--to", "baseline_version": "--baseline-version"}
 # below this a p-value is printed in scientific notation: 0.000 would read as "exactly 0"
 _P_SCIENTIFIC_BELOW = 1e-3
 
@@ -156,50 +161,6 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
     click.echo(line)
 
 
-def _drift_files(reference_file: str, current_file: str, columns: tuple[str, ...],
-                 config: D.DriftConfig) -> list[D.FeatureDrift]:
-    from logsight.sources.mlevents import read_file
-
-    try:
-        ref, cur = read_file(reference_file), read_file(current_file)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
-    for frame, path in ((ref, reference_file), (cur, current_file)):
-        if frame.empty:
-            side = "reference" if frame is ref else "current"
-            raise click.ClickException(f"the {side} sample is empty: {path} has no rows")
-    for col in columns:
-        for frame, path in ((ref, reference_file), (cur, current_file)):
-            if col not in frame:
-                raise click.BadParameter(
-                    f"column {col!r} is not in {path}; its columns: {list(frame.columns)}",
-                    param_hint="--column")
-    if not columns:
-        only_ref = [str(c) for c in ref.columns if c not in cur]
-        only_cur = [str(c) for c in cur.columns if c not in ref]
-        if only_ref:
-            click.echo(f"warning: {current_file} lacks column(s) {only_ref} of "
-                       f"{reference_file}: not compared", err=True)
-        if only_cur:
-            click.echo(f"warning: {current_file} has column(s) {only_cur} that "
-                       f"{reference_file} lacks: not compared", err=True)
-    try:
-        return D.compare(ref, cur, columns=list(columns) or None, config=config,
-                         unmatched="report")
-    except D.UnknownColumnError as e:
-        raise click.BadParameter(
-            f"unknown column(s) {e.columns}; compared columns: {e.compared}",
-            param_hint="--test") from None
-    except D.ColumnTypeError as e:
-        path = current_file if e.side == "current" else reference_file
-        why = f"it is numeric in {reference_file}" if e.side == "current" else "it is numeric"
-        raise click.BadParameter(
-            f"{path}: column {e.column!r} has non-numeric values ({e.detail}), but {why}",
-            param_hint=f"--{e.side}") from None
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
-
-
 @click.command()
 @click.option("--reference", "reference_file", type=click.Path(dir_okay=False),
               help="Reference data file (CSV, Parquet or NDJSON).")
@@ -253,7 +214,12 @@ def drift(
             raise click.UsageError("give both --reference and --current files")
         if model:
             raise click.UsageError("--model is for the cluster; files take no --model")
-        _print(_drift_files(reference_file, current_file, columns, config), as_json, {})
+        with job_errors(OPTIONS):
+            result = D.drift(D.DriftRequest(config=config, columns=columns),
+                             D.SampleFiles(reference_file, current_file))
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        _print(result.features, as_json, {})
         return
     if not model:
         raise click.UsageError("give --reference/--current files, or --model with windows")
@@ -263,49 +229,31 @@ def drift(
         raise click.UsageError("cluster mode needs --current-from (--current-to defaults to "
                                "now)")
     ref_window = _reference_window(reference_from, reference_to, current, now)
-    reference: Any
+    reference: D.Window | str
     if reference_profile:
         reference = reference_profile
     elif ref_window is not None:
-        reference = ref_window
+        reference = D.Window(*ref_window, name="reference")
     else:
         raise click.UsageError(
             "cluster mode needs --reference-from/--reference-to or --reference-profile")
-    ns = namespace
-    from logsight.engine import EngineError
-    from logsight.sources import mlevents as M
-
+    request = D.DriftRequest(
+        D.Window(*current), reference, D.Scope(namespace=namespace, model=model,
+                                                version=model_version),
+        config=config, save_profile=save_profile, require_current=True)
     engine = engine_from(url)
     try:
-        M.require_predictions(engine, model=model, start=current[0], end=current[1],
-                              version=model_version, namespace=ns, what="current ")
-        extra: dict[str, Any] = {}
-        if save_profile and isinstance(reference, tuple):
-            prof, fields = M.profile_from_cluster(
-                engine, model=model, start=reference[0], end=reference[1],
-                version=model_version, namespace=ns, config=config)
-            extra["profile_id"] = M.store_profile(
-                engine, prof, model=model, version=model_version, name=save_profile,
-                fields=fields, window=reference, namespace=ns)
-            reference = M.StoredProfile(extra["profile_id"], model, model_version, prof,
-                                        fields, "window")
-        results, findings = M.run_drift(
-            engine, model=model, reference=reference, current=current,
-            version=model_version, namespace=ns, config=config, write=not no_write)
-    except M.NoPredictions as e:
-        raise click.ClickException(str(e)) from None
-    except D.UnknownColumnError as e:
-        raise click.BadParameter(
-            f"unknown column(s) {e.columns}; compared columns: {e.compared}",
-            param_hint="--test") from None
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
-    except EngineError as e:
-        raise click.ClickException(str(e)) from e
+        with job_errors(OPTIONS):
+            # a profile asked for by name is stored even with --no-write
+            writer = D.ClusterWriter(engine, findings=not no_write)
+            result = D.drift(request, D.ClusterEvents(engine, namespace), writer)
     finally:
         engine.close()
-    extra["findings"] = [f.to_document() for f in findings]
-    _print(results, as_json, extra)
+    extra: dict[str, Any] = {}
+    if result.profile_id is not None:
+        extra["profile_id"] = result.profile_id
+    extra["findings"] = [f.to_document() for f in result.findings]
+    _print(result.features, as_json, extra)
 
 
 @click.command()
@@ -341,37 +289,31 @@ def performance(
     window = _window(start, end, ("--from", "--to"), now)
     assert window is not None  # --from is required
     reference = _reference_window(reference_from, reference_to, window, now)
-    ns = namespace
-    from logsight.analysis.performance import TaskMismatch
-    from logsight.engine import EngineError
-    from logsight.sources import mlevents as M
+    from logsight.jobs import performance as P
 
+    request = P.PerformanceRequest(
+        P.Window(*window), P.Scope(namespace=namespace, model=model, version=model_version),
+        reference=P.Window(*reference, name="reference") if reference else None,
+        task=task,  # type: ignore[arg-type]  # click.Choice checked it
+        baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
+        require_current=True)
     engine = engine_from(url)
     try:
-        M.require_predictions(engine, model=model, start=window[0], end=window[1],
-                              version=model_version, namespace=ns)
-        report, findings = M.run_performance(
-            engine, model=model, start=window[0], end=window[1], version=model_version,
-            reference=reference, namespace=ns,
-            task=task,  # type: ignore[arg-type]  # click.Choice checked it
-            baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
-            write=not no_write)
-    except M.NoPredictions as err:
-        raise click.ClickException(str(err)) from None
-    except TaskMismatch as err:
-        if task is None or err.labels is None:
-            raise click.BadParameter(str(err), param_hint="--task") from None
-        need = ("numeric labels (ml.label_value)" if err.task == "regression"
-                else "class labels (ml.label)")
-        raise click.BadParameter(
-            f"--task {err.task} needs {need}; model {model!r}'s labels are {err.labels}: "
-            f"use --task {err.suggested}", param_hint="--task") from None
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
-    except EngineError as err:
-        raise click.ClickException(str(err)) from err
+        with job_errors(OPTIONS):
+            try:
+                result = P.performance(request, P.ClusterEvents(engine, namespace),
+                                       None if no_write else P.ClusterWriter(engine))
+            except P.TaskMismatch as err:
+                if task is None or err.labels is None:
+                    raise
+                need = ("numeric labels (ml.label_value)" if err.task == "regression"
+                        else "class labels (ml.label)")
+                raise click.BadParameter(
+                    f"--task {err.task} needs {need}; model {model!r}'s labels are "
+                    f"{err.labels}: use --task {err.suggested}", param_hint="--task") from None
     finally:
         engine.close()
+    report, findings = result.report, result.findings
     _print_performance(report, findings, as_json)
 
 

@@ -216,7 +216,7 @@ def regressions(
         raise click.UsageError("give both --input and --baseline-input, or neither (cluster)")
     now = datetime.now(UTC)
     scope = J.Scope(namespace=namespace, service=service, operation=operation)
-    options = {"alpha": alpha, "min_ratio": min_ratio, "min_count": min_count}
+    options: dict[str, Any] = {"alpha": alpha, "min_ratio": min_ratio, "min_count": min_count}
     with job_errors(OPTIONS):
         if input_path is not None and baseline_input is not None:
             request = J.RegressionsRequest(

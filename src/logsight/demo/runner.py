@@ -205,13 +205,14 @@ def run_demo(
 # -- steps -------------------------------------------------------------------------------------
 def _logs(engine: Engine, namespace: str, t0: datetime, end: datetime, baseline_end: datetime,
           random_state: int | None, plots: dict[str, Any]) -> list[Finding]:
-    from logsight.sources.logs import run_log_analysis
+    from logsight.jobs import logs as J
 
     # findings are written with every other step's by the caller; drift per deploy is not
     # part of this step
-    res = run_log_analysis(engine, start=t0, end=end, namespace=namespace,
-                           baseline=baseline_end, drift=False, write=False,
-                           random_state=random_state)
+    res = J.anomalies(J.LogAnomaliesRequest(J.Window(t0, end), J.Scope(namespace=namespace),
+                                            baseline=baseline_end, drift=False,
+                                            random_state=random_state),
+                      J.ClusterLogs(engine, namespace))
     plots["anomaly"] = res.windows[["service", "window", "score", "anomalous"]]
     return res.findings
 
@@ -221,13 +222,17 @@ def _shares(rows: list[dict[str, Any]]) -> dict[str, float]:
             for r in rows}
 
 
+def _bottlenecks(engine: Engine, namespace: str, start: datetime, end: datetime) -> Any:
+    from logsight.jobs import traces as J
+
+    return J.bottlenecks(J.BottlenecksRequest(J.Window(start, end), J.Scope(namespace=namespace),
+                                              top=MAX_OPERATIONS, min_share=BOTTLENECK_MIN_SHARE),
+                         J.ClusterSpans(engine, namespace))
+
+
 def _trace_baseline(engine: Engine, namespace: str, start: datetime, end: datetime,
                     plots: dict[str, Any]) -> list[Finding]:
-    from logsight.sources.traces import run_bottlenecks
-
-    rows, _ = run_bottlenecks(engine, start=start, end=end, namespace=namespace,
-                              top=MAX_OPERATIONS,
-                              write=False, min_share=BOTTLENECK_MIN_SHARE)
+    rows = _bottlenecks(engine, namespace, start, end).bottlenecks
     cp = plots.setdefault("critical_path", {})
     for k in [k for k in cp if k.startswith("baseline")]:
         del cp[k]
@@ -237,10 +242,8 @@ def _trace_baseline(engine: Engine, namespace: str, start: datetime, end: dateti
 
 def _traces(engine: Engine, namespace: str, start: datetime, end: datetime,
             plots: dict[str, Any]) -> list[Finding]:
-    from logsight.sources.traces import run_bottlenecks
-
-    rows, findings = run_bottlenecks(engine, start=start, end=end, namespace=namespace,
-                                     top=MAX_OPERATIONS, write=False, min_share=BOTTLENECK_MIN_SHARE)
+    result = _bottlenecks(engine, namespace, start, end)
+    rows, findings = result.bottlenecks, result.findings
     # the plot compares the baseline with the last window analysed
     cp = plots.setdefault("critical_path", {})
     for k in [k for k in cp if not k.startswith("baseline")]:
@@ -251,26 +254,28 @@ def _traces(engine: Engine, namespace: str, start: datetime, end: datetime,
 
 def _drift(engine: Engine, namespace: str, reference: tuple[datetime, datetime],
            current: tuple[datetime, datetime]) -> list[Finding]:
-    from logsight.analysis.drift import DriftConfig, DriftThresholds
-    from logsight.sources.mlevents import run_drift
+    from logsight.jobs import drift as J
 
     # many windows x features are tested: BH correction and a strict level keep the run's
     # false alarms near zero while a real shift still gives p-values far below it
-    config = DriftConfig(correction="bh",
-                         thresholds=DriftThresholds(ks_p_value=1e-3, chisquare_p_value=1e-3))
-    _, findings = run_drift(engine, model=MODEL_NAME, reference=reference, current=current,
-                            namespace=namespace, config=config, write=False)
-    return findings
+    config = J.DriftConfig(correction="bh",
+                           thresholds=J.DriftThresholds(ks_p_value=1e-3, chisquare_p_value=1e-3))
+    return J.drift(J.DriftRequest(J.Window(*current), J.Window(*reference, name="reference"),
+                                  J.Scope(namespace=namespace, model=MODEL_NAME), config=config),
+                   J.ClusterEvents(engine, namespace)).findings
 
 
 def _performance(engine: Engine, namespace: str, start: datetime, end: datetime,
                  baseline_end: datetime, random_state: int | None, plots: dict[str, Any]
                  ) -> list[Finding]:
-    from logsight.sources.mlevents import run_performance
+    from logsight.jobs import performance as J
 
-    report, findings = run_performance(engine, model=MODEL_NAME, start=start, end=end,
-                                       reference=(start, baseline_end), namespace=namespace,
-                                       random_state=random_state, write=False)
+    result = J.performance(
+        J.PerformanceRequest(J.Window(start, end), J.Scope(namespace=namespace, model=MODEL_NAME),
+                             reference=J.Window(start, baseline_end, name="reference"),
+                             random_state=random_state),
+        J.ClusterEvents(engine, namespace))
+    report, findings = result.report, result.findings
     plots["accuracy"] = [
         {"version": v.version, "accuracy": getattr(v.metrics, "accuracy", None),
          "n": v.n_labelled}
@@ -281,9 +286,9 @@ def _performance(engine: Engine, namespace: str, start: datetime, end: datetime,
 
 def _latency(engine: Engine, namespace: str, start: datetime, end: datetime
              ) -> pd.DataFrame | None:
-    from logsight.sources.traces import read_spans
+    from logsight.jobs import traces as J
 
-    spans = read_spans(engine, start=start, end=end, namespace=namespace)
+    spans = J.ClusterSpans(engine, namespace).spans(start, end)
     if spans.empty:
         return None
     minute = pd.to_datetime(spans["start_ns"], unit="ns", utc=True).dt.floor("min")
@@ -302,7 +307,7 @@ def _drift_sample(engine: Engine, namespace: str, t0: datetime, baseline_end: da
     largest feature_drift group, over exactly that finding's window (the one whose n and
     statistics the report prints next to the plot); without a drift finding, the feature the
     schedule shifted over the incident's window, so the plot still shows what happened."""
-    from logsight.sources.mlevents import read_events
+    from logsight.jobs import drift as J
 
     drifted = [g for g in groups if g.kind == "feature_drift"]
     cur_end = end
@@ -319,10 +324,9 @@ def _drift_sample(engine: Engine, namespace: str, t0: datetime, baseline_end: da
         feature = inc.target
         cur_start, cur_end = inc.window(t0)
     col = f"feature.{feature}"
-    ref = read_events(engine, "prediction", model=MODEL_NAME, start=t0, end=baseline_end,
-                      namespace=namespace)
-    cur = read_events(engine, "prediction", model=MODEL_NAME, start=cur_start, end=cur_end,
-                      namespace=namespace)
+    events = J.ClusterEvents(engine, namespace)
+    ref = events.events("prediction", model=MODEL_NAME, start=t0, end=baseline_end)
+    cur = events.events("prediction", model=MODEL_NAME, start=cur_start, end=cur_end)
     if col not in ref or col not in cur:
         return None
     return {"feature": feature,

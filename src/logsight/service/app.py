@@ -16,8 +16,7 @@ thread behind them.
 # some refer to this factory's locals (the page-size limit)
 import functools
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,20 +30,15 @@ from pydantic import BaseModel
 
 from logsight import __version__, names
 from logsight.engine import Engine, EngineError, EngineUnavailable
+from logsight.errors import Busy, LogsightError
 from logsight.findings import KINDS, Finding, read_findings
-from logsight.service.analyses import (
-    ANALYSES,
-    AnalysisUnavailable,
-    Params,
-    api_message,
-    availability,
-    run_analysis,
-)
+from logsight.jobs import JOBS, JobParams, JobResult, run_job
+from logsight.jobs.catalog import KnownNames, namespaces_seen, values_seen
 from logsight.service.auth import make_auth_dependency
 from logsight.service.cache import Lookup, ResultCache
 from logsight.service.errors import (
-    ApiError,
     RequestTimeout,
+    api_error,
     bad_request,
     error_responses,
     install_error_handlers,
@@ -78,16 +72,16 @@ from logsight.timeutil import iso
 
 EngineFactory = Callable[[], Engine]
 Clock = Callable[[], datetime]
-Runner = Callable[[Engine, str, Params], tuple[list[dict[str, Any]], list[Finding]]]
+Runner = Callable[[Engine, str, JobParams], JobResult]
 T = TypeVar("T")
 
 AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance"]
 FindingKind = Literal[KINDS]  # type: ignore[valid-type]  # a Literal built from the tuple
-if set(AnalysisKind.__args__) != set(ANALYSES):  # type: ignore[attr-defined]  # typing API
+if set(AnalysisKind.__args__) != set(JOBS):  # type: ignore[attr-defined]  # typing API
     # a real check, not an assert: -O strips asserts and the route would then accept kinds
-    # ANALYSES does not know (or hide ones it does)
+    # JOBS does not know (or hide ones it does)
     raise RuntimeError(f"AnalysisKind {sorted(AnalysisKind.__args__)} "  # type: ignore[attr-defined]  # typing API
-                       f"does not match ANALYSES {sorted(ANALYSES)}")
+                       f"does not match JOBS {sorted(JOBS)}")
 
 
 def default_engine_factory() -> Engine:
@@ -124,74 +118,6 @@ class EngineHolder:
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
-
-
-class KnownNames:
-    """Whether a service or model has ever sent data; positive answers are cached for
-    ``ttl`` seconds (a hot endpoint should not ask the cluster every time)."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self._clock = clock
-        self._seen: dict[tuple[Any, ...], float] = {}
-
-    def exists(self, engine: Engine, indices: Sequence[str], fields: Sequence[str],
-               value: str, *, within: Mapping[str, str] | None = None) -> bool:
-        """Whether any document of ``indices`` has ``value`` in one of ``fields`` (and the
-        ``within`` field values, e.g. a version of one model)."""
-        key = (",".join(indices), ",".join(fields), value,
-               tuple(sorted((within or {}).items())))
-        now = self._clock()
-        if self._seen.get(key, 0.0) > now:
-            return True
-        query = {"bool": {"should": [{"term": {f: value}} for f in fields],
-                          "minimum_should_match": 1,
-                          "filter": [{"term": {f: v}} for f, v in (within or {}).items()]}}
-        return self._remember(key, now, engine.count(",".join(indices), query) > 0)
-
-    def has_data(self, engine: Engine, indices: Sequence[str]) -> bool:
-        """Whether ``indices`` hold any document (a namespace that has sent data)."""
-        key = (",".join(indices),)
-        now = self._clock()
-        if self._seen.get(key, 0.0) > now:
-            return True
-        return self._remember(key, now, engine.count(",".join(indices)) > 0)
-
-    def _remember(self, key: tuple[Any, ...], now: float, found: bool) -> bool:
-        if found:
-            if len(self._seen) > 10_000:  # bounded: names come from clients
-                self._seen.clear()
-            self._seen[key] = now + self.ttl
-        return found
-
-
-def values_seen(engine: Engine, indices: Sequence[str], field: str, *,
-                within: Mapping[str, str] | None = None, limit: int = 20) -> list[str]:
-    """Up to ``limit`` values of ``field`` in ``indices`` (most documents first), for a 404
-    that says what does exist."""
-    body: dict[str, Any] = {
-        "size": 0,
-        "query": {"bool": {"filter": [{"term": {f: v}} for f, v in (within or {}).items()]}},
-        "aggs": {"seen": {"terms": {"field": field, "size": limit}}},
-    }
-    resp = engine.search(",".join(indices), body, ignore_unavailable="true",
-                         allow_no_indices="true")
-    buckets = resp.get("aggregations", {}).get("seen", {}).get("buckets", [])
-    return sorted(str(b["key"]) for b in buckets)
-
-
-def namespaces_seen(engine: Engine, kinds: Sequence[str]) -> list[str]:
-    """The namespaces that have a data stream of one of ``kinds`` (for a 404 that says what
-    does exist)."""
-    found: set[str] = set()
-    for kind in kinds:
-        resp = engine.request("GET", f"/_data_stream/{names.stream_pattern(kind)}")
-        prefix = names.stream_pattern(kind)[:-1]
-        for ds in resp.get("data_streams", []) if isinstance(resp, Mapping) else []:
-            name = str(ds.get("name", ""))
-            if name.startswith(prefix):
-                found.add(name[len(prefix):])
-    return sorted(found)
 
 
 def _finding_out(f: Finding | dict[str, Any]) -> FindingOut:
@@ -242,7 +168,7 @@ def create_app(
     clock: Clock = utc_now,
     log_handle: Any = None,
     scheduler_tasks: Sequence[ScheduledTask] | None = None,
-    runner: Runner = run_analysis,
+    runner: Runner = run_job,
     close_log_handle: bool = False,
 ) -> FastAPI:
     """A new app. ``engine_factory`` connects to the cluster (default: ``LOGSIGHT_URL``);
@@ -250,7 +176,7 @@ def create_app(
     (time windows and the result cache's expiry); ``log_handle`` is a
     :class:`logsight.Logsight` for the service's own logs (stdlib logging without one);
     ``scheduler_tasks`` replace the default tasks (one per available analysis); ``runner``
-    runs an analysis for the API routes (default :func:`run_analysis`);
+    runs an analysis for the API routes (default :func:`logsight.jobs.run_job`);
     ``close_log_handle`` closes ``log_handle`` when the app shuts down (it owns it)."""
     cfg = settings or ServiceSettings.from_env()
     holder = EngineHolder(engine_factory or default_engine_factory)
@@ -353,9 +279,8 @@ def create_app(
 
         def call() -> T:
             if not analysis_slots.acquire(timeout=cfg.analysis_slot_wait):
-                raise ApiError(
-                    503, "busy", f"all {cfg.analysis_threads} analysis slots are busy; try "
-                    "again later", headers={"Retry-After": str(cfg.retry_after)})
+                raise Busy(f"all {cfg.analysis_threads} analysis slots are busy; try again "
+                           "later", retry_after=cfg.retry_after)
             try:
                 if abandoned.is_set():  # the request gave up while this thread waited
                     raise RequestTimeout(cfg.request_timeout)
@@ -516,18 +441,24 @@ def create_app(
                         f"from it{in_ns}; versions seen: {seen}", "unknown_version",
                         details={"versions": seen})
 
-    def run(kind: str, params: Params, *, check: Callable[[Engine], None] | None = None,
+    def run(kind: str, params: JobParams, *, check: Callable[[Engine], None] | None = None,
             baseline_names: tuple[str, str] = ("baseline_from", "baseline_to")) -> \
             tuple[list[dict[str, Any]], list[Finding]]:
         engine = holder.get()
         if check is not None:
             check(engine)
         try:
-            return runner(engine, kind, params)
-        except AnalysisUnavailable as e:
-            raise ApiError(501, "not_available", str(e)) from None
-        except ValueError as e:
-            raise bad_request(api_message(kind, params, str(e), baseline_names)) from None
+            result = runner(engine, kind, params)
+        except EngineUnavailable:
+            raise  # its own answer (503, Retry-After, no detail)
+        except LogsightError as e:
+            # the jobs name their request fields; the route's own names go into the answer
+            raise api_error(e, {
+                "window": "from/to", "window.start": "from", "window.end": "to",
+                "baseline": "/".join(baseline_names), "baseline.start": baseline_names[0],
+                "baseline.end": baseline_names[1], "reference": "/".join(baseline_names),
+            }) from None
+        return result.rows(), list(result.findings)
 
     # -- routes ------------------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"],
@@ -555,7 +486,7 @@ def create_app(
             last_pass=iso(scheduler.last_pass) if scheduler and scheduler.last_pass else None,
         )
         body = Health(status="ok" if eng.reachable else "degraded", version=__version__,
-                      engine=eng, scheduler=sched, analyses=availability())
+                      engine=eng, scheduler=sched, analyses={k: True for k in JOBS})
         return JSONResponse(body.model_dump(), status_code=200 if eng.reachable else 503,
                             headers=None if eng.reachable else {
                                 "Retry-After": str(cfg.retry_after)})
@@ -588,7 +519,7 @@ def create_app(
             require_known(engine, "service", service, [names.TRACES], ns)
 
         def work() -> bytes:
-            rows, findings = run("bottlenecks", Params(
+            rows, findings = run("bottlenecks", JobParams(
                 start=s, end=e, service=service, operation=operation, namespace=ns, top=top,
                 write=False), check=check)
             return _json(BottlenecksResponse(
@@ -631,12 +562,12 @@ def create_app(
 
         def check(engine: Engine) -> None:
             require_namespace(engine, ns)
-            require_known(engine, what, params[what], [ANALYSES[kind].stream], ns)
+            require_known(engine, what, params[what], [JOBS[kind].stream], ns)
             if what == "model":
                 require_version(engine, params["model"], params.get("version"), ns)
 
         def work() -> bytes:
-            out = run(kind, Params(start=s, end=e, baseline_start=b[0], baseline_end=b[1],
+            out = run(kind, JobParams(start=s, end=e, baseline_start=b[0], baseline_end=b[1],
                                    namespace=ns, write=False, **params), check=check,
                       baseline_names=baseline_names)
             return _json(analysis_response(kind, s, e, b, False, out))
@@ -750,10 +681,9 @@ def create_app(
              responses=error_responses(401))
     async def analyses() -> dict[str, dict[str, Any]]:
         """The analyses `POST /v1/analyses/{kind}` runs, and whether this build has them."""
-        avail = availability()
-        return {k: {"available": avail[k], "findings": list(s.finding_kinds),
+        return {k: {"available": True, "findings": list(s.finding_kinds),
                     "needs_model": s.needs_model, "description": s.description}
-                for k, s in ANALYSES.items()}
+                for k, s in JOBS.items()}
 
     @app.post("/v1/analyses/{kind}", response_model=AnalysisResponse, tags=["analyses"],
               dependencies=guarded, responses=errors)
@@ -766,7 +696,7 @@ def create_app(
         `namespace` defaults to the service's configured namespace; without one configured
         an analysis reads, and writes findings for, every namespace."""
         req = body or AnalysisRequest.model_validate({})
-        spec = ANALYSES[kind]
+        spec = JOBS[kind]
         # one reading of the clock for every time of the request; relative times floored to
         # the minute, so a re-run within the same minute has the same window (finding ids
         # include it) and overwrites instead of adding copies
@@ -791,7 +721,7 @@ def create_app(
             require_known(engine, "model", req.model, [names.MLEVENTS], ns)
             require_version(engine, req.model, req.version, ns)
 
-        params = Params(start=s, end=e, baseline_start=base[0] if base else None,
+        params = JobParams(start=s, end=e, baseline_start=base[0] if base else None,
                         baseline_end=base[1] if base else None, service=req.service,
                         operation=req.operation, model=req.model, version=req.version,
                         namespace=ns, top=req.top, write=req.write)

@@ -4,6 +4,7 @@ mistake and never a secret or a stack trace in the body."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from logsight import errors
 from logsight.engine import EngineError, EngineUnavailable
 from logsight.service.models import ErrorBody
 
@@ -53,6 +55,34 @@ def unknown_parameters(unknown: list[str], accepted: list[str]) -> ApiError:
     )
 
 
+# THE mapping of the jobs' error kinds to answers: (status, error code). No data where the
+# request points is the caller's to fix by asking elsewhere, like a bad parameter: 400; an
+# unknown name 404; no free slot 503 (with Retry-After, as for an unreachable cluster, which
+# has its own handler below: its detail stays in our log).
+STATUS: dict[type[errors.LogsightError], tuple[int, str]] = {
+    errors.BadRequest: (400, "bad_request"),
+    errors.NoData: (400, "no_data"),
+    errors.NotFound: (404, "not_found"),
+    errors.Busy: (503, "busy"),
+}
+
+
+def api_error(err: errors.LogsightError, names: Mapping[str, str] | None = None) -> ApiError:
+    """The answer to a job's error, its parameters named as the route calls them
+    (``names``: request field -> query/body parameter)."""
+    # errors.EngineUnavailable, or a kind without an answer yet: not the caller's fault
+    status, code = next((answer for kind, answer in STATUS.items() if isinstance(err, kind)),
+                        (503, err.kind))
+    details: Any = None
+    if isinstance(err, errors.BadRequest) and err.parameter:
+        shown = (names or {}).get(err.parameter, err.parameter)
+        details = {"parameter": shown}
+    headers = {}
+    if isinstance(err, errors.Busy) and err.retry_after is not None:
+        headers["Retry-After"] = str(int(err.retry_after))
+    return ApiError(status, code, err.render(names), headers=headers, details=details)
+
+
 class RequestTimeout(ApiError):
     def __init__(self, seconds: float) -> None:
         super().__init__(
@@ -89,15 +119,21 @@ def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
         )
 
     @app.exception_handler(EngineUnavailable)
-    async def _unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         # the engine message names the cluster URL only, never credentials (they travel in
         # headers); still, keep the answer generic and the detail in our own log
-        _log.warning("cluster unavailable: %s", exc.message)
+        _log.warning("cluster unavailable: %s", exc)
         return JSONResponse(
             _body("engine_unavailable", "the search cluster is unavailable; try again later"),
             status_code=503,
             headers={"Retry-After": str(retry_after)},
         )
+
+    @app.exception_handler(errors.LogsightError)
+    async def _job_error(request: Request, exc: errors.LogsightError) -> JSONResponse:
+        if isinstance(exc, errors.EngineUnavailable):
+            return await _unavailable(request, exc)
+        return await _api_error(request, api_error(exc))
 
     @app.exception_handler(EngineError)
     async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from logsight import names
 from logsight.engine import EngineError, EngineUnavailable
-from logsight.service.analyses import ANALYSES, AnalysisUnavailable, Params, load, run_analysis
+from logsight.jobs import JOBS, JobParams, run_job
+from logsight.jobs.catalog import models_in_window
 from logsight.service.selflog import ServiceLog
 from logsight.timeutil import EPOCH, iso, parse_iso
 
@@ -210,27 +211,11 @@ class RunRecord:
     error: str | None = None
 
 
-def models_in_window(
-    engine: Engine, start: datetime, end: datetime, namespace: str | None = None,
-    *, limit: int = 100,
-) -> list[str]:
-    """Model names that sent ML events in ``[start, end)``."""
-    index = names.read_target(names.MLEVENTS, namespace)
-    body = {
-        "size": 0,
-        "query": {"range": {names.F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}},
-        "aggs": {"models": {"terms": {"field": names.F.ML_MODEL, "size": limit}}},
-    }
-    resp = engine.search(index, body, ignore_unavailable="true", allow_no_indices="true")
-    buckets = resp.get("aggregations", {}).get("models", {}).get("buckets", [])
-    return [str(b["key"]) for b in buckets]
-
-
 def analysis_task(kind: str, interval: timedelta, *, lag: timedelta, baseline_windows: int,
                   namespace: str | None) -> ScheduledTask:
     """A scheduled run of analysis ``kind`` over each window (per model for model analyses;
     the baseline/reference is the ``baseline_windows`` windows just before)."""
-    spec = ANALYSES[kind]
+    spec = JOBS[kind]
 
     def run(engine: Engine, start: datetime, end: datetime) -> int:
         base: dict[str, Any] = {}
@@ -238,19 +223,18 @@ def analysis_task(kind: str, interval: timedelta, *, lag: timedelta, baseline_wi
             base = {"baseline_start": start - interval * baseline_windows,
                     "baseline_end": start}
         if not spec.per_model:
-            _, findings = run_analysis(
-                engine, kind, Params(start=start, end=end, namespace=namespace, **base)
-            )
-            return len(findings)
+            result = run_job(engine, kind,
+                             JobParams(start=start, end=end, namespace=namespace, **base))
+            return len(result.findings)
         total, errors = 0, []
         for model in models_in_window(engine, start, end, namespace):
             try:
-                _, findings = run_analysis(
+                result = run_job(
                     engine, kind,
-                    Params(start=start, end=end, namespace=namespace, model=model, **base),
+                    JobParams(start=start, end=end, namespace=namespace, model=model, **base),
                 )
-                total += len(findings)
-            except (EngineUnavailable, AnalysisUnavailable):
+                total += len(result.findings)
+            except EngineUnavailable:
                 raise
             except Exception as e:  # one model's bad data must not starve the others
                 errors.append(f"{model}: {type(e).__name__}: {e}")
@@ -262,15 +246,11 @@ def analysis_task(kind: str, interval: timedelta, *, lag: timedelta, baseline_wi
 
 
 def default_tasks(settings: ServiceSettings) -> list[ScheduledTask]:
-    """One task per analysis available in this build whose interval is not switched off."""
+    """One task per analysis whose interval is not switched off."""
     tasks: list[ScheduledTask] = []
-    for kind in ANALYSES:
+    for kind in JOBS:
         interval = settings.interval_of(kind)
         if interval is None:
-            continue
-        try:
-            load(kind)
-        except AnalysisUnavailable:
             continue
         tasks.append(analysis_task(kind, interval, lag=settings.scheduler_lag,
                                    baseline_windows=settings.baseline_windows,

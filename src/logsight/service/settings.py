@@ -36,9 +36,9 @@ def parse_duration(value: str | float | int | timedelta, *, what: str = "duratio
 
 def task_names() -> tuple[str, ...]:
     """The scheduler's task names: one per analysis kind."""
-    from logsight.service.analyses import ANALYSES
+    from logsight.jobs import JOBS
 
-    return tuple(ANALYSES)
+    return tuple(JOBS)
 
 
 def check_intervals(intervals: Mapping[str, timedelta | None], *, what: str = "") -> None:

@@ -1,5 +1,5 @@
-"""ML events (predictions, feedback, KPIs) from the cluster or from files, and the drift /
-performance jobs that run on them.
+"""ML events (predictions, feedback, KPIs) from the cluster, and drift samples from files: the
+readers of the model jobs (:mod:`logsight.jobs.drift`, :mod:`logsight.jobs.performance`).
 
 Raw rows are read with PIT + ``search_after`` (:meth:`Engine.scan`). Drift against the cluster
 never reads raw rows: a reference profile comes from ``percentiles`` / ``extended_stats`` /
@@ -10,11 +10,10 @@ window of any size costs a few aggregation queries.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ import pandas as pd
 from logsight import names
 from logsight.analysis import drift as D
 from logsight.analysis import performance as P
-from logsight.findings import Finding, write_findings
+from logsight.errors import BadRequest, NoData, NotFound
 from logsight.names import F
 from logsight.timeutil import iso
 
@@ -120,10 +119,9 @@ def _check_window(start: datetime | str, end: datetime | str, what: str) -> None
 
 
 # -- "no data" answers -----------------------------------------------------------------------
-class NoPredictions(ValueError):
-    """No prediction events match what was asked (model, version, namespace, window). A
-    ValueError, so callers that treat it as bad input keep working; the CLI answers it as
-    "no data" (exit 1) and its message says what exists instead."""
+class NoPredictions(NoData):
+    """No prediction events match what was asked (model, version, namespace, window); the
+    message says what exists instead."""
 
 
 _SEEN_LIMIT = 20
@@ -227,7 +225,7 @@ def _frame(hits: Iterator[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([flatten(h["_source"]) for h in hits])
 
 
-_COLUMN_NAMES = {
+COLUMN_NAMES = {
     F.TIMESTAMP: "timestamp",
     F.ML_REQUEST_ID: "request_id",
     F.ML_VERSION: "model_version",
@@ -245,8 +243,8 @@ _COLUMN_NAMES = {
 
 def _rename(frame: pd.DataFrame) -> pd.DataFrame:
     def name(c: str) -> str:
-        if c in _COLUMN_NAMES:
-            return _COLUMN_NAMES[c]
+        if c in COLUMN_NAMES:
+            return COLUMN_NAMES[c]
         if c.startswith(FEATURE_PREFIX):
             return "feature." + c[len(FEATURE_PREFIX):]
         if c.startswith(PROBA_FIELD_PREFIX):
@@ -539,49 +537,10 @@ class StoredProfile:
     window_end: str | None = None
 
 
-def profile_id(model: str, version: str | None, name: str) -> str:
-    return hashlib.sha1(f"{model}|{version or ''}|{name}".encode()).hexdigest()[:24]
-
-
-def store_profile(
-    engine: Engine,
-    profile: D.ReferenceProfile,
-    *,
-    model: str,
-    version: str | None = None,
-    name: str = "default",
-    fields: Mapping[str, str] | None = None,
-    source: str = "window",
-    window: Window | None = None,
-    namespace: str | None = None,
-    now: datetime | None = None,
-) -> str:
-    """Index the profile in ``PROFILES_INDEX`` under a stable id (model, version, name)."""
-    pid = profile_id(model, version, name)
-    created = now or datetime.now(UTC)
-    doc = {
-        "@timestamp": iso(created),
-        "profile_id": pid,
-        "name": name,
-        "kind": "drift_reference",
-        "model": model,
-        "model_version": version,
-        "namespace": namespace,
-        "source": source,
-        "window_start": iso(window[0]) if window else None,
-        "window_end": iso(window[1]) if window else None,
-        "features": list(profile.features),
-        "fields": dict(fields or {n: FEATURE_PREFIX + n for n in profile.features}),
-        "profile": profile.to_document(),
-    }
-    engine.index(names.PROFILES_INDEX, doc, id=pid, refresh="wait_for")
-    return pid
-
-
 def load_profile(engine: Engine, pid: str) -> StoredProfile:
     hit = engine.get(names.PROFILES_INDEX, pid)
     if hit is None:
-        raise ValueError(f"no stored profile {pid!r} in {names.PROFILES_INDEX}")
+        raise NotFound("profile", pid, f"no stored profile {pid!r} in {names.PROFILES_INDEX}")
     src = hit["_source"]
     return StoredProfile(
         id=pid, model=src["model"], model_version=src.get("model_version"),
@@ -604,8 +563,9 @@ def first_week(engine: Engine, *, model: str, version: str,
     return start, start + pd.Timedelta(days=7).to_pytimedelta()
 
 
-# -- jobs ------------------------------------------------------------------------------------
-def _service_of(engine: Engine, model: str, namespace: str | None) -> str | None:
+# -- the sources the model jobs read -----------------------------------------------------------
+def service_of(engine: Engine, model: str, namespace: str | None) -> str | None:
+    """The service that logs ``model``'s events (the first one seen)."""
     resp = _search(engine, namespace, {"size": 1, "_source": [F.SERVICE],
                                        "query": {"term": {F.ML_MODEL: model}}})
     hits = resp["hits"]["hits"]
@@ -615,218 +575,25 @@ def _service_of(engine: Engine, model: str, namespace: str | None) -> str | None
     return src.get(F.SERVICE)
 
 
-def run_drift(
-    engine: Engine,
-    *,
-    model: str,
-    reference: Window | D.ReferenceProfile | StoredProfile | str,
-    current: Window,
-    version: str | None = None,
-    namespace: str | None = None,
-    config: D.DriftConfig | None = None,
-    outliers: bool = True,
-    outlier_threshold: float = 6.0,
-    write: bool = True,
-) -> tuple[list[D.FeatureDrift], list[Finding]]:
-    """Drift of the inputs, predictions and confidence scores of ``model`` in ``current``
-    against ``reference`` (a window, a profile, a stored profile or its id), computed from
-    aggregations only. Findings: ``feature_drift`` / ``prediction_drift`` (and, with
-    ``outliers``, ``outlier_inputs`` from a robust-z scan of the current window's rows whose
-    features leave the reference's [min, max] range: only those rows are read).
-    """
-    fields: Mapping[str, str]
-    ref_info: dict[str, Any]
-    if isinstance(reference, str):
-        reference = load_profile(engine, reference)
-    if isinstance(reference, StoredProfile):
-        profile, fields = reference.profile, reference.fields
-        ref_info = {"profile_id": reference.id, "window_start": reference.window_start,
-                    "window_end": reference.window_end}
-    elif isinstance(reference, D.ReferenceProfile):
-        profile, fields = reference, {}
-        ref_info = {"profile": "given"}
-    else:
-        rs, re_ = reference
-        profile, fields = profile_from_cluster(engine, model=model, start=rs, end=re_,
-                                               version=version, namespace=namespace,
-                                               config=config)
-        ref_info = {"window_start": iso(rs), "window_end": iso(re_)}
-    cfg = config or D.DriftConfig(bins=profile.bins, fine_bins=profile.fine_bins)
-    cs, ce = current
-    summary = summarize_window(engine, profile, fields, model=model, start=cs, end=ce,
-                               version=version, namespace=namespace,
-                               max_categories=cfg.max_categories)
-    results = D.compare_profile(profile, summary, config=cfg)
-    service = _service_of(engine, model, namespace)
-    findings = D.drift_findings(results, model=model, window_start=cs, window_end=ce,
-                                service=service, model_version=version, namespace=namespace,
-                                reference=ref_info)
-    if outliers:
-        findings += _outlier_scan(engine, profile, fields, model=model, start=cs, end=ce,
-                                  version=version, namespace=namespace,
-                                  threshold=outlier_threshold, service=service)
-    if write and findings:
-        write_findings(engine, findings)
-    return results, findings
+class SampleFiles:
+    """Two sample files (CSV, Parquet or NDJSON, see :func:`read_file`): the reference and the
+    current sample of a drift comparison without a cluster."""
 
+    def __init__(self, reference: str | Path, current: str | Path) -> None:
+        self.reference = str(reference)
+        self.current = str(current)
 
-def _outlier_scan(
-    engine: Engine, profile: D.ReferenceProfile, fields: Mapping[str, str], *, model: str,
-    start: datetime | str, end: datetime | str, version: str | None, namespace: str | None,
-    threshold: float, service: str | None,
-) -> list[Finding]:
-    """Robust z needs the reference median and MAD; the profile's quantile histogram gives
-    the median (50th percentile edge) and the MAD is approximated by IQR / 2 (exact for a
-    symmetric distribution). Only rows outside [median -/+ threshold * MAD / 0.6745] are read,
-    with a range query, so a clean window reads nothing."""
-    should = []
-    bounds: dict[str, tuple[float, float, float]] = {}
-    for name, fp in profile.features.items():
-        if not isinstance(fp, D.NumericProfile) or name in PREDICTION_FIELDS:
-            continue
-        edges = np.asarray(fp.edges)
-        cum = np.cumsum(fp.counts) / max(fp.n, 1)
-        q1, med, q3 = (float(edges[min(int(np.searchsorted(cum, q)), len(edges) - 1)])
-                       for q in (0.25, 0.5, 0.75))
-        mad = max((q3 - q1) / 2.0, 1e-9)
-        lo, hi = med - threshold * mad / 0.6745, med + threshold * mad / 0.6745
-        bounds[name] = (med, mad, threshold)
-        fld = fields.get(name) or FEATURE_PREFIX + name
-        should += [{"range": {fld: {"lt": lo}}}, {"range": {fld: {"gt": hi}}}]
-    if not should:
-        return []
-    q = event_query("prediction", model=model, start=start, end=end, version=version)
-    total = engine.count(index_for(namespace), q)
-    q["bool"]["should"] = should
-    q["bool"]["minimum_should_match"] = 1
-    rows = read_events_query(engine, q, namespace)
-    if rows.empty:
-        return []
-    by_feature: dict[str, int] = {}
-    max_z: dict[str, float] = {}
-    for name, (med, mad, _) in bounds.items():
-        col = "feature." + name
-        if col not in rows:
-            continue
-        z = 0.6745 * np.abs(rows[col].astype(float) - med) / mad
-        if (z > threshold).any():
-            by_feature[name] = int((z > threshold).sum())
-        max_z[name] = float(np.nanmax(z)) if z.notna().any() else 0.0
-    rep = D.OutlierReport(n_rows=total, n_outliers=len(rows), threshold=threshold,
-                          by_feature=by_feature, max_z=max_z, row_index=[])
-    ids = rows["request_id"].dropna().astype(str).tolist() if "request_id" in rows else []
-    return D.outlier_findings(rep, model=model, window_start=start, window_end=end,
-                              service=service, namespace=namespace, sample_ids=ids)
-
-
-def run_drift_raw(
-    engine: Engine,
-    *,
-    model: str,
-    reference: Window,
-    current: Window,
-    version: str | None = None,
-    namespace: str | None = None,
-    config: D.DriftConfig | None = None,
-) -> list[D.FeatureDrift]:
-    """The same comparison from raw rows (exact statistics; for small windows and tests)."""
-    fields = discover_fields(engine, namespace)
-    frames = []
-    for rs, re_ in (reference, current):
-        raw = read_events(engine, "prediction", model=model, start=rs, end=re_,
-                          version=version, namespace=namespace)
-        cols = {}
-        for name, (fld, _) in fields.items():
-            col = _COLUMN_NAMES.get(fld, "feature." + name)
-            if col in raw:
-                cols[name] = raw[col]
-        frames.append(pd.DataFrame(cols))
-    ref, cur = frames
-    kinds = {n: k for n, (_, k) in fields.items()}
-    shared = [c for c in ref if c in cur and ref[c].notna().any()]
-    kinds = {c: (D.feature_kind(ref[c].astype(float), categorical_max_unique=(
-        config or D.DriftConfig()).categorical_max_unique) if kinds[c] == D.NUMERIC
-        else D.CATEGORICAL) for c in shared}
-    return D.compare(ref, cur, columns=shared, config=config, kinds=kinds)
-
-
-def run_performance(
-    engine: Engine,
-    *,
-    model: str,
-    start: datetime | str,
-    end: datetime | str,
-    version: str | None = None,
-    reference: Window | None = None,
-    namespace: str | None = None,
-    task: P.Task | None = None,
-    baseline_version: str | None = None,
-    alpha: float = 0.05,
-    min_effect: float = 0.02,
-    min_labels: int = 30,
-    random_state: int | None = 0,
-    kpi_lower_is_better: Sequence[str] = (),
-    min_kpi_events: int = 30,
-    write: bool = True,
-) -> tuple[P.PerformanceReport, list[Finding]]:
-    """Metrics of ``model``'s predictions in [start, end) joined with their feedback (however
-    late it arrived), per version, with degradation against ``reference`` and regression
-    between versions; KPI events of the window are summarised per version. Re-run it when
-    late labels arrive (see :func:`windows_with_late_labels`): findings keep their ids.
-    KPIs: bootstrap interval per version (``random_state``), ``kpi_change`` findings for a
-    version whose interval lies below the baseline version's (above, for the KPI names in
-    ``kpi_lower_is_better``; only versions with ``min_kpi_events`` KPI events, never events
-    without a version), Spearman correlation of hourly accuracy and KPI means."""
-    _check_window(start, end, "performance")
-    joined = read_joined(engine, model=model, start=start, end=end, version=version,
-                         namespace=namespace)
-    ref = None
-    if reference is not None:
-        ref = read_joined(engine, model=model, start=reference[0], end=reference[1],
-                          version=version, namespace=namespace)
-    if baseline_version is not None and baseline_version != version:
-        # asked for by name: a version without predictions is an answer, not a fallback
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
-            require_predictions(engine, model=model, start=start, end=end,
-                                version=baseline_version, namespace=namespace)
-        except NoPredictions as e:
-            raise NoPredictions(f"baseline version {baseline_version!r}: {e}") from None
-    task = task or guess_task(joined if len(joined) else ref)
-    kpis = read_events(engine, "kpi", model=model, start=start, end=end, version=version,
-                       namespace=namespace)
-    report = P.performance_report(
-        joined, model=model, window_start=start, window_end=end, reference=ref,
-        kpis=kpis if "kpi_name" in kpis else None, task=task,
-        baseline_version=baseline_version, alpha=alpha, min_effect=min_effect,
-        min_labels=min_labels, random_state=random_state,
-        kpi_lower_is_better=kpi_lower_is_better, min_kpi_events=min_kpi_events,
-    )
-    if reference is not None and (ref is None or not len(ref)):
-        report.notes.append(
-            f"no predictions of model {model!r} in the reference window "
-            f"[{iso(reference[0], timespec='seconds')}, {iso(reference[1], timespec='seconds')})"
-            ": no degradation check")
-    findings = P.performance_findings(report, service=_service_of(engine, model, namespace),
-                                      namespace=namespace)
-    if write and findings:
-        write_findings(engine, findings)
-    return report, findings
-
-
-def guess_task(joined: pd.DataFrame | None, *, max_classes: int = 20) -> P.Task:
-    """Regression when labels and predictions are numeric with many distinct or fractional
-    values; classification otherwise (a 0/1 label is a class)."""
-    if joined is None or joined.empty or "labelled" not in joined:
-        return "classification"
-    lab = joined[joined["labelled"]]
-    if "label_value" in lab and "prediction_value" in lab and len(lab):
-        lv = lab["label_value"]
-        if lv.notna().all() and lab["prediction_value"].notna().all():
-            vals = lv.astype(float)
-            if vals.nunique() > max_classes or not np.all(np.mod(vals, 1) == 0):
-                return "regression"
-    return "classification"
-
+            ref, cur = read_file(self.reference), read_file(self.current)
+        except ValueError as e:  # the reader's own refusals of a file
+            raise BadRequest(None, str(e)) from e
+        for frame, path, side in ((ref, self.reference, "reference"),
+                                  (cur, self.current, "current")):
+            if frame.empty:
+                raise NoData(f"the {side} sample is empty: {path} has no rows",
+                             parameters=(side,))
+        return ref, cur
 
 def windows_with_late_labels(
     engine: Engine,
