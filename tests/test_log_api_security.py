@@ -15,7 +15,8 @@ from tests.test_logs_integration import T0, _docs, _index
 
 from logsight.engine import connect
 from logsight.service import ServiceSettings, create_app
-from logsight.service.analyses import Params, run_analysis
+from logsight.jobs import JobParams as Params
+from logsight.jobs import run_job
 
 pytestmark = pytest.mark.engine
 
@@ -47,7 +48,7 @@ def test_model_field_never_loads_a_pickle_via_service(
     params = Params(start=T0 + pd.Timedelta(minutes=10), end=end,
                     baseline_start=T0, baseline_end=T0 + pd.Timedelta(minutes=10),
                     model=str(path), namespace=namespace, write=False)
-    _, findings = run_analysis(engine, "log_anomalies", params)
+    findings = run_job(engine, "log_anomalies", params).findings
     assert not marker.exists()
     # the analysis ran normally (baseline learned, burst flagged) instead of scoring a model
     anomalies = [f for f in findings if f.kind == "log_anomaly"]

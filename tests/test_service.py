@@ -529,36 +529,25 @@ def test_log_anomaly_errors_name_api_parameters_and_windows(engine: Engine) -> N
     assert ns in msg
 
 
-@pytest.mark.parametrize(
-    "message",
-    ["the baseline period holds no log lines; move --baseline later",
-     "the baseline period holds no log lines; move the baseline later",
-     "no baseline windows to learn from (is the baseline period empty?)"],
-)
-def test_api_message_rewords_an_empty_baseline(message: str) -> None:
-    from logsight.service.analyses import Params, api_message
+def test_job_errors_are_answered_by_kind_in_the_routes_words() -> None:
+    """One mapping: a bad parameter is 400 naming the route's parameter, no data 400, an
+    unknown name 404, no free slot 503 with Retry-After; placeholders take the route's names."""
+    from logsight.errors import BadRequest, Busy, NoData, NotFound
+    from logsight.service.errors import api_error
 
-    p = Params(start=NOW - timedelta(hours=6), end=NOW, baseline_start=NOW - timedelta(hours=12),
-               baseline_end=NOW - timedelta(hours=6), namespace="ut1")
-    out = api_message("log_anomalies", p, message)
-    assert "--" not in out
-    assert f"baseline_from={_iso(NOW - timedelta(hours=12))}" in out
-    assert f"baseline_to={_iso(NOW - timedelta(hours=6))}" in out
-    assert "'ut1'" in out
-
-
-def test_api_message_renames_other_flags_and_keeps_plain_text() -> None:
-    from logsight.service.analyses import Params, api_message
-
-    p = Params(start=NOW - timedelta(hours=1), end=NOW, baseline_start=NOW - timedelta(hours=3),
-               baseline_end=NOW - timedelta(hours=2))
-    out = api_message("drift", p, "the reference is empty; move --reference earlier",
-                      ("reference_from", "reference_to"))
-    assert "--" not in out and "reference_from/reference_to" in out
-    after = api_message("log_anomalies", p,
-                        "no log lines after the baseline period; move --baseline earlier")
-    assert "--" not in after and f"from={_iso(NOW - timedelta(hours=1))}" in after
-    assert api_message("bottlenecks", p, "top must be positive") == "top must be positive"
+    names_ = {"baseline.start": "reference_from", "window.start": "from"}
+    bad = api_error(BadRequest("baseline.start", "{baseline.start} is after {window.start}"),
+                    names_)
+    assert (bad.status, bad.code, bad.message) == (400, "bad_request",
+                                                   "reference_from is after from")
+    assert bad.details == {"parameter": "reference_from"}
+    empty = api_error(NoData("nothing in {window.start}..", parameters=("window",)), names_)
+    assert (empty.status, empty.code, empty.message) == (400, "no_data", "nothing in from..")
+    assert api_error(NotFound("model", "m", "unknown model 'm'")).status == 404
+    busy = api_error(Busy("all slots busy", retry_after=7))
+    assert (busy.status, busy.headers) == (503, {"Retry-After": "7"})
+    # a dict repr in a message is no placeholder
+    assert api_error(BadRequest(None, "bad {'a': 1}")).message == "bad {'a': 1}"
 
 
 def test_unknown_version_is_404_listing_versions(client: TestClient,
@@ -580,24 +569,3 @@ def test_unknown_model_lists_models_seen(client: TestClient, world: dict[str, An
                                                   "namespace": world["ns"]}), 404)
     assert body["error"] == "unknown_model"
     assert body["details"]["models"] == [world["model"]]
-
-
-def test_only_a_missing_module_or_entry_point_is_unavailable(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A module that is absent or lacks its function is 'not in this build' (501); one that
-    fails on import for any other reason is a bug and propagates."""
-    from logsight.service import analyses as A
-
-    (tmp_path / "ls_broken_analysis.py").write_text("raise ZeroDivisionError('a bug')\n")
-    (tmp_path / "ls_empty_analysis.py").write_text("x = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    cases = {"absent": "ls_no_such_module_anywhere", "empty": "ls_empty_analysis",
-             "broken": "ls_broken_analysis"}
-    for kind, module in cases.items():
-        monkeypatch.setitem(A.ANALYSES, kind, A.AnalysisSpec(kind, module, "run", ()))
-    with pytest.raises(A.AnalysisUnavailable, match="ls_no_such_module_anywhere"):
-        A.load("absent")
-    with pytest.raises(A.AnalysisUnavailable, match="has no run"):
-        A.load("empty")
-    with pytest.raises(ZeroDivisionError, match="a bug"):
-        A.load("broken")

@@ -25,12 +25,25 @@ from logsight import names
 from logsight.engine import Engine, EngineUnavailable, connect
 from logsight.findings import Finding
 from logsight.service import ServiceSettings, create_app
-from logsight.service.analyses import Params, run_analysis
+from logsight.errors import BadRequest
+from logsight.jobs import JobParams as Params
+from logsight.jobs import JobResult, run_job
 from logsight.service.app import times_key
 from logsight.service.cache import ResultCache
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-Result = tuple[list[dict[str, Any]], list[Finding]]
+
+
+class EmptyResult:
+    """A job result with nothing in it (for runners that stand in for the analysis)."""
+
+    findings: list[Finding] = []
+
+    def rows(self) -> list[dict[str, Any]]:
+        return []
+
+
+Result = JobResult
 
 
 def _iso(t: datetime) -> str:
@@ -69,7 +82,7 @@ class CountingRunner:
         if failing:
             assert self._fail is not None
             raise self._fail
-        return run_analysis(engine, kind, params)
+        return run_job(engine, kind, params)
 
 
 def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
@@ -273,7 +286,7 @@ def test_a_failure_is_shared_by_its_waiters_and_never_stored(
     runner = CountingRunner(
         hold=lambda: wait_until(lambda: box["app"].state.cache.stats().joined >= n - 1,
                                 "the other requests"),
-        fail=ValueError("the analysis refused this window"), fail_times=1)
+        fail=BadRequest("window", "the analysis refused this window"), fail_times=1)
     app = box["app"] = make_app(engine, runner)
     params = {"service": spans["service"], "namespace": spans["ns"], "from": "1h"}
     answers = asyncio.run(_concurrently(app, n, params))
@@ -291,7 +304,7 @@ def test_a_failure_is_shared_by_its_waiters_and_never_stored(
 @pytest.mark.engine
 @pytest.mark.parametrize(("error", "status"), [
     (EngineUnavailable(503, "cluster went away"), 503),
-    (ValueError("no such thing"), 400),
+    (BadRequest("top", "no such thing"), 400),
 ])
 def test_errors_are_not_cached(engine: Engine, spans: dict[str, str], error: Exception,
                                status: int) -> None:
@@ -369,7 +382,7 @@ class SlowRunner:
             self.most = max(self.most, self.active)
         try:
             self.release.wait(60)
-            return [], []
+            return EmptyResult()
         finally:
             with self._lock:
                 self.active -= 1

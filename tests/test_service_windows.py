@@ -21,7 +21,8 @@ from logsight.cli.serve_cmd import worker_env
 from logsight.engine import Engine, connect
 from logsight.findings import Finding
 from logsight.service import ServiceSettings, create_app
-from logsight.service.analyses import Params, run_analysis
+from logsight.jobs import JobParams as Params
+from logsight.jobs import run_job
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -44,7 +45,7 @@ Recorded = list[tuple[str, Params]]
 def recording(calls: Recorded) -> Callable[[Engine, str, Params], Any]:
     def runner(engine: Engine, kind: str, params: Params) -> Any:
         calls.append((kind, params))
-        return run_analysis(engine, kind, params)
+        return run_job(engine, kind, params)
     return runner
 
 
