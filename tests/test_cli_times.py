@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logsight.cli.drift_cmd import _reference_window, _window
-from logsight.sources.traces import trace_starts as _trace_starts
 from logsight.sources.traces import spans_frame
+from logsight.sources.traces import trace_starts as _trace_starts
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tests import cluster_jobs as J
 
 from logsight import names
+from logsight import writer as W
 from logsight.cli import main
 from logsight.findings import read_findings
 from logsight.sources import mlevents as M
@@ -92,9 +94,9 @@ def _bulk_writer(engine: Any, namespace: str, service: str) -> tuple[Log, Log, C
 
 
 def _check_findings(engine: Any, namespace: str, model: str) -> None:
-    results, drift_findings = M.run_drift(engine, model=model, reference=REF, current=CUR,
+    results, drift_findings = J.run_drift(engine, model=model, reference=REF, current=CUR,
                                           namespace=namespace)
-    report, perf_findings = M.run_performance(engine, model=model, start=CUR[0], end=CUR[1],
+    report, perf_findings = J.run_performance(engine, model=model, start=CUR[0], end=CUR[1],
                                               reference=REF, namespace=namespace)
     got = sorted((f.kind, f.subject) for f in drift_findings + perf_findings)
     assert got == [("feature_drift", "x1"), ("version_regression", "v2")]
@@ -108,7 +110,7 @@ def _check_findings(engine: Any, namespace: str, model: str) -> None:
                            service=f"svc-{namespace}", size=50)[0]
     assert sorted((d["kind"], d["subject"]) for d in stored) == got
     # re-running never duplicates
-    M.run_performance(engine, model=model, start=CUR[0], end=CUR[1], reference=REF,
+    J.run_performance(engine, model=model, start=CUR[0], end=CUR[1], reference=REF,
                       namespace=namespace)
     again = read_findings(engine, kind=["feature_drift", "version_regression"],
                           service=f"svc-{namespace}", size=50)[0]
@@ -123,10 +125,10 @@ def test_drift_and_version_regression_from_bulk_documents(engine, namespace) -> 
     _check_findings(engine, namespace, model)
 
     # aggregation-based drift agrees with the raw-row computation (docs/drift.md tolerances)
-    binned = {r.feature: r for r in M.run_drift(engine, model=model, reference=REF,
+    binned = {r.feature: r for r in J.run_drift(engine, model=model, reference=REF,
                                                 current=CUR, namespace=namespace,
                                                 write=False, outliers=False)[0]}
-    raw = {r.feature: r for r in M.run_drift_raw(engine, model=model, reference=REF,
+    raw = {r.feature: r for r in J.run_drift_raw(engine, model=model, reference=REF,
                                                  current=CUR, namespace=namespace)}
     for name in FEATURES:
         b, r = binned[name], raw[name]
@@ -140,9 +142,9 @@ def test_drift_and_version_regression_from_bulk_documents(engine, namespace) -> 
     # a stored profile gives the same verdicts, and so does the CLI against the cluster
     prof, fields = M.profile_from_cluster(engine, model=model, start=REF[0], end=REF[1],
                                           namespace=namespace)
-    pid = M.store_profile(engine, prof, model=model, name=f"ref-{namespace}", fields=fields,
+    pid = W.store_profile(engine, prof, model=model, name=f"ref-{namespace}", fields=fields,
                           window=REF, namespace=namespace)
-    from_stored, _ = M.run_drift(engine, model=model, reference=pid, current=CUR,
+    from_stored, _ = J.run_drift(engine, model=model, reference=pid, current=CUR,
                                  namespace=namespace, write=False)
     assert [r.feature for r in from_stored if r.drifted] == ["x1"]
     res = CliRunner().invoke(main, [
@@ -168,8 +170,9 @@ def test_drift_and_version_regression_from_bulk_documents(engine, namespace) -> 
 
 
 def test_same_through_the_ml_adapter(engine, namespace) -> None:  # type: ignore[no-untyped-def]
-    adapters = pytest.importorskip("logsight.adapters")
-    ecs = pytest.importorskip("logsight.ecs")
+    # plain imports: a broken logsight module must fail the test, never skip it
+    from logsight import adapters, ecs
+
     index = names.stream("mlevents", namespace)
     docs: list[dict[str, Any]] = []
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tests import cluster_jobs as J
 
 from logsight import names
 from logsight.cli import main
@@ -93,7 +94,7 @@ def test_late_labels_recompute_the_window_in_place(engine: Any, namespace: str) 
             s.kpi(rid, ts + timedelta(seconds=1), "conversion", conv)
     s.flush()
 
-    report, findings = M.run_performance(engine, model=model, start=W1[0], end=W1[1],
+    report, findings = J.run_performance(engine, model=model, start=W1[0], end=W1[1],
                                          namespace=namespace, baseline_version="v1")
     assert report.label_coverage == pytest.approx(0.5)
     assert report.n_labelled == 200
@@ -126,7 +127,7 @@ def test_late_labels_recompute_the_window_in_place(engine: Any, namespace: str) 
     assert M.windows_with_late_labels(engine, model="another", since=now,
                                       namespace=namespace) == []
 
-    report2, findings2 = M.run_performance(engine, model=model, start=W1[0], end=W1[1],
+    report2, findings2 = J.run_performance(engine, model=model, start=W1[0], end=W1[1],
                                            namespace=namespace, baseline_version="v1")
     assert report2.label_coverage == pytest.approx(1.0) and report2.n_labelled == 400
     for v in report2.versions:  # metrics now over every prediction of the window

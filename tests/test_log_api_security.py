@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from tests.test_logs_integration import T0, _docs, _index
 
 from logsight.engine import connect
-from logsight.service import ServiceSettings, create_app
 from logsight.jobs import JobParams as Params
 from logsight.jobs import run_job
+from logsight.service import ServiceSettings, create_app
 
 pytestmark = pytest.mark.engine
 

@@ -10,28 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from tests.cluster_jobs import run_log_analysis, run_log_anomalies
 
 from logsight import names
 from logsight.analysis.logs import WINDOW_COLUMNS
 from logsight.cli import main
 from logsight.findings import finding_id
-from logsight.jobs import logs as J
 from logsight.sources.logs import read_logs
-
-
-def run_log_analysis(engine: Any, *, start: Any, end: Any, namespace: str | None = None,
-                     service: str | None = None, baseline: Any = 0.5,
-                     write: bool = True) -> J.LogAnomaliesResult:
-    """The log job on the cluster, as the CLI runs it."""
-    request = J.LogAnomaliesRequest(J.Window(start, end),
-                                    J.Scope(namespace=namespace, service=service),
-                                    baseline=baseline)
-    return J.anomalies(request, J.ClusterLogs(engine, namespace),
-                       J.ClusterWriter(engine) if write else None)
-
-
-def run_log_anomalies(engine: Any, **kw: Any) -> list[Any]:
-    return run_log_analysis(engine, **kw).findings
 
 pytestmark = pytest.mark.engine
 

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 from logsight import names
 from logsight.engine import Engine, EngineUnavailable, connect
-from logsight.findings import Finding
-from logsight.service import ServiceSettings, create_app
 from logsight.errors import BadRequest
+from logsight.findings import Finding
 from logsight.jobs import JobParams as Params
 from logsight.jobs import JobResult, run_job
+from logsight.service import ServiceSettings, create_app
 from logsight.service.app import times_key
 from logsight.service.cache import ResultCache
 

@@ -20,9 +20,9 @@ from logsight.cli import main
 from logsight.cli.serve_cmd import worker_env
 from logsight.engine import Engine, connect
 from logsight.findings import Finding
-from logsight.service import ServiceSettings, create_app
 from logsight.jobs import JobParams as Params
 from logsight.jobs import run_job
+from logsight.service import ServiceSettings, create_app
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -10,16 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.cluster_jobs import run_bottlenecks, run_trace_regressions
 
 from logsight import names
 from logsight.cli import main
 from logsight.findings import read_findings
-from logsight.sources.traces import (
-    operation_stats,
-    read_spans,
-    run_bottlenecks,
-    run_trace_regressions,
-)
+from logsight.sources.traces import operation_stats, read_spans
 
 pytestmark = pytest.mark.engine
 
@@ -177,11 +173,13 @@ def test_regression_between_two_windows(engine: Any, namespace: str,
 
 def test_spans_exported_through_the_otel_sdk(engine: Any, namespace: str,
                                              services: tuple[str, str]) -> None:
-    otel = pytest.importorskip("logsight.adapters.otel")
+    pytest.importorskip("opentelemetry.sdk")  # an optional dependency may be absent...
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind, Status, StatusCode, use_span
+
+    from logsight.adapters import otel  # ...but a broken logsight module must fail
 
     api, model = services
     exported: list[dict[str, Any]] = []

@@ -208,8 +208,9 @@ def span_doc(r: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.engine
 def test_version_regressions_from_the_cluster(engine: Any, namespace: str) -> None:
+    from tests.cluster_jobs import run_version_regressions
+
     from logsight import names
-    from logsight.sources.traces import run_version_regressions
 
     uid = uuid.uuid4().hex[:8]
     spans = window(40, SYSTEM, seed=7)
