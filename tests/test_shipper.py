@@ -386,7 +386,9 @@ def test_outage_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         # the node stops; the rest is logged while it is down
         for i in range(1_000):
             log.info("event", i=i)
+        deadline = time.monotonic() + 60
         while ls.counters.sent == 0:
+            assert time.monotonic() < deadline, "nothing was delivered within 60 s"
             time.sleep(0.01)
         node.stop()
         for i in range(1_000, 2_000):
