@@ -41,6 +41,16 @@ def iso(ts: datetime | str | None, *, timespec: Timespec = "auto") -> str | None
     return as_utc(ts).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def short_time(ts: datetime | str | None) -> str:
+    """``2024-05-01 10:00:00``: a time for a table or a message (UTC, seconds); text passes
+    through, None is empty."""
+    if ts is None:
+        return ""
+    if isinstance(ts, str):
+        return ts
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def parse_iso(text: str) -> datetime:
     """An ISO-8601 time (``Z`` or an offset; naive = UTC) as an aware datetime in the offset
     it was given in. Raises ValueError when ``text`` is not one."""

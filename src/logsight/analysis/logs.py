@@ -84,7 +84,7 @@ from logsight.analysis.drift import DRIFT_TESTS
 from logsight.analysis.templates import TemplateMiner
 from logsight.errors import NoData
 from logsight.findings import Finding
-from logsight.timeutil import parse_window
+from logsight.timeutil import parse_window, short_time
 
 MODEL_FORMAT = "logsight-log-anomaly"
 MODEL_VERSION = 1
@@ -1173,12 +1173,12 @@ def _empty_split_message(
     if start == last.floor(parse_window(window)):
         note = f" (all {n} lines fall within one {window} window; a shorter window splits them)"
     if baseline_empty:
-        period = f"{_short(start)} to {_short(cut)}" if cut > start else f"before {_short(cut)}"
+        period = f"{short_time(start)} to {short_time(cut)}" if cut > start else f"before {short_time(cut)}"
         return (f"the baseline period ({period}) holds no log lines (the first is at "
-                f"{_short(first)}); choose a baseline that ends later or a range that starts "
+                f"{short_time(first)}); choose a baseline that ends later or a range that starts "
                 f"earlier{note}")
-    return (f"no log lines after the baseline period ({_short(start)} to {_short(cut)}; the last "
-            f"line is at {_short(last)}); choose a baseline that ends earlier or a range that "
+    return (f"no log lines after the baseline period ({short_time(start)} to {short_time(cut)}; the last "
+            f"line is at {short_time(last)}); choose a baseline that ends earlier or a range that "
             f"ends later{note}")
 
 
@@ -1314,7 +1314,7 @@ def template_drift(
                         "epsilon": kw.get("epsilon"),
                         "version_before": prev,
                         "version_after": nxt,
-                        "first_line_after": _short(deployed),
+                        "first_line_after": short_time(deployed),
                         "lines_before": len(before),
                         "lines_after": len(after),
                         "contribution_measure": measure,
@@ -1332,10 +1332,3 @@ def _pydt(ts: Any) -> datetime | None:
         return None
     return pd.Timestamp(ts).to_pydatetime()
 
-
-def _short(ts: datetime | str | None) -> str:
-    if ts is None:
-        return ""
-    if isinstance(ts, str):
-        return ts
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

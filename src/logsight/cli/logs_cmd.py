@@ -21,7 +21,7 @@ from logsight.cli.common import (
     print_table,
     url_option,
 )
-from logsight.timeutil import as_utc, iso
+from logsight.timeutil import as_utc, iso, short_time
 from logsight.timeutil import parse_time as parse_time_text
 
 if TYPE_CHECKING:
@@ -156,19 +156,11 @@ def findings_table(findings: Sequence[Finding]) -> list[dict[str, Any]]:
 
 
 def _window_text(f: Finding) -> str:
-    start = _short_time(f.window_start)
+    start = short_time(f.window_start)
     lines = f.evidence.get("line_range")
     if start.startswith("1970-") and lines:  # a line-count window (see assign_windows)
         return f"{lines[0]}..{lines[1]}"
     return start
-
-
-def _short_time(ts: datetime | str | None) -> str:
-    if ts is None:
-        return ""
-    if isinstance(ts, str):
-        return ts
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_findings(findings: list[Finding]) -> None:
