@@ -353,7 +353,7 @@ def chisquare_from_counts(reference_counts: Any, current_counts: Any) -> tuple[f
     return float(res.statistic), float(res.pvalue)
 
 
-def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+def benjamini_hochberg(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (NaN stays NaN), like
     ``scipy.stats.false_discovery_control(method="bh")``."""
     p = np.asarray(p_values, dtype=float)
