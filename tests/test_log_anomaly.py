@@ -425,8 +425,9 @@ def test_template_drift_on_deploy() -> None:
     assert [x.id for x in later] == [f.id]
     assert pd.Timestamp(f.window_start) == pd.Timestamp(f.window_end) == T0 + pd.Timedelta(
         seconds=200)
+    assert f.model_version == "2.0"
     assert f.id == finding_id("template_drift", "api", "1.0->2.0", f.window_start,
-                              f.window_end)
+                              f.window_end, model_version="2.0")
     # a score beyond the threshold means drift; the threshold is passed through
     assert template_drift(frame, ids, threshold=f.score + 1) == []
     assert template_drift(frame, ids, test="jensenshannon")[0].evidence["test"] == (

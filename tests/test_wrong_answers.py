@@ -1,0 +1,95 @@
+"""Regression tests for wrong answers found when logsight was tried as a new user would
+(issue 19): each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from logsight.analysis import performance as P
+from logsight.findings import Finding
+
+
+# -- ECE takes the confidence of the predicted class, not the row maximum ----------------------
+
+def test_ece_uses_the_probability_of_the_predicted_class() -> None:
+    # row 1 predicts "b" although "a" has the higher probability (a thresholded decision)
+    y = ["b", "b"]
+    pred = ["b", "a"]
+    proba = (["a", "b"], np.array([[0.7, 0.3], [0.6, 0.4]]))
+    m = P.classification_metrics(y, pred, proba=proba, n_bins=10)
+    # confidences 0.3 (correct) and 0.6 (wrong), each alone in a bin: (0.7 + 0.6) / 2
+    assert m.ece == pytest.approx(0.65)
+    # with max(proba) it would have been (|1 - 0.7| + |0 - 0.6|) / 2 = 0.45
+    assert [b.count for b in m.reliability if b.count] == [1, 1]
+    assert sorted(b.mean_confidence for b in m.reliability if b.count) == pytest.approx([0.3, 0.6])
+
+
+# -- finding ids hold everything that makes a finding distinct ---------------------------------
+
+def _drift(**kw: str) -> Finding:
+    return Finding(kind="feature_drift", title="t", summary="s", service="scorer",
+                   subject="x1", feature="x1", window_start="2026-12-04T09:00:00Z",
+                   window_end="2026-12-04T10:00:00Z", **kw)
+
+
+def test_finding_ids_differ_by_model_and_model_version() -> None:
+    ids = {_drift(model="fraud", model_version="1.4").id,
+           _drift(model="fraud", model_version="1.5").id,
+           _drift(model="churn", model_version="1.4").id,
+           _drift(model="fraud").id,
+           _drift().id}
+    assert len(ids) == 5
+    # a model named "1.4" is not the model version "1.4"
+    assert _drift(model="1.4").id != _drift(model_version="1.4").id
+    # the same finding again has the same id (re-runs overwrite, never duplicate)
+    assert _drift(model="fraud", model_version="1.4").id == _drift(
+        model="fraud", model_version="1.4").id
+    # a field that only repeats the subject leaves the id as it was
+    assert _drift().id == Finding(kind="feature_drift", title="t", summary="s",
+                                  service="scorer", subject="x1",
+                                  window_start="2026-12-04T09:00:00Z",
+                                  window_end="2026-12-04T10:00:00Z").id
+
+
+# -- the baseline version is the one that was there first -------------------------------------
+
+def _version(rng: np.random.Generator, version: str, n: int, acc: float,
+             start: str) -> pd.DataFrame:
+    y = rng.choice(["a", "b"], n)
+    pred = np.where(rng.random(n) < acc, y, np.where(y == "a", "b", "a"))
+    return pd.DataFrame({"request_id": [f"{version}-{i}" for i in range(n)],
+                         "model_version": version, "prediction": pred, "label": y,
+                         "labelled": True,
+                         "timestamp": pd.date_range(start, periods=n, freq="s", tz="UTC")})
+
+
+def test_worse_new_version_with_more_labels_is_reported() -> None:
+    rng = np.random.default_rng(7)
+    old = _version(rng, "1.4", 400, 0.724, "2026-12-04T08:00:00Z")
+    new = _version(rng, "1.5", 1200, 0.654, "2026-12-04T08:30:00Z")  # most labels
+    rep = P.performance_report(pd.concat([new, old]), model="m")
+    [vc] = rep.version_comparisons
+    assert (vc.baseline, vc.candidate, vc.worse) == ("1.4", "1.5", True)
+    assert [(f.kind, f.subject) for f in P.performance_findings(rep)] == [
+        ("version_regression", "1.5")]
+
+
+def test_the_first_version_getting_worse_is_reported_too() -> None:
+    rng = np.random.default_rng(8)
+    old = _version(rng, "1.4", 1200, 0.654, "2026-12-04T08:00:00Z")
+    new = _version(rng, "1.5", 400, 0.80, "2026-12-04T08:30:00Z")
+    rep = P.performance_report(pd.concat([old, new]), model="m")
+    [vc] = rep.version_comparisons
+    assert (vc.baseline, vc.candidate, vc.worse) == ("1.5", "1.4", True)
+
+
+def test_first_seen_version() -> None:
+    frame = pd.DataFrame({"model_version": ["b", "a", "b", None],
+                          "timestamp": pd.to_datetime(["2026-01-02", "2026-01-03",
+                                                       "2026-01-01", "2025-01-01"], utc=True)})
+    assert P.first_seen_version(frame) == "b"  # the version-less row is no version
+    assert P.first_seen_version(frame, among={"a"}) == "a"
+    assert P.first_seen_version(frame.drop(columns="timestamp")) == "a"
+    assert P.first_seen_version(frame.iloc[:0]) is None
