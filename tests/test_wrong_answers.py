@@ -93,3 +93,60 @@ def test_first_seen_version() -> None:
     assert P.first_seen_version(frame, among={"a"}) == "a"
     assert P.first_seen_version(frame.drop(columns="timestamp")) == "a"
     assert P.first_seen_version(frame.iloc[:0]) is None
+
+
+# -- structlog context variables reach the documents by default ---------------------------------
+
+def test_structlog_contextvars_are_merged_by_default() -> None:
+    import structlog
+
+    from logsight.adapters.structlog import make_logger
+    from logsight.ecs import Service
+
+    got: list[dict[str, object]] = []
+
+    def emit(kind: str, doc: object) -> bool:
+        got.append(dict(doc))  # type: ignore[call-overload]  # a Mapping of the ECS document
+        return True
+
+    svc = Service("orders")
+    structlog.contextvars.clear_contextvars()
+    try:
+        structlog.contextvars.bind_contextvars(request_id="r-17", tenant="acme")
+        make_logger(emit, svc, "orders", clock=lambda: 0.0).info("paid", tenant="own")
+        make_logger(emit, svc, "orders", clock=lambda: 0.0,
+                    merge_contextvars=False).info("paid")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    merged, plain = (json_dumps(d) for d in got)
+    assert "r-17" in merged and '"own"' in merged and "acme" not in merged  # the event wins
+    assert "r-17" not in plain
+
+
+def test_structlog_processors_for_configure_merge_contextvars() -> None:
+    import io
+
+    import structlog
+
+    import logsight
+
+    buf = io.StringIO()
+    ls = logsight.configure("ctx", sink=buf, use_spool=False, flush_interval=0.05)
+    chain = ls.structlog_processors()
+    logger = structlog.wrap_logger(logsight.adapters.ShipperLogger(ls.shipper.submit),
+                                   processors=chain)
+    structlog.contextvars.clear_contextvars()
+    try:
+        structlog.contextvars.bind_contextvars(request_id="r-99")
+        logger.info("hello")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert ls.flush(5)
+    ls.close()
+    assert "r-99" in buf.getvalue()
+
+
+def json_dumps(doc: object) -> str:
+    import json
+
+    return json.dumps(doc, sort_keys=True, default=str)
