@@ -150,3 +150,34 @@ def json_dumps(doc: object) -> str:
     import json
 
     return json.dumps(doc, sort_keys=True, default=str)
+
+
+# -- alerts install --dry-run compiles without a cluster ------------------------------------------
+
+def test_alerts_dry_run_works_offline() -> None:
+    import json
+    import socket
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    runner = CliRunner()
+    res = runner.invoke(main, ["alerts", "install", "--url", url, "--dry-run", "--target",
+                               "watcher", "--json", "trace-p95-regression"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["target"] == "watcher" and "compiled offline" in out["warning"]
+    assert out["compiled"]["trace-p95-regression"]["trigger"]["schedule"]["interval"] == "1m"
+    # auto cannot ask the cluster which kind it is: both forms are shown
+    res = runner.invoke(main, ["alerts", "install", "--url", url, "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [f["target"] for f in json.loads(res.stdout)] == ["watcher", "monitor"]
+    res = runner.invoke(main, ["alerts", "install", "--url", url, "--dry-run"])
+    assert res.exit_code == 0 and "offline: target monitor" in res.output
+    # without --dry-run it still needs the cluster, and says so
+    res = runner.invoke(main, ["alerts", "install", "--url", url])
+    assert res.exit_code == 1 and "cannot reach" in res.output
