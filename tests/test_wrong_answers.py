@@ -246,3 +246,38 @@ def test_robust_scale_known_values_and_fences_match_z() -> None:
     assert robust_scale(0.0, 46.0, 48.0, 48.5, 49.0).scale == "log-reflected"
     # a value past the log scale's domain is an outlier, reported with a finite z
     assert log.z(np.array([-5.0]))[0] > 1e5 and np.isnan(log.z(np.array([np.nan]))[0])
+
+
+# -- a number too large for a float is counted, not silently infinite ------------------------
+
+def test_non_finite_values_are_counted_and_reported_per_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.analysis import drift as D
+    from logsight.cli import main
+
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"amount": rng.normal(10, 2, 300), "age": rng.normal(40, 5, 300)})
+    cur = pd.DataFrame({"amount": rng.normal(10, 2, 300), "age": rng.normal(40, 5, 300)})
+    (tmp_path / "ref.csv").write_text(ref.to_csv(index=False))
+    lines = cur.to_csv(index=False).splitlines()
+    first = lines[1].split(",")
+    lines[1] = ",".join(["9" * 2_000_000, first[1]])  # a 2-million-digit amount
+    (tmp_path / "cur.csv").write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(main, ["drift", "--reference", str(tmp_path / "ref.csv"),
+                                    "--current", str(tmp_path / "cur.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["feature"]: r for r in json.loads(res.stdout)["features"]}
+    amount = rows["amount"]
+    assert amount["nonfinite_current"] == 1 and amount["nonfinite_reference"] == 0
+    assert amount["n_current"] == 299 and "not finite" in amount["note"]
+    assert amount["wasserstein"] is not None  # computed on the finite values
+    assert rows["age"]["nonfinite_current"] == 0 and rows["age"]["note"] is None
+    # the same through the library, with -inf and NaN: NaN stays "missing"
+    r, c = rng.normal(0, 1, 100), rng.normal(0, 1, 100)
+    r[0], c[:3] = np.inf, [-np.inf, np.nan, np.inf]
+    [fd] = D.compare(pd.DataFrame({"x": r}), pd.DataFrame({"x": c}), kinds={"x": "numeric"})
+    assert (fd.nonfinite_reference, fd.nonfinite_current, fd.missing_current) == (1, 2, 1)
+    assert (fd.n_reference, fd.n_current) == (99, 97) and fd.psi is not None

@@ -173,15 +173,17 @@ def default_test(kind: str, n_reference: int, n_current: int, *, small_sample: i
 
 # -- statistics ------------------------------------------------------------------------------
 def _clean_numeric(values: Any) -> np.ndarray:
+    """The finite values: NaN is missing, and +-inf (e.g. a number too large for a float in a
+    CSV) has no place on a histogram or in a distance, so both are left out."""
     arr = np.asarray(values, dtype=float).ravel()
-    return arr[~np.isnan(arr)]
+    return arr[np.isfinite(arr)]
 
 
-def _sorted_clean(values: Any) -> tuple[np.ndarray, int]:
-    """(sorted non-NaN values as float64, number of NaN). NaN sorts last, so one sort and a
-    binary search replace a mask pass and its copy. float32 input is sorted as float32 (half
-    the bytes) and widened afterwards: widening is exact, so the order and values are those of
-    sorting the float64 copy."""
+def _sorted_clean(values: Any) -> tuple[np.ndarray, int, int]:
+    """(sorted finite values as float64, number of NaN, number of +-inf). NaN sorts last and
+    -inf / +inf sit at the ends, so one sort and binary searches replace a mask pass and its
+    copy. float32 input is sorted as float32 (half the bytes) and widened afterwards: widening
+    is exact, so the order and values are those of sorting the float64 copy."""
     arr = np.asarray(values).ravel()
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64, copy=False)
@@ -189,7 +191,10 @@ def _sorted_clean(values: Any) -> tuple[np.ndarray, int]:
     n_valid = len(srt)
     if n_valid and np.isnan(srt[-1]):
         n_valid = int(np.searchsorted(srt, np.nan, side="left"))
-    return srt[:n_valid].astype(np.float64, copy=False), len(srt) - n_valid
+    lo = int(np.searchsorted(srt[:n_valid], -np.inf, side="right")) if n_valid else 0
+    hi = int(np.searchsorted(srt[:n_valid], np.inf, side="left")) if n_valid else 0
+    return (srt[lo:hi].astype(np.float64, copy=False), len(srt) - n_valid,
+            lo + (n_valid - hi))
 
 
 # n * m above this would overflow the int64 arithmetic of the sorted-array statistics
@@ -758,8 +763,8 @@ def run_test(
     if kind not in t.kinds:
         raise ValueError(f"test {name!r} does not apply to {kind} data")
     if kind == NUMERIC:
-        r, _ = _sorted_clean(reference)
-        c, _ = _sorted_clean(current)
+        r, _, _ = _sorted_clean(reference)
+        c, _, _ = _sorted_clean(current)
         if not len(r) or not len(c):
             raise ValueError(f"{name} needs at least one non-missing value on each side")
         return _run(name, _prepare_numeric(r, c, config.bins), config)
@@ -796,6 +801,9 @@ class FeatureDrift:
     method: str = "raw"  # raw | binned
     ks_error_bound: float | None = None  # binned KS: |D_binned - D_raw| <= this
     note: str | None = None
+    # +-inf values, left out of every statistic and said in ``note`` (NaN counts as missing)
+    nonfinite_reference: int = 0
+    nonfinite_current: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -885,14 +893,20 @@ def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig
                  ) -> tuple[FeatureDrift, TestResult | None]:
     # one sort per side, shared by KS (binary search), PSI/JS (edges and counts by binary
     # search) and Wasserstein (quantile functions)
-    r, missing_r = _sorted_clean(ref)
-    c, missing_c = _sorted_clean(cur)
+    r, missing_r, inf_r = _sorted_clean(ref)
+    c, missing_c, inf_c = _sorted_clean(cur)
     fd = FeatureDrift(
         feature=name, type=NUMERIC, test="", statistic=None, p_value=None, threshold=0.0,
         drifted=False, n_reference=len(r), n_current=len(c),
         missing_reference=missing_r, missing_current=missing_c,
+        nonfinite_reference=inf_r, nonfinite_current=inf_c,
     )
-    return fd, _evaluate(fd, lambda: _prepare_numeric(r, c, config.bins), config)
+    result = _evaluate(fd, lambda: _prepare_numeric(r, c, config.bins), config)
+    if inf_r or inf_c:
+        said = f"; {fd.note}" if fd.note else ""
+        fd.note = (f"{inf_r} reference and {inf_c} current value(s) were not finite (+-inf: "
+                   f"too large for a float, or an overflow upstream) and were left out{said}")
+    return fd, result
 
 
 def _categorical_from_counts(
@@ -1088,7 +1102,7 @@ def build_profile(
         )
         if kind == NUMERIC:
             a = np.asarray(s, dtype=float)
-            r = np.sort(a[~np.isnan(a)])
+            r = np.sort(a[np.isfinite(a)])  # +-inf has no place on the histogram
             if not len(r):
                 raise ValueError(f"reference column {col!r} has no values")
             edges, psi_edges = profile_edges(r, bins=config.bins, fine_bins=config.fine_bins)
