@@ -281,3 +281,28 @@ def test_non_finite_values_are_counted_and_reported_per_feature(tmp_path) -> Non
     [fd] = D.compare(pd.DataFrame({"x": r}), pd.DataFrame({"x": c}), kinds={"x": "numeric"})
     assert (fd.nonfinite_reference, fd.nonfinite_current, fd.missing_current) == (1, 2, 1)
     assert (fd.n_reference, fd.n_current) == (99, 97) and fd.psi is not None
+
+
+# -- duplicate span ids: a valid copy over a broken one, then the first in the input ------------
+
+def test_duplicate_span_ids_keep_the_valid_then_the_first_copy() -> None:
+    from logsight.analysis.traces import analyze_spans
+
+    ms = 1_000_000
+
+    def span(span_id: str, parent: str | None, a: int, b: int, name: str) -> dict[str, object]:
+        return {"trace_id": "t", "span_id": span_id, "parent_id": parent, "service": "svc",
+                "name": name, "start_ns": a * ms, "end_ns": b * ms}
+
+    rows = [span("r", None, 0, 100, "root"),
+            span("a", "r", 50, 80, "first-in-file"),   # valid, later start
+            span("a", "r", 40, 30, "broken-copy"),     # ends before it starts
+            span("b", "r", 20, 30, "b-first"),
+            span("b", "r", 10, 30, "b-second")]        # valid too, but second in the file
+    res = analyze_spans(pd.DataFrame(rows))
+    names = dict(zip(res.spans["span_id"], res.spans["name"], strict=True))
+    assert names == {"r": "root", "a": "first-in-file", "b": "b-first"}
+    assert res.stats.duplicates == 2
+    assert res.stats.negative == 0  # the broken copy was dropped, not repaired
+    a = res.spans.set_index("span_id").loc["a"]
+    assert a["duration_ms"] == pytest.approx(30)
