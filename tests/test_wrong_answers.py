@@ -306,3 +306,22 @@ def test_duplicate_span_ids_keep_the_valid_then_the_first_copy() -> None:
     assert res.stats.negative == 0  # the broken copy was dropped, not repaired
     a = res.spans.set_index("span_id").loc["a"]
     assert a["duration_ms"] == pytest.approx(30)
+
+
+def test_profile_quantiles_are_exact_on_discrete_and_close_on_continuous_features() -> None:
+    from logsight.analysis import drift as D
+    from logsight.analysis.outlier_scale import robust_scale
+    from logsight.sources.mlevents import profile_quantiles
+
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(4.0, 2000).astype(float)
+    wide = rng.lognormal(3.0, 1.0, 2000)
+    prof = D.build_profile(pd.DataFrame({"tickets": counts, "latency": wide}))
+    assert profile_quantiles(prof.features["tickets"], (0.25, 0.5, 0.75)) == list(
+        np.quantile(counts, [0.25, 0.5, 0.75], method="lower"))
+    got = profile_quantiles(prof.features["latency"], (0.25, 0.5, 0.75))
+    assert got == pytest.approx(np.quantile(wide, [0.25, 0.5, 0.75]), rel=0.05)
+    # the fences from the profile keep every ordinary count inside (Poisson(4): 0 .. ~12)
+    fp = prof.features["tickets"]
+    lo, hi = robust_scale(fp.min, *profile_quantiles(fp, (0.25, 0.5, 0.75)), fp.max).fences(6)
+    assert lo < 0 and hi > 12

@@ -671,6 +671,20 @@ def run_drift(
     return results, findings
 
 
+def profile_quantiles(fp: D.NumericProfile, qs: Sequence[float]) -> list[float]:
+    """Quantiles of a profiled feature: the lower edge of the fine bin holding each one.
+    ``counts[0]`` is below ``edges[0]`` and ``counts[i]`` is ``[edges[i-1], edges[i])``, so the
+    bin where the cumulative share first reaches q starts at ``edges[i-1]``; for a discrete
+    feature (counts, categories as numbers) every value opens its bin, and this is exact."""
+    edges = np.asarray(fp.edges, dtype=float)
+    cum = np.cumsum(fp.counts) / max(sum(fp.counts), 1)
+    out = []
+    for q in qs:
+        i = int(np.searchsorted(cum, q, side="left"))
+        out.append(float(edges[min(max(i - 1, 0), len(edges) - 1)]))
+    return out
+
+
 def _outlier_scan(
     engine: Engine, profile: D.ReferenceProfile, fields: Mapping[str, str], *, model: str,
     start: datetime | str, end: datetime | str, version: str | None, namespace: str | None,
@@ -685,11 +699,8 @@ def _outlier_scan(
     for name, fp in profile.features.items():
         if not isinstance(fp, D.NumericProfile) or name in PREDICTION_FIELDS:
             continue
-        edges = np.asarray(fp.edges)
-        cum = np.cumsum(fp.counts) / max(fp.n, 1)
-        q1, med, q3 = (float(edges[min(int(np.searchsorted(cum, q)), len(edges) - 1)])
-                       for q in (0.25, 0.5, 0.75))
-        sc = robust_scale(float(fp.min), q1, med, q3, float(fp.max))
+        q1, med, q3 = profile_quantiles(fp, (0.25, 0.5, 0.75))
+        sc = robust_scale(float(fp.min), q1, med, q3, float(fp.max), n=fp.n)
         lo, hi = sc.fences(threshold)
         scales[name] = sc
         fld = fields.get(name) or FEATURE_PREFIX + name
