@@ -103,11 +103,13 @@ def test_parse_raw_line() -> None:
     assert parse_raw_line("2024-05-01T10:00:01Z ERROR db down") == (
         "2024-05-01T10:00:01Z", "error", "ERROR db down"
     )
+    # every recognised format comes back as one ISO-8601 spelling, in UTC
     assert parse_raw_line("[2024-05-01 10:00:01,250] [WARN] slow") == (
-        "2024-05-01 10:00:01.250", "warn", "[WARN] slow"
+        "2024-05-01T10:00:01.250000Z", "warn", "[WARN] slow"
     )
+    # a leading 10-digit number in 2000-2100 is epoch seconds (BGL's first column)
     ts, level, msg = parse_raw_line("1117838570 R02 RAS KERNEL FATAL data TLB error")
-    assert (ts, level) == (None, "fatal")
+    assert (ts, level, msg) == ("2005-06-03T22:42:50Z", "fatal", "R02 RAS KERNEL FATAL data TLB error")
     assert parse_raw_line("nothing to see")[:2] == (None, None)
 
 
@@ -653,7 +655,10 @@ def test_raw_file_format_is_decided_by_its_first_line(tmp_path: Path) -> None:
     path.write_text('\n2024-05-01T10:00:00Z INFO start\n{"not": "a document"}\n')
     data = load_log_file(path)
     assert data.format == "raw" and data.skipped == []
-    assert data.frame["message"].tolist()[1] == '{"not": "a document"}'
+    # the JSON-looking line is not read as NDJSON: it has no timestamp, so it continues the
+    # event before it (multi-line events)
+    assert data.frame["message"].tolist() == ['INFO start\n{"not": "a document"}']
+    assert data.continuation_lines == 1 and data.timestamp_format == "iso8601"
     assert (data.frame["service"] == "mixed").all()
     with pytest.raises(LogFileError, match="is a directory"):
         read_log_file(tmp_path)

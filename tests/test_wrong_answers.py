@@ -325,3 +325,144 @@ def test_profile_quantiles_are_exact_on_discrete_and_close_on_continuous_feature
     fp = prof.features["tickets"]
     lo, hi = robust_scale(fp.min, *profile_quantiles(fp, (0.25, 0.5, 0.75)), fp.max).fences(6)
     assert lo < 0 and hi > 12
+
+
+# -- multi-line events: a traceback belongs to the line before it ------------------------------
+
+def _app_with_tracebacks(path, *, stamp) -> None:  # type: ignore[no-untyped-def]
+    """A log with a 3-line traceback every 50 lines, through baseline and scored part alike."""
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    lines = []
+    for i in range(1200):
+        t = t0 + timedelta(seconds=3 * i)
+        lines.append(f"{stamp(t)} INFO served request {i} in {i % 7 + 3} ms")
+        if i % 50 == 0:
+            lines += [f"{stamp(t)} ERROR request {i} failed",
+                      "Traceback (most recent call last):",
+                      '  File "app.py", line 12, in handle',
+                      "ValueError: bad input"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_traceback_lines_do_not_make_a_false_anomaly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+    from logsight.sources.logs import load_log_file
+
+    path = tmp_path / "app_tb.log"
+    _app_with_tracebacks(path, stamp=lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    data = load_log_file(path)
+    assert data.timestamp_format == "iso8601" and data.continuation_lines == 24 * 3
+    assert len(data.frame) == 1200 + 24 and data.frame["timestamp"].notna().all()
+    tb = data.frame[data.frame["message"].str.contains("Traceback")]
+    assert len(tb) == 24 and tb["message"].iloc[0].endswith("ValueError: bad input")
+    assert (tb["level"] == "error").all()
+    res = CliRunner().invoke(main, ["logs", "anomalies", "--input", str(path), "--json",
+                                    "--no-drift"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["findings"] == [] and out["read"]["continuation_lines"] == 72
+
+
+def test_split_baseline_keeps_untimed_rows_with_the_row_before() -> None:
+    from logsight.analysis.logs import prepare_frame, split_baseline
+
+    ts = pd.to_datetime(["2026-12-04T09:00:00Z", None, "2026-12-04T09:10:00Z", None,
+                         "2026-12-04T09:20:00Z"], utc=True)
+    frame = prepare_frame(pd.DataFrame({"message": list("abcde"), "timestamp": ts}))
+    assert split_baseline(frame, "2026-12-04T09:15:00Z").tolist() == [
+        True, True, True, True, False]
+
+
+# -- timestamp formats beyond ISO-8601 --------------------------------------------------------
+
+@pytest.mark.parametrize(("fmt", "stamp"), [
+    ("iso8601", lambda t: t.strftime("%Y/%m/%d %H:%M:%S")),
+    ("syslog", lambda t: t.strftime("%b ") + f"{t.day:>2}" + t.strftime(" %H:%M:%S")),
+    ("clf", lambda t: "10.0.0.7 - - " + t.strftime("[%d/%b/%Y:%H:%M:%S +0000]") + ' "GET /"'),
+    ("epoch", lambda t: str(int(t.timestamp()))),
+])
+def test_log_files_in_common_timestamp_formats(tmp_path, fmt, stamp) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from logsight.sources.logs import load_log_file
+
+    path = tmp_path / f"{fmt}.log"
+    _app_with_tracebacks(path, stamp=stamp)
+    data = load_log_file(path)
+    assert data.timestamp_format == fmt
+    assert data.frame["timestamp"].notna().all() and len(data.frame) == 1224
+    first = data.frame["timestamp"].iloc[0]
+    # syslog has no year: the year that puts the line not after now
+    year = datetime.now(UTC).year if fmt == "syslog" else 2026
+    if fmt == "syslog" and datetime(year, 12, 4, 9, tzinfo=UTC) > datetime.now(UTC):
+        year -= 1
+    assert first == pd.Timestamp(datetime(year, 12, 4, 9, 0, tzinfo=UTC))
+    assert any("timestamps: " + fmt in n for n in data.notes)
+
+
+def test_a_file_without_timestamps_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from logsight.sources.logs import load_log_file
+
+    path = tmp_path / "plain.log"
+    path.write_text("".join(f"worker {i} started\n" for i in range(10)))
+    data = load_log_file(path)
+    assert data.timestamp_format is None and data.continuation_lines == 0
+    assert len(data.frame) == 10
+    assert data.notes == ["no timestamps found: windows are counted in lines"]
+
+
+def test_rawlog_rejects_look_alikes() -> None:
+    from datetime import UTC, datetime
+
+    from logsight.sources import rawlog
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    assert rawlog.parse_stamp("2026-13-45 10:00:00 x", "iso8601", now=now) is None
+    assert rawlog.parse_stamp("1234567890123456 x", "epoch", now=now) is None  # 16 digits
+    assert rawlog.parse_stamp("0000000042 x", "epoch", now=now) is None  # 1970: an id
+    st = rawlog.parse_stamp("Dec 31 23:59:59 host x", "syslog", now=now)
+    assert st is not None and st.time.year == 2025  # read on Jan 2: last year's line
+    st = rawlog.parse_stamp("1796389331500 x", "epoch", now=now)
+    assert st is not None and st.time == datetime.fromtimestamp(1796389331.5, UTC)
+    st = rawlog.parse_stamp("2026-12-04T13:02:11+01:00 x", "iso8601", now=now)
+    assert st is not None and st.time == datetime(2026, 12, 4, 12, 2, 11, tzinfo=UTC)
+
+
+# -- invalid UTF-8: one policy, replace and count ---------------------------------------------
+
+def test_invalid_utf8_is_replaced_and_counted_in_every_reader(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+    from logsight.sources.logs import load_log_file
+
+    log = tmp_path / "bad.log"
+    log.write_bytes(b"2026-12-04T09:00:00Z INFO ok\n2026-12-04T09:00:01Z INFO caf\xe9\n")
+    data = load_log_file(log)
+    assert data.decode is not None and data.decode.lines == [2]
+    assert "\ufffd" in data.frame["message"].iloc[1]
+    assert any("1 line(s) were not valid UTF-8 (line 2)" in n for n in data.notes)
+
+    spans = tmp_path / "spans.ndjson"
+    rows = [{"trace_id": "t", "span_id": "a", "name": "op", "service": {"name": "s"},
+             "start_time_unix_nano": 1_000, "end_time_unix_nano": 10_001_000}]
+    spans.write_bytes(json.dumps(rows[0]).encode().replace(b'"op"', b'"op\xff"') + b"\n")
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(spans)])
+    assert res.exit_code == 0, res.output
+    assert "line 1" in res.output and "not valid UTF-8" in res.output
+
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    body = "".join(f"{i % 10},{'a' if i % 2 else 'b'}\n" for i in range(200))
+    ref.write_text("x,c\n" + body)
+    cur.write_bytes(b"x,c\n" + body.encode() + b"3,\xe9t\xe9\n")
+    res = CliRunner().invoke(main, ["drift", "--reference", str(ref), "--current", str(cur)])
+    assert res.exit_code == 0, res.output
+    assert "cur.csv: 1 line(s) were not valid UTF-8 (line 202)" in res.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -159,11 +160,17 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
 def _drift_files(reference_file: str, current_file: str, columns: tuple[str, ...],
                  config: D.DriftConfig) -> list[D.FeatureDrift]:
     from logsight.sources.mlevents import read_file
+    from logsight.sources.textfile import DecodeReport
 
+    decodes = [DecodeReport(Path(reference_file)), DecodeReport(Path(current_file))]
     try:
-        ref, cur = read_file(reference_file), read_file(current_file)
+        ref = read_file(reference_file, decode=decodes[0])
+        cur = read_file(current_file, decode=decodes[1])
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
+    for d in decodes:
+        if d.message:
+            click.echo(f"note: {d.message}", err=True)
     for frame, path in ((ref, reference_file), (cur, current_file)):
         if frame.empty:
             side = "reference" if frame is ref else "current"

@@ -254,10 +254,12 @@ def anomalies(
     cont = _contamination(contamination)
     t_start, t_end = _bounds(start, end, now)
     skipped: list[tuple[int, str]] = []
+    read_info: dict[str, Any] | None = None
     try:
         if input_path is not None:
             try:
-                frame, skipped = _read_file(input_path, service, t_start, t_end, skip_bad_lines)
+                frame, skipped, read_info = _read_file(input_path, service, t_start, t_end,
+                                                       skip_bad_lines)
             except LogFileError as e:
                 raise click.BadParameter(str(e), param_hint="--input") from None
             result = analyse_log_frame(
@@ -277,17 +279,23 @@ def anomalies(
         raise click.ClickException(str(e)) from e
     except EngineError as e:
         raise click.ClickException(f"cluster error: {e}") from e
-    _report(result, skipped, as_json=as_json)
+    _report(result, skipped, as_json=as_json, read_info=read_info)
 
 
 def _read_file(
     path: Path, service: str | None, start: datetime | None, end: datetime | None,
     skip_bad_lines: bool,
-) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """The file's log frame after --service (NDJSON) and --from/--to, and the skipped lines."""
+) -> tuple[pd.DataFrame, list[tuple[int, str]], dict[str, Any]]:
+    """The file's log frame after --service (NDJSON) and --from/--to, the skipped lines, and
+    how the file was read (timestamp format, multi-line events, invalid UTF-8)."""
     from logsight.sources.logs import filter_log_frame, load_log_file
 
     data = load_log_file(path, service=service, skip_bad_lines=skip_bad_lines)
+    info: dict[str, Any] = {
+        "format": data.format, "timestamp_format": data.timestamp_format,
+        "continuation_lines": data.continuation_lines,
+        "invalid_utf8_lines": data.decode.count if data.decode else 0, "notes": data.notes,
+    }
     frame = data.frame
     if data.format == "ndjson" and service is not None:
         seen = sorted(set(frame["service"]))
@@ -310,7 +318,7 @@ def _read_file(
                 f"{_t(end) if end else 'its end'}; its lines span {span}"
             )
         frame = kept
-    return frame, data.skipped
+    return frame, data.skipped, info
 
 
 def _run_cluster(url: str | None, *, now: datetime, start: datetime | None,
@@ -336,7 +344,11 @@ def _run_cluster(url: str | None, *, now: datetime, start: datetime | None,
     return result
 
 
-def _report(result: LogAnalysisResult, skipped: list[tuple[int, str]], *, as_json: bool) -> None:
+def _report(result: LogAnalysisResult, skipped: list[tuple[int, str]], *, as_json: bool,
+            read_info: dict[str, Any] | None = None) -> None:
+    if read_info and not as_json:
+        for note in read_info["notes"]:
+            click.echo(f"note: {note}", err=True)
     if skipped:
         shown = "; ".join(msg for _, msg in skipped[:3])
         more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
@@ -350,6 +362,8 @@ def _report(result: LogAnalysisResult, skipped: list[tuple[int, str]], *, as_jso
         }
         if skipped:
             out["skipped_lines"] = [n for n, _ in skipped]
+        if read_info:
+            out["read"] = read_info
         print_json(out)
         return
     analysed = f"{n_windows} window(s) scored, {result.lines} line(s) read"

@@ -110,12 +110,17 @@ def _warn_overlap(current: tuple[datetime, datetime], baseline: tuple[datetime, 
 
 
 def _load(path: Path) -> Any:
+    from logsight.sources.textfile import DecodeReport
     from logsight.sources.traces import load_spans_file
 
+    decode = DecodeReport(path)
     try:
-        return load_spans_file(path)
+        frame = load_spans_file(path, decode=decode)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--input") from None
+    if decode.message:
+        click.echo(f"note: {decode.message}", err=True)
+    return frame
 
 
 @click.group()

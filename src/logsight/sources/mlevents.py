@@ -27,6 +27,7 @@ from logsight.analysis import performance as P
 from logsight.analysis.outlier_scale import robust_scale
 from logsight.findings import Finding, write_findings
 from logsight.names import F
+from logsight.sources.textfile import DecodeReport, iter_lines, read_text
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -41,21 +42,23 @@ Window = tuple[datetime | str, datetime | str]
 
 
 # -- files -----------------------------------------------------------------------------------
-def read_file(path: str | Path) -> pd.DataFrame:
+def read_file(path: str | Path, *, decode: DecodeReport | None = None) -> pd.DataFrame:
     """A CSV, Parquet or NDJSON file as a frame. Rows in the mlevents document shape
-    (``ml.features.<name>`` keys, flat or nested) are reduced to their feature columns."""
+    (``ml.features.<name>`` keys, flat or nested) are reduced to their feature columns.
+    Text lines that are not valid UTF-8 are read with U+FFFD and listed in ``decode``
+    (:mod:`logsight.sources.textfile`)."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"file not found: {p}")
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
     try:
         if suffix.startswith(".csv"):
-            frame = pd.read_csv(p)
+            frame = pd.read_csv(read_text(p, decode))
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
         elif suffix.startswith((".ndjson", ".jsonl", ".json")):
-            with open(p, encoding="utf-8") as fh:
-                rows = [flatten(json.loads(line)) for line in fh if line.strip()]
+            rows = [flatten(json.loads(line)) for _, line in iter_lines(p, decode)
+                    if line.strip()]
             frame = pd.DataFrame(rows)
         else:
             raise ValueError(
