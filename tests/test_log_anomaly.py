@@ -726,7 +726,9 @@ def test_cli_table_fits_and_cuts_at_word_boundaries(tmp_path: Path) -> None:
     assert "-0.000" not in res.output
     assert lines[-1].startswith("1 finding(s); ") and "line(s) read" in lines[-1]
     res = _cli("--input", str(path), "--baseline", "10min", "--json")
-    assert set(json.loads(res.output)) == {"findings", "windows_analysed", "lines"}
+    out = json.loads(res.output)
+    assert set(out) == {"findings", "windows_analysed", "lines", "read"}
+    assert out["read"]["format"] == "ndjson" and out["read"]["notes"] == []
 
 
 def test_cli_nothing_anomalous_says_what_was_analysed(tmp_path: Path) -> None:
