@@ -103,11 +103,13 @@ def test_parse_raw_line() -> None:
     assert parse_raw_line("2024-05-01T10:00:01Z ERROR db down") == (
         "2024-05-01T10:00:01Z", "error", "ERROR db down"
     )
+    # every recognised format comes back as one ISO-8601 spelling, in UTC
     assert parse_raw_line("[2024-05-01 10:00:01,250] [WARN] slow") == (
-        "2024-05-01 10:00:01.250", "warn", "[WARN] slow"
+        "2024-05-01T10:00:01.250000Z", "warn", "[WARN] slow"
     )
+    # a leading 10-digit number in 2000-2100 is epoch seconds (BGL's first column)
     ts, level, msg = parse_raw_line("1117838570 R02 RAS KERNEL FATAL data TLB error")
-    assert (ts, level) == (None, "fatal")
+    assert (ts, level, msg) == ("2005-06-03T22:42:50Z", "fatal", "R02 RAS KERNEL FATAL data TLB error")
     assert parse_raw_line("nothing to see")[:2] == (None, None)
 
 
@@ -425,8 +427,9 @@ def test_template_drift_on_deploy() -> None:
     assert [x.id for x in later] == [f.id]
     assert pd.Timestamp(f.window_start) == pd.Timestamp(f.window_end) == T0 + pd.Timedelta(
         seconds=200)
+    assert f.model_version == "2.0"
     assert f.id == finding_id("template_drift", "api", "1.0->2.0", f.window_start,
-                              f.window_end)
+                              f.window_end, model_version="2.0")
     # a score beyond the threshold means drift; the threshold is passed through
     assert template_drift(frame, ids, threshold=f.score + 1) == []
     assert template_drift(frame, ids, test="jensenshannon")[0].evidence["test"] == (
@@ -652,7 +655,10 @@ def test_raw_file_format_is_decided_by_its_first_line(tmp_path: Path) -> None:
     path.write_text('\n2024-05-01T10:00:00Z INFO start\n{"not": "a document"}\n')
     data = load_log_file(path)
     assert data.format == "raw" and data.skipped == []
-    assert data.frame["message"].tolist()[1] == '{"not": "a document"}'
+    # the JSON-looking line is not read as NDJSON: it has no timestamp, so it continues the
+    # event before it (multi-line events)
+    assert data.frame["message"].tolist() == ['INFO start\n{"not": "a document"}']
+    assert data.continuation_lines == 1 and data.timestamp_format == "iso8601"
     assert (data.frame["service"] == "mixed").all()
     with pytest.raises(LogFileError, match="is a directory"):
         read_log_file(tmp_path)
@@ -720,7 +726,9 @@ def test_cli_table_fits_and_cuts_at_word_boundaries(tmp_path: Path) -> None:
     assert "-0.000" not in res.output
     assert lines[-1].startswith("1 finding(s); ") and "line(s) read" in lines[-1]
     res = _cli("--input", str(path), "--baseline", "10min", "--json")
-    assert set(json.loads(res.output)) == {"findings", "windows_analysed", "lines"}
+    out = json.loads(res.output)
+    assert set(out) == {"findings", "windows_analysed", "lines", "read"}
+    assert out["read"]["format"] == "ndjson" and out["read"]["notes"] == []
 
 
 def test_cli_nothing_anomalous_says_what_was_analysed(tmp_path: Path) -> None:

@@ -190,9 +190,9 @@ def test_kpi_where_lower_is_better_and_overlapping_intervals() -> None:
     kpis = _kpi_events(rng, {"v1": 100.0, "v2": 103.0}, 300, name="latency")
     rep = P.performance_report(joined, model="m", kpis=kpis)
     [c] = rep.kpi_changes
-    # equal counts: the baseline is the greater name, as for the loss comparisons; higher is
-    # better by default, so v1's lower latency reads as a drop
-    assert (c.baseline, c.candidate, c.direction, c.worse) == ("v2", "v1", "below", True)
+    # the baseline is the version seen first in the predictions (v1), not the greater name;
+    # higher is better by default: the test is for a drop ("below"), and v2's latency rose
+    assert (c.baseline, c.candidate, c.direction, c.worse) == ("v1", "v2", "below", False)
     rep_low = P.performance_report(joined, model="m", kpis=kpis, baseline_version="v1",
                                    kpi_lower_is_better=["latency"])
     [c] = rep_low.kpi_changes
@@ -323,7 +323,7 @@ def test_kpi_comparison_needs_enough_events_and_a_known_version() -> None:
     assert P.performance_report(joined, model="m", kpis=kpis).kpi_changes == []
     rep = P.performance_report(joined, model="m", kpis=kpis, min_kpi_events=20)
     [c] = rep.kpi_changes
-    # equal counts: the greater name is the baseline; v1 is higher, so not worse
-    assert (c.baseline, c.candidate, c.worse) == ("v2", "v1", False)
+    # the version seen first in the predictions (v1) is the baseline; v2 is lower: worse
+    assert (c.baseline, c.candidate, c.worse) == ("v1", "v2", True)
     with pytest.raises(ValueError, match="min_kpi_events"):
         P.compare_kpis(rep.kpis, min_kpi_events=0)

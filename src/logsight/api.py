@@ -94,18 +94,23 @@ class Logsight:
     # -- structlog ---------------------------------------------------------------------------
     def logger(
         self, name: str | None = None, *, processors: Sequence[Callable[..., Any]] = (),
-        **initial_values: Any,
+        merge_contextvars: bool = True, **initial_values: Any,
     ) -> Any:
-        """A structlog bound logger named ``name`` whose events are shipped as ECS logs."""
+        """A structlog bound logger named ``name`` whose events are shipped as ECS logs;
+        context bound with ``structlog.contextvars.bind_contextvars`` is merged by default."""
         return make_logger(self.shipper.submit, self.service, name, level=self.level,
                            processors=processors, clock=self._clock or time.time,
-                           ids=self._ids, trace=self._trace, **initial_values)
+                           ids=self._ids, trace=self._trace,
+                           merge_contextvars=merge_contextvars, **initial_values)
 
-    def structlog_processors(self) -> list[Any]:
-        """The processor chain for ``structlog.configure`` (the ECS processor, final)."""
-        from logsight.adapters.structlog import EcsProcessor
+    def structlog_processors(self, *, merge_contextvars: bool = True) -> list[Any]:
+        """The processor chain for ``structlog.configure``: contextvars merging (structlog's
+        recommended first step; ``merge_contextvars=False`` leaves it out), then the ECS
+        processor, final."""
+        from logsight.adapters.structlog import EcsProcessor, default_processors
 
-        return [EcsProcessor(self.service, clock=self._clock or time.time, ids=self._ids,
+        return [*default_processors(merge_contextvars=merge_contextvars),
+                EcsProcessor(self.service, clock=self._clock or time.time, ids=self._ids,
                              trace=self._trace, final=True)]
 
     # -- stdlib ------------------------------------------------------------------------------

@@ -56,12 +56,26 @@ def finding_id(
     window_start: datetime | str | None,
     window_end: datetime | str | None,
     namespace: str | None = None,
+    *,
+    model: str | None = None,
+    model_version: str | None = None,
+    operation: str | None = None,
+    feature: str | None = None,
 ) -> str:
-    """Stable id for (kind, service, subject, window[, namespace]): two namespaces (two teams,
-    two demo runs) analysing the same window keep their own findings."""
+    """Stable id for everything that makes a finding distinct: (kind, service, subject, window)
+    and, when set, namespace, model, model version, operation and feature. Two namespaces (two
+    teams, two demo runs), two models of one service or two versions of one model analysing the
+    same window keep their own findings instead of overwriting each other."""
     parts = [kind, service or "", subject or "", _instant(window_start), _instant(window_end)]
     if namespace:  # appended only when set, so ids of namespace-less findings stay as they were
         parts.append(namespace)
+    # Tagged so that e.g. model "1.4" and model_version "1.4" cannot give the same id.
+    for tag, value in (("model", model), ("model_version", model_version),
+                       ("operation", operation), ("feature", feature)):
+        # a field that merely repeats the subject (a trace finding's operation, a drift
+        # finding's feature) adds nothing distinct, and leaving it out keeps those ids stable
+        if value and value != subject:
+            parts.append(f"{tag}={value}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -95,7 +109,9 @@ class Finding:
     @property
     def id(self) -> str:
         return finding_id(self.kind, self.service, self.subject, self.window_start,
-                          self.window_end, self.namespace)
+                          self.window_end, self.namespace, model=self.model,
+                          model_version=self.model_version, operation=self.operation,
+                          feature=self.feature)
 
     def to_document(self, now: datetime | None = None) -> dict[str, Any]:
         doc = asdict(self)

@@ -97,6 +97,15 @@ def _guard(proc: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def default_processors(*, merge_contextvars: bool = True) -> list[Callable[..., Any]]:
+    """The processors logsight puts before the caller's: contextvars merging (unless turned
+    off), guarded so a failure drops the event instead of raising into the application. The
+    user's own processors come after it, so they see the merged context too."""
+    if not merge_contextvars:
+        return []
+    return [_guard(_structlog.contextvars.merge_contextvars)]
+
+
 def make_logger(
     emit: Emit,
     service: Service,
@@ -107,17 +116,21 @@ def make_logger(
     clock: Clock = time.time,
     ids: Callable[[], str] | None = None,
     trace: bool = True,
+    merge_contextvars: bool = True,
     **initial_values: Any,
 ) -> Any:
     """A structlog bound logger whose events become ECS documents given to ``emit``.
 
-    ``processors`` run first (e.g. ``structlog.contextvars.merge_contextvars``); the ECS
-    processor runs last. Levels below ``level`` are filtered before any processing."""
+    Context bound with ``structlog.contextvars.bind_contextvars`` is merged first (as in
+    structlog's own recommended chain; the event's own keys win over it; ``merge_contextvars=
+    False`` turns that off), then ``processors`` run, then the ECS processor. Levels below
+    ``level`` are filtered before any processing."""
     min_level = level if isinstance(level, int) else _LEVELS.get(str(level).lower())
     if min_level is None:
         raise ValueError(f"unknown log level {level!r}; expected one of {sorted(_LEVELS)}")
     ecs = EcsProcessor(service, clock=clock, ids=ids, trace=trace, final=True)
-    chain = [*(_guard(p) for p in processors), _guard(ecs)]
+    chain = [*default_processors(merge_contextvars=merge_contextvars),
+             *(_guard(p) for p in processors), _guard(ecs)]
     bound = _structlog.wrap_logger(
         ShipperLogger(emit),
         processors=chain,

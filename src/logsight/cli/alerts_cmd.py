@@ -17,7 +17,7 @@ import click
 from logsight.alerts import check_webhook_url, evaluate_rule, load_rules, run_rules
 from logsight.alerts.rules import OPS, Rule, RuleError, format_duration
 from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
-from logsight.engine import EngineError
+from logsight.engine import EngineError, connect
 from logsight.timeutil import as_utc, parse_time
 
 TARGETS = ("auto", "watcher", "monitor", "builtin")
@@ -116,22 +116,63 @@ def list_(rule_paths: tuple[Path, ...], as_json: bool) -> None:
 @json_option
 def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, ...],
             target: str, webhook_url: str | None, dry_run: bool, as_json: bool) -> None:
-    """Install the rules on the cluster (idempotent: re-running updates in place)."""
+    """Install the rules on the cluster (idempotent: re-running updates in place).
+
+    With --dry-run nothing is installed and no cluster is needed: the rules are compiled and
+    shown (with --target auto and no cluster reachable, both the Watcher and the Alerting form).
+
+    Example: logsight alerts install --dry-run --target watcher --json"""
     rules = _rules(rule_paths, rule_ids)
-    eng = engine_from(url)
+    eng: Any = None
     missing = ""
-    if target == "auto":
-        target = ("watcher" if eng.has_watcher()
-                  else "monitor" if eng.has_alerting_plugin() else "builtin")
-    elif target == "watcher" and not eng.has_watcher():
-        missing = f"{eng.flavor} {eng.version} at {eng.url} has no Watcher"
-    elif target == "monitor" and not eng.has_alerting_plugin():
-        missing = f"{eng.flavor} {eng.version} at {eng.url} has no Alerting plugin"
+    if dry_run:
+        # compiling needs no cluster: reach it only to pick the target / warn, and go on
+        # without it when it cannot be reached
+        try:
+            eng = connect(url)
+        except EngineError as e:
+            missing = f"no cluster reached ({e.message}); compiled offline"
+    else:
+        eng = engine_from(url)
+    if eng is not None:
+        if target == "auto":
+            target = ("watcher" if eng.has_watcher()
+                      else "monitor" if eng.has_alerting_plugin() else "builtin")
+        elif target == "watcher" and not eng.has_watcher():
+            missing = f"{eng.flavor} {eng.version} at {eng.url} has no Watcher"
+        elif target == "monitor" and not eng.has_alerting_plugin():
+            missing = f"{eng.flavor} {eng.version} at {eng.url} has no Alerting plugin"
     if missing and not dry_run:
         raise click.ClickException(missing)
     if missing and not as_json:  # a dry run still shows what would be compiled; say it can't run
-        click.echo(f"warning: {missing}; showing what would be installed on a cluster that "
+        click.echo(f"warning: {missing}" if eng is None else
+                   f"warning: {missing}; showing what would be installed on a cluster that "
                    "has it", err=True)
+    # offline with --target auto: the cluster's kind is unknown, so show both forms
+    targets = ["watcher", "monitor"] if target == "auto" else [target]
+    results = [_install_one(eng, rules, t, dry_run=dry_run, webhook_url=webhook_url)
+               for t in targets]
+    if as_json:
+        outs = [{"target": t, "installed": [{"name": n, "action": a} for n, a in done],
+                 **({"compiled": compiled} if dry_run else {}),
+                 **({"warning": missing} if missing else {})}
+                for t, (done, compiled) in zip(targets, results, strict=True)]
+        print_json(outs[0] if len(outs) == 1 else outs)
+        return
+    where = f"{eng.flavor} {eng.version} at {eng.url}" if eng is not None else "offline"
+    for t, (done, _) in zip(targets, results, strict=True):
+        click.echo(f"{where}: target {t}")
+        for name, action in done:
+            click.echo(f"  {name}  {action}")
+    if targets == ["builtin"]:
+        click.echo("This cluster has neither Watcher nor the Alerting plugin: the rules are "
+                   "evaluated by logsight itself ('logsight alerts run', or the service's "
+                   "scheduler).")
+
+
+def _install_one(eng: Any, rules: Sequence[Rule], target: str, *, dry_run: bool,
+                 webhook_url: str | None) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """Install (or, dry, compile) ``rules`` for one target; ``eng`` may be None when dry."""
     compiled: dict[str, Any] = {}
     try:
         if target == "watcher":
@@ -148,18 +189,7 @@ def install(url: str | None, rule_paths: tuple[Path, ...], rule_ids: tuple[str, 
             done = [(r.id, "built-in evaluator") for r in rules]
     except (EngineError, ValueError) as e:
         raise click.ClickException(f"install failed: {e}") from e
-    if as_json:
-        print_json({"target": target, "installed": [{"name": n, "action": a} for n, a in done],
-                    **({"compiled": compiled} if dry_run else {}),
-                    **({"warning": missing} if missing else {})})
-        return
-    click.echo(f"{eng.flavor} {eng.version} at {eng.url}: target {target}")
-    for name, action in done:
-        click.echo(f"  {name}  {action}")
-    if target == "builtin":
-        click.echo("This cluster has neither Watcher nor the Alerting plugin: the rules are "
-                   "evaluated by logsight itself ('logsight alerts run', or the service's "
-                   "scheduler).")
+    return done, compiled
 
 
 def _result_rows(rule: Rule, ev: Any) -> list[dict[str, Any]]:

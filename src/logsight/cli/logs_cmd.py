@@ -293,6 +293,9 @@ def anomalies(
 
 def _report(result: LogAnomaliesResult, *, as_json: bool) -> None:
     skipped = result.skipped
+    if result.read and not as_json:
+        for note in result.read["notes"]:
+            click.echo(f"note: {note}", err=True)
     if skipped:
         shown = "; ".join(msg for _, msg in skipped[:3])
         more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
@@ -306,6 +309,8 @@ def _report(result: LogAnomaliesResult, *, as_json: bool) -> None:
         }
         if skipped:
             out["skipped_lines"] = [n for n, _ in skipped]
+        if result.read:
+            out["read"] = result.read
         print_json(out)
         return
     analysed = f"{n_windows} window(s) scored, {result.lines} line(s) read"

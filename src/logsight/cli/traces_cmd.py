@@ -132,7 +132,10 @@ def bottlenecks(
             window = J.Window(*_file_bounds(frm, to, datetime.now(UTC)))
             request = J.BottlenecksRequest(window, scope, top=top, min_share=min_share,
                                            orphans=orphans)  # type: ignore[arg-type]  # click.Choice
-            result = J.bottlenecks(request, J.SpanFile(input_path))
+            span_file = J.SpanFile(input_path)
+            result = J.bottlenecks(request, span_file)
+            for note in span_file.notes:
+                click.echo(f"note: {note}", err=True)
             stats: dict[str, Any] = result.stats
         else:
             window = J.Window(*_window(frm, to, timedelta(hours=1), datetime.now(UTC)))

@@ -24,6 +24,7 @@ from logsight.analysis.drift import (  # the request's option types, for the fac
     DriftThresholds,
     FeatureDrift,
 )
+from logsight.analysis.outlier_scale import robust_scale
 from logsight.errors import BadRequest
 from logsight.findings import Finding
 from logsight.jobs.base import Scope, Window, plain_rows
@@ -99,7 +100,7 @@ def _drift_files(request: DriftRequest, source: SampleFiles) -> DriftResult:
             if col not in frame:
                 raise BadRequest("columns", f"column {col!r} is not in {path}; its columns: "
                                  f"{list(frame.columns)}")
-    warnings: list[str] = []
+    warnings: list[str] = list(source.notes)  # how the files were read (invalid UTF-8)
     if not request.columns:
         only_ref = [str(c) for c in ref.columns if c not in cur]
         only_cur = [str(c) for c in cur.columns if c not in ref]
@@ -184,22 +185,19 @@ def _outlier_scan(
     model: str, start: datetime, end: datetime, version: str | None, threshold: float,
     service: str | None,
 ) -> list[Finding]:
-    """Robust z needs the reference median and MAD; the profile's quantile histogram gives
-    the median (50th percentile edge) and the MAD is approximated by IQR / 2 (exact for a
-    symmetric distribution). Only rows outside [median -/+ threshold * MAD / 0.6745] are read,
-    with a range query, so a clean window reads nothing."""
+    """The skew-aware robust z (:mod:`logsight.analysis.outlier_scale`) needs only the
+    reference's min, quartiles and max, which the profile's quantile histogram gives, so the
+    file and cluster checks share one rule. Only rows outside the fences are read, with a range
+    query, so a clean window reads nothing."""
     should = []
-    bounds: dict[str, tuple[float, float, float]] = {}
+    scales: dict[str, Any] = {}
     for name, fp in profile.features.items():
         if not isinstance(fp, D.NumericProfile) or name in M.PREDICTION_FIELDS:
             continue
-        edges = np.asarray(fp.edges)
-        cum = np.cumsum(fp.counts) / max(fp.n, 1)
-        q1, med, q3 = (float(edges[min(int(np.searchsorted(cum, q)), len(edges) - 1)])
-                       for q in (0.25, 0.5, 0.75))
-        mad = max((q3 - q1) / 2.0, 1e-9)
-        lo, hi = med - threshold * mad / 0.6745, med + threshold * mad / 0.6745
-        bounds[name] = (med, mad, threshold)
+        q1, med, q3 = D.profile_quantiles(fp, (0.25, 0.5, 0.75))
+        sc = robust_scale(float(fp.min), q1, med, q3, float(fp.max), n=fp.n)
+        lo, hi = sc.fences(threshold)
+        scales[name] = sc
         fld = fields.get(name) or M.FEATURE_PREFIX + name
         should += [{"range": {fld: {"lt": lo}}}, {"range": {fld: {"gt": hi}}}]
     if not should:
@@ -214,16 +212,17 @@ def _outlier_scan(
         return []
     by_feature: dict[str, int] = {}
     max_z: dict[str, float] = {}
-    for name, (med, mad, _) in bounds.items():
+    for name, sc in scales.items():
         col = "feature." + name
         if col not in rows:
             continue
-        z = 0.6745 * np.abs(rows[col].astype(float) - med) / mad
+        z = pd.Series(sc.z(rows[col].astype(float).to_numpy()), index=rows.index)
         if (z > threshold).any():
             by_feature[name] = int((z > threshold).sum())
         max_z[name] = float(np.nanmax(z)) if z.notna().any() else 0.0
     rep = D.OutlierReport(n_rows=total, n_outliers=len(rows), threshold=threshold,
-                          by_feature=by_feature, max_z=max_z, row_index=[])
+                          by_feature=by_feature, max_z=max_z, row_index=[],
+                          scale={n: sc.scale for n, sc in scales.items()})
     ids = rows["request_id"].dropna().astype(str).tolist() if "request_id" in rows else []
     return D.outlier_findings(rep, model=model, window_start=start, window_end=end,
                               service=service, namespace=namespace, sample_ids=ids)

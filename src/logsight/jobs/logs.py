@@ -62,6 +62,7 @@ class LogAnomaliesResult:
     lines: int
     skipped: list[tuple[int, str]]  # bad lines skipped (files)
     empty_reason: str | None = None
+    read: dict[str, Any] | None = None  # files: how the file was read (LogRead.info)
 
     def rows(self) -> list[dict[str, Any]]:
         # the API answers findings only: a window table per request would be large
@@ -160,7 +161,8 @@ def anomalies(
     if frame.empty:
         return LogAnomaliesResult(empty_window_table(), [], 0, read.skipped,
                                   empty_reason=source.explain_empty(start, end,
-                                                                    service=sc.service))
+                                                                    service=sc.service),
+                                  read=read.info)
     baseline = request.baseline
     cut = request.window.start if isinstance(baseline, Window) else baseline
     try:
@@ -177,4 +179,5 @@ def anomalies(
         raise
     if writer is not None and result.findings:
         writer.findings(result.findings)
-    return LogAnomaliesResult(result.windows, result.findings, result.lines, read.skipped)
+    return LogAnomaliesResult(result.windows, result.findings, result.lines, read.skipped,
+                              read=read.info)

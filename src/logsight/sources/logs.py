@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -24,6 +24,8 @@ from logsight import names
 from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, normalize_level, prepare_frame
 from logsight.errors import BadRequest, NoData
 from logsight.names import F
+from logsight.sources import rawlog
+from logsight.sources.textfile import DecodeReport, iter_lines
 from logsight.timeutil import as_utc, iso
 
 if TYPE_CHECKING:
@@ -139,9 +141,6 @@ def log_services(
 
 
 # -- files -----------------------------------------------------------------------------------
-_TS_RE = re.compile(
-    r"^\[?(\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*"
-)
 _LEVEL_TOKEN_RE = re.compile(r"^[\[(<]?([A-Za-z]+)[\])>:,]*$")
 _LEVEL_WORDS = {
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
@@ -150,23 +149,28 @@ _LEVEL_WORDS = {
 _LEVEL_ALIASES_RAW = {"FAILURE": "error"}
 
 
-def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
-    """(ISO timestamp or None, level or None, message) of a plain-text log line: a leading
-    ISO-8601 timestamp is taken off, and the first of the first eight tokens that is an
-    upper-case level word (``INFO``, ``[ERROR]``, ``WARN:`` ...) is the level."""
-    ts = None
-    m = _TS_RE.match(line)
-    if m:
-        ts = m.group(1).replace("/", "-").replace(",", ".")
-        line = line[m.end():]
-    level = None
-    for tok in line.split(None, 8)[:8]:
+def raw_level(text: str) -> str | None:
+    """The level of a plain-text line (after its timestamp): the first of the first eight
+    tokens that is an upper-case level word (``INFO``, ``[ERROR]``, ``WARN:`` ...)."""
+    for tok in text.split(None, 8)[:8]:
         lm = _LEVEL_TOKEN_RE.match(tok)
         if lm and lm.group(1).upper() == lm.group(1) and lm.group(1) in _LEVEL_WORDS:
             word = lm.group(1)
-            level = _LEVEL_ALIASES_RAW.get(word) or normalize_level(word)
-            break
-    return ts, level, line.rstrip("\n")
+            return _LEVEL_ALIASES_RAW.get(word) or normalize_level(word)
+    return None
+
+
+def parse_raw_line(line: str, *, fmt: str | None = None,
+                   now: datetime | None = None) -> tuple[str | None, str | None, str]:
+    """(ISO timestamp or None, level or None, message) of one plain-text log line: a leading
+    timestamp in ``fmt`` (default: the first of :data:`~logsight.sources.rawlog.FORMATS` that
+    matches) is taken off, and :func:`raw_level` is the level. A file is better read with
+    :func:`load_log_file`, which decides the format once for the whole file."""
+    for f in ((fmt,) if fmt else rawlog.FORMATS):
+        st = rawlog.parse_stamp(line, f, now=now)
+        if st is not None:
+            return iso(st.time), raw_level(st.rest), st.rest.rstrip("\n")
+    return None, raw_level(line), line.rstrip("\n")
 
 
 LogFormat = Literal["raw", "ndjson"]
@@ -189,6 +193,29 @@ class LogFile:
     frame: pd.DataFrame
     format: LogFormat
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    # raw files: the timestamp format found (see logsight.sources.rawlog), None when none was
+    timestamp_format: str | None = None
+    # raw files: lines without a timestamp joined to the event before them (stack traces)
+    continuation_lines: int = 0
+    # lines that were not valid UTF-8, read with U+FFFD (logsight.sources.textfile)
+    decode: DecodeReport | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should be told about how the file was read."""
+        out = []
+        if self.format == "raw":
+            if self.timestamp_format:
+                out.append(f"timestamps: {self.timestamp_format} (e.g. "
+                           f"{rawlog.FORMAT_EXAMPLES[self.timestamp_format]})")
+            else:
+                out.append("no timestamps found: windows are counted in lines")
+            if self.continuation_lines:
+                out.append(f"{self.continuation_lines} line(s) without a timestamp were joined "
+                           "to the event before them (multi-line events)")
+        if self.decode is not None and self.decode.message:
+            out.append(self.decode.message)
+        return out
 
 
 
@@ -229,10 +256,10 @@ def _ndjson_row(n: int, line: str, default_service: str) -> dict[str, Any]:
     return row
 
 
-def _raw_row(n: int, line: str, service: str) -> dict[str, Any]:
-    ts, level, message = parse_raw_line(line)
-    return {"id": f"line:{n}", "timestamp": ts, "service": service, "level": level,
-            "message": message, "version": None}
+def _raw_rows(events: list[rawlog.RawEvent], service: str) -> list[dict[str, Any]]:
+    return [{"id": f"line:{ev.line}", "timestamp": iso(ev.time) if ev.time else None,
+             "service": service, "level": raw_level(ev.text), "message": ev.text,
+             "version": None} for ev in events]
 
 
 def load_log_file(
@@ -257,29 +284,38 @@ def load_log_file(
     fmt: LogFormat | None = None
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[int, str]] = []
-    with p.open(encoding="utf-8", errors="replace") as fh:
-        for n, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if fmt is None:
-                fmt = "ndjson" if line.lstrip().startswith("{") else "raw"
-            if fmt == "raw":
-                rows.append(_raw_row(n, line, service or p.stem))
-                continue
-            try:
-                rows.append(_ndjson_row(n, line, p.stem))
-            except LogFileError as e:
-                if not skip_bad_lines:
-                    raise LogFileError(f"{p}: {e}") from None
-                skipped.append((n, str(e)))
+    raw_lines: list[tuple[int, str]] = []
+    decode = DecodeReport(p)
+    for n, line in iter_lines(p, decode):
+        if not line.strip():
+            continue
+        if fmt is None:
+            fmt = "ndjson" if line.lstrip().startswith("{") else "raw"
+        if fmt == "raw":
+            raw_lines.append((n, line))
+            continue
+        try:
+            rows.append(_ndjson_row(n, line, p.stem))
+        except LogFileError as e:
+            if not skip_bad_lines:
+                raise LogFileError(f"{p}: {e}") from None
+            skipped.append((n, str(e)))
+    ts_format: str | None = None
+    continued = 0
+    if raw_lines:
+        now = datetime.now(UTC)
+        ts_format = rawlog.detect_format((t for _, t in raw_lines), now=now)
+        events = rawlog.group_events(raw_lines, ts_format, now=now)
+        continued = sum(ev.continuation_lines for ev in events)
+        rows = _raw_rows(events, service or p.stem)
     if not rows:
         raise LogFileError(
             f"{p} holds no log lines" if not skipped
             else f"{p} holds no readable log lines ({len(skipped)} bad line(s) skipped)"
         )
     frame = prepare_frame(pd.DataFrame(rows, columns=list(LOG_COLUMNS)))
-    return LogFile(p, frame, fmt or "raw", skipped)
+    return LogFile(p, frame, fmt or "raw", skipped, timestamp_format=ts_format,
+                   continuation_lines=continued, decode=decode)
 
 
 def read_log_file(
@@ -317,6 +353,8 @@ class LogRead:
 
     frame: pd.DataFrame
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    # files: how the file was read (format, timestamp format, joined lines, invalid UTF-8)
+    info: dict[str, Any] | None = None
 
 
 class LogSource(Protocol):
@@ -408,7 +446,12 @@ class LogFileSource:
                     f"and {_t(end) if end else 'its end'}; its lines span {span}",
                     parameters=("window",))
             frame = kept
-        return LogRead(frame, data.skipped)
+        info: dict[str, Any] = {
+            "format": data.format, "timestamp_format": data.timestamp_format,
+            "continuation_lines": data.continuation_lines,
+            "invalid_utf8_lines": data.decode.count if data.decode else 0, "notes": data.notes,
+        }
+        return LogRead(frame, data.skipped, info)
 
     def explain_empty(self, start: datetime | None, end: datetime | None, *,
                       service: str | None = None) -> str:

@@ -4,7 +4,7 @@ and the robust-z outlier scan behind the last."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from logsight.analysis.drift.raw import FeatureDrift
 from logsight.analysis.drift.registry import DRIFT_TESTS
+from logsight.analysis.outlier_scale import robust_scale_of
 from logsight.findings import Finding
 
 
@@ -27,6 +28,7 @@ class OutlierReport:
     by_feature: dict[str, int]
     max_z: dict[str, float]
     row_index: list[Any]
+    scale: dict[str, str] = field(default_factory=dict)  # per feature: linear | log | ...
 
 
 def robust_outliers(
@@ -36,11 +38,15 @@ def robust_outliers(
     columns: Sequence[str] | None = None,
     threshold: float = 6.0,
     mad_epsilon: float = 1e-9,
+    skew_threshold: float = 0.1,
 ) -> OutlierReport:
-    """Modified z-score 0.6745 (x - median) / MAD against the reference, per numeric feature;
-    a row is an outlier when any feature exceeds ``threshold``. The default (6, above the
-    usual 3.5) keeps a clean Gaussian feature set of tens of features at a false-alarm rate
-    near 1e-8 per value. ``mad_epsilon`` guards constant reference columns."""
+    """Robust z against the reference, per numeric feature; a row is an outlier when any
+    feature exceeds ``threshold``. The z respects skew (:mod:`logsight.analysis.outlier_scale`):
+    a skewed feature is judged on a log scale, each side of the median with its own spread, so
+    the ordinary tail of a lognormal or gamma feature is not flagged. The default (6, above the
+    usual 3.5) keeps a clean feature set of tens of features at a false-alarm rate near 1e-8
+    per value. ``mad_epsilon`` guards constant reference columns; ``skew_threshold`` is the
+    quartile skewness beyond which the log scale is used."""
     cols = list(columns) if columns is not None else [
         c for c in reference if c in current and pd.api.types.is_numeric_dtype(reference[c])
         and not pd.api.types.is_bool_dtype(reference[c])
@@ -49,9 +55,14 @@ def robust_outliers(
         return OutlierReport(len(current), 0, threshold, {}, {}, [])
     ref = reference[cols].to_numpy(dtype=float)
     cur = current[cols].to_numpy(dtype=float)
-    med = np.nanmedian(ref, axis=0)
-    mad = np.nanmedian(np.abs(ref - med), axis=0)
-    z = 0.6745 * np.abs(cur - med) / np.maximum(mad, mad_epsilon)
+    z = np.zeros_like(cur)
+    scales: dict[str, str] = {}
+    for i, c in enumerate(cols):
+        sc = robust_scale_of(ref[:, i], skew_threshold=skew_threshold, mad_epsilon=mad_epsilon)
+        if sc is None:
+            continue
+        scales[c] = sc.scale
+        z[:, i] = sc.z(cur[:, i])
     z = np.where(np.isnan(z), 0.0, z)
     flags = z > threshold
     rows = flags.any(axis=1)
@@ -62,6 +73,7 @@ def robust_outliers(
         by_feature={c: int(flags[:, i].sum()) for i, c in enumerate(cols) if flags[:, i].any()},
         max_z={c: float(z[:, i].max()) for i, c in enumerate(cols)},
         row_index=list(current.index[rows][:20]),
+        scale=scales,
     )
 
 

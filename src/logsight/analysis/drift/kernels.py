@@ -47,15 +47,17 @@ OTHER_CATEGORY = "__other__"
 
 # -- statistics ------------------------------------------------------------------------------
 def _clean_numeric(values: Any) -> np.ndarray:
+    """The finite values: NaN is missing, and +-inf (e.g. a number too large for a float in a
+    CSV) has no place on a histogram or in a distance, so both are left out."""
     arr = np.asarray(values, dtype=float).ravel()
-    return arr[~np.isnan(arr)]
+    return arr[np.isfinite(arr)]
 
 
-def _sorted_clean(values: Any) -> tuple[np.ndarray, int]:
-    """(sorted non-NaN values as float64, number of NaN). NaN sorts last, so one sort and a
-    binary search replace a mask pass and its copy. float32 input is sorted as float32 (half
-    the bytes) and widened afterwards: widening is exact, so the order and values are those of
-    sorting the float64 copy."""
+def _sorted_clean(values: Any) -> tuple[np.ndarray, int, int]:
+    """(sorted finite values as float64, number of NaN, number of +-inf). NaN sorts last and
+    -inf / +inf sit at the ends, so one sort and binary searches replace a mask pass and its
+    copy. float32 input is sorted as float32 (half the bytes) and widened afterwards: widening
+    is exact, so the order and values are those of sorting the float64 copy."""
     arr = np.asarray(values).ravel()
     if arr.dtype != np.float32:
         arr = arr.astype(np.float64, copy=False)
@@ -63,7 +65,10 @@ def _sorted_clean(values: Any) -> tuple[np.ndarray, int]:
     n_valid = len(srt)
     if n_valid and np.isnan(srt[-1]):
         n_valid = int(np.searchsorted(srt, np.nan, side="left"))
-    return srt[:n_valid].astype(np.float64, copy=False), len(srt) - n_valid
+    lo = int(np.searchsorted(srt[:n_valid], -np.inf, side="right")) if n_valid else 0
+    hi = int(np.searchsorted(srt[:n_valid], np.inf, side="left")) if n_valid else 0
+    return (srt[lo:hi].astype(np.float64, copy=False), len(srt) - n_valid,
+            lo + (n_valid - hi))
 
 
 # n * m above this would overflow the int64 arithmetic of the sorted-array statistics

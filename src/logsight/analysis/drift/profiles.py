@@ -143,7 +143,7 @@ def build_profile(
         )
         if kind == NUMERIC:
             a = np.asarray(s, dtype=float)
-            r = np.sort(a[~np.isnan(a)])
+            r = np.sort(a[np.isfinite(a)])  # +-inf has no place on the histogram
             if not len(r):
                 raise ValueError(f"reference column {col!r} has no values")
             edges, psi_edges = profile_edges(r, bins=config.bins, fine_bins=config.fine_bins)
@@ -259,3 +259,17 @@ def _prepare_binned(fp: NumericProfile, cs: NumericSummary, edges: np.ndarray,
 
 def drifted_features(results: Iterable[FeatureDrift]) -> list[str]:
     return [r.feature for r in results if r.drifted]
+
+
+def profile_quantiles(fp: NumericProfile, qs: Sequence[float]) -> list[float]:
+    """Quantiles of a profiled feature: the lower edge of the fine bin holding each one.
+    ``counts[0]`` is below ``edges[0]`` and ``counts[i]`` is ``[edges[i-1], edges[i])``, so the
+    bin where the cumulative share first reaches q starts at ``edges[i-1]``; for a discrete
+    feature (counts, categories as numbers) every value opens its bin, and this is exact."""
+    edges = np.asarray(fp.edges, dtype=float)
+    cum = np.cumsum(fp.counts) / max(sum(fp.counts), 1)
+    out = []
+    for q in qs:
+        i = int(np.searchsorted(cum, q, side="left"))
+        out.append(float(edges[min(max(i - 1, 0), len(edges) - 1)]))
+    return out

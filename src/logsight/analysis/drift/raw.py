@@ -64,6 +64,9 @@ class FeatureDrift:
     method: str = "raw"  # raw | binned
     ks_error_bound: float | None = None  # binned KS: |D_binned - D_raw| <= this
     note: str | None = None
+    # +-inf values, left out of every statistic and said in ``note`` (NaN counts as missing)
+    nonfinite_reference: int = 0
+    nonfinite_current: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,14 +141,20 @@ def _numeric_raw(name: str, ref: Any, cur: Any, config: DriftConfig
                  ) -> tuple[FeatureDrift, TestResult | None]:
     # one sort per side, shared by KS (binary search), PSI/JS (edges and counts by binary
     # search) and Wasserstein (quantile functions)
-    r, missing_r = _sorted_clean(ref)
-    c, missing_c = _sorted_clean(cur)
+    r, missing_r, inf_r = _sorted_clean(ref)
+    c, missing_c, inf_c = _sorted_clean(cur)
     fd = FeatureDrift(
         feature=name, type=NUMERIC, test="", statistic=None, p_value=None, threshold=0.0,
         drifted=False, n_reference=len(r), n_current=len(c),
         missing_reference=missing_r, missing_current=missing_c,
+        nonfinite_reference=inf_r, nonfinite_current=inf_c,
     )
-    return fd, _evaluate(fd, lambda: _prepare_numeric(r, c, config.bins), config)
+    result = _evaluate(fd, lambda: _prepare_numeric(r, c, config.bins), config)
+    if inf_r or inf_c:
+        said = f"; {fd.note}" if fd.note else ""
+        fd.note = (f"{inf_r} reference and {inf_c} current value(s) were not finite (+-inf: "
+                   f"too large for a float, or an overflow upstream) and were left out{said}")
+    return fd, result
 
 
 def _categorical_from_counts(

@@ -431,8 +431,8 @@ def run_test(
     if kind not in t.kinds:
         raise ValueError(f"test {name!r} does not apply to {kind} data")
     if kind == NUMERIC:
-        r, _ = _sorted_clean(reference)
-        c, _ = _sorted_clean(current)
+        r, _, _ = _sorted_clean(reference)
+        c, _, _ = _sorted_clean(current)
         if not len(r) or not len(c):
             raise ValueError(f"{name} needs at least one non-missing value on each side")
         return _run(name, _prepare_numeric(r, c, config.bins), config)

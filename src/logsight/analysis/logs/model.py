@@ -231,7 +231,11 @@ def split_baseline(
     cut = baseline_cut(frame, baseline, window=window)
     if isinstance(cut, int):
         return np.arange(len(frame)) < cut
-    return np.asarray((frame["timestamp"] < cut).fillna(False))
+    # a row without a timestamp belongs where assign_windows puts it: with the row before it
+    # (after the first row, with the one after it). Leaving it out of the baseline instead
+    # counted every baseline-period traceback line in the first scored window: a false anomaly.
+    filled = frame["timestamp"].ffill().bfill()
+    return np.asarray(filled < cut)
 
 
 def _looks_like_time(text: str) -> bool:

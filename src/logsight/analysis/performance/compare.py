@@ -193,7 +193,9 @@ def compare_kpis(
     min_kpi_events: int = 30,
 ) -> list[KpiChange]:
     """Every version's KPI against the baseline version's, per KPI name. The baseline is
-    ``baseline_version`` when it has the KPI, else the version with the most KPI events.
+    ``baseline_version`` when it has the KPI, else the version with the most KPI events
+    (:func:`performance_report` passes the version seen first, so a new version that took
+    most of the traffic does not become the baseline).
     Only versions with at least ``min_kpi_events`` events take part (one event has a
     zero-width bootstrap interval and would look like a certain change), and events without
     a model version (grouped as ``unknown``) are never compared: they are no version."""

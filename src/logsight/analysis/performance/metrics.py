@@ -95,7 +95,14 @@ def classification_metrics(
     conf: np.ndarray | None = None
     if proba is not None:
         classes, m = proba
-        conf = m.max(axis=1)
+        # ECE's confidence is the probability the model gave to the class it *predicted*; the
+        # row maximum is only that when the prediction is the argmax (a thresholded or
+        # cost-weighted decision need not be), so look the predicted class up, falling back
+        # to the maximum only for a prediction outside the probability columns.
+        col = {c: i for i, c in enumerate(classes)}
+        pred_col = np.array([col.get(v, -1) for v in yp], dtype=int)
+        conf = np.where(pred_col >= 0, m[np.arange(len(yp)), np.maximum(pred_col, 0)],
+                        m.max(axis=1))
         onehot = (yt[:, None] == np.asarray(classes, dtype=object)[None, :]).astype(float)
         out.brier = float(np.mean(np.sum((m - onehot) ** 2, axis=1)))
         present = set(yt)

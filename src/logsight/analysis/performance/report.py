@@ -22,6 +22,7 @@ from logsight.analysis.performance.compare import (
 )
 from logsight.analysis.performance.labels import (
     TASK_COLUMNS,
+    UNKNOWN_VERSION,
     Task,
     _version_col,
     check_task,
@@ -67,6 +68,28 @@ class PerformanceReport:
         return asdict(self)
 
 
+def first_seen_version(frame: pd.DataFrame, *, among: Collection[str] | None = None
+                       ) -> str | None:
+    """The model version whose first event is earliest (ties: the smaller name), optionally
+    only among ``among``; None when the frame has no versions (or no timestamps and no rows).
+    Without a timestamp column the versions' order is unknown and the smallest name is taken."""
+    if not len(frame) or "model_version" not in frame:
+        return None
+    v = _version_col(frame)
+    keep = v != UNKNOWN_VERSION
+    if among is not None:
+        keep &= v.isin(list(among))
+    if not keep.any():
+        return None
+    if "timestamp" not in frame:
+        return str(sorted(v[keep].unique())[0])
+    ts = pd.to_datetime(frame.loc[keep, "timestamp"], utc=True, errors="coerce")
+    first = ts.groupby(v[keep]).min().dropna()
+    if first.empty:
+        return str(sorted(v[keep].unique())[0])
+    return str(min(first.index, key=lambda name: (first[name], name)))
+
+
 def performance_report(
     joined: pd.DataFrame,
     *,
@@ -88,8 +111,8 @@ def performance_report(
 ) -> PerformanceReport:
     """Metrics for the window (overall and per version), degradation of each version against
     the same version in ``reference`` (joined frame of the reference window), and every other
-    version against the baseline version (``baseline_version``, else the one with the most
-    labelled predictions). KPIs: mean per version with a bootstrap interval, each version
+    version against the baseline version (``baseline_version``, else the one seen first), in both
+    directions. KPIs: mean per version with a bootstrap interval, each version
     against the baseline version's KPI (:func:`compare_kpis`; versions with fewer than
     ``min_kpi_events`` KPI events, and events without a version, are not compared), and the
     Spearman correlation of per-``kpi_window`` accuracy with the per-window KPI mean."""
@@ -136,17 +159,28 @@ def performance_report(
     if baseline_version is not None and baseline_version in loss_by_version and (
             baseline_version not in labelled and len(labelled) >= 2):
         rep.notes.append(f"baseline version {baseline_version!r} has no labelled predictions "
-                         "yet: versions are compared with the most labelled one instead")
+                         "yet: versions are compared with the one seen first instead")
+    first_seen = first_seen_version(joined, among=set(labelled))
     if len(labelled) >= 2:
-        base = baseline_version if baseline_version in labelled else max(
-            labelled, key=lambda v: (labelled[v], v)
-        )
+        # The baseline is the version that was there first (or the one named stable), never
+        # "the one with most labels": a worse new version that took most of the traffic would
+        # otherwise become the baseline and the regression would go unreported. Each pair is
+        # oriented so the candidate is the side with the higher observed loss: a regression of
+        # either against the other is found, and since Welch's p and the bootstrap interval
+        # are both two-sided, the false-alarm rate stays at alpha.
+        base = baseline_version if baseline_version in labelled else first_seen
+        assert base is not None  # labelled has two versions, so one was seen first
+        two_sided = kw
         for v in labelled:
-            if v != base:
+            if v == base:
+                continue
+            b_loss, v_loss = loss_by_version[base], loss_by_version[v]
+            if float(np.mean(b_loss)) > float(np.mean(v_loss)):  # the baseline is the worse
                 rep.version_comparisons.append(compare_losses(
-                    loss_by_version[base], loss_by_version[v], baseline_name=base,
-                    candidate_name=v, **kw
-                ))
+                    v_loss, b_loss, baseline_name=v, candidate_name=base, **two_sided))
+            else:
+                rep.version_comparisons.append(compare_losses(
+                    b_loss, v_loss, baseline_name=base, candidate_name=v, **two_sided))
     if kpis is not None and not kpis.empty:
         k = kpis
         missing = [c for c in ("kpi_name", "kpi_value") if c not in k]
@@ -161,7 +195,9 @@ def performance_report(
                 versions, on="request_id", how="left"
             )
         rep.kpis = kpi_by_version(k, alpha=alpha, n_boot=n_boot, random_state=random_state)
-        rep.kpi_changes = compare_kpis(rep.kpis, baseline_version=baseline_version,
+        rep.kpi_changes = compare_kpis(rep.kpis,
+                                       baseline_version=baseline_version or first_seen_version(
+                                           joined if len(joined) else k),
                                        lower_is_better=kpi_lower_is_better,
                                        min_kpi_events=min_kpi_events)
         rep.kpi_accuracy_correlation = kpi_accuracy_correlation(joined, k, task=task,

@@ -13,7 +13,8 @@ OTel/ECS-shaped records.
 
 **Trees.** Spans are sorted by (trace, start). Data problems are repaired and counted, never
 raised: a span whose end is before its start gets zero length (``negative``); a repeated
-(trace, span id) keeps its first copy (``duplicates``); a span whose parent is not in the trace
+(trace, span id) keeps one copy (``duplicates``): one with a valid interval over one ending
+before its start, then the first in the input; a span whose parent is not in the trace
 is an *orphan*; parent cycles are broken by making their members orphans (``cycles``). Each
 trace has one *primary root*: a span without a parent reference if there is one, else the
 earliest orphan. With ``orphans="attach"`` (default) every other root hangs under the primary

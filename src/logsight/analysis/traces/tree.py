@@ -144,14 +144,16 @@ def analyze_spans(df: pd.DataFrame, *, orphans: OrphanPolicy = "attach") -> Trac
     pcode_raw = codes[len(df) :]
     k = np.int64(len(uniques) + 1)
     key_raw = tcode_raw.astype(np.int64) * k + scode_raw + 1
-    key_sorted = key_raw[order]
-    kperm = np.argsort(key_sorted, kind="stable")
-    kvals = key_sorted[kperm]
-    dup_sorted = np.zeros(len(kvals), dtype=bool)
-    dup_sorted[1:] = kvals[1:] == kvals[:-1]
-    keep = np.ones(len(order), dtype=bool)
-    keep[kperm[dup_sorted]] = False  # stable sort: the first copy in (trace, start) order stays
-    order = order[keep]
+    # A repeated (trace, span id) keeps one copy: one with a valid interval over one that ends
+    # before it starts (a clock or exporter fault), and among those the first in the input, as
+    # the docs say — never "the one that starts first", which favoured the broken copy.
+    pref = np.lexsort((np.arange(len(df)), negative, key_raw))
+    kvals = key_raw[pref]
+    dup = np.zeros(len(kvals), dtype=bool)
+    dup[1:] = kvals[1:] == kvals[:-1]
+    keep_raw = np.ones(len(df), dtype=bool)
+    keep_raw[pref[dup]] = False
+    order = order[keep_raw[order]]
     n = int(order.size)
 
     tcode = tcode_raw[order].astype(np.int64)
@@ -309,7 +311,7 @@ def analyze_spans(df: pd.DataFrame, *, orphans: OrphanPolicy = "attach") -> Trac
         clipped=int(clipped.sum()),
         async_children=int(async_child.sum()),
         duplicates=int(len(df) - n),
-        negative=int(negative.sum()),
+        negative=int(negative[keep_raw].sum()),  # a dropped duplicate is not repaired
         cycles=n_cycles,
     )
     return TraceAnalysis(spans=out, traces=traces, stats=stats_)

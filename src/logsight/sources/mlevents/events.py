@@ -16,6 +16,7 @@ from logsight.analysis import drift as D
 from logsight.analysis import performance as P
 from logsight.errors import BadRequest, NoData
 from logsight.names import F
+from logsight.sources.textfile import DecodeReport, iter_lines, read_text
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -38,21 +39,23 @@ Window = tuple[datetime | str, datetime | str]
 
 
 # -- files -----------------------------------------------------------------------------------
-def read_file(path: str | Path) -> pd.DataFrame:
+def read_file(path: str | Path, *, decode: DecodeReport | None = None) -> pd.DataFrame:
     """A CSV, Parquet or NDJSON file as a frame. Rows in the mlevents document shape
-    (``ml.features.<name>`` keys, flat or nested) are reduced to their feature columns."""
+    (``ml.features.<name>`` keys, flat or nested) are reduced to their feature columns.
+    Text lines that are not valid UTF-8 are read with U+FFFD and listed in ``decode``
+    (:mod:`logsight.sources.textfile`)."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"file not found: {p}")
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
     try:
         if suffix.startswith(".csv"):
-            frame = pd.read_csv(p)
+            frame = pd.read_csv(read_text(p, decode))
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
         elif suffix.startswith((".ndjson", ".jsonl", ".json")):
-            with open(p, encoding="utf-8") as fh:
-                rows = [flatten(json.loads(line)) for line in fh if line.strip()]
+            rows = [flatten(json.loads(line)) for _, line in iter_lines(p, decode)
+                    if line.strip()]
             frame = pd.DataFrame(rows)
         else:
             raise ValueError(
@@ -374,10 +377,18 @@ class SampleFiles:
     def __init__(self, reference: str | Path, current: str | Path) -> None:
         self.reference = str(reference)
         self.current = str(current)
+        # lines that were not valid UTF-8 (read with U+FFFD): said, never fatal
+        self.decodes = (DecodeReport(Path(self.reference)), DecodeReport(Path(self.current)))
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reader should tell the user about how the files were read."""
+        return [d.message for d in self.decodes if d.message]
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         try:
-            ref, cur = read_file(self.reference), read_file(self.current)
+            ref = read_file(self.reference, decode=self.decodes[0])
+            cur = read_file(self.current, decode=self.decodes[1])
         except ValueError as e:  # the reader's own refusals of a file
             raise BadRequest(None, str(e)) from e
         for frame, path, side in ((ref, self.reference, "reference"),

@@ -14,6 +14,7 @@ from logsight.timeutil import as_utc, iso
 
 if TYPE_CHECKING:
     pass
+from logsight.sources.textfile import DecodeReport
 from logsight.sources.traces.records import load_spans_file
 
 
@@ -46,11 +47,18 @@ class SpanFile:
         self.parameter = parameter
         self.window_parameter = window_parameter
         self._frame: pd.DataFrame | None = None
+        # lines that were not valid UTF-8 (read with U+FFFD): said, never fatal
+        self.decode = DecodeReport(self.path)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reader should tell the user about how the file was read."""
+        return [self.decode.message] if self.decode.message else []
 
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
             try:
-                self._frame = load_spans_file(self.path)
+                self._frame = load_spans_file(self.path, decode=self.decode)
             except ValueError as e:  # the reader's own refusals of the file, all of them
                 raise BadRequest(self.parameter, str(e)) from None
         return self._frame

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from logsight.names import F
+from logsight.sources.textfile import DecodeReport, iter_lines
 
 if TYPE_CHECKING:
     pass
@@ -294,25 +295,26 @@ def spans_frame(
     )
 
 
-def load_spans_file(path: str | Path) -> pd.DataFrame:
-    """Read NDJSON spans (one JSON object per line; blank lines skipped) into a span frame."""
+def load_spans_file(path: str | Path, *, decode: DecodeReport | None = None) -> pd.DataFrame:
+    """Read NDJSON spans (one JSON object per line; blank lines skipped) into a span frame.
+    Lines that are not valid UTF-8 are read with U+FFFD and listed in ``decode``
+    (:mod:`logsight.sources.textfile`)."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"span file {str(p)!r} does not exist")
     records: list[dict[str, Any]] = []
     lines: list[int] = []
-    with p.open("rb") as fh:
-        for no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}: line {no} is not JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}: line {no} is not a JSON object")
-            records.append(obj)
-            lines.append(no)
+    for no, line in iter_lines(p, decode):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: line {no} is not JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{p}: line {no} is not a JSON object")
+        records.append(obj)
+        lines.append(no)
     try:
         return spans_frame(records, line_numbers=lines)
     except ValueError as e:
