@@ -23,7 +23,7 @@ def test_a_shift_that_stays_is_one_change_point_at_its_start() -> None:
     rng = np.random.default_rng(0)
     x = _series(rng, 30, 12, 10.0, 17.0)
     k, z, share = level_shift(x, 10.0, 2.0)  # type: ignore[misc]
-    assert k == 12 and z > 6 and share >= 0.8
+    assert k == 12 and z > 6 and share >= 0.6
     # per-window, only a few windows cross a z of 4: the cut-off view scatters the change
     assert ((x[12:] - 10.0) / 2.0 > 4).sum() < 18
 
@@ -73,5 +73,7 @@ def test_a_found_shift_is_sustained_and_strong(values: list[float], scale: float
     seg = x[k:] / scale
     sign = np.sign(z)
     assert len(seg) >= 3 and abs(z) >= 6.0
-    assert share == pytest.approx(np.mean(seg * sign > 2.0)) and share >= 0.8
-    assert seg[0] * sign > 2.0
+    assert share == pytest.approx(np.mean(seg * sign > 1.0)) and share >= 0.6
+    half = len(seg) // 2
+    assert np.clip(seg[:half], -5, 5).mean() * sign > 1.0
+    assert np.clip(seg[half:], -5, 5).mean() * sign > 1.0

@@ -466,3 +466,38 @@ def test_invalid_utf8_is_replaced_and_counted_in_every_reader(tmp_path) -> None:
     res = CliRunner().invoke(main, ["drift", "--reference", str(ref), "--current", str(cur)])
     assert res.exit_code == 0, res.output
     assert "cur.csv: 1 line(s) were not valid UTF-8 (line 202)" in res.output
+
+
+# -- a sustained shift is one finding spanning the change --------------------------------------
+
+def test_sustained_template_rate_shift_is_one_finding_spanning_the_change() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from logsight.analysis.logs import detect_log_anomalies
+
+    rng = np.random.default_rng(9)
+    t0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+    rows = []
+    for minute in range(90):  # 30 baseline minutes, a deploy at minute 60 that stays
+        n_ok = int(rng.poisson(40))
+        n_retry = int(rng.poisson(4 if minute < 60 else 9))
+        for i in range(n_ok):
+            rows.append((t0 + timedelta(minutes=minute, seconds=i % 60),
+                         f"served request {minute}-{i} in {int(rng.integers(2, 40))} ms"))
+        for i in range(n_retry):
+            rows.append((t0 + timedelta(minutes=minute, seconds=(i * 7) % 60),
+                         f"retrying call to feature-store attempt {int(rng.integers(1, 4))}"))
+    frame = pd.DataFrame({"timestamp": [r[0] for r in rows], "message": [r[1] for r in rows],
+                          "service": "scorer", "level": "warning"})
+    res = detect_log_anomalies(frame, baseline="30min", window="1min")
+    shifts = [f for f in res.findings if (f.subject or "").startswith("level_shift:")]
+    assert len(shifts) == 1, [(f.subject, f.window_start) for f in res.findings]
+    sh = shifts[0]
+    cp = sh.evidence["change_point"]
+    assert pd.Timestamp(sh.window_start) == pd.Timestamp(t0 + timedelta(minutes=60))
+    assert pd.Timestamp(sh.window_end) == pd.Timestamp(t0 + timedelta(minutes=90))
+    assert cp["direction"] == "up" and cp["windows"] == 30 and "retrying" in sh.summary
+    # no scattered window findings left for the same change
+    rest = [f for f in res.findings if f is not sh]
+    assert all(f.evidence.get("deviations", [{}])[0].get("feature") != cp["feature"]
+               for f in rest)

@@ -8,9 +8,10 @@ compared with its baseline (centre and scale, e.g. the log detector's robust one
 single change point that best explains it is found: for every candidate start k the windows
 from k to the end give the standardised segment mean ``S_k = sum(z_t) / sqrt(m)`` (m windows).
 The change point is the k with the largest ``|S_k|`` among those where the shift is sustained:
-at least ``min_share`` of the windows from k on sit more than ``beyond`` scales out on the same
-side, the window at k does too (the shift starts there), and the windows before k do not, on
+both halves of the segment from k on sit, on average, more than ``beyond`` scales out on the
+same side, at least ``min_share`` of its windows do, and the windows before k do not on
 average. It is reported when ``|S_k| >= min_z`` and the segment spans ``min_windows`` or more.
+Each window's z is clipped at ``clip`` in the sum, so a burst of a few windows is no shift.
 """
 
 from __future__ import annotations
@@ -50,17 +51,18 @@ class LevelShift:
 
 def level_shift(
     values: np.ndarray, center: float, scale: float, *, min_windows: int = 3,
-    min_z: float = 6.0, min_share: float = 0.8, beyond: float = 2.0,
+    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0, clip: float = 5.0,
 ) -> tuple[int, float, float] | None:
     """(k, S_k, share) of the sustained shift of ``values`` against (center, scale), or None.
-    ``values`` in window order; NaN windows count as no deviation."""
+    ``values`` in window order; NaN windows count as no deviation. Each window's z is clipped
+    to ``+-clip`` in the segment sum, so one burst cannot pass for a shift."""
     if min_windows < 1:
         raise ValueError(f"min_windows must be at least 1, got {min_windows}")
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n < min_windows or not scale > 0:
         return None
-    z = np.nan_to_num((x - center) / scale, nan=0.0)
+    z = np.clip(np.nan_to_num((x - center) / scale, nan=0.0), -clip, clip)
     # suffix sums give every candidate's segment mean in one pass
     suffix = np.cumsum(z[::-1])[::-1]
     up = np.cumsum((z > beyond)[::-1])[::-1]
@@ -72,9 +74,14 @@ def level_shift(
         s = float(suffix[k] / math.sqrt(m))
         sign = 1 if s >= 0 else -1
         share = float((up[k] if sign > 0 else down[k]) / m)
-        starts_here = z[k] * sign > beyond
+        half = k + m // 2
+        # sustained: both halves of the segment sit beyond ``beyond`` on the same side, and
+        # the windows before it do not (else the change started earlier)
+        first = (suffix[k] - suffix[half]) / max(half - k, 1)
+        second = suffix[half] / (n - half)
+        halves_ok = first * sign > beyond and second * sign > beyond
         before_ok = k == 0 or abs(prefix[k] / k) < beyond
-        if share < min_share or not starts_here or not before_ok:
+        if share < min_share or not halves_ok or not before_ok:
             continue
         if best is None or abs(s) > abs(best[1]):
             best = (k, s, share)
@@ -85,7 +92,7 @@ def level_shift(
 
 def level_shifts(
     series: pd.DataFrame, center: pd.Series, scale: pd.Series, *, min_windows: int = 3,
-    min_z: float = 6.0, min_share: float = 0.8, beyond: float = 2.0,
+    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0,
 ) -> list[LevelShift]:
     """The sustained shift of every column of ``series`` (rows: windows in time order, index:
     window starts) against ``center`` / ``scale`` (per column), strongest first."""

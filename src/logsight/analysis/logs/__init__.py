@@ -18,6 +18,16 @@ Pipeline
    z-scores and fits an :class:`sklearn.ensemble.IsolationForest` on the baseline z-scores of
    all services pooled (so a service with few windows still gets a model).
 
+Sustained changes
+-----------------
+A change that stays (a deploy that doubles a template's rate for good) is one finding, not the
+few windows that cross the per-window cut-off: per service and count feature (templates, levels,
+total) the change point that best explains the scored windows against the baseline is found
+(:mod:`logsight.analysis.changepoint`), and when it holds to the end of the range it becomes one
+``log_anomaly`` finding with subject ``level_shift:<feature>`` spanning the change; window
+findings inside it whose main deviation is that feature are folded into it
+(:mod:`logsight.analysis.logs.levelshift`).
+
 Decision rule (keeps false positives low)
 -----------------------------------------
 A window is anomalous when **both** of these hold:

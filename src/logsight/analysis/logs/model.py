@@ -25,6 +25,7 @@ from logsight.analysis.logs.features import (
     window_features,
 )
 from logsight.analysis.logs.findings import _finding, _neutral_volume
+from logsight.analysis.logs.levelshift import level_shift_findings
 from logsight.analysis.templates import TemplateMiner
 from logsight.errors import NoData
 from logsight.findings import Finding
@@ -359,6 +360,9 @@ def score_logs(
                     namespace=namespace, max_samples=max_samples,
                 )
             )
+    if _timed(frame):  # a level shift needs a clock: line buckets have no deploy to follow
+        shifts, findings = level_shift_findings(model, feats, findings, namespace=namespace)
+        findings = shifts + findings
     return LogAnomalyResult(findings, feats, scores, anomalous, model, decision)
 
 
