@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from logsight import names
-from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, normalize_level, prepare_frame
+from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, prepare_frame
 from logsight.errors import BadRequest, NoData
+from logsight.levels import RAW_LINE_WORDS, normalize_level
 from logsight.names import F
 from logsight.timeutil import as_utc, iso
 
@@ -143,13 +144,6 @@ _TS_RE = re.compile(
     r"^\[?(\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*"
 )
 _LEVEL_TOKEN_RE = re.compile(r"^[\[(<]?([A-Za-z]+)[\])>:,]*$")
-_LEVEL_WORDS = {
-    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
-    "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC", "FAILURE",
-}
-_LEVEL_ALIASES_RAW = {"FAILURE": "error"}
-
-
 def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
     """(ISO timestamp or None, level or None, message) of a plain-text log line: a leading
     ISO-8601 timestamp is taken off, and the first of the first eight tokens that is an
@@ -162,9 +156,8 @@ def parse_raw_line(line: str) -> tuple[str | None, str | None, str]:
     level = None
     for tok in line.split(None, 8)[:8]:
         lm = _LEVEL_TOKEN_RE.match(tok)
-        if lm and lm.group(1).upper() == lm.group(1) and lm.group(1) in _LEVEL_WORDS:
-            word = lm.group(1)
-            level = _LEVEL_ALIASES_RAW.get(word) or normalize_level(word)
+        if lm and lm.group(1) in RAW_LINE_WORDS:  # upper case only: the keys are
+            level = normalize_level(RAW_LINE_WORDS[lm.group(1)])
             break
     return ts, level, line.rstrip("\n")
 

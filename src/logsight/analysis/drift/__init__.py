@@ -127,4 +127,21 @@ from logsight.analysis.drift.registry import (  # noqa: F401  # re-exported: the
     wasserstein_test,
 )
 
-__all__ = ["CATEGORICAL", "CategoricalProfile", "CategoricalSummary", "ColumnTypeError", "CurrentSummary", "DEFAULT_BINS", "DRIFT_TESTS", "DriftConfig", "DriftTest", "DriftThresholds", "FINE_BINS", "FeatureDrift", "FeatureType", "NUMERIC", "NumericBins", "NumericProfile", "NumericSummary", "OTHER_CATEGORY", "OutlierReport", "PREDICTION_SUBJECTS", "PSI_EPSILON", "ReferenceProfile", "TestInputs", "TestResult", "UnknownColumnError", "align_categories", "benjamini_hochberg", "bin_counts", "bin_counts_sorted", "bin_sums_sorted", "binned_ks", "binned_wasserstein", "build_profile", "category_counts", "category_key", "chisquare_from_counts", "chisquare_test", "compare", "compare_profile", "default_test", "drift_findings", "drifted_features", "exceeds", "feature_kind", "jensenshannon_test", "js_distance", "js_distance_from_counts", "ks_2samp", "ks_2samp_sorted", "ks_binned_test", "ks_pvalue", "ks_statistic_sorted", "ks_test", "numeric_profile_from_quantiles", "outlier_findings", "profile_edges", "psi", "psi_from_counts", "psi_test", "quantile_edges", "register_binned", "register_test", "robust_outliers", "run_test", "summarize_current", "wasserstein_binned_test", "wasserstein_normed", "wasserstein_sorted", "wasserstein_sorted_quantiles", "wasserstein_test"]
+__all__ = [
+    "CATEGORICAL", "CategoricalProfile", "CategoricalSummary", "ColumnTypeError",
+    "CurrentSummary", "DEFAULT_BINS", "DRIFT_TESTS", "DriftConfig", "DriftTest",
+    "DriftThresholds", "FINE_BINS", "FeatureDrift", "FeatureType", "NUMERIC", "NumericBins",
+    "NumericProfile", "NumericSummary", "OTHER_CATEGORY", "OutlierReport",
+    "PREDICTION_SUBJECTS", "PSI_EPSILON", "ReferenceProfile", "TestInputs", "TestResult",
+    "UnknownColumnError", "align_categories", "benjamini_hochberg", "bin_counts",
+    "bin_counts_sorted", "bin_sums_sorted", "binned_ks", "binned_wasserstein", "build_profile",
+    "category_counts", "category_key", "chisquare_from_counts", "chisquare_test", "compare",
+    "compare_profile", "default_test", "drift_findings", "drifted_features", "exceeds",
+    "feature_kind", "jensenshannon_test", "js_distance", "js_distance_from_counts", "ks_2samp",
+    "ks_2samp_sorted", "ks_binned_test", "ks_pvalue", "ks_statistic_sorted", "ks_test",
+    "numeric_profile_from_quantiles", "outlier_findings", "profile_edges", "psi",
+    "psi_from_counts", "psi_test", "quantile_edges", "register_binned", "register_test",
+    "robust_outliers", "run_test", "summarize_current", "wasserstein_binned_test",
+    "wasserstein_normed", "wasserstein_sorted", "wasserstein_sorted_quantiles",
+    "wasserstein_test",
+]

@@ -63,4 +63,12 @@ from logsight.analysis.performance.report import (  # noqa: F401  # re-exported:
     performance_report,
 )
 
-__all__ = ["ClassificationMetrics", "Comparison", "KpiChange", "KpiReport", "PROBA_PREFIX", "PerformanceReport", "RegressionMetrics", "ReliabilityBin", "TASK_COLUMNS", "Task", "TaskMismatch", "UNKNOWN_VERSION", "VersionReport", "bootstrap_mean_interval", "check_task", "classification_metrics", "compare_kpis", "compare_losses", "evaluate", "infer_task", "join_feedback", "kpi_accuracy_correlation", "kpi_by_version", "label_coverage", "losses", "performance_findings", "performance_report", "regression_metrics"]
+__all__ = [
+    "ClassificationMetrics", "Comparison", "KpiChange", "KpiReport", "PROBA_PREFIX",
+    "PerformanceReport", "RegressionMetrics", "ReliabilityBin", "TASK_COLUMNS", "Task",
+    "TaskMismatch", "UNKNOWN_VERSION", "VersionReport", "bootstrap_mean_interval",
+    "check_task", "classification_metrics", "compare_kpis", "compare_losses", "evaluate",
+    "infer_task", "join_feedback", "kpi_accuracy_correlation", "kpi_by_version",
+    "label_coverage", "losses", "performance_findings", "performance_report",
+    "regression_metrics",
+]

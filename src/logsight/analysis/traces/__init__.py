@@ -85,4 +85,10 @@ from logsight.analysis.traces.tree import (  # noqa: F401  # re-exported: the pa
     analyze_spans,
 )
 
-__all__ = ["BOTTLENECK_FIELDS", "NS_PER_MS", "OPERATION_KEYS", "OrphanPolicy", "REQUIRED_COLUMNS", "SPAN_COLUMNS", "TraceAnalysis", "TraceRegression", "TraceStats", "VersionSplit", "aggregate_operations", "analyze_spans", "bottleneck_findings", "compare_operations", "compare_versions", "entry_points", "group_quantiles", "rank_bottlenecks", "regression_findings", "split_by_version"]
+__all__ = [
+    "BOTTLENECK_FIELDS", "NS_PER_MS", "OPERATION_KEYS", "OrphanPolicy", "REQUIRED_COLUMNS",
+    "SPAN_COLUMNS", "TraceAnalysis", "TraceRegression", "TraceStats", "VersionSplit",
+    "aggregate_operations", "analyze_spans", "bottleneck_findings", "compare_operations",
+    "compare_versions", "entry_points", "group_quantiles", "rank_bottlenecks",
+    "regression_findings", "split_by_version",
+]

@@ -55,4 +55,11 @@ from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exported: t
     summarize_window,
 )
 
-__all__ = ["COLUMN_NAMES", "FEATURE_PREFIX", "NoPredictions", "PREDICTION_FIELDS", "PROBA_FIELD_PREFIX", "SampleFiles", "StoredProfile", "Window", "describe_missing_predictions", "discover_fields", "event_query", "first_week", "flatten", "index_for", "load_profile", "profile_from_cluster", "read_events", "read_events_query", "read_feedback", "read_file", "read_joined", "require_predictions", "service_of", "summarize_window", "windows_with_late_labels"]
+__all__ = [
+    "COLUMN_NAMES", "FEATURE_PREFIX", "NoPredictions", "PREDICTION_FIELDS",
+    "PROBA_FIELD_PREFIX", "SampleFiles", "StoredProfile", "Window",
+    "describe_missing_predictions", "discover_fields", "event_query", "first_week", "flatten",
+    "index_for", "load_profile", "profile_from_cluster", "read_events", "read_events_query",
+    "read_feedback", "read_file", "read_joined", "require_predictions", "service_of",
+    "summarize_window", "windows_with_late_labels",
+]

@@ -69,4 +69,10 @@ from logsight.sources.traces.records import (  # noqa: F401  # re-exported: the 
     spans_frame,
 )
 
-__all__ = ["ClusterSpans", "DURATION_FIELDS", "END_ISO_FIELDS", "END_NS_FIELDS", "FIELD_ALIASES", "MAX_NS", "MIN_NS", "NoSpans", "SOURCE_FIELDS", "START_ISO_FIELDS", "START_NS_FIELDS", "SpanFile", "SpanSource", "describe_search", "explain_no_spans", "has_spans", "load_spans_file", "operation_stats", "read_spans", "read_version_spans", "spans_frame", "trace_starts"]
+__all__ = [
+    "ClusterSpans", "DURATION_FIELDS", "END_ISO_FIELDS", "END_NS_FIELDS", "FIELD_ALIASES",
+    "MAX_NS", "MIN_NS", "NoSpans", "SOURCE_FIELDS", "START_ISO_FIELDS", "START_NS_FIELDS",
+    "SpanFile", "SpanSource", "describe_search", "explain_no_spans", "has_spans",
+    "load_spans_file", "operation_stats", "read_spans", "read_version_spans", "spans_frame",
+    "trace_starts",
+]
