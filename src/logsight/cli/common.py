@@ -36,7 +36,8 @@ def when(value: str | None, *, now: datetime, option: str | None = None) -> date
     try:
         return parse_when(value, now=now)
     except ValueError as e:
-        raise click.BadParameter(f"{value!r} {e} (use {TIME_HELP})", param_hint=option) from None
+        raise click.BadParameter(f"not a date/time: {value!r} {e} (use {TIME_HELP})",
+                                 param_hint=option) from None
 
 
 def url_option(f: F) -> F:
