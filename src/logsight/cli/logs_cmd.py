@@ -33,7 +33,8 @@ TABLE_COLUMNS = ["kind", "service", "window_start", "severity", "score", "new_te
 TABLE_WIDTH = 160
 # the log job's request fields as this command's options, for its errors
 OPTIONS = {"window": "--from/--to", "window.start": "--from", "window.end": "--to",
-           "input": "--input", "baseline": "--baseline", "service": "--service"}
+           "input": "--input", "baseline": "--baseline", "service": "--service",
+           "detector": "--model"}
 HINTS = {"baseline": "(see --baseline, and --from/--to for the range)"}
 # date-first forms pandas read before the shared parser (2024/05/01 10:00); never ages
 _DATE_FIRST = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}")

@@ -5,7 +5,8 @@ grammar of its own (durations with units via :func:`logsight.timeutil.parse_dura
 ``task=5m,...`` interval lists, ``off``/``no``/``0`` switches, comma-separated keys) and an error
 message naming the variable, which the CLI and the tests rely on; with pydantic-settings each
 would need a custom validator and its ValidationError text would change what users see, for
-no gain in the parsing itself. The variables are read in one place, :meth:`ServiceSettings.from_env`.
+no gain in the parsing itself. The variables are read in one place,
+:meth:`ServiceSettings.from_env`.
 """
 
 from __future__ import annotations

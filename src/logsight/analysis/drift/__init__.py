@@ -21,7 +21,7 @@ is importable from here as before."""
 
 from __future__ import annotations
 
-from logsight.analysis.drift.findings import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.findings import (  # noqa: F401  # re-exports
     PREDICTION_SUBJECTS,
     OutlierReport,
     _fmt,
@@ -29,7 +29,7 @@ from logsight.analysis.drift.findings import (  # noqa: F401  # re-exported: the
     outlier_findings,
     robust_outliers,
 )
-from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exports
     _INT_EXACT_LIMIT,
     _KS_LIMIT_EN,
     _SCIPY_KS_EXACT_MAX_N,
@@ -72,7 +72,7 @@ from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exported: the 
     wasserstein_sorted,
     wasserstein_sorted_quantiles,
 )
-from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exports
     CategoricalProfile,
     CategoricalSummary,
     CurrentSummary,
@@ -87,7 +87,7 @@ from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exported: the
     profile_edges,
     summarize_current,
 )
-from logsight.analysis.drift.raw import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.raw import (  # noqa: F401  # re-exports
     FeatureDrift,
     _categorical_from_counts,
     _evaluate,
@@ -97,7 +97,7 @@ from logsight.analysis.drift.raw import (  # noqa: F401  # re-exported: the pack
     _with_unmatched,
     compare,
 )
-from logsight.analysis.drift.registry import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.registry import (  # noqa: F401  # re-exports
     _ALL_STATISTICS,
     DRIFT_TESTS,
     ColumnTypeError,

@@ -69,11 +69,11 @@ everything is importable from here as before."""
 
 from __future__ import annotations
 
-from logsight.analysis.logs.detector import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.detector import (  # noqa: F401  # re-exports
     Deviation,
     LogAnomalyDetector,
 )
-from logsight.analysis.logs.features import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.features import (  # noqa: F401  # re-exports
     COUNT_PREFIXES,
     LEVELS,
     LOG_COLUMNS,
@@ -96,13 +96,13 @@ from logsight.analysis.logs.features import (  # noqa: F401  # re-exported: the 
     window_coverage,
     window_features,
 )
-from logsight.analysis.logs.findings import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.findings import (  # noqa: F401  # re-exports
     FEATURE_LABELS,
     _finding,
     _label,
     _neutral_volume,
 )
-from logsight.analysis.logs.model import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.model import (  # noqa: F401  # re-exports
     WINDOW_COLUMNS,
     BaselineError,
     LogAnalysisResult,
@@ -118,7 +118,7 @@ from logsight.analysis.logs.model import (  # noqa: F401  # re-exported: the pac
     split_baseline,
     window_table,
 )
-from logsight.analysis.logs.templatedrift import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.templatedrift import (  # noqa: F401  # re-exports
     _contributions,
     _pydt,
     _template_tests,

@@ -44,7 +44,7 @@ The package splits along its seams: :mod:`~logsight.analysis.traces.spans`,
 
 from __future__ import annotations
 
-from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exports
     _fmt,
     _group_codes,
     _plain,
@@ -54,7 +54,7 @@ from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exported: t
     group_quantiles,
     rank_bottlenecks,
 )
-from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exports
     TraceRegression,
     VersionSplit,
     _mwu_greater,
@@ -64,7 +64,7 @@ from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exported:
     regression_findings,
     split_by_version,
 )
-from logsight.analysis.traces.spans import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.spans import (  # noqa: F401  # re-exports
     BOTTLENECK_FIELDS,
     NS_PER_MS,
     OPERATION_KEYS,
@@ -76,7 +76,7 @@ from logsight.analysis.traces.spans import (  # noqa: F401  # re-exported: the p
     _row_flags,
     _validate,
 )
-from logsight.analysis.traces.tree import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.tree import (  # noqa: F401  # re-exports
     _critical_chains,
     _group_line,
     _levels,

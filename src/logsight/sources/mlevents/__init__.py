@@ -12,7 +12,7 @@ The package splits along its seams: :mod:`~logsight.sources.mlevents.events`,
 
 from __future__ import annotations
 
-from logsight.sources.mlevents.events import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.mlevents.events import (  # noqa: F401  # re-exports
     _BACKING_PREFIX,
     _SEEN_LIMIT,
     COLUMN_NAMES,
@@ -43,7 +43,7 @@ from logsight.sources.mlevents.events import (  # noqa: F401  # re-exported: the
     service_of,
     windows_with_late_labels,
 )
-from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exports
     StoredProfile,
     _aggregate,
     _range_agg,

@@ -13,7 +13,7 @@ The package splits along its seams: :mod:`~logsight.sources.traces.records`,
 
 from __future__ import annotations
 
-from logsight.sources.traces.cluster import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.cluster import (  # noqa: F401  # re-exports
     _BACKING,
     ClusterSpans,
     NoSpans,
@@ -32,15 +32,15 @@ from logsight.sources.traces.cluster import (  # noqa: F401  # re-exported: the 
     read_spans,
     read_version_spans,
 )
-from logsight.sources.traces.files import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.files import (  # noqa: F401  # re-exports
     SpanFile,
     _ns,
     trace_starts,
 )
-from logsight.sources.traces.protocol import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.protocol import (  # noqa: F401  # re-exports
     SpanSource,
 )
-from logsight.sources.traces.records import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.records import (  # noqa: F401  # re-exports
     _ERROR,
     _KINDS,
     _MAX_NS_FLOAT,
