@@ -264,3 +264,22 @@ def test_a_field_that_changes_type_does_not_cost_the_line(engine: Engine, namesp
     # (not all engines list it in _ignored) - either way the line itself is kept
     assert [h.get("_ignored") for h in hits][:2] == [None, ["f_amb"]]
     assert hits[2]["_source"]["f_amb"] == {"k": 1}
+
+
+def test_the_logs_pipeline_levels_are_the_level_vocabulary() -> None:
+    """The pipeline's level table is generated from logsight.levels (one vocabulary): the
+    stored spellings, and every word the analysis reads."""
+    import json
+
+    from logsight.assets.install import pipelines_dir
+    from logsight.levels import STORED_LEVELS, normalize_level, pipeline_params
+
+    body = json.loads((pipelines_dir() / "logsight-logs.json").read_text())
+    [script] = [p["script"] for p in body["processors"]
+                if "script" in p and p["script"].get("tag") == "normalize"]
+    assert script["params"]["levels"] == pipeline_params()
+    assert set(pipeline_params().values()) == set(STORED_LEVELS)
+    # the analysis counts what the pipeline stores: trace as debug, critical as fatal
+    assert [normalize_level(v) for v in STORED_LEVELS] == [
+        "debug", "debug", "info", "warn", "error", "fatal"]
+    assert normalize_level("WARNING") == "warn" and normalize_level(None) == "info"

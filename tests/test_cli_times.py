@@ -5,6 +5,7 @@ window, is refused; an overlapping reference is allowed with a warning."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 import click.testing
@@ -76,3 +77,30 @@ def test_trace_start_is_the_root_start_or_the_first_span() -> None:
          "start_time_unix_nano": big + 5, "duration_ms": 1},
     ])
     assert _trace_starts(spans).to_dict() == {"a": big + 7, "b": big + 3}
+
+
+def test_every_time_option_takes_the_same_grammar(tmp_path: Path) -> None:
+    """One parser behind every time option: ``2024/05/01`` (a date-first spelling), ISO and
+    ages mean the same for traces, logs, drift and alerts; a bad value names its option."""
+    from click.testing import CliRunner
+    from tests.test_traces_cli import T0 as SPANS_T0
+    from tests.test_traces_cli import trace, write_ndjson
+
+    from logsight.cli import main
+    from logsight.cli.alerts_cmd import _now
+    from logsight.cli.common import when
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    want = datetime(2024, 5, 1, tzinfo=UTC)
+    assert when("2024/05/01", now=now) == want == _now("2024/05/01", clock=now)
+    assert when("30d", now=now) == now - timedelta(days=30)
+    with pytest.raises(click.BadParameter, match="'6x' is neither"):
+        when("6x", now=now, option="--from")
+    spans = write_ndjson(tmp_path / "s.ndjson", [s for i in range(3) for s in trace(i, 50)])
+    start = datetime.fromtimestamp(SPANS_T0 / 1e9, tz=UTC)
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(spans), "--from",
+                                    start.strftime("%Y/%m/%d"), "--json"])
+    assert res.exit_code == 0, res.output
+    bad = CliRunner().invoke(main, ["traces", "bottlenecks", "--input", str(spans), "--from",
+                                    "soon"])
+    assert bad.exit_code == 2 and "--from" in bad.output

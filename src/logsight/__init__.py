@@ -1,7 +1,8 @@
 """logsight: log and trace analytics for ML systems on the Elasticsearch (ELK) stack.
 
-The flow, one way:  adapters -> shipper -> engine (the seam) <- sources <- analysis -> findings
--> service / CLI / alerts.
+The flow, one way:  adapters -> shipper -> engine (the seam); faces (CLI, service, scheduler,
+demo) -> jobs -> sources (cluster or file) -> analysis (pure) -> writer -> engine; alerts read
+the findings.
 
 Applications adopt it with one call::
 

@@ -18,6 +18,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Timespec = Literal["auto", "seconds", "milliseconds", "microseconds"]
 
 # an age back from now: ``15m``, ``now-2h``, ``now - 1.5d``
+# (the grammar of every time and age logsight reads; durations add ``ms`` and bare seconds)
 _AGE = re.compile(r"^(?:now\s*-\s*)?(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -101,3 +102,45 @@ def parse_window(window: str | pd.Timedelta) -> pd.Timedelta:
     if pd.isna(delta) or delta <= pd.Timedelta(0):
         raise ValueError(f"window must be positive, got {window!r}")
     return delta
+
+
+def parse_when(text: str, *, now: datetime) -> datetime:
+    """:func:`parse_time` (``now``, an age, ISO-8601), plus the other ISO spellings a command
+    line may carry (``2024/05/01 10:00``, basic ``20240501T100000``, nanoseconds); those must
+    start with a four-digit year, so an age like ``6h`` never becomes year 1. UTC-aware.
+    Raises ValueError as :func:`parse_time` does."""
+    try:
+        return as_utc(parse_time(text, now=now))
+    except ValueError as e:
+        reason = e
+    value = text.strip()
+    if value[:4].isdigit():
+        import pandas as pd
+
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):
+            ts = None
+        if ts is not None and not pd.isna(ts) and ts.year >= 1970:
+            return as_utc(ts.to_pydatetime())
+    raise reason
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_SECONDS = {"ms": 0.001, **_UNIT_SECONDS}
+
+
+def parse_duration(value: str | float | int | timedelta, *, what: str = "duration") -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds; ValueError otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{what} {value!r} is not a duration such as 30s, 5m, 1h or 7d")
+        seconds = float(m.group(1)) * _DURATION_SECONDS[m.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return timedelta(seconds=seconds)

@@ -16,12 +16,18 @@ import click
 
 from logsight.alerts import check_webhook_url, evaluate_rule, load_rules, run_rules
 from logsight.alerts.rules import OPS, Rule, RuleError, format_duration
-from logsight.cli.common import engine_from, json_option, print_json, print_table, url_option
+from logsight.cli.common import (
+    engine_from,
+    json_option,
+    print_json,
+    print_table,
+    time_option,
+    url_option,
+    when,
+)
 from logsight.engine import EngineError, connect
-from logsight.timeutil import as_utc, parse_time
 
 TARGETS = ("auto", "watcher", "monitor", "builtin")
-TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 
 
 def _rules(paths: Sequence[Path], ids: Sequence[str]) -> list[Rule]:
@@ -32,14 +38,9 @@ def _rules(paths: Sequence[Path], ids: Sequence[str]) -> list[Rule]:
 
 
 def _now(value: str | None, *, clock: datetime | None = None) -> datetime:
-    """``--now``: :func:`logsight.timeutil.parse_time` against ``clock`` (default: now)."""
+    """``--now`` against ``clock`` (default: now); see :func:`logsight.cli.common.when`."""
     clock = datetime.now(UTC) if clock is None else clock
-    if value is None:
-        return clock
-    try:
-        return as_utc(parse_time(value, now=clock))
-    except ValueError as e:
-        raise click.BadParameter(f"{value!r} {e} (use {TIME_HELP})", param_hint="--now") from None
+    return when(value, now=clock, option="--now") or clock
 
 
 def _webhook_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -66,8 +67,7 @@ def scope_options(f: Any) -> Any:
 
 def evaluation_options(f: Any) -> Any:
     """What ``test`` and ``run`` share: the cluster, the rules, where they read, and when."""
-    f = click.option("--now", "now_", default=None,
-                     help=f"Evaluate as of this time: {TIME_HELP} (default now).")(f)
+    f = time_option('--now', 'now_', what='Evaluate as of this time', default='Default: now.')(f)
     f = scope_options(f)
     f = click.argument("rule_ids", nargs=-1)(f)
     f = rules_option(f)

@@ -6,14 +6,38 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
 from logsight.engine import Engine, EngineError, connect
 from logsight.errors import BadRequest, NoData
+from logsight.timeutil import parse_when
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
+
+
+def time_option(*decls: str, what: str, default: str = "", **kw: Any) -> Callable[[F], F]:
+    """THE declaration of a time option (``--from``, ``--baseline-to``, ``--now`` ...): every
+    one takes the same grammar (:func:`when`) and says so the same way in its help."""
+    text = f"{what}: {TIME_HELP}." + (f" {default}" if default else "")
+    return click.option(*decls, help=text, **kw)
+
+
+def when(value: str | None, *, now: datetime, option: str | None = None) -> datetime | None:
+    """A time option's value (:func:`logsight.timeutil.parse_when`: ISO-8601, ``now``, an age,
+    ``2024/05/01 10:00``) against the command's one ``now``; None when not given; a usage
+    error naming ``option`` otherwise."""
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now=now)
+    except ValueError as e:
+        raise click.BadParameter(f"not a date/time: {value!r} {e} (use {TIME_HELP})",
+                                 param_hint=option) from None
 
 
 def url_option(f: F) -> F:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-import pandas as pd
 
 from logsight.cli.common import (
     engine_from,
@@ -16,14 +15,15 @@ from logsight.cli.common import (
     namespace_callback,
     print_json,
     print_table,
+    time_option,
     url_option,
+    when,
 )
 from logsight.jobs import drift as D
-from logsight.timeutil import as_utc, iso, parse_time
+from logsight.timeutil import iso
 
 JSON_KEYS = ("feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
              "wasserstein", "drifted")
-TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 # the model jobs' request fields as these commands' options, for their errors
 OPTIONS = {"tests": "--test", "columns": "--column", "reference": "--reference",
            "current": "--current", "task": "--task", "window.start": "--from",
@@ -32,37 +32,13 @@ OPTIONS = {"tests": "--test", "columns": "--column", "reference": "--reference",
 _P_SCIENTIFIC_BELOW = 1e-3
 
 
-def _when(value: str | None, name: str, now: datetime) -> datetime | None:
-    """:func:`logsight.timeutil.parse_time`, plus the other ISO spellings pandas accepted
-    before (``2024/05/01``, basic ``20240501T100000``, nanoseconds); those must start with a
-    four-digit year, so an age like ``6h`` can never become year 1 again."""
-    if value is None:
-        return None
-    try:
-        return as_utc(parse_time(value, now=now))
-    except ValueError as e:
-        reason = str(e)
-    text = value.strip()
-    if text[:4].isdigit():
-        try:
-            ts = pd.Timestamp(text)
-        except (ValueError, TypeError, OverflowError):
-            ts = None
-        if ts is not None and not pd.isna(ts) and ts.year >= 1970:
-            if ts.tzinfo is None:
-                ts = ts.tz_localize("UTC")
-            return as_utc(ts.to_pydatetime())
-    raise click.BadParameter(f"not a date/time: {value!r} {reason} (use {TIME_HELP})",
-                             param_hint=name)
-
-
 def _window(start: str | None, end: str | None, names_: tuple[str, str], now: datetime,
             *, default_end: datetime | None = None, default_end_is: str = "now"
             ) -> tuple[datetime, datetime] | None:
     """The window [start, end) of two options, None when neither is given. The end may be
     left out: it is then ``default_end`` (``now`` unless given), described as
     ``default_end_is`` in errors; an end without a start is refused."""
-    s, e = _when(start, names_[0], now), _when(end, names_[1], now)
+    s, e = when(start, now=now, option=names_[0]), when(end, now=now, option=names_[1])
     if s is None and e is None:
         return None
     if s is None:
@@ -168,13 +144,12 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
               help="Current data file (CSV, Parquet or NDJSON).")
 @click.option("--model", help="Model name (cluster mode).")
 @click.option("--version", "model_version", help="Only this model version (cluster mode).")
-@click.option("--reference-from", help=f"Reference window start: {TIME_HELP}.")
-@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}. "
-              "Default: --current-from.")
+@time_option('--reference-from', what='Reference window start')
+@time_option('--reference-to', what='Reference window end (exclusive)',
+             default='Default: --current-from.')
 @click.option("--reference-profile", help="Id of a stored reference profile (cluster mode).")
-@click.option("--current-from", help=f"Current window start: {TIME_HELP}.")
-@click.option("--current-to", help=f"Current window end (exclusive): {TIME_HELP}. "
-              "Default: now.")
+@time_option('--current-from', what='Current window start')
+@time_option('--current-to', what='Current window end (exclusive)', default='Default: now.')
 @click.option("--namespace", default=None, callback=namespace_callback,
               help="Stream namespace (default: all).")
 @click.option("--column", "columns", multiple=True, help="Only these columns (files).")
@@ -259,13 +234,10 @@ def drift(
 @click.command()
 @click.option("--model", required=True, help="Model name.")
 @click.option("--version", "model_version", help="Only this model version.")
-@click.option("--from", "start", required=True, help=f"Window start: {TIME_HELP}.")
-@click.option("--to", "end", default=None,
-              help=f"Window end (exclusive): {TIME_HELP}. Default: now.")
-@click.option("--reference-from",
-              help=f"Reference window start, for degradation: {TIME_HELP}.")
-@click.option("--reference-to", help=f"Reference window end (exclusive): {TIME_HELP}. "
-              "Default: --from.")
+@time_option('--from', 'start', what='Window start', required=True)
+@time_option('--to', 'end', what='Window end (exclusive)', default='Default: now.')
+@time_option('--reference-from', what='Reference window start, for degradation')
+@time_option('--reference-to', what='Reference window end (exclusive)', default='Default: --from.')
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
               help="Metrics to compute: classification (accuracy, F1, ROC-AUC, calibration; "
               "needs ml.label) or regression (MAE, RMSE, MAPE; needs ml.label_value). "

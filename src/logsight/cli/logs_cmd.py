@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from logsight.cli.common import (
     engine_from,
@@ -19,46 +18,30 @@ from logsight.cli.common import (
     namespace_callback,
     print_json,
     print_table,
+    time_option,
     url_option,
+    when,
 )
-from logsight.timeutil import as_utc, iso, short_time
-from logsight.timeutil import parse_time as parse_time_text
+from logsight.timeutil import iso, short_time
 
 if TYPE_CHECKING:
     from logsight.findings import Finding
     from logsight.jobs.logs import LogAnomaliesResult
 
-TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 TABLE_COLUMNS = ["kind", "service", "window_start", "severity", "score", "new_templates",
                  "summary"]
 TABLE_WIDTH = 160
 # the log job's request fields as this command's options, for its errors
 OPTIONS = {"window": "--from/--to", "window.start": "--from", "window.end": "--to",
-           "input": "--input", "baseline": "--baseline", "service": "--service"}
+           "input": "--input", "baseline": "--baseline", "service": "--service",
+           "detector": "--model"}
 HINTS = {"baseline": "(see --baseline, and --from/--to for the range)"}
 # date-first forms pandas read before the shared parser (2024/05/01 10:00); never ages
 _DATE_FIRST = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}")
 
 
-def parse_time(value: str | None, *, now: datetime, option: str = "--from/--to"
-               ) -> datetime | None:
-    """The shared time parser (:func:`logsight.timeutil.parse_time`: ISO-8601, ``now``, an
-    age such as ``6h`` / ``now-2h``) plus the date-first forms pandas accepted before
-    (``2024/05/01 10:00``); UTC-aware. BadParameter naming ``option`` otherwise."""
-    if value is None:
-        return None
-    try:
-        return as_utc(parse_time_text(value, now=now))
-    except ValueError as e:
-        if _DATE_FIRST.match(value.strip()):
-            try:
-                ts = pd.Timestamp(value.strip())
-            except ValueError:
-                pass
-            else:
-                if not pd.isna(ts):
-                    return as_utc(ts.to_pydatetime())
-        raise click.BadParameter(f"{value!r} {e}", param_hint=option) from None
+# the command's time parser, by its old name (tests and callers import it from here)
+parse_time = when
 
 
 def _t(ts: datetime) -> str:
@@ -187,10 +170,10 @@ def logs() -> None:
 
 @logs.command()
 @url_option
-@click.option("--from", "start", default=None,
-              help=f"Start: {TIME_HELP}. Default: 1h before --to (files: the first line).")
-@click.option("--to", "end", default=None,
-              help=f"End, exclusive: {TIME_HELP}. Default: now (files: after the last line).")
+@time_option('--from', 'start', what='Start',
+             default='Default: 1h before --to (files: the first line).')
+@time_option('--to', 'end', what='End, exclusive',
+             default='Default: now (files: after the last line).')
 @click.option("--service", default=None,
               help="Cluster: only this service.name. Files: for raw lines, the service they "
                    "belong to (default: the file name); for NDJSON, keep only this service.")

@@ -16,12 +16,12 @@ from logsight.cli.common import (
     namespace_callback,
     print_json,
     print_table,
+    time_option,
     url_option,
+    when,
 )
 from logsight.timeutil import iso
-from logsight.timeutil import parse_time as parse_time_text
 
-TIME_HELP = "ISO-8601 time, 'now', or an age such as 15m, 6h, now-2h"
 # the jobs' request fields as this command's options, for their errors
 OPTIONS = {
     "window.start": "--from", "window.end": "--to", "window": "--from",
@@ -37,20 +37,10 @@ TABLE_COLUMNS = [
 ]
 
 
-def parse_time(value: str | None, *, now: datetime, option: str) -> datetime | None:
-    """ISO-8601 (naive = UTC), ``now``, or a relative age such as ``15m``/``now-2h``/``7d``."""
-    if value is None:
-        return None
-    try:
-        return parse_time_text(value, now=now)
-    except ValueError as e:
-        raise click.BadParameter(f"{value!r} {e}", param_hint=option) from None
-
-
 def _window(frm: str | None, to: str | None, default: timedelta, now: datetime,
             names: tuple[str, str] = ("--from", "--to")) -> tuple[datetime, datetime]:
-    end = parse_time(to, now=now, option=names[1]) or now
-    start = parse_time(frm, now=now, option=names[0]) or end - default
+    end = when(to, now=now, option=names[1]) or now
+    start = when(frm, now=now, option=names[0]) or end - default
     if end <= start:
         raise click.BadParameter(f"{names[0]} must be before {names[1]}", param_hint=names[0])
     return start, end
@@ -60,8 +50,8 @@ def _file_bounds(frm: str | None, to: str | None, now: datetime,
                  names: tuple[str, str] = ("--from", "--to")
                  ) -> tuple[datetime | None, datetime | None]:
     """A file's --from/--to: either may be left open (the file's first / last trace)."""
-    start = parse_time(frm, now=now, option=names[0])
-    end = parse_time(to, now=now, option=names[1])
+    start = when(frm, now=now, option=names[0])
+    end = when(to, now=now, option=names[1])
     if start is not None and end is not None and end <= start:
         raise click.BadParameter(f"{names[0]} must be before {names[1]}", param_hint=names[0])
     return start, end
@@ -104,11 +94,11 @@ orphans_opt = click.option(
 @input_opt
 @service_opt
 @operation_opt
-@click.option("--from", "frm", default=None,
-              help=f"Window start: {TIME_HELP}. Default: 1h before --to (--input: the file's "
-              "first trace). Traces are kept by the start of their root span.")
-@click.option("--to", default=None, help=f"Window end: {TIME_HELP}. Default: now (--input: "
-              "after the file's last trace).")
+@time_option("--from", "frm", what="Window start",
+             default="Default: 1h before --to (--input: the file's first trace). Traces are "
+             "kept by the start of their root span.")
+@time_option("--to", what="Window end",
+             default="Default: now (--input: after the file's last trace).")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True,
               help="How many operations to list, most critical-path time first.")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
@@ -167,17 +157,16 @@ def bottlenecks(
               help="Baseline spans (NDJSON).")
 @service_opt
 @operation_opt
-@click.option("--from", "frm", default=None,
-              help=f"Current window start: {TIME_HELP}. Default: 1h before --to (--input: "
-              "the file's first trace).")
-@click.option("--to", default=None, help=f"Current window end: {TIME_HELP}. Default: now "
-              "(--input: after the file's last trace).")
-@click.option("--baseline-from", default=None,
-              help=f"Baseline start: {TIME_HELP}. Default: as long before --baseline-to as "
-              "the current window is long (--baseline-input: the file's first trace).")
-@click.option("--baseline-to", default=None,
-              help=f"Baseline end: {TIME_HELP}. Default: the current window's start "
-              "(--baseline-input: after the file's last trace).")
+@time_option('--from', 'frm', what='Current window start',
+             default="Default: 1h before --to (--input: the file's first trace).")
+@time_option('--to', what='Current window end',
+             default="Default: now (--input: after the file's last trace).")
+@time_option('--baseline-from', what='Baseline start',
+             default='Default: as long before --baseline-to as the current window is long '
+                     "(--baseline-input: the file's first trace).")
+@time_option('--baseline-to', what='Baseline end',
+             default="Default: the current window's start (--baseline-input: after the file's "
+                     'last trace).')
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Significance level (BH-adjusted Mann-Whitney U).")
 @click.option("--min-ratio", type=click.FloatRange(1.0), default=1.2, show_default=True,
@@ -231,8 +220,8 @@ def regressions(
                 baseline_input, parameter="baseline_input", window_parameter="baseline"))
         else:
             start, end = _window(frm, to, timedelta(hours=1), now)
-            bend = parse_time(baseline_to, now=now, option="--baseline-to") or start
-            bstart = parse_time(baseline_from, now=now, option="--baseline-from") or (
+            bend = when(baseline_to, now=now, option="--baseline-to") or start
+            bstart = when(baseline_from, now=now, option="--baseline-from") or (
                 bend - (end - start)
             )
             if bend <= bstart:

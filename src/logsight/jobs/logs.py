@@ -34,7 +34,8 @@ from logsight.sources.logs import ClusterLogs, LogFileSource, LogSource
 from logsight.timeutil import iso
 from logsight.writer import ClusterWriter, Writer
 
-__all__ = ["ClusterLogs", "ClusterWriter", "LogAnomaliesRequest", "LogAnomaliesResult",
+__all__ = [
+    "Scope", "Window", "ClusterLogs", "ClusterWriter", "LogAnomaliesRequest", "LogAnomaliesResult",
            "LogFileSource", "analyse_log_frame", "anomalies"]
 
 Baseline = float | str | datetime | Window | None

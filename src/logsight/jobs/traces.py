@@ -27,6 +27,7 @@ from logsight.sources.traces import ClusterSpans, NoSpans, SpanFile, SpanSource
 from logsight.writer import ClusterWriter, Writer, critical_path_documents
 
 __all__ = [
+    "Scope", "Window",
     "BottlenecksRequest", "BottlenecksResult", "ClusterSpans", "ClusterWriter",
     "RegressionsRequest", "RegressionsResult", "SpanFile", "VersionRegressionsRequest",
     "bottlenecks", "regressions", "version_regressions",

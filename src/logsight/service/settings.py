@@ -1,9 +1,17 @@
-"""Service settings: one frozen object built from flags or the environment, never global."""
+"""Service settings: one frozen object built from flags or the environment, never global.
+
+Why not ``pydantic-settings``: considered (issue 12) and left out. Nearly every variable has a
+grammar of its own (durations with units via :func:`logsight.timeutil.parse_duration`,
+``task=5m,...`` interval lists, ``off``/``no``/``0`` switches, comma-separated keys) and an error
+message naming the variable, which the CLI and the tests rely on; with pydantic-settings each
+would need a custom validator and its ValidationError text would change what users see, for
+no gain in the parsing itself. The variables are read in one place,
+:meth:`ServiceSettings.from_env`.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import socket
 import uuid
 from collections.abc import Mapping
@@ -12,26 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from logsight.names import check_namespace
+from logsight.timeutil import parse_duration
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _OFF = ("off", "0", "false", "no", "none", "disabled")
-
-
-def parse_duration(value: str | float | int | timedelta, *, what: str = "duration") -> timedelta:
-    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds; ValueError otherwise."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError(f"{what} {value!r} is not a duration such as 30s, 5m, 1h or 7d")
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
-    if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return timedelta(seconds=seconds)
 
 
 def task_names() -> tuple[str, ...]:

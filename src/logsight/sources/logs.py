@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from logsight import names
-from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, normalize_level, prepare_frame
+from logsight.analysis.logs import LOG_COLUMNS, empty_log_frame, prepare_frame
 from logsight.errors import BadRequest, NoData
+from logsight.levels import RAW_LINE_WORDS, normalize_level
 from logsight.names import F
 from logsight.sources import rawlog
 from logsight.sources.textfile import DecodeReport, iter_lines
@@ -142,21 +143,13 @@ def log_services(
 
 # -- files -----------------------------------------------------------------------------------
 _LEVEL_TOKEN_RE = re.compile(r"^[\[(<]?([A-Za-z]+)[\])>:,]*$")
-_LEVEL_WORDS = {
-    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
-    "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC", "FAILURE",
-}
-_LEVEL_ALIASES_RAW = {"FAILURE": "error"}
-
-
 def raw_level(text: str) -> str | None:
     """The level of a plain-text line (after its timestamp): the first of the first eight
     tokens that is an upper-case level word (``INFO``, ``[ERROR]``, ``WARN:`` ...)."""
     for tok in text.split(None, 8)[:8]:
         lm = _LEVEL_TOKEN_RE.match(tok)
-        if lm and lm.group(1).upper() == lm.group(1) and lm.group(1) in _LEVEL_WORDS:
-            word = lm.group(1)
-            return _LEVEL_ALIASES_RAW.get(word) or normalize_level(word)
+        if lm and lm.group(1) in RAW_LINE_WORDS:  # upper case only: the keys are
+            return normalize_level(RAW_LINE_WORDS[lm.group(1)])
     return None
 
 

@@ -21,7 +21,7 @@ is importable from here as before."""
 
 from __future__ import annotations
 
-from logsight.analysis.drift.findings import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.findings import (  # noqa: F401  # re-exports
     PREDICTION_SUBJECTS,
     OutlierReport,
     _fmt,
@@ -29,7 +29,7 @@ from logsight.analysis.drift.findings import (  # noqa: F401  # re-exported: the
     outlier_findings,
     robust_outliers,
 )
-from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exports
     _INT_EXACT_LIMIT,
     _KS_LIMIT_EN,
     _SCIPY_KS_EXACT_MAX_N,
@@ -72,7 +72,7 @@ from logsight.analysis.drift.kernels import (  # noqa: F401  # re-exported: the 
     wasserstein_sorted,
     wasserstein_sorted_quantiles,
 )
-from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exports
     CategoricalProfile,
     CategoricalSummary,
     CurrentSummary,
@@ -88,7 +88,7 @@ from logsight.analysis.drift.profiles import (  # noqa: F401  # re-exported: the
     profile_quantiles,
     summarize_current,
 )
-from logsight.analysis.drift.raw import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.raw import (  # noqa: F401  # re-exports
     FeatureDrift,
     _categorical_from_counts,
     _evaluate,
@@ -98,7 +98,7 @@ from logsight.analysis.drift.raw import (  # noqa: F401  # re-exported: the pack
     _with_unmatched,
     compare,
 )
-from logsight.analysis.drift.registry import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.drift.registry import (  # noqa: F401  # re-exports
     _ALL_STATISTICS,
     DRIFT_TESTS,
     ColumnTypeError,
@@ -128,4 +128,21 @@ from logsight.analysis.drift.registry import (  # noqa: F401  # re-exported: the
     wasserstein_test,
 )
 
-__all__ = ["CATEGORICAL", "CategoricalProfile", "CategoricalSummary", "ColumnTypeError", "CurrentSummary", "DEFAULT_BINS", "DRIFT_TESTS", "DriftConfig", "DriftTest", "DriftThresholds", "FINE_BINS", "FeatureDrift", "FeatureType", "NUMERIC", "NumericBins", "NumericProfile", "NumericSummary", "OTHER_CATEGORY", "OutlierReport", "PREDICTION_SUBJECTS", "PSI_EPSILON", "ReferenceProfile", "TestInputs", "TestResult", "UnknownColumnError", "align_categories", "benjamini_hochberg", "bin_counts", "bin_counts_sorted", "bin_sums_sorted", "binned_ks", "binned_wasserstein", "build_profile", "category_counts", "category_key", "chisquare_from_counts", "chisquare_test", "compare", "compare_profile", "default_test", "drift_findings", "drifted_features", "exceeds", "feature_kind", "jensenshannon_test", "js_distance", "js_distance_from_counts", "ks_2samp", "ks_2samp_sorted", "ks_binned_test", "ks_pvalue", "ks_statistic_sorted", "ks_test", "numeric_profile_from_quantiles", "outlier_findings", "profile_edges", "profile_quantiles", "psi", "psi_from_counts", "psi_test", "quantile_edges", "register_binned", "register_test", "robust_outliers", "run_test", "summarize_current", "wasserstein_binned_test", "wasserstein_normed", "wasserstein_sorted", "wasserstein_sorted_quantiles", "wasserstein_test"]
+__all__ = [
+    "CATEGORICAL", "CategoricalProfile", "CategoricalSummary", "ColumnTypeError",
+    "CurrentSummary", "DEFAULT_BINS", "DRIFT_TESTS", "DriftConfig", "DriftTest",
+    "DriftThresholds", "FINE_BINS", "FeatureDrift", "FeatureType", "NUMERIC", "NumericBins",
+    "NumericProfile", "NumericSummary", "OTHER_CATEGORY", "OutlierReport",
+    "PREDICTION_SUBJECTS", "PSI_EPSILON", "ReferenceProfile", "TestInputs", "TestResult",
+    "UnknownColumnError", "align_categories", "benjamini_hochberg", "bin_counts",
+    "bin_counts_sorted", "bin_sums_sorted", "binned_ks", "binned_wasserstein", "build_profile",
+    "category_counts", "category_key", "chisquare_from_counts", "chisquare_test", "compare",
+    "compare_profile", "default_test", "drift_findings", "drifted_features", "exceeds",
+    "feature_kind", "jensenshannon_test", "js_distance", "js_distance_from_counts", "ks_2samp",
+    "ks_2samp_sorted", "ks_binned_test", "ks_pvalue", "ks_statistic_sorted", "ks_test",
+    "numeric_profile_from_quantiles", "outlier_findings", "profile_edges", "profile_quantiles", "psi",
+    "psi_from_counts", "psi_test", "quantile_edges", "register_binned", "register_test",
+    "robust_outliers", "run_test", "summarize_current", "wasserstein_binned_test",
+    "wasserstein_normed", "wasserstein_sorted", "wasserstein_sorted_quantiles",
+    "wasserstein_test",
+]

@@ -79,12 +79,11 @@ everything is importable from here as before."""
 
 from __future__ import annotations
 
-from logsight.analysis.logs.detector import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.detector import (  # noqa: F401  # re-exports
     Deviation,
     LogAnomalyDetector,
 )
-from logsight.analysis.logs.features import (  # noqa: F401  # re-exported: the package's own names
-    _LEVEL_ALIASES,
+from logsight.analysis.logs.features import (  # noqa: F401  # re-exports
     COUNT_PREFIXES,
     LEVELS,
     LOG_COLUMNS,
@@ -107,13 +106,13 @@ from logsight.analysis.logs.features import (  # noqa: F401  # re-exported: the 
     window_coverage,
     window_features,
 )
-from logsight.analysis.logs.findings import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.findings import (  # noqa: F401  # re-exports
     FEATURE_LABELS,
     _finding,
     _label,
     _neutral_volume,
 )
-from logsight.analysis.logs.model import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.model import (  # noqa: F401  # re-exports
     WINDOW_COLUMNS,
     BaselineError,
     LogAnalysisResult,
@@ -129,7 +128,7 @@ from logsight.analysis.logs.model import (  # noqa: F401  # re-exported: the pac
     split_baseline,
     window_table,
 )
-from logsight.analysis.logs.templatedrift import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.logs.templatedrift import (  # noqa: F401  # re-exports
     _contributions,
     _pydt,
     _template_tests,
@@ -139,4 +138,13 @@ from logsight.analysis.logs.templatedrift import (  # noqa: F401  # re-exported:
 )
 from logsight.timeutil import parse_window  # noqa: F401  # importable from its old home
 
-__all__ = ["BaselineError", "COUNT_PREFIXES", "Deviation", "FEATURE_LABELS", "LEVELS", "LOG_COLUMNS", "LogAnalysisResult", "LogAnomalyDetector", "LogAnomalyModel", "LogAnomalyResult", "MODEL_FORMAT", "MODEL_VERSION", "RATIO_FEATURES", "SCORE_TIE", "UNKNOWN_SERVICE", "VOLUME_PREFIXES", "WINDOW_COLUMNS", "assign_windows", "baseline_cut", "detect_log_anomalies", "empty_log_frame", "empty_window_table", "fit_log_model", "js_test", "mine_templates", "normalize_level", "prepare_frame", "psi_test", "score_logs", "split_baseline", "template_drift", "top_templates", "window_coverage", "window_features", "window_table"]
+__all__ = [
+    "BaselineError", "COUNT_PREFIXES", "Deviation", "FEATURE_LABELS", "LEVELS", "LOG_COLUMNS",
+    "LogAnalysisResult", "LogAnomalyDetector", "LogAnomalyModel", "LogAnomalyResult",
+    "MODEL_FORMAT", "MODEL_VERSION", "RATIO_FEATURES", "SCORE_TIE", "UNKNOWN_SERVICE",
+    "VOLUME_PREFIXES", "WINDOW_COLUMNS", "assign_windows", "baseline_cut",
+    "detect_log_anomalies", "empty_log_frame", "empty_window_table", "fit_log_model",
+    "js_test", "mine_templates", "normalize_level", "prepare_frame", "psi_test", "score_logs",
+    "split_baseline", "template_drift", "top_templates", "window_coverage", "window_features",
+    "window_table",
+]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from logsight.analysis.templates import TemplateMiner
+from logsight.levels import LEVELS, normalize_level  # noqa: F401  # re-exported
 from logsight.timeutil import parse_window
 
 MODEL_FORMAT = "logsight-log-anomaly"
@@ -23,42 +23,7 @@ MODEL_VERSION = 1
 LOG_COLUMNS = ("id", "timestamp", "service", "level", "message", "version")
 
 
-LEVELS = ("debug", "info", "warn", "error", "fatal")
-
-
-_LEVEL_ALIASES = {
-    "trace": "debug",
-    "debug": "debug",
-    "fine": "debug",
-    "finer": "debug",
-    "finest": "debug",
-    "info": "info",
-    "information": "info",
-    "notice": "info",
-    "warn": "warn",
-    "warning": "warn",
-    "error": "error",
-    "err": "error",
-    "severe": "error",
-    "fatal": "fatal",
-    "critical": "fatal",
-    "crit": "fatal",
-    "alert": "fatal",
-    "emerg": "fatal",
-    "emergency": "fatal",
-    "panic": "fatal",
-}
-
-
 UNKNOWN_SERVICE = "unknown"
-
-
-def normalize_level(level: Any) -> str:
-    """Canonical level name (``warning`` -> ``warn``, ``critical`` -> ``fatal``); ``info`` when
-    unknown or missing."""
-    if not isinstance(level, str) or not level:
-        return "info"
-    return _LEVEL_ALIASES.get(level.strip().lower(), "info")
 
 
 def empty_log_frame() -> pd.DataFrame:

@@ -27,7 +27,7 @@ from logsight.analysis.logs.features import (
 from logsight.analysis.logs.findings import _finding, _neutral_volume
 from logsight.analysis.logs.levelshift import level_shift_findings
 from logsight.analysis.templates import TemplateMiner
-from logsight.errors import NoData
+from logsight.errors import BadRequest, NoData
 from logsight.findings import Finding
 from logsight.timeutil import parse_window, short_time
 
@@ -74,19 +74,21 @@ class LogAnomalyModel:
         try:
             data = joblib.load(Path(path))
         except FileNotFoundError:
-            raise ValueError(f"model file not found: {path}") from None
+            raise BadRequest("detector", f"model file not found: {path}") from None
         except Exception as e:  # any unpickling failure means "not our file"
-            raise ValueError(f"{path} is not a logsight log-anomaly model ({e})") from e
+            raise BadRequest("detector", f"{path} is not a logsight log-anomaly model ({e})") from e
         if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{path} is not a logsight log-anomaly model")
+            raise BadRequest("detector", f"{path} is not a logsight log-anomaly model")
         if data.get("version") != MODEL_VERSION:
-            raise ValueError(
+            raise BadRequest(
+                "detector",
                 f"{path}: model version {data.get('version')} cannot be read by this logsight "
                 f"(expects {MODEL_VERSION}); train it again"
             )
         detector = data["detector"]
         if list(detector.feature_names_) != list(data["feature_names"]):
-            raise ValueError(f"{path}: feature schema does not match the stored detector")
+            raise BadRequest("detector",
+                f"{path}: feature schema does not match the stored detector")
         return cls(
             miner=TemplateMiner.from_dict(data["miner"]),
             detector=detector,
@@ -188,7 +190,7 @@ def baseline_cut(
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
         frac = float(baseline)
         if not 0.0 < frac < 1.0:
-            raise ValueError(f"baseline fraction must be in (0, 1), got {baseline}")
+            raise BadRequest("baseline", f"baseline fraction must be in (0, 1), got {baseline}")
         if not timed:
             return int(round(n * frac))
         lo, hi = ts.min(), ts.max()
@@ -197,23 +199,27 @@ def baseline_cut(
         try:
             length = parse_window(baseline)
         except ValueError:
-            raise ValueError(
+            raise BadRequest(
+                "baseline",
                 f"invalid baseline {baseline!r}: use a fraction such as 0.5, a duration from "
                 "the start such as 10min, or an ISO-8601 time"
             ) from None
         if not timed:
-            raise ValueError("a duration baseline needs timestamps; use a fraction such as 0.5")
+            raise BadRequest("baseline",
+                "a duration baseline needs timestamps; use a fraction such as 0.5")
         start = ts.min().floor(delta) if delta is not None else ts.min()
         cut = start + length
     else:
         try:
             cut = pd.Timestamp(baseline)
         except ValueError as e:
-            raise ValueError(f"invalid baseline {baseline!r}: use 0.5, 10min or a time") from e
+            raise BadRequest("baseline",
+                f"invalid baseline {baseline!r}: use 0.5, 10min or a time") from e
         if cut.tzinfo is None:
             cut = cut.tz_localize(UTC)
         if not timed:
-            raise ValueError("a timestamp baseline needs timestamps; use a fraction such as 0.5")
+            raise BadRequest("baseline",
+                "a timestamp baseline needs timestamps; use a fraction such as 0.5")
     if delta is not None:
         cut = cut.floor(delta)
     return pd.Timestamp(cut)
@@ -384,7 +390,7 @@ def detect_log_anomalies(
     ``start`` / ``end``: the range ``frame`` was read from (see :func:`score_logs`)."""
     frame = prepare_frame(frame)
     if frame.empty:
-        raise ValueError("no log lines to analyse")
+        raise NoData("no log lines to analyse", parameters=("window",))
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     if frame["timestamp"].notna().all():
         frame = frame.iloc[order].reset_index(drop=True)

@@ -20,7 +20,7 @@ The package splits along its seams: :mod:`~logsight.analysis.performance.labels`
 
 from __future__ import annotations
 
-from logsight.analysis.performance.compare import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.performance.compare import (  # noqa: F401  # re-exports
     Comparison,
     KpiChange,
     KpiReport,
@@ -32,7 +32,7 @@ from logsight.analysis.performance.compare import (  # noqa: F401  # re-exported
     kpi_accuracy_correlation,
     kpi_by_version,
 )
-from logsight.analysis.performance.labels import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.performance.labels import (  # noqa: F401  # re-exports
     PROBA_PREFIX,
     TASK_COLUMNS,
     UNKNOWN_VERSION,
@@ -44,7 +44,7 @@ from logsight.analysis.performance.labels import (  # noqa: F401  # re-exported:
     join_feedback,
     label_coverage,
 )
-from logsight.analysis.performance.metrics import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.performance.metrics import (  # noqa: F401  # re-exports
     ClassificationMetrics,
     RegressionMetrics,
     ReliabilityBin,
@@ -54,7 +54,7 @@ from logsight.analysis.performance.metrics import (  # noqa: F401  # re-exported
     losses,
     regression_metrics,
 )
-from logsight.analysis.performance.report import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.performance.report import (  # noqa: F401  # re-exports
     PerformanceReport,
     VersionReport,
     _empty,
@@ -64,4 +64,12 @@ from logsight.analysis.performance.report import (  # noqa: F401  # re-exported:
     performance_report,
 )
 
-__all__ = ["ClassificationMetrics", "Comparison", "KpiChange", "KpiReport", "PROBA_PREFIX", "PerformanceReport", "RegressionMetrics", "ReliabilityBin", "TASK_COLUMNS", "Task", "TaskMismatch", "UNKNOWN_VERSION", "VersionReport", "bootstrap_mean_interval", "check_task", "classification_metrics", "compare_kpis", "compare_losses", "evaluate", "first_seen_version", "infer_task", "join_feedback", "kpi_accuracy_correlation", "kpi_by_version", "label_coverage", "losses", "performance_findings", "performance_report", "regression_metrics"]
+__all__ = [
+    "ClassificationMetrics", "Comparison", "KpiChange", "KpiReport", "PROBA_PREFIX",
+    "PerformanceReport", "RegressionMetrics", "ReliabilityBin", "TASK_COLUMNS", "Task",
+    "TaskMismatch", "UNKNOWN_VERSION", "VersionReport", "bootstrap_mean_interval",
+    "check_task", "classification_metrics", "compare_kpis", "compare_losses", "evaluate", "first_seen_version",
+    "infer_task", "join_feedback", "kpi_accuracy_correlation", "kpi_by_version",
+    "label_coverage", "losses", "performance_findings", "performance_report",
+    "regression_metrics",
+]

@@ -45,7 +45,7 @@ The package splits along its seams: :mod:`~logsight.analysis.traces.spans`,
 
 from __future__ import annotations
 
-from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exports
     _fmt,
     _group_codes,
     _plain,
@@ -55,7 +55,7 @@ from logsight.analysis.traces.aggregate import (  # noqa: F401  # re-exported: t
     group_quantiles,
     rank_bottlenecks,
 )
-from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exports
     TraceRegression,
     VersionSplit,
     _mwu_greater,
@@ -65,7 +65,7 @@ from logsight.analysis.traces.regressions import (  # noqa: F401  # re-exported:
     regression_findings,
     split_by_version,
 )
-from logsight.analysis.traces.spans import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.spans import (  # noqa: F401  # re-exports
     BOTTLENECK_FIELDS,
     NS_PER_MS,
     OPERATION_KEYS,
@@ -77,7 +77,7 @@ from logsight.analysis.traces.spans import (  # noqa: F401  # re-exported: the p
     _row_flags,
     _validate,
 )
-from logsight.analysis.traces.tree import (  # noqa: F401  # re-exported: the package's own names
+from logsight.analysis.traces.tree import (  # noqa: F401  # re-exports
     _critical_chains,
     _group_line,
     _levels,
@@ -86,4 +86,10 @@ from logsight.analysis.traces.tree import (  # noqa: F401  # re-exported: the pa
     analyze_spans,
 )
 
-__all__ = ["BOTTLENECK_FIELDS", "NS_PER_MS", "OPERATION_KEYS", "OrphanPolicy", "REQUIRED_COLUMNS", "SPAN_COLUMNS", "TraceAnalysis", "TraceRegression", "TraceStats", "VersionSplit", "aggregate_operations", "analyze_spans", "bottleneck_findings", "compare_operations", "compare_versions", "entry_points", "group_quantiles", "rank_bottlenecks", "regression_findings", "split_by_version"]
+__all__ = [
+    "BOTTLENECK_FIELDS", "NS_PER_MS", "OPERATION_KEYS", "OrphanPolicy", "REQUIRED_COLUMNS",
+    "SPAN_COLUMNS", "TraceAnalysis", "TraceRegression", "TraceStats", "VersionSplit",
+    "aggregate_operations", "analyze_spans", "bottleneck_findings", "compare_operations",
+    "compare_versions", "entry_points", "group_quantiles", "rank_bottlenecks",
+    "regression_findings", "split_by_version",
+]

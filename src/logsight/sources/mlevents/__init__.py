@@ -12,7 +12,7 @@ The package splits along its seams: :mod:`~logsight.sources.mlevents.events`,
 
 from __future__ import annotations
 
-from logsight.sources.mlevents.events import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.mlevents.events import (  # noqa: F401  # re-exports
     _BACKING_PREFIX,
     _SEEN_LIMIT,
     COLUMN_NAMES,
@@ -43,7 +43,7 @@ from logsight.sources.mlevents.events import (  # noqa: F401  # re-exported: the
     service_of,
     windows_with_late_labels,
 )
-from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exports
     StoredProfile,
     _aggregate,
     _range_agg,
@@ -55,4 +55,11 @@ from logsight.sources.mlevents.profiles import (  # noqa: F401  # re-exported: t
     summarize_window,
 )
 
-__all__ = ["COLUMN_NAMES", "FEATURE_PREFIX", "NoPredictions", "PREDICTION_FIELDS", "PROBA_FIELD_PREFIX", "SampleFiles", "StoredProfile", "Window", "describe_missing_predictions", "discover_fields", "event_query", "first_week", "flatten", "index_for", "load_profile", "profile_from_cluster", "read_events", "read_events_query", "read_feedback", "read_file", "read_joined", "require_predictions", "service_of", "summarize_window", "windows_with_late_labels"]
+__all__ = [
+    "COLUMN_NAMES", "FEATURE_PREFIX", "NoPredictions", "PREDICTION_FIELDS",
+    "PROBA_FIELD_PREFIX", "SampleFiles", "StoredProfile", "Window",
+    "describe_missing_predictions", "discover_fields", "event_query", "first_week", "flatten",
+    "index_for", "load_profile", "profile_from_cluster", "read_events", "read_events_query",
+    "read_feedback", "read_file", "read_joined", "require_predictions", "service_of",
+    "summarize_window", "windows_with_late_labels",
+]

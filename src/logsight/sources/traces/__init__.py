@@ -13,7 +13,7 @@ The package splits along its seams: :mod:`~logsight.sources.traces.records`,
 
 from __future__ import annotations
 
-from logsight.sources.traces.cluster import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.cluster import (  # noqa: F401  # re-exports
     _BACKING,
     ClusterSpans,
     NoSpans,
@@ -32,15 +32,15 @@ from logsight.sources.traces.cluster import (  # noqa: F401  # re-exported: the 
     read_spans,
     read_version_spans,
 )
-from logsight.sources.traces.files import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.files import (  # noqa: F401  # re-exports
     SpanFile,
     _ns,
     trace_starts,
 )
-from logsight.sources.traces.protocol import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.protocol import (  # noqa: F401  # re-exports
     SpanSource,
 )
-from logsight.sources.traces.records import (  # noqa: F401  # re-exported: the package's own names
+from logsight.sources.traces.records import (  # noqa: F401  # re-exports
     _ERROR,
     _KINDS,
     _MAX_NS_FLOAT,
@@ -69,4 +69,10 @@ from logsight.sources.traces.records import (  # noqa: F401  # re-exported: the 
     spans_frame,
 )
 
-__all__ = ["ClusterSpans", "DURATION_FIELDS", "END_ISO_FIELDS", "END_NS_FIELDS", "FIELD_ALIASES", "MAX_NS", "MIN_NS", "NoSpans", "SOURCE_FIELDS", "START_ISO_FIELDS", "START_NS_FIELDS", "SpanFile", "SpanSource", "describe_search", "explain_no_spans", "has_spans", "load_spans_file", "operation_stats", "read_spans", "read_version_spans", "spans_frame", "trace_starts"]
+__all__ = [
+    "ClusterSpans", "DURATION_FIELDS", "END_ISO_FIELDS", "END_NS_FIELDS", "FIELD_ALIASES",
+    "MAX_NS", "MIN_NS", "NoSpans", "SOURCE_FIELDS", "START_ISO_FIELDS", "START_NS_FIELDS",
+    "SpanFile", "SpanSource", "describe_search", "explain_no_spans", "has_spans",
+    "load_spans_file", "operation_stats", "read_spans", "read_version_spans", "spans_frame",
+    "trace_starts",
+]
