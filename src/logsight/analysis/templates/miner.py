@@ -1,19 +1,20 @@
-"""Online log template mining: variable masking + a Drain-style fixed-depth parse tree.
+"""Online log template mining: variable masking, a Drain-style parse tree, exact templates.
 
-One configuration serves every log source. The pipeline for a message is:
+One configuration serves every log source. For each message, as it arrives:
 
-1. **Masking** (:func:`mask`): general variable shapes are replaced by ``<*>`` - URLs, UUIDs,
-   IPv4/IPv6 addresses (with ports), MAC addresses, ISO/syslog timestamps, hex literals, file
-   paths, quoted values, and any token piece that contains a digit (numbers, sizes, durations,
-   ids such as ``blk_-1234`` or ``task_0001``). Pieces are split on ``= , ; ( ) [ ] { } < >`` so
-   ``size=1234,`` keeps its key (``size=<*>,``). No rule names a product or a dataset.
+1. **Masking** (:mod:`.masking`): variables are replaced by ``<*>`` with general rules (numbers,
+   addresses, paths, URLs, ids holding a digit; key names, punctuation and units are kept).
+   The masked key is the same as the ingest pipeline's ``logsight.template``.
 2. **Tree search** (Drain, He et al. ICWS 2017): the masked token sequence is routed by its
    length, then by its first ``depth - 2`` tokens (a token holding ``<*>`` goes to a wildcard
-   branch), to a leaf holding a few clusters. The most similar cluster (share of positions whose
-   constant token is equal) is taken when the similarity reaches ``sim_threshold``; its template
-   turns the differing positions into ``<*>``. Otherwise a new cluster starts.
-3. **Consecutive wildcards collapse** (``<*> <*>`` -> ``<*>``) before routing, so a variable that
-   spans a variable number of tokens (a quoted sentence, a list) still lands in one cluster.
+   branch), to a leaf holding a few clusters. The most similar cluster (share of constant words
+   that agree) is taken when the similarity reaches ``sim_threshold``; its template turns the
+   differing positions into ``<*>``. Otherwise a new cluster starts.
+3. **Per-position variability** keeps constants that merely hold a digit: a token the masking
+   turned into a variable only because of a digit inside a name (``jk2_init()``, ``HTTP/1.1``,
+   ``eth0``) is shown as itself while every line of the cluster has the very same token, once
+   the cluster has ``min_support`` lines; the first line that differs makes it ``<*>`` for good.
+   Plain numbers (``cuda:0``'s ``0``, sizes, counts) are always variables.
 
 Clusters are numbered in order of creation; the numbers are stable across a save/load round
 trip (:meth:`TemplateMiner.to_dict` / :meth:`TemplateMiner.from_dict`, plain JSON), so template
@@ -22,105 +23,85 @@ ids written next to log documents keep their meaning between runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-WILDCARD = "<*>"
-FORMAT_VERSION = 1
+from logsight.analysis.templates.masking import WILDCARD, Masker, collapse, split_tokens
 
-# Shapes that hold separators or no digit at all, so the digit rule below would miss or split
-# them: URLs, unix/windows paths, single-token quoted values. Every branch starts with a literal
-# character so the regex engine can skip ahead quickly (lookbehinds come after that character).
-_SHAPE_RE = re.compile(
-    "|".join(
-        (
-            r"://[^\s\"'<>]+",  # URL (the scheme is kept: "hdfs://<*>")
-            r":\\[^\s\"']+",  # windows path (the drive letter is kept)
-            # unix path: two or more segments, or one segment with an extension
-            r"/(?<![\w/.:]/)(?:[\w.\-@%+~$*]+/)+[\w.\-@%+~$*]*"
-            r"|/(?<![\w/.:]/)[\w\-@%+~$]+\.\w+",
-            # a quoted single token, opened after a space or a separator (not an apostrophe)
-            r"\"(?<![^\s=(\[{,:]\")[^\"\s]*\"(?!\w)",
-            r"'(?<![^\s=(\[{,:]')[^'\s]+'(?!\w)",
-        )
-    )
-)
-_SHAPE_CHARS = frozenset("/\\\"'")
-# A token piece holding a digit is a variable: numbers, sizes, durations, IPs, UUIDs, hex ids,
-# timestamps, ids such as blk_-1234. Pieces are split on structural punctuation (kept); a piece
-# starts after a separator, so the scan stays linear.
-_SEP = r"\s=,;()\[\]{}<>|\"'"
-_DIGIT_PIECE_RE = re.compile(rf"(?<![^{_SEP}:])[^{_SEP}:\d]*\d[^{_SEP}]*", re.MULTILINE)
-# consecutive variables (also across spaces) are one variable of variable length
-_RUN_RE = re.compile(r"<\*>(?:[^\S\n]*<\*>)+")
-# Masking looks at whether a piece holds a digit, never at which digit: lines that differ only
-# in their digits mask alike, so they are masked once (a cheap C-level translate is the key).
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
+_NAME_SEPS = frozenset("=,;()[]{}<>|\"':#@")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
-def _shape_sub(m: re.Match[str]) -> str:
-    text = m.group(0)
-    if text.startswith("://"):
-        return "://" + WILDCARD
-    if text.startswith(":"):
-        return ":\\" + WILDCARD
-    return WILDCARD
+def _digit_in_name(raw: str) -> bool:
+    """A raw token whose every digit sits inside a name (``jk2_init()``, ``HTTP/1.1``): such a
+    token may be a constant. A piece that starts with a digit (a number, a size, a port), a
+    path, or a hex string is a value."""
+    piece: list[str] = []
+    named = False
+    for c in raw + " ":
+        if c in _NAME_SEPS or c == " ":
+            if piece:
+                text = "".join(piece)
+                if any(ch.isdigit() for ch in text):
+                    if text[0] not in _LETTERS or _HEX.issuperset(text):
+                        return False
+                    named = True
+                piece = []
+        else:
+            piece.append(c)
+    return named and not raw.startswith(("/", "./", "../"))
 
 
-def _mask_text(text: str) -> str:
-    if not _SHAPE_CHARS.isdisjoint(text):
-        text = _SHAPE_RE.sub(_shape_sub, text)
-    text = _DIGIT_PIECE_RE.sub(WILDCARD, text)
-    if text.count(WILDCARD) > 1:
-        text = _RUN_RE.sub(WILDCARD, text)
-    return text
-
-
-def mask_tokens(message: str) -> list[str]:
-    """The message's tokens with every variable replaced by ``<*>`` (see module docstring)."""
-    return _mask_text(message).split()
-
-
-def mask_many(messages: Iterable[str]) -> list[tuple[str, ...]]:
-    """:func:`mask_tokens` for many messages, masking each digit-shape only once."""
-    keys = "\n".join(m.replace("\n", " ") for m in messages).translate(_DIGITS_TO_ZERO)
-    if not keys:
-        return []
-    lines = keys.split("\n")
-    unique = list(dict.fromkeys(lines))
-    masked = _mask_text("\n".join(unique)).split("\n")
-    table = {k: tuple(v.split()) for k, v in zip(unique, masked, strict=True)}
-    return [table[k] for k in lines]
-
-
-def mask(message: str) -> str:
-    """The masked message as one string (tokens joined by a space)."""
-    return " ".join(mask_tokens(message))
-
-
-def template_id(template: str) -> str:
-    """A short content hash of a template text (handy as a document field)."""
-    return hashlib.sha1(template.encode()).hexdigest()[:12]
+def _aligned(message: str, masked: tuple[str, ...], token_mask: Any) -> list[str | None]:
+    """The raw token behind each masked position (None where a run of variables collapsed)."""
+    raw = split_tokens(message)
+    if len(raw) == len(masked):
+        return list(raw)
+    out: list[str | None] = []
+    prev_var = False
+    for tok in raw:
+        m = token_mask(tok)
+        if m == WILDCARD and prev_var:
+            out[-1] = None
+            continue
+        out.append(tok)
+        prev_var = m == WILDCARD
+    return out
 
 
 @dataclass
 class LogCluster:
-    """One template: the tokens (``<*>`` where lines differ) and how many lines it absorbed."""
+    """One template: the masked tokens (``<*>`` where lines differ), how many lines it
+    absorbed, and the tokens that held a digit but never varied (position -> raw token)."""
 
     cluster_id: int
     tokens: list[str]
     size: int = 0
     path: tuple[str, ...] = ()  # the tree branch it lives under (for persistence)
+    constants: dict[int, str] = field(default_factory=dict)
+    min_support: int = 2
 
     @property
     def template(self) -> str:
-        return " ".join(self.tokens)
+        if not self.constants or self.size < self.min_support:
+            return " ".join(self.tokens)
+        out = list(self.tokens)
+        for pos, raw in self.constants.items():
+            out[pos] = raw
+        return " ".join(out)
+
+    def observe(self, raw: list[str | None]) -> bool:
+        """Drop the kept constants this line contradicts; True when one was dropped."""
+        dropped = [p for p, tok in self.constants.items() if raw[p] != tok]
+        for p in dropped:
+            del self.constants[p]
+        return bool(dropped)
 
 
 @dataclass(frozen=True)
@@ -138,16 +119,19 @@ class _Node:
 
 
 class TemplateMiner:
-    """Online Drain-style template miner with general variable masking.
+    """Online Drain-style template miner with general variable masking and exact templates.
 
     Parameters
     ----------
     depth:
         Tree depth as in Drain: length layer + ``depth - 2`` leading-token layers + leaf.
     sim_threshold:
-        Minimum share of positions with an equal constant token to join a cluster.
+        Minimum share of constant words that agree for a line to join a cluster.
     max_children:
         Maximum children per inner node; further distinct tokens share the wildcard branch.
+    min_support:
+        Lines a cluster needs before a digit-holding token that never varied is shown as a
+        constant (below it, the masking decides).
     """
 
     def __init__(
@@ -156,6 +140,7 @@ class TemplateMiner:
         depth: int = 4,
         sim_threshold: float = 0.7,
         max_children: int = 100,
+        min_support: int = 2,
     ) -> None:
         if depth < 3:
             raise ValueError(f"depth must be >= 3, got {depth}")
@@ -163,53 +148,80 @@ class TemplateMiner:
             raise ValueError(f"sim_threshold must be in (0, 1], got {sim_threshold}")
         if max_children < 2:
             raise ValueError(f"max_children must be >= 2, got {max_children}")
+        if min_support < 1:
+            raise ValueError(f"min_support must be >= 1, got {min_support}")
         self.depth = depth
         self.sim_threshold = sim_threshold
         self.max_children = max_children
+        self.min_support = min_support
         self.clusters: dict[int, LogCluster] = {}
         self._root = _Node()
         self._cache: dict[tuple[str, ...], int] = {}  # masked line -> cluster (hot path)
         self._frozen: set[int] = set()
-        self._masked: dict[str, tuple[str, ...]] = {}  # digit-shape of a line -> its tokens
+        self._mask = Masker()
 
     # -- mining ------------------------------------------------------------------------------
     def add(self, message: str) -> MatchResult:
         """Mine one message: join (and maybe generalise) a cluster, or start one."""
-        key = message.translate(_DIGITS_TO_ZERO)
-        tokens = self._masked.get(key)
-        if tokens is None:
-            tokens = tuple(mask_tokens(key))
-            if len(self._masked) >= _MAX_CACHE:
-                self._masked.clear()
-            self._masked[key] = tokens
-        return self._add_tokens(tokens)
-
-    def _add_tokens(self, tokens: tuple[str, ...]) -> MatchResult:
+        tokens = self._mask(message)
         cid = self._cache.get(tokens)
         if cid is not None:
             cluster = self.clusters[cid]
             cluster.size += 1
-            return MatchResult(cid, cluster.template, False, False)
+            changed = bool(cluster.constants) and cluster.observe(
+                _aligned(message, tokens, self._mask.token)
+            )
+            return MatchResult(cid, cluster.template, False, changed)
+        return self._add_tokens(message, tokens)
+
+    def add_many(self, messages: Iterable[str]) -> list[int]:
+        """Mine messages in order; returns each one's cluster id."""
+        ids: list[int] = []
+        cache = self._cache
+        clusters = self.clusters
+        masker = self._mask
+        for message in messages:
+            tokens = masker(message)
+            cid = cache.get(tokens)
+            if cid is None:
+                cid = self._add_tokens(message, tokens).cluster_id
+            else:  # the hot path: a masked shape seen before
+                cluster = clusters[cid]
+                cluster.size += 1
+                if cluster.constants:
+                    cluster.observe(_aligned(message, tokens, masker.token))
+            ids.append(cid)
+        return ids
+
+    def _add_tokens(self, message: str, tokens: tuple[str, ...]) -> MatchResult:
         leaf, path = self._leaf(self._path(tokens), create=True)
         assert leaf is not None
         best = self._best(leaf, tokens)
         if best is None:
-            return self._new_cluster(tokens, leaf, path)
+            return self._new_cluster(message, tokens, leaf, path)
         cluster = self.clusters[best]
         cluster.size += 1
         changed = False
         for i, (a, b) in enumerate(zip(cluster.tokens, tokens, strict=True)):
             if a != b and a != WILDCARD:
                 cluster.tokens[i] = WILDCARD
+                cluster.constants.pop(i, None)
                 changed = True
+        if cluster.constants:
+            changed = cluster.observe(_aligned(message, tokens, self._mask.token)) or changed
         self._remember(tokens, best)
         return MatchResult(best, cluster.template, False, changed)
 
     def _new_cluster(
-        self, tokens: tuple[str, ...], leaf: _Node, path: tuple[str, ...]
+        self, message: str, tokens: tuple[str, ...], leaf: _Node, path: tuple[str, ...]
     ) -> MatchResult:
         cid = len(self.clusters) + 1
-        cluster = LogCluster(cid, list(tokens), 1, path)
+        raw = _aligned(message, tokens, self._mask.token)
+        constants = {
+            i: r for i, (r, t) in enumerate(zip(raw, tokens, strict=True))
+            if r is not None and r != t and _digit_in_name(r)
+        }
+        cluster = LogCluster(cid, list(tokens), 1, path, constants, self.min_support)
         self.clusters[cid] = cluster
         leaf.clusters.append(cid)
         self._remember(tokens, cid)
@@ -231,23 +243,9 @@ class TemplateMiner:
             self._cache.clear()  # a memo only: the tree still finds every cluster
         self._cache[tokens] = cid
 
-    def add_many(self, messages: Iterable[str]) -> list[int]:
-        """Mine messages in order; returns each one's cluster id."""
-        ids: list[int] = []
-        cache = self._cache
-        clusters = self.clusters
-        for tokens in mask_many(messages):
-            cid = cache.get(tokens)
-            if cid is None:
-                cid = self._add_tokens(tokens).cluster_id
-            else:  # the hot path: a masked shape seen before
-                clusters[cid].size += 1
-            ids.append(cid)
-        return ids
-
     def match(self, message: str) -> LogCluster | None:
         """The cluster a message belongs to, without learning from it (None: never seen)."""
-        tokens = tuple(mask_tokens(message))
+        tokens = self._mask(message)
         cid = self._cache.get(tokens)
         if cid is not None:
             return self.clusters[cid]
@@ -332,10 +330,12 @@ class TemplateMiner:
                 "depth": self.depth,
                 "sim_threshold": self.sim_threshold,
                 "max_children": self.max_children,
+                "min_support": self.min_support,
             },
             "frozen": sorted(self._frozen),
             "clusters": [
-                {"id": c.cluster_id, "tokens": list(c.tokens), "size": c.size, "path": list(c.path)}
+                {"id": c.cluster_id, "tokens": list(c.tokens), "size": c.size,
+                 "path": list(c.path), "constants": {str(k): v for k, v in c.constants.items()}}
                 for c in self.clusters.values()
             ],
         }
@@ -343,15 +343,16 @@ class TemplateMiner:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TemplateMiner:
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in (1, FORMAT_VERSION):
             raise ValueError(
                 f"unsupported template miner format_version {version!r} "
-                f"(this logsight reads {FORMAT_VERSION})"
+                f"(this logsight reads 1 and {FORMAT_VERSION})"
             )
         miner = cls(**dict(data["config"]))
         for row in data["clusters"]:
+            constants = {int(k): str(v) for k, v in dict(row.get("constants", {})).items()}
             cluster = LogCluster(int(row["id"]), list(row["tokens"]), int(row["size"]),
-                                 tuple(row["path"]))
+                                 tuple(row["path"]), constants, miner.min_support)
             miner.clusters[cluster.cluster_id] = cluster
             leaf, _ = miner._leaf(cluster.path, create=True)
             assert leaf is not None

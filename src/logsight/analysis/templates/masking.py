@@ -1,0 +1,300 @@
+"""Variable masking: the per-line template key, the same in Python and at ingest (Painless).
+
+A message is split on whitespace into tokens, each token is masked on its own, then runs of
+tokens that became exactly ``<*>`` collapse into one ``<*>`` (a variable spanning a variable
+number of tokens - a path and its protocol, a date and its time - is one variable). The rules
+follow what a person labelling templates calls a variable; none names a product or a data set:
+
+* **URL**: the scheme is kept, what follows ``://`` up to a bracket or quote is one variable
+  (``hdfs://<*>``).
+* **Path**: a piece that starts with ``/``, ``./`` or ``../`` followed by a name is one variable
+  (``/var/log/app.log``, ``/default-rack``; a leading slash before an address belongs to it).
+* **Hex groups**: four or more colon-joined groups of at most four hex characters, or any run
+  with ``::``, holding a digit (MAC and IPv6 addresses) are one variable.
+* **Pieces**: otherwise a token is cut at structural punctuation ``= , ; ( ) [ ] { } < > | " '
+  : # @`` (kept as is) and at runs of two or more dots; a piece holding a digit is a variable,
+  so ``10.0.0.1:50010`` masks as ``<*>:<*>``, ``size=1024,`` as ``size=<*>,``.
+* **Keys are names**: a piece that starts with a letter and is followed by ``=`` is kept even
+  when it holds a digit (``PSR0=<*>``).
+* **Trailing sentence punctuation** (``.``, ``!``, ``?``) stays outside the variable (``<*>.``).
+* **Numbered names**: ``core.2275`` masks as ``core.<*>`` (a name, a dot, a number).
+* **Slash compounds**: the parts of ``a/b`` holding a digit are variables and the word parts
+  around them belong to them (``HTTP/1.1`` -> ``<*>``, ``host-1/10.0.0.1`` -> ``<*>/<*>``);
+  ``load/store`` (no digit) stays.
+* **Dates**: digit groups joined by ``-`` are separate numbers (``2017-05-16`` ->
+  ``<*>-<*>-<*>``); other ``-`` words with a digit (``blk_-42``, ``msra-sa-41``) are one.
+
+Digits are ASCII ``0-9`` and whitespace is ASCII whitespace (what Python's ``str.split()``
+uses on ASCII text) in both implementations, so the Painless script
+(``ingest-pipelines/scripts/logs_template.painless``) produces the same key for every line;
+the integration test and ``benchmarks/template_mining.py`` check that on real logs.
+
+Masking looks at where a message has digits, never at which digits, except in key names: lines
+that differ only in their digits mask alike, which is what makes a masked-shape cache effective.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+WILDCARD = "<*>"
+# the ingest pipeline masks at most this many characters of a message (its normalize step
+# already caps messages at 32,000): ingest_template() applies the same cap
+INGEST_MAX_CHARS = 32000
+
+_DIGITS = frozenset("0123456789")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_SEPS = frozenset("=,;()[]{}<>|\"':#@")
+_URL_STOP = frozenset("\"'<>[](){}")
+_SCHEME = _LETTERS | _DIGITS | frozenset("+.-")
+_TRAIL = frozenset(".!?")
+_PATH_NAME = _LETTERS | _DIGITS | frozenset("_-.~$%+@*")
+# ASCII whitespace as str.split() sees it on ASCII text (also the \x1c-\x1f separators)
+_WS_RE = re.compile(r"[ \t\n\r\x0b\x0c\x1c-\x1f]+")
+_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+_MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
+
+
+def _has_digit(s: str) -> bool:
+    return not _DIGITS.isdisjoint(s)
+
+
+def _hex_groups_end(s: str, i: int) -> int:
+    """End of a MAC/IPv6-like run starting at ``i`` (``i`` when there is none)."""
+    n = len(s)
+    j = i
+    groups = 0
+    size = 0
+    double = False
+    digit = False
+    while j < n:
+        c = s[j]
+        if c in _HEX:
+            size += 1
+            if size > 4:
+                return i
+            digit = digit or c in _DIGITS
+        elif c == ":":
+            if size == 0:
+                if j > i and s[j - 1] == ":":
+                    double = True
+                elif j > i:
+                    break
+            else:
+                groups += 1
+            size = 0
+        else:
+            break
+        j += 1
+    if size:
+        groups += 1
+    elif j > i and s[j - 1] == ":" and not (j > i + 1 and s[j - 2] == ":"):
+        j -= 1  # a trailing single colon is punctuation ("mac 00:11:22:33:44:55: up")
+    if j < n and s[j] not in _SEPS:
+        return i  # the run is part of a longer word
+    if digit and (groups >= 4 or (double and groups >= 2)):
+        return j
+    return i
+
+
+def _is_path(core: str) -> bool:
+    if core.startswith("./"):
+        rest = core[2:]
+    elif core.startswith("../"):
+        rest = core[3:]
+    elif core.startswith("/"):
+        rest = core[1:]
+    else:
+        return False
+    return bool(rest) and rest[0] in _PATH_NAME
+
+
+def _mask_digit_core(core: str) -> str:
+    """Mask a piece core that holds a digit (no separator, no trailing punctuation)."""
+    if "/" in core:
+        parts = [p for p in core.split("/") if _has_digit(p)]
+        return "/".join(WILDCARD for _ in parts)
+    dot = core.rfind(".")
+    if 0 < dot < len(core) - 1 and _LETTERS.issuperset(core[:dot]) and _DIGITS.issuperset(
+        core[dot + 1:]
+    ):
+        return core[: dot + 1] + WILDCARD  # a numbered name: core.2275
+    if "-" in core:
+        parts = core.split("-")
+        if len(parts) > 1 and all(p and _DIGITS.issuperset(p) for p in parts):
+            return "-".join(WILDCARD for _ in parts)  # a date: 2017-05-16
+    return WILDCARD
+
+
+def _mask_piece(piece: str, key: bool) -> str:
+    if key and piece[0] in _LETTERS:
+        return piece  # a key name: kept even with a digit (PSR0=)
+    if ".." in piece:
+        # runs of dots separate (a dotted leader: "instruction......0")
+        out: list[str] = []
+        i = 0
+        n = len(piece)
+        while i < n:
+            if piece[i] == "." and i + 1 < n and piece[i + 1] == ".":
+                j = i
+                while j < n and piece[j] == ".":
+                    j += 1
+                out.append(piece[i:j])
+                i = j
+                continue
+            j = i
+            while j < n and not (piece[j] == "." and j + 1 < n and piece[j + 1] == "."):
+                j += 1
+            out.append(_mask_piece(piece[i:j], False) if j < n else _mask_piece(piece[i:j], key))
+            i = j
+        return "".join(out)
+    t = len(piece)
+    while t > 0 and piece[t - 1] in _TRAIL:
+        t -= 1
+    core, tail = piece[:t], piece[t:]
+    if not core:
+        return piece
+    if _is_path(core):
+        return WILDCARD + tail
+    if not _has_digit(core):
+        return piece
+    return _mask_digit_core(core) + tail
+
+
+def _mask_pieces(s: str) -> str:
+    out: list[str] = []
+    n = len(s)
+    i = 0
+    while i < n:
+        c = s[i]
+        if c in _HEX or c == ":":
+            end = _hex_groups_end(s, i)
+            if end > i and (i == 0 or s[i - 1] in _SEPS):
+                out.append(WILDCARD)
+                i = end
+                continue
+        if c in _SEPS:
+            out.append(c)
+            i += 1
+            continue
+        j = i
+        while j < n and s[j] not in _SEPS:
+            j += 1
+        out.append(_mask_piece(s[i:j], j < n and s[j] == "="))
+        i = j
+    return "".join(out)
+
+
+def mask_token(token: str) -> str:
+    """One whitespace-free token with its variables replaced by ``<*>``."""
+    i = token.find("://")
+    if i > 0:
+        j = i
+        while j > 0 and token[j - 1] in _SCHEME:
+            j -= 1
+        if j < i:
+            k = i + 3
+            while k < len(token) and token[k] not in _URL_STOP:
+                k += 1
+            body = WILDCARD if k > i + 3 else ""
+            return _mask_pieces(token[:j]) + token[j : i + 3] + body + mask_token(token[k:])
+    out = _mask_pieces(token)
+    while WILDCARD + WILDCARD in out:
+        out = out.replace(WILDCARD + WILDCARD, WILDCARD)
+    return out
+
+
+def split_tokens(message: str) -> list[str]:
+    """Whitespace tokens (ASCII whitespace, as the ingest script splits)."""
+    if message.isascii():
+        return message.split()
+    return [t for t in _WS_RE.split(message) if t]
+
+
+def collapse(tokens: Iterable[str]) -> list[str]:
+    """Runs of tokens that are exactly ``<*>`` become one ``<*>``."""
+    out: list[str] = []
+    for tok in tokens:
+        if tok == WILDCARD and out and out[-1] == WILDCARD:
+            continue
+        out.append(tok)
+    return out
+
+
+class Masker:
+    """:func:`mask_tokens` with memo tables (tokens and whole digit-shapes repeat a lot)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+        self._lines: dict[str, tuple[str, ...]] = {}
+
+    def token(self, token: str) -> str:
+        out = self._tokens.get(token)
+        if out is None:
+            out = mask_token(token)
+            if len(self._tokens) >= _MAX_CACHE:
+                self._tokens.clear()
+            self._tokens[token] = out
+        return out
+
+    def raw(self, message: str) -> tuple[str, ...]:
+        """Mask without the digit-shape memo (each token still memoised)."""
+        tok = self.token
+        return tuple(collapse(tok(t) for t in split_tokens(message)))
+
+    def __call__(self, message: str) -> tuple[str, ...]:
+        key = message.translate(_DIGITS_TO_ZERO)
+        out = self._lines.get(key)
+        if out is None:
+            out = self.raw(key)
+            if any("0" in t for t in out):
+                # a digit survived (a key name such as PSR1=): the shape is not digit-blind
+                return self.raw(message)
+            if len(self._lines) >= _MAX_CACHE:
+                self._lines.clear()
+            self._lines[key] = out
+        return out
+
+
+_DEFAULT = Masker()
+
+
+def mask_tokens(message: str) -> list[str]:
+    """The message's tokens with every variable replaced by ``<*>`` (see module docstring)."""
+    return list(_DEFAULT(message))
+
+
+def mask_many(messages: Iterable[str]) -> list[tuple[str, ...]]:
+    """:func:`mask_tokens` for many messages (a fresh memo for the batch)."""
+    masker = Masker()
+    return [masker(m) for m in messages]
+
+
+def mask(message: str) -> str:
+    """The masked message as one string (tokens joined by a space)."""
+    return " ".join(mask_tokens(message))
+
+
+def template_id(template: str) -> str:
+    """A short content hash of a template text (handy as a document field)."""
+    return hashlib.sha1(template.encode()).hexdigest()[:12]
+
+
+def fnv1a64(text: str) -> str:
+    """64-bit FNV-1a over the UTF-16 code units of ``text``, as hex without leading zeros:
+    the ``logsight.template_id`` the ingest pipeline writes (Java strings are UTF-16)."""
+    h = 0xCBF29CE484222325
+    data = text.encode("utf-16-le")
+    for i in range(0, len(data), 2):
+        h ^= data[i] | (data[i + 1] << 8)
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return format(h, "x")
+
+
+def ingest_template(message: str) -> tuple[str, str]:
+    """``(logsight.template, logsight.template_id)`` as the logs ingest pipeline computes them."""
+    template = mask(message[:INGEST_MAX_CHARS])
+    return template, fnv1a64(template)
