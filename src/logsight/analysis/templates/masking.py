@@ -14,8 +14,11 @@ follow what a person labelling templates calls a variable; none names a product 
 * **Pieces**: otherwise a token is cut at structural punctuation ``= , ; ( ) [ ] { } < > | " '
   : # @`` (kept as is) and at runs of two or more dots; a piece holding a digit is a variable,
   so ``10.0.0.1:50010`` masks as ``<*>:<*>``, ``size=1024,`` as ``size=<*>,``.
+* **Host names**: a dotted name followed by ``:port`` is an address (``www.example.org:443``
+  -> ``<*>:<*>``).
 * **Keys are names**: a piece that starts with a letter and is followed by ``=`` is kept even
   when it holds a digit (``PSR0=<*>``).
+* **Literals**: ``true``, ``false`` and ``null`` (any case) are values.
 * **Trailing sentence punctuation** (``.``, ``!``, ``?``) stays outside the variable (``<*>.``).
 * **Numbered names**: ``core.2275`` masks as ``core.<*>`` (a name, a dot, a number).
 * **Slash compounds**: the parts of ``a/b`` holding a digit are variables and the word parts
@@ -51,6 +54,7 @@ _SEPS = frozenset("=,;()[]{}<>|\"':#@")
 _URL_STOP = frozenset("\"'<>[](){}")
 _SCHEME = _LETTERS | _DIGITS | frozenset("+.-")
 _TRAIL = frozenset(".!?")
+_LITERALS = frozenset(("true", "false", "null"))  # boolean and null values
 _PATH_NAME = _LETTERS | _DIGITS | frozenset("_-.~$%+@*")
 # ASCII whitespace as str.split() sees it on ASCII text (also the \x1c-\x1f separators)
 _WS_RE = re.compile(r"[ \t\n\r\x0b\x0c\x1c-\x1f]+")
@@ -157,11 +161,26 @@ def _mask_piece(piece: str, key: bool) -> str:
     core, tail = piece[:t], piece[t:]
     if not core:
         return piece
-    if _is_path(core):
+    if _is_path(core) or core.lower() in _LITERALS:
         return WILDCARD + tail
     if not _has_digit(core):
         return piece
     return _mask_digit_core(core) + tail
+
+
+def _is_host(piece: str) -> bool:
+    """A dotted name without digits or slashes (digits already make a piece a variable)."""
+    return "/" not in piece and not _has_digit(piece) and ".." not in piece and not (
+        piece.startswith(".") or piece.endswith(".")
+    )
+
+
+def _is_port(s: str, i: int) -> bool:
+    """Digits from ``i`` up to the end of ``s`` or a separator."""
+    j = i
+    while j < len(s) and s[j] in _DIGITS:
+        j += 1
+    return j > i and (j == len(s) or s[j] in _SEPS or s[j] in _TRAIL or s[j] == "/")
 
 
 def _mask_pieces(s: str) -> str:
@@ -183,7 +202,11 @@ def _mask_pieces(s: str) -> str:
         j = i
         while j < n and s[j] not in _SEPS:
             j += 1
-        out.append(_mask_piece(s[i:j], j < n and s[j] == "="))
+        piece = s[i:j]
+        if j < n and s[j] == ":" and "." in piece and _is_host(piece) and _is_port(s, j + 1):
+            out.append(WILDCARD)  # a dotted host name before :port is an address
+        else:
+            out.append(_mask_piece(piece, j < n and s[j] == "="))
         i = j
     return "".join(out)
 

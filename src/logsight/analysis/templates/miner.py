@@ -24,6 +24,7 @@ ids written next to log documents keep their meaning between runs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,28 +34,26 @@ from logsight.analysis.templates.masking import WILDCARD, Masker, collapse, spli
 
 FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
-_NAME_SEPS = frozenset("=,;()[]{}<>|\"':#@")
+_PIECE_SPLIT = re.compile(r"[=,;()\[\]{}<>|\"':#@]+")
+_PART_SPLIT = re.compile(r"[_\-./]+")
+_DIGITS = frozenset("0123456789")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _digit_in_name(raw: str) -> bool:
-    """A raw token whose every digit sits inside a name (``jk2_init()``, ``HTTP/1.1``): such a
-    token may be a constant. A piece that starts with a digit (a number, a size, a port), a
-    path, or a hex string is a value."""
-    piece: list[str] = []
+    """A raw token whose every digit is glued to letters inside a name (``jk2_init()``,
+    ``eth0``, ``log4j``): such a token may be a constant. A number anywhere - a piece or a
+    ``_ - . /``-delimited part that is all digits (``blk_42``, ``job_0020``, ``HTTP/1.1``'s
+    ``1.1``) - a path, or a hex string makes it a value."""
     named = False
-    for c in raw + " ":
-        if c in _NAME_SEPS or c == " ":
-            if piece:
-                text = "".join(piece)
-                if any(ch.isdigit() for ch in text):
-                    if text[0] not in _LETTERS or _HEX.issuperset(text):
-                        return False
-                    named = True
-                piece = []
-        else:
-            piece.append(c)
+    for piece in _PIECE_SPLIT.split(raw):
+        if not _DIGITS.isdisjoint(piece):
+            if piece[0] not in _LETTERS or _HEX.issuperset(piece):
+                return False
+            if any(part and _DIGITS.issuperset(part) for part in _PART_SPLIT.split(piece)):
+                return False
+            named = True
     return named and not raw.startswith(("/", "./", "../"))
 
 
@@ -138,7 +137,7 @@ class TemplateMiner:
         self,
         *,
         depth: int = 4,
-        sim_threshold: float = 0.7,
+        sim_threshold: float = 0.9,
         max_children: int = 100,
         min_support: int = 2,
     ) -> None:
