@@ -179,8 +179,8 @@ class TemplateMiner:
         cache = self._cache
         clusters = self.clusters
         masker = self._mask
-        for message in messages:
-            tokens = masker(message)
+        messages = list(messages)
+        for message, tokens in zip(messages, masker.many(messages), strict=True):
             cid = cache.get(tokens)
             if cid is None:
                 cid = self._add_tokens(message, tokens).cluster_id
