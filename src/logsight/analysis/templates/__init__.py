@@ -9,8 +9,8 @@ from logsight.analysis.templates.masking import (
     ingest_template,
     mask,
     mask_many,
-    mask_tokens,
     mask_token,
+    mask_tokens,
     template_id,
 )
 from logsight.analysis.templates.miner import (

@@ -58,7 +58,7 @@ _LITERALS = frozenset(("true", "false", "null"))  # boolean and null values
 _PATH_NAME = _LETTERS | _DIGITS | frozenset("_-.~$%+@*")
 # ASCII whitespace as str.split() sees it on ASCII text (also the \x1c-\x1f separators)
 _WS_RE = re.compile(r"[ \t\n\r\x0b\x0c\x1c-\x1f]+")
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
+DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")  # a line's digit-shape
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
 
 
@@ -281,7 +281,7 @@ class Masker:
         return tuple(collapse(out) if out.count(WILDCARD) > 1 else out)
 
     def __call__(self, message: str) -> tuple[str, ...]:
-        return self.shaped(message, message.translate(_DIGITS_TO_ZERO))
+        return self.shaped(message, message.translate(DIGITS_TO_ZERO))
 
     def many(self, messages: Iterable[str]) -> list[tuple[str, ...]]:
         """Mask many messages (their digit-shapes are computed in one C-level pass)."""
@@ -291,9 +291,13 @@ class Masker:
         joined = "\n".join(messages)
         if joined.count("\n") != len(messages) - 1:  # a message holds a newline itself
             return [self(m) for m in messages]
-        keys = joined.translate(_DIGITS_TO_ZERO).split("\n")
+        keys = joined.translate(DIGITS_TO_ZERO).split("\n")
         shaped = self.shaped
         return [shaped(m, k) for m, k in zip(messages, keys, strict=True)]
+
+    def digit_blind(self, key: str) -> bool:
+        """Whether every line of this digit-shape masks alike (known once it was masked)."""
+        return key in self._lines
 
     def shaped(self, message: str, key: str) -> tuple[str, ...]:
         """Mask ``message`` whose digit-shape (digits turned into ``0``) is ``key``."""

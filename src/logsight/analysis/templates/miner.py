@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from logsight.analysis.templates.masking import WILDCARD, Masker, collapse, split_tokens
+from logsight.analysis.templates.masking import (
+    DIGITS_TO_ZERO,
+    WILDCARD,
+    Masker,
+    split_tokens,
+)
 
 FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
@@ -57,7 +62,9 @@ def _digit_in_name(raw: str) -> bool:
     return named and not raw.startswith(("/", "./", "../"))
 
 
-def _aligned(message: str, masked: tuple[str, ...], token_mask: Any) -> list[str | None]:
+def _aligned(
+    message: str, masked: Sequence[str], token_mask: Callable[[str], str]
+) -> list[str | None]:
     """The raw token behind each masked position (None where a run of variables collapsed)."""
     raw = split_tokens(message)
     if len(raw) == len(masked):
@@ -103,8 +110,7 @@ class LogCluster:
         return bool(dropped)
 
 
-@dataclass(frozen=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     cluster_id: int
     template: str
     is_new: bool  # a cluster was created for this line
@@ -155,42 +161,66 @@ class TemplateMiner:
         self.min_support = min_support
         self.clusters: dict[int, LogCluster] = {}
         self._root = _Node()
-        self._cache: dict[tuple[str, ...], int] = {}  # masked line -> cluster (hot path)
+        self._cache: dict[tuple[str, ...], int] = {}  # masked line -> cluster
+        self._shapes: dict[str, int] = {}  # digit-shape of a line -> cluster (the hot path)
         self._frozen: set[int] = set()
         self._mask = Masker()
 
     # -- mining ------------------------------------------------------------------------------
     def add(self, message: str) -> MatchResult:
         """Mine one message: join (and maybe generalise) a cluster, or start one."""
-        tokens = self._mask(message)
-        cid = self._cache.get(tokens)
-        if cid is not None:
-            cluster = self.clusters[cid]
-            cluster.size += 1
-            changed = bool(cluster.constants) and cluster.observe(
-                _aligned(message, tokens, self._mask.token)
-            )
-            return MatchResult(cid, cluster.template, False, changed)
-        return self._add_tokens(message, tokens)
+        key = message.translate(DIGITS_TO_ZERO)
+        cid = self._shapes.get(key)
+        if cid is None:
+            return self._add_shape(message, key)
+        cluster = self.clusters[cid]
+        cluster.size += 1
+        changed = bool(cluster.constants) and cluster.observe(
+            _aligned(message, cluster.tokens, self._mask.token)
+        )
+        return MatchResult(cid, cluster.template, False, changed)
 
     def add_many(self, messages: Iterable[str]) -> list[int]:
         """Mine messages in order; returns each one's cluster id."""
-        ids: list[int] = []
-        cache = self._cache
-        clusters = self.clusters
-        masker = self._mask
         messages = list(messages)
-        for message, tokens in zip(messages, masker.many(messages), strict=True):
-            cid = cache.get(tokens)
+        joined = "\n".join(messages)
+        if joined.count("\n") != len(messages) - 1:  # a message holds a newline itself
+            return [self.add(m).cluster_id for m in messages]
+        keys = joined.translate(DIGITS_TO_ZERO).split("\n") if messages else []
+        ids: list[int] = []
+        shapes = self._shapes
+        clusters = self.clusters
+        token = self._mask.token
+        for message, key in zip(messages, keys, strict=True):
+            cid = shapes.get(key)
             if cid is None:
-                cid = self._add_tokens(message, tokens).cluster_id
-            else:  # the hot path: a masked shape seen before
+                cid = self._add_shape(message, key).cluster_id
+            else:  # the hot path: a digit-shape seen before
                 cluster = clusters[cid]
                 cluster.size += 1
                 if cluster.constants:
-                    cluster.observe(_aligned(message, tokens, masker.token))
+                    cluster.observe(_aligned(message, cluster.tokens, token))
             ids.append(cid)
         return ids
+
+    def _add_shape(self, message: str, key: str) -> MatchResult:
+        """A line whose digit-shape ``key`` has no cluster yet (or is not digit-blind)."""
+        tokens = self._mask.shaped(message, key)
+        cid = self._cache.get(tokens)
+        if cid is None:
+            result = self._add_tokens(message, tokens)
+        else:
+            cluster = self.clusters[cid]
+            cluster.size += 1
+            changed = bool(cluster.constants) and cluster.observe(
+                _aligned(message, cluster.tokens, self._mask.token)
+            )
+            result = MatchResult(cid, cluster.template, False, changed)
+        if self._mask.digit_blind(key):
+            if len(self._shapes) >= _MAX_CACHE:
+                self._shapes.clear()
+            self._shapes[key] = result.cluster_id
+        return result
 
     def _add_tokens(self, message: str, tokens: tuple[str, ...]) -> MatchResult:
         leaf, path = self._leaf(self._path(tokens), create=True)
