@@ -52,6 +52,7 @@ _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SEPS = frozenset("=,;()[]{}<>|\"':#@")
 _URL_STOP = frozenset("\"'<>[](){}")
+_PATH_STOP = _SEPS - frozenset("=#@")
 _SCHEME = _LETTERS | _DIGITS | frozenset("+.-")
 _TRAIL = frozenset(".!?")
 _LITERALS = frozenset(("true", "false", "null"))  # boolean and null values
@@ -200,6 +201,10 @@ def _mask_pieces(s: str) -> str:
             i += 1
             continue
         j = i
+        if c == "/" or s.startswith(("./", "../"), i):
+            # a path runs on over its query string (?a=1&b=2) and @ # in names
+            while j < n and s[j] not in _PATH_STOP:
+                j += 1
         while j < n and s[j] not in _SEPS:
             j += 1
         piece = s[i:j]
