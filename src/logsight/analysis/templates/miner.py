@@ -39,6 +39,8 @@ from logsight.analysis.templates.masking import (
 
 FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
+_MAX_VARIANT_TOKENS = 64  # longer templates are not indexed for variants (cost ~ length^2)
+_MIN_CONTEXT_WORDS = 3  # words besides the varying one that variants must share
 _PIECE_SPLIT = re.compile(r"[=,;()\[\]{}<>|\"':#@]+")
 _PART_SPLIT = re.compile(r"[_\-./]+")
 _DIGITS = frozenset("0123456789")
@@ -92,9 +94,20 @@ class LogCluster:
     path: tuple[str, ...] = ()  # the tree branch it lives under (for persistence)
     constants: dict[int, str] = field(default_factory=dict)
     min_support: int = 2
+    # set when this template was found to be a variant of another (a word position that took
+    # many values): its lines belong to that one from then on
+    parent: LogCluster | None = field(default=None, repr=False, compare=False)
+
+    def root(self) -> LogCluster:
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
 
     @property
     def template(self) -> str:
+        if self.parent is not None:
+            return self.root().template
         if not self.constants or self.size < self.min_support:
             return " ".join(self.tokens)
         out = list(self.tokens)
@@ -137,6 +150,11 @@ class TemplateMiner:
     min_support:
         Lines a cluster needs before a digit-holding token that never varied is shown as a
         constant (below it, the masking decides).
+    merge_after:
+        Templates that are the same but for one word become one template with a variable
+        there once that position has taken this many different words (a user, host or
+        program name); fewer variants stay apart (states such as ``Started``/``Stopped``).
+        This also works where the tree cannot, for a varying first word.
     """
 
     def __init__(
@@ -146,6 +164,7 @@ class TemplateMiner:
         sim_threshold: float = 0.9,
         max_children: int = 100,
         min_support: int = 2,
+        merge_after: int = 5,
     ) -> None:
         if depth < 3:
             raise ValueError(f"depth must be >= 3, got {depth}")
@@ -155,16 +174,22 @@ class TemplateMiner:
             raise ValueError(f"max_children must be >= 2, got {max_children}")
         if min_support < 1:
             raise ValueError(f"min_support must be >= 1, got {min_support}")
+        if merge_after < 2:
+            raise ValueError(f"merge_after must be >= 2, got {merge_after}")
         self.depth = depth
         self.sim_threshold = sim_threshold
         self.max_children = max_children
         self.min_support = min_support
+        self.merge_after = merge_after
         self.clusters: dict[int, LogCluster] = {}
         self._root = _Node()
         self._cache: dict[tuple[str, ...], int] = {}  # masked line -> cluster
         self._shapes: dict[str, int] = {}  # digit-shape of a line -> cluster (the hot path)
         self._frozen: set[int] = set()
         self._mask = Masker()
+        # template with one word position wildcarded -> the templates that share it
+        self._siblings: dict[tuple[str, ...], list[int]] = {}
+        self._merged: dict[tuple[str, ...], int] = {}  # such a template -> its merged cluster
 
     # -- mining ------------------------------------------------------------------------------
     def add(self, message: str) -> MatchResult:
@@ -174,11 +199,13 @@ class TemplateMiner:
         if cid is None:
             return self._add_shape(message, key)
         cluster = self.clusters[cid]
+        if cluster.parent is not None:
+            cluster = cluster.root()
         cluster.size += 1
         changed = bool(cluster.constants) and cluster.observe(
             _aligned(message, cluster.tokens, self._mask.token)
         )
-        return MatchResult(cid, cluster.template, False, changed)
+        return MatchResult(cluster.cluster_id, cluster.template, False, changed)
 
     def add_many(self, messages: Iterable[str]) -> list[int]:
         """Mine messages in order; returns each one's cluster id."""
@@ -197,6 +224,9 @@ class TemplateMiner:
                 cid = self._add_shape(message, key).cluster_id
             else:  # the hot path: a digit-shape seen before
                 cluster = clusters[cid]
+                if cluster.parent is not None:
+                    cluster = cluster.root()
+                    cid = cluster.cluster_id
                 cluster.size += 1
                 if cluster.constants:
                     cluster.observe(_aligned(message, cluster.tokens, token))
@@ -210,12 +240,12 @@ class TemplateMiner:
         if cid is None:
             result = self._add_tokens(message, tokens)
         else:
-            cluster = self.clusters[cid]
+            cluster = self.clusters[cid].root()
             cluster.size += 1
             changed = bool(cluster.constants) and cluster.observe(
                 _aligned(message, cluster.tokens, self._mask.token)
             )
-            result = MatchResult(cid, cluster.template, False, changed)
+            result = MatchResult(cluster.cluster_id, cluster.template, False, changed)
         if self._mask.digit_blind(key):
             if len(self._shapes) >= _MAX_CACHE:
                 self._shapes.clear()
@@ -226,6 +256,10 @@ class TemplateMiner:
         leaf, path = self._leaf(self._path(tokens), create=True)
         assert leaf is not None
         best = self._best(leaf, tokens)
+        if best is not None:
+            best = self.clusters[best].root().cluster_id
+        else:
+            best = self._merged_target(tokens)
         if best is None:
             return self._new_cluster(message, tokens, leaf, path)
         cluster = self.clusters[best]
@@ -254,7 +288,68 @@ class TemplateMiner:
         self.clusters[cid] = cluster
         leaf.clusters.append(cid)
         self._remember(tokens, cid)
+        merged = self._register(cluster)
+        if merged is not None:
+            return MatchResult(merged.cluster_id, merged.template, False, True)
         return MatchResult(cid, cluster.template, True, False)
+
+    # -- variants: templates that differ in one word position --------------------------------
+    @staticmethod
+    def _word_positions(tokens: Sequence[str]) -> list[int]:
+        """Positions of the words that may be variants of one another: only in templates
+        with enough other words around them to say two templates are the same message."""
+        if len(tokens) > _MAX_VARIANT_TOKENS:
+            return []
+        words = [i for i, t in enumerate(tokens)
+                 if WILDCARD not in t and not _LETTERS.isdisjoint(t)]
+        return words if len(words) > _MIN_CONTEXT_WORDS else []
+
+    @staticmethod
+    def _signature(tokens: Sequence[str], pos: int) -> tuple[str, ...]:
+        return (*tokens[:pos], WILDCARD, *tokens[pos + 1:])
+
+    def _merged_target(self, tokens: Sequence[str]) -> int | None:
+        """The merged template a line without a cluster of its own belongs to, if any."""
+        if not self._merged:
+            return None
+        for pos in self._word_positions(tokens):
+            cid = self._merged.get(self._signature(tokens, pos))
+            if cid is not None and cid not in self._frozen:
+                return self.clusters[cid].root().cluster_id
+        return None
+
+    def _register(self, cluster: LogCluster) -> LogCluster | None:
+        """Index a new template by its one-word-wildcarded forms; when one such form has
+        ``merge_after`` distinct words, its templates become one (returned)."""
+        if len(self._siblings) >= _MAX_CACHE:
+            self._siblings.clear()  # a memo only: variants seen later are counted again
+        for pos in self._word_positions(cluster.tokens):
+            sig = self._signature(cluster.tokens, pos)
+            group = self._siblings.setdefault(sig, [])
+            group.append(cluster.cluster_id)
+            if len(group) < self.merge_after:
+                continue
+            # the members as they are now (a template may have widened since it was indexed)
+            members = [
+                m for m in (self.clusters[c] for c in group)
+                if m.parent is None and self._signature(m.tokens, pos) == sig
+            ]
+            group[:] = [m.cluster_id for m in members]
+            if any(m.cluster_id in self._frozen for m in members):
+                continue
+            if len({m.tokens[pos] for m in members}) < self.merge_after:
+                continue
+            head = members[0]
+            head.tokens[pos] = WILDCARD
+            head.constants.pop(pos, None)
+            for m in members[1:]:
+                m.parent = head
+                head.size += m.size
+                m.size = 0
+            self._merged[sig] = head.cluster_id
+            del self._siblings[sig]
+            return head
+        return None
 
     def freeze(self) -> TemplateMiner:
         """Stop the templates known now from widening: a later line that differs from one of
@@ -277,12 +372,18 @@ class TemplateMiner:
         tokens = self._mask(message)
         cid = self._cache.get(tokens)
         if cid is not None:
-            return self.clusters[cid]
+            return self.clusters[cid].root()
         leaf, _ = self._leaf(self._path(tokens), create=False)
         if leaf is None:
             return None
         best = self._best(leaf, tokens)
-        return None if best is None else self.clusters[best]
+        return None if best is None else self.clusters[best].root()
+
+    def final_ids(self, ids: Iterable[int]) -> list[int]:
+        """The id each cluster id stands for now: templates later found to be variants of one
+        another (see ``merge_after``) answer with the one they were merged into."""
+        clusters = self.clusters
+        return [clusters[c].root().cluster_id for c in ids]
 
     def _path(self, tokens: tuple[str, ...]) -> tuple[str, ...]:
         keys = [str(len(tokens))]
@@ -360,13 +461,16 @@ class TemplateMiner:
                 "sim_threshold": self.sim_threshold,
                 "max_children": self.max_children,
                 "min_support": self.min_support,
+                "merge_after": self.merge_after,
             },
             "frozen": sorted(self._frozen),
             "clusters": [
                 {"id": c.cluster_id, "tokens": list(c.tokens), "size": c.size,
-                 "path": list(c.path), "constants": {str(k): v for k, v in c.constants.items()}}
+                 "path": list(c.path), "constants": {str(k): v for k, v in c.constants.items()},
+                 "parent": None if c.parent is None else c.parent.cluster_id}
                 for c in self.clusters.values()
             ],
+            "merged": [[list(sig), cid] for sig, cid in self._merged.items()],
         }
 
     @classmethod
@@ -386,7 +490,16 @@ class TemplateMiner:
             leaf, _ = miner._leaf(cluster.path, create=True)
             assert leaf is not None
             leaf.clusters.append(cluster.cluster_id)
+        for row in data["clusters"]:
+            if row.get("parent") is not None:
+                miner.clusters[int(row["id"])].parent = miner.clusters[int(row["parent"])]
         miner._frozen = {int(c) for c in data.get("frozen", [])}
+        miner._merged = {tuple(sig): int(cid) for sig, cid in data.get("merged", [])}
+        for cluster in miner.clusters.values():  # the variant index, without merging again
+            if cluster.parent is None:
+                for pos in miner._word_positions(cluster.tokens):
+                    sig = miner._signature(cluster.tokens, pos)
+                    miner._siblings.setdefault(sig, []).append(cluster.cluster_id)
         return miner
 
     def save(self, path: str | Path) -> None:
