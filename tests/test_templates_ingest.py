@@ -35,7 +35,8 @@ def test_ingest_key_equals_python_masking_on_every_shared_system(
 # characters every masking rule reacts to, a few words, digits, non-ASCII and odd whitespace
 _ALPHABET = st.sampled_from(
     list("aZfx09 ./:-_=,;()[]{}<>|\"'#@?!&+~$%*\\\t") + ["\x1c", "\xa0", "é", "日", "HTTP",
-    "true", "null", "//", "://", "..", "::", "0x1f", "<*>", "v2", "core.", "FF:"]
+    "true", "null", "//", "://", "..", "::", "0x1f", "<*>", "v2", "core.", "FF:", "ssh2",
+    "eth0_", "a1b"]
 )
 _TEXT = st.lists(_ALPHABET, min_size=1, max_size=40).map("".join)
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 WILDCARD = "<*>"
 # the ingest pipeline masks at most this many characters of a message (its normalize step
@@ -253,14 +253,60 @@ def split_tokens(message: str) -> list[str]:
     return [t for t in _WS_RE.split(message) if t]
 
 
-def collapse(tokens: Iterable[str]) -> list[str]:
-    """Runs of tokens that are exactly ``<*>`` become one ``<*>``."""
-    out: list[str] = []
-    for tok in tokens:
-        if tok == WILDCARD and out and out[-1] == WILDCARD:
+_NAME_LETTERS = _LETTERS | frozenset("_")
+_PART_SEPS = frozenset("_-./")
+
+
+def digit_in_name(raw: str) -> bool:
+    """A raw token whose every digit is glued to letters inside a name (``ssh2``, ``eth0``,
+    ``jk2_init()``, ``log4j``): it may well be a constant, which the miner decides by whether
+    it varies. A piece (between ``= , ; ( ) [ ] { } < > | " ' : # @``) or a ``_ - . /`` part
+    that is all digits (``blk_42``, ``job_0020``, ``HTTP/1.1``'s ``1.1``), a piece that starts
+    with a digit or is all hex, or a path makes it a value."""
+    if raw.startswith(("/", "./", "../")):
+        return False
+    named = False
+    n = len(raw)
+    start = 0
+    for end in range(n + 1):
+        if end < n and raw[end] not in _SEPS:
             continue
-        out.append(tok)
-    return out
+        piece = raw[start:end]
+        start = end + 1
+        if not piece or _DIGITS.isdisjoint(piece):
+            continue
+        if piece[0] not in _NAME_LETTERS or _HEX.issuperset(piece):
+            return False
+        part_digits = True
+        part_len = 0
+        for c in piece + "/":
+            if c in _PART_SEPS:
+                if part_len and part_digits:
+                    return False
+                part_digits, part_len = True, 0
+            else:
+                part_len += 1
+                part_digits = part_digits and c in _DIGITS
+        named = True
+    return named
+
+
+def collapse(raw: Sequence[str], masked: Sequence[str]) -> list[int]:
+    """Which masked tokens stay: a token that is exactly ``<*>`` right after another one joins
+    it (a variable spanning several tokens), unless either may be a name with a digit
+    (``port <*> ssh2`` keeps ``ssh2``'s place, so the miner can tell whether it varies)."""
+    keep: list[int] = []
+    prev = False  # the last kept token is a <*> that can absorb the next one
+    for i, tok in enumerate(masked):
+        if tok == WILDCARD:
+            absorbable = not digit_in_name(raw[i])
+            if prev and absorbable:
+                continue
+            prev = absorbable
+        else:
+            prev = False
+        keep.append(i)
+    return keep
 
 
 class Masker:
@@ -282,8 +328,11 @@ class Masker:
     def raw(self, message: str) -> tuple[str, ...]:
         """Mask without the digit-shape memo (each token still memoised)."""
         tok = self.token
-        out = [tok(t) for t in split_tokens(message)]
-        return tuple(collapse(out) if out.count(WILDCARD) > 1 else out)
+        raw = split_tokens(message)
+        out = [tok(t) for t in raw]
+        if out.count(WILDCARD) > 1:
+            return tuple(out[i] for i in collapse(raw, out))
+        return tuple(out)
 
     def __call__(self, message: str) -> tuple[str, ...]:
         return self.shaped(message, message.translate(DIGITS_TO_ZERO))

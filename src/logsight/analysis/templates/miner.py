@@ -24,7 +24,6 @@ ids written next to log documents keep their meaning between runs.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ from logsight.analysis.templates.masking import (
     DIGITS_TO_ZERO,
     WILDCARD,
     Masker,
+    collapse,
+    digit_in_name,
     split_tokens,
 )
 
@@ -41,27 +42,7 @@ FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
 _MAX_VARIANT_TOKENS = 64  # longer templates are not indexed for variants (cost ~ length^2)
 _MIN_CONTEXT_WORDS = 3  # words besides the varying one that variants must share
-_PIECE_SPLIT = re.compile(r"[=,;()\[\]{}<>|\"':#@]+")
-_PART_SPLIT = re.compile(r"[_\-./]+")
-_DIGITS = frozenset("0123456789")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def _digit_in_name(raw: str) -> bool:
-    """A raw token whose every digit is glued to letters inside a name (``jk2_init()``,
-    ``eth0``, ``log4j``): such a token may be a constant. A number anywhere - a piece or a
-    ``_ - . /``-delimited part that is all digits (``blk_42``, ``job_0020``, ``HTTP/1.1``'s
-    ``1.1``) - a path, or a hex string makes it a value."""
-    named = False
-    for piece in _PIECE_SPLIT.split(raw):
-        if not _DIGITS.isdisjoint(piece):
-            if piece[0] not in _LETTERS or _HEX.issuperset(piece):
-                return False
-            if any(part and _DIGITS.issuperset(part) for part in _PART_SPLIT.split(piece)):
-                return False
-            named = True
-    return named and not raw.startswith(("/", "./", "../"))
 
 
 def _aligned(
@@ -71,15 +52,12 @@ def _aligned(
     raw = split_tokens(message)
     if len(raw) == len(masked):
         return list(raw)
+    full = [token_mask(t) for t in raw]
+    keep = collapse(raw, full)
     out: list[str | None] = []
-    prev_var = False
-    for tok in raw:
-        m = token_mask(tok)
-        if m == WILDCARD and prev_var:
-            out[-1] = None
-            continue
-        out.append(tok)
-        prev_var = m == WILDCARD
+    for k, i in enumerate(keep):
+        nxt = keep[k + 1] if k + 1 < len(keep) else len(raw)
+        out.append(raw[i] if nxt == i + 1 else None)  # a collapsed run has no one raw token
     return out
 
 
@@ -282,7 +260,7 @@ class TemplateMiner:
         raw = _aligned(message, tokens, self._mask.token)
         constants = {
             i: r for i, (r, t) in enumerate(zip(raw, tokens, strict=True))
-            if r is not None and r != t and _digit_in_name(r)
+            if r is not None and r != t and digit_in_name(r)
         }
         cluster = LogCluster(cid, list(tokens), 1, path, constants, self.min_support)
         self.clusters[cid] = cluster
