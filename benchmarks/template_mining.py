@@ -8,8 +8,9 @@ DIR has the Loghub-2k layout (``SYSTEM/SYSTEM_2k.log_structured.csv``); the Logh
 corrected labels (``*_structured_corrected.csv``) are read instead when present. Both miners get
 the ``Content`` column only, with one configuration for every system (Drain3 with its defaults,
 as installed by ``pip install drain3``). The measures (GA, PA, FGA, FTA) are defined in
-``logsight.analysis.templates.accuracy``; a line's predicted template is its cluster's template
-once the whole sample is mined, for both miners.
+``logsight.analysis.templates.accuracy``; a line's predicted group and template are its
+cluster's once the whole sample is mined, for both miners (for logsight, a cluster later merged
+into another counts as that one: ``TemplateMiner.final_ids``).
 
 Throughput: lines per second over all systems, best of ``--repeat`` runs of mining every system
 from scratch, for ``add_many`` (batches, what the analyses use), one-line ``add()`` and Drain3's
@@ -38,15 +39,16 @@ Parse = tuple[list[int], list[str]]  # per line: cluster id, final template
 
 def run_logsight(lines: list[str]) -> Parse:
     miner = TemplateMiner()
-    ids = miner.add_many(lines)
-    final = {cid: c.template for cid, c in miner.clusters.items()}
+    # final_ids: templates merged after some of their lines arrived answer with one id
+    ids = miner.final_ids(miner.add_many(lines))
+    final = miner.templates()
     return ids, [final[i] for i in ids]
 
 
 def run_logsight_per_line(lines: list[str]) -> Parse:
     miner = TemplateMiner()
-    ids = [miner.add(line).cluster_id for line in lines]
-    final = {cid: c.template for cid, c in miner.clusters.items()}
+    ids = miner.final_ids([miner.add(line).cluster_id for line in lines])
+    final = miner.templates()
     return ids, [final[i] for i in ids]
 
 

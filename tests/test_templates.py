@@ -170,6 +170,37 @@ def test_long_messages_generalise_a_varying_word() -> None:
     assert d.cluster_id != a.cluster_id
 
 
+def test_a_word_that_takes_many_values_is_a_variable() -> None:
+    """Templates that differ only in one word merge once that word took ``merge_after``
+    values (user names, program names - also as the first word, where the tree cannot help);
+    a few values (states) stay apart."""
+    miner = TemplateMiner(merge_after=4)
+    users = ["root", "admin", "oracle", "guest", "alice", "bob"]
+    lines = [f"Failed password for invalid user {u} from 10.0.0.{i} port {i} ssh2"
+             for i, u in enumerate(users)]
+    lines += [f"{p}.exe - www.example.org:443 open through proxy proxy.example.org:5070 HTTPS"
+              for p in ("chrome", "firefox", "dropbox", "outlook", "slack")]
+    states = [f"[instance: {i}] VM {s} (Lifecycle Event)"
+              for i, s in enumerate(["Started", "Stopped", "Paused"] * 2)]
+    ids = miner.add_many(lines + states)
+    final = miner.final_ids(ids)
+    assert len(set(final[:6])) == 1
+    assert miner.clusters[final[0]].template == (
+        "Failed password for invalid user <*> from <*> port <*> ssh2")
+    assert len(set(final[6:11])) == 1
+    assert miner.clusters[final[6]].template == (
+        "<*> - <*>:<*> open through proxy <*>:<*> HTTPS")
+    assert len(set(final[11:])) == 3
+    # lines after the merge are assigned to the merged template on arrival
+    later = miner.add("Failed password for invalid user zed from 10.0.0.9 port 9 ssh2")
+    assert later.cluster_id == final[0] and not later.is_new
+    assert sum(c.size for c in miner.clusters.values()) == len(ids) + 1
+    # the merge survives persistence
+    loaded = TemplateMiner.from_dict(json.loads(json.dumps(miner.to_dict())))
+    assert loaded.final_ids(ids) == final
+    assert loaded.templates() == miner.templates()
+
+
 def test_digit_in_a_name_is_constant_until_it_varies() -> None:
     """``jk2_init()``/``HTTP2``: constant in one template (it never varies there), variable in
     another (it does)."""
@@ -261,7 +292,7 @@ def test_persistence_rejects_unknown_format() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"depth": 2}, {"sim_threshold": 0.0}, {"sim_threshold": 1.5}, {"max_children": 1},
-     {"min_support": 0}],
+     {"min_support": 0}, {"merge_after": 1}],
 )
 def test_bad_parameters(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
@@ -293,7 +324,7 @@ def test_quality_floor_on_loghub(datasets: Path) -> None:
     scores = {}
     for log in logs:
         miner = TemplateMiner()
-        ids = miner.add_many(log.messages)
+        ids = miner.final_ids(miner.add_many(log.messages))
         final = miner.templates()
         scores[log.system] = accuracy(log.true_ids, log.true_templates, ids,
                                       [final[i] for i in ids])
