@@ -36,7 +36,7 @@ def test_ingest_key_equals_python_masking_on_every_shared_system(
 _ALPHABET = st.sampled_from(
     list("aZfx09 ./:-_=,;()[]{}<>|\"'#@?!&+~$%*\\\t") + ["\x1c", "\xa0", "é", "日", "HTTP",
     "true", "null", "//", "://", "..", "::", "0x1f", "<*>", "v2", "core.", "FF:", "ssh2",
-    "eth0_", "a1b"]
+    "eth0_", "a1b", " Jul ", " Mon, ", "May", " SEPT. "]
 )
 _TEXT = st.lists(_ALPHABET, min_size=1, max_size=40).map("".join)
 
@@ -63,3 +63,13 @@ def test_a_sender_template_id_is_kept(engine: Engine) -> None:
     out = resp["docs"][0]["doc"]["_source"]["logsight"]
     assert out["template_id"] == "T1"
     assert "template" not in out
+
+
+def test_the_pipeline_and_python_know_the_same_calendar_words() -> None:
+    from logsight import names
+    from logsight.analysis.templates.masking import _CALENDAR
+    from logsight.assets.install import load_pipeline
+
+    scripts = [p["script"] for p in load_pipeline(names.LOGS)["processors"] if "script" in p]
+    params = next(s["params"] for s in scripts if s.get("tag") == "template")
+    assert set(params["calendar"]) == _CALENDAR

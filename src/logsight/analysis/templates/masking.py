@@ -1,7 +1,8 @@
 """Variable masking: the per-line template key, the same in Python and at ingest (Painless).
 
-A message is split on whitespace into tokens, each token is masked on its own, then runs of
-tokens that became exactly ``<*>`` collapse into one ``<*>`` (a variable spanning a variable
+A message is split on whitespace into tokens, each token is masked on its own (but for
+calendar words, see below), then runs of tokens that became exactly ``<*>`` collapse into one
+``<*>`` (a variable spanning a variable
 number of tokens - a path and its protocol, a date and its time - is one variable). The rules
 follow what a person labelling templates calls a variable; none names a product or a data set:
 
@@ -25,7 +26,12 @@ follow what a person labelling templates calls a variable; none names a product 
   around them belong to them (``HTTP/1.1`` -> ``<*>``, ``host-1/10.0.0.1`` -> ``<*>/<*>``);
   ``load/store`` (no digit) stays.
 * **Dates**: digit groups joined by ``-`` are separate numbers (``2017-05-16`` ->
-  ``<*>-<*>-<*>``); other ``-`` words with a digit (``blk_-42``, ``msra-sa-41``) are one.
+  ``<*>-<*>-<*>``); other ``-`` words with a digit (``blk_-42``, ``msra-sa-41``) are one. A
+  run of weekday or month names (English, ``Jul``/``July``/``JUL``) next to a token with a
+  digit is part of a date (the only rule that looks beyond its token).
+* **Runs**: consecutive tokens that are exactly ``<*>`` are one variable, except that a name
+  with a digit (``ssh2``, ``eth0``: digits glued to letters) keeps its own place, so the miner
+  can show it when it never varies (:func:`digit_in_name`).
 
 Digits are ASCII ``0-9`` and whitespace is ASCII whitespace (what Python's ``str.split()``
 uses on ASCII text) in both implementations, so the Painless script
@@ -291,6 +297,33 @@ def digit_in_name(raw: str) -> bool:
     return named
 
 
+_CALENDAR = frozenset(
+    w
+    for name in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+                 "January", "February", "March", "April", "May", "June", "July", "August",
+                 "September", "October", "November", "December")
+    for w in (name, name[:3], name.upper(), name[:3].upper())
+) | {"Sept", "SEPT"}
+
+
+def calendar_words(raw: Sequence[str], masked: list[str]) -> None:
+    """A run of weekday or month names next to a token with a digit is part of a date:
+    masked in place (``at Sun Jul 10 03:55:15 2005`` is one variable once runs collapse)."""
+    n = len(raw)
+    i = 0
+    while i < n:
+        if raw[i].rstrip(",.") not in _CALENDAR:
+            i += 1
+            continue
+        j = i
+        while j < n and raw[j].rstrip(",.") in _CALENDAR:
+            j += 1
+        if (i > 0 and _has_digit(raw[i - 1])) or (j < n and _has_digit(raw[j])):
+            for k in range(i, j):
+                masked[k] = WILDCARD + raw[k][len(raw[k].rstrip(",.")):]
+        i = j
+
+
 def collapse(raw: Sequence[str], masked: Sequence[str]) -> list[int]:
     """Which masked tokens stay: a token that is exactly ``<*>`` right after another one joins
     it (a variable spanning several tokens), unless either may be a name with a digit
@@ -325,11 +358,18 @@ class Masker:
             self._tokens[token] = out
         return out
 
+    def full(self, raw: Sequence[str]) -> list[str]:
+        """Each raw token masked (before runs collapse)."""
+        tok = self.token
+        out = [tok(t) for t in raw]
+        if not _CALENDAR.isdisjoint(t.rstrip(",.") for t in raw):
+            calendar_words(raw, out)
+        return out
+
     def raw(self, message: str) -> tuple[str, ...]:
         """Mask without the digit-shape memo (each token still memoised)."""
-        tok = self.token
         raw = split_tokens(message)
-        out = [tok(t) for t in raw]
+        out = self.full(raw)
         if out.count(WILDCARD) > 1:
             return tuple(out[i] for i in collapse(raw, out))
         return tuple(out)

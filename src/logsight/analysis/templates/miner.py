@@ -24,7 +24,7 @@ ids written next to log documents keep their meaning between runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,15 +45,12 @@ _MIN_CONTEXT_WORDS = 3  # words besides the varying one that variants must share
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
 
-def _aligned(
-    message: str, masked: Sequence[str], token_mask: Callable[[str], str]
-) -> list[str | None]:
+def _aligned(message: str, masked: Sequence[str], masker: Masker) -> list[str | None]:
     """The raw token behind each masked position (None where a run of variables collapsed)."""
     raw = split_tokens(message)
     if len(raw) == len(masked):
         return list(raw)
-    full = [token_mask(t) for t in raw]
-    keep = collapse(raw, full)
+    keep = collapse(raw, masker.full(raw))
     out: list[str | None] = []
     for k, i in enumerate(keep):
         nxt = keep[k + 1] if k + 1 < len(keep) else len(raw)
@@ -181,7 +178,7 @@ class TemplateMiner:
             cluster = cluster.root()
         cluster.size += 1
         changed = bool(cluster.constants) and cluster.observe(
-            _aligned(message, cluster.tokens, self._mask.token)
+            _aligned(message, cluster.tokens, self._mask)
         )
         return MatchResult(cluster.cluster_id, cluster.template, False, changed)
 
@@ -195,7 +192,7 @@ class TemplateMiner:
         ids: list[int] = []
         shapes = self._shapes
         clusters = self.clusters
-        token = self._mask.token
+        masker = self._mask
         for message, key in zip(messages, keys, strict=True):
             cid = shapes.get(key)
             if cid is None:
@@ -207,7 +204,7 @@ class TemplateMiner:
                     cid = cluster.cluster_id
                 cluster.size += 1
                 if cluster.constants:
-                    cluster.observe(_aligned(message, cluster.tokens, token))
+                    cluster.observe(_aligned(message, cluster.tokens, masker))
             ids.append(cid)
         return ids
 
@@ -221,7 +218,7 @@ class TemplateMiner:
             cluster = self.clusters[cid].root()
             cluster.size += 1
             changed = bool(cluster.constants) and cluster.observe(
-                _aligned(message, cluster.tokens, self._mask.token)
+                _aligned(message, cluster.tokens, self._mask)
             )
             result = MatchResult(cluster.cluster_id, cluster.template, False, changed)
         if self._mask.digit_blind(key):
@@ -249,7 +246,7 @@ class TemplateMiner:
                 cluster.constants.pop(i, None)
                 changed = True
         if cluster.constants:
-            changed = cluster.observe(_aligned(message, tokens, self._mask.token)) or changed
+            changed = cluster.observe(_aligned(message, tokens, self._mask)) or changed
         self._remember(tokens, best)
         return MatchResult(best, cluster.template, False, changed)
 
@@ -257,7 +254,7 @@ class TemplateMiner:
         self, message: str, tokens: tuple[str, ...], leaf: _Node, path: tuple[str, ...]
     ) -> MatchResult:
         cid = len(self.clusters) + 1
-        raw = _aligned(message, tokens, self._mask.token)
+        raw = _aligned(message, tokens, self._mask)
         constants = {
             i: r for i, (r, t) in enumerate(zip(raw, tokens, strict=True))
             if r is not None and r != t and digit_in_name(r)
