@@ -59,6 +59,7 @@ from logsight.analysis.templates.masking import digit_in_name
         ("open /var/log/app.log and /etc/passwd", "open <*> and <*>"),
         ("sending to /default-rack", "sending to <*>"),
         ("loading ./lib.so", "loading <*>"),
+        ("log C:\\Windows\\Logs\\CBS.log.", "log <*>."),
         ("GET https://example.com/a/b?x=1 ok", "GET https://<*> ok"),
         ("GET /v2/abc/servers?all=True&x=1 HTTP/1.1 ok", "GET <*> ok"),
         ("a / b", "a / b"),

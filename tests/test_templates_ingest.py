@@ -36,7 +36,7 @@ def test_ingest_key_equals_python_masking_on_every_shared_system(
 _ALPHABET = st.sampled_from(
     list("aZfx09 ./:-_=,;()[]{}<>|\"'#@?!&+~$%*\\\t") + ["\x1c", "\xa0", "é", "日", "HTTP",
     "true", "null", "//", "://", "..", "::", "0x1f", "<*>", "v2", "core.", "FF:", "ssh2",
-    "eth0_", "a1b", " Jul ", " Mon, ", "May", " SEPT. "]
+    "eth0_", "a1b", " Jul ", " Mon, ", "May", " SEPT. ", "C:\\", "d:\\x"]
 )
 _TEXT = st.lists(_ALPHABET, min_size=1, max_size=40).map("".join)
 

@@ -9,7 +9,8 @@ follow what a person labelling templates calls a variable; none names a product 
 * **URL**: the scheme is kept, what follows ``://`` up to a bracket or quote is one variable
   (``hdfs://<*>``).
 * **Path**: a piece that starts with ``/``, ``./`` or ``../`` followed by a name is one variable
-  (``/var/log/app.log``, ``/default-rack``; a leading slash before an address belongs to it).
+  (``/var/log/app.log``, ``/default-rack``; a leading slash before an address belongs to it),
+  with its query string; so is a windows path (``C:\\Windows\\Logs``).
 * **Hex groups**: four or more colon-joined groups of at most four hex characters, or any run
   with ``::``, holding a digit (MAC and IPv6 addresses) are one variable.
 * **Pieces**: otherwise a token is cut at structural punctuation ``= , ; ( ) [ ] { } < > | " '
@@ -196,6 +197,17 @@ def _mask_pieces(s: str) -> str:
     i = 0
     while i < n:
         c = s[i]
+        if c in _LETTERS and s.startswith(":\\", i + 1) and (i == 0 or s[i - 1] in _SEPS):
+            # a windows path (C:\dir\file): one variable, trailing punctuation outside
+            j = i + 3
+            while j < n and s[j] not in _PATH_STOP:
+                j += 1
+            t = j
+            while t > i + 3 and s[t - 1] in _TRAIL:
+                t -= 1
+            out.append(WILDCARD + s[t:j])
+            i = j
+            continue
         if c in _HEX or c == ":":
             end = _hex_groups_end(s, i)
             if end > i and (i == 0 or s[i - 1] in _SEPS):
@@ -225,7 +237,7 @@ def _mask_pieces(s: str) -> str:
 def _plain(token: str) -> bool:
     """A token no rule can change: no digit, no slash, no literal, no ``<*>`` (the common
     case; a shortcut of the Python side only, the result is the same)."""
-    if not _DIGITS.isdisjoint(token) or "/" in token or WILDCARD in token:
+    if not _DIGITS.isdisjoint(token) or "/" in token or "\\" in token or WILDCARD in token:
         return False
     low = token.lower()
     return "true" not in low and "false" not in low and "null" not in low
