@@ -101,7 +101,7 @@ def ingest_agreement(url: str | None, logs: list[LabelledLog]) -> None:
     if not url:
         print("ingest agreement: skipped (no engine: set LOGSIGHT_URL or pass --url)")
         return
-    from logsight.analysis.templates.agreement import agreement
+    from logsight.assets.template_agreement import agreement
     from logsight.engine import connect
 
     engine = connect(url)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from logsight.analysis.templates import ingest_template
 from logsight.analysis.templates.accuracy import load_loghub
-from logsight.analysis.templates.agreement import agreement, simulate_ingest_templates
+from logsight.assets.template_agreement import agreement, simulate_ingest_templates
 from logsight.engine import Engine
 
 SAMPLE = 400  # lines per system: every template family shows up, the test stays quick

@@ -1,5 +1,7 @@
 """Does the ingest pipeline's template key equal the Python masking? Checked on real lines.
 
+(It lives with the assets, not in ``analysis/``: it runs the pipeline on an engine.)
+
 The logs pipeline computes ``logsight.template`` / ``logsight.template_id`` in Painless
 (``ingest-pipelines/scripts/logs_template.painless``); :func:`ingest_template` is the Python
 side. :func:`simulate_ingest_templates` runs the pipeline as it is in this checkout through the
