@@ -23,6 +23,7 @@ ids written next to log documents keep their meaning between runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from logsight.analysis.templates.masking import (
 
 FORMAT_VERSION = 2
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
-_MAX_VARIANT_TOKENS = 64  # longer templates are not indexed for variants (cost ~ length^2)
+_MAX_VARIANT_TOKENS = 48  # longer templates are not indexed for variants (cost ~ length^2)
 _MIN_CONTEXT_WORDS = 3  # words besides the varying one that variants must share
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 
@@ -163,8 +164,8 @@ class TemplateMiner:
         self._frozen: set[int] = set()
         self._mask = Masker()
         # template with one word position wildcarded -> the templates that share it
-        self._siblings: dict[tuple[str, ...], list[int]] = {}
-        self._merged: dict[tuple[str, ...], int] = {}  # such a template -> its merged cluster
+        self._siblings: dict[int, list[int]] = {}
+        self._merged: dict[int, int] = {}  # such a template -> the cluster it was merged into
 
     # -- mining ------------------------------------------------------------------------------
     def add(self, message: str) -> MatchResult:
@@ -280,8 +281,11 @@ class TemplateMiner:
         return words if len(words) > _MIN_CONTEXT_WORDS else []
 
     @staticmethod
-    def _signature(tokens: Sequence[str], pos: int) -> tuple[str, ...]:
-        return (*tokens[:pos], WILDCARD, *tokens[pos + 1:])
+    def _signature(tokens: Sequence[str], pos: int) -> int:
+        """A stable 64-bit digest of the template with position ``pos`` wildcarded (a digest,
+        not the tokens: the index holds one entry per word of every template)."""
+        text = "\x00".join((str(pos), *tokens[:pos], WILDCARD, *tokens[pos + 1:]))
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
     def _merged_target(self, tokens: Sequence[str]) -> int | None:
         """The merged template a line without a cluster of its own belongs to, if any."""
@@ -289,8 +293,13 @@ class TemplateMiner:
             return None
         for pos in self._word_positions(tokens):
             cid = self._merged.get(self._signature(tokens, pos))
-            if cid is not None and cid not in self._frozen:
-                return self.clusters[cid].root().cluster_id
+            if cid is None or cid in self._frozen:
+                continue
+            root = self.clusters[cid].root()
+            if len(root.tokens) == len(tokens) and all(
+                a in (WILDCARD, b) for a, b in zip(root.tokens, tokens, strict=True)
+            ):
+                return root.cluster_id
         return None
 
     def _register(self, cluster: LogCluster) -> LogCluster | None:
@@ -445,7 +454,7 @@ class TemplateMiner:
                  "parent": None if c.parent is None else c.parent.cluster_id}
                 for c in self.clusters.values()
             ],
-            "merged": [[list(sig), cid] for sig, cid in self._merged.items()],
+            "merged": [[sig, cid] for sig, cid in self._merged.items()],
         }
 
     @classmethod
@@ -469,7 +478,7 @@ class TemplateMiner:
             if row.get("parent") is not None:
                 miner.clusters[int(row["id"])].parent = miner.clusters[int(row["parent"])]
         miner._frozen = {int(c) for c in data.get("frozen", [])}
-        miner._merged = {tuple(sig): int(cid) for sig, cid in data.get("merged", [])}
+        miner._merged = {int(sig): int(cid) for sig, cid in data.get("merged", [])}
         for cluster in miner.clusters.values():  # the variant index, without merging again
             if cluster.parent is None:
                 for pos in miner._word_positions(cluster.tokens):
