@@ -2,9 +2,9 @@
 
 A message is split on whitespace into tokens, each token is masked on its own (but for
 calendar words, see below), then runs of tokens that became exactly ``<*>`` collapse into one
-``<*>`` (a variable spanning a variable
-number of tokens - a path and its protocol, a date and its time - is one variable). The rules
-follow what a person labelling templates calls a variable; none names a product or a data set:
+``<*>`` (a variable spanning a variable number of tokens - a path and its protocol, a date and
+its time - is one variable). The rules follow what a person labelling templates calls a
+variable (the Loghub-2.0 labels were the yardstick); none names a product or a data set:
 
 * **URL**: the scheme is kept, what follows ``://`` up to a bracket or quote is one variable
   (``hdfs://<*>``).

@@ -11,10 +11,17 @@ One configuration serves every log source. For each message, as it arrives:
    that agree) is taken when the similarity reaches ``sim_threshold``; its template turns the
    differing positions into ``<*>``. Otherwise a new cluster starts.
 3. **Per-position variability** keeps constants that merely hold a digit: a token the masking
-   turned into a variable only because of a digit inside a name (``jk2_init()``, ``HTTP/1.1``,
-   ``eth0``) is shown as itself while every line of the cluster has the very same token, once
-   the cluster has ``min_support`` lines; the first line that differs makes it ``<*>`` for good.
-   Plain numbers (``cuda:0``'s ``0``, sizes, counts) are always variables.
+   turned into a variable only because of a digit glued to letters inside a name
+   (``jk2_init()``, ``ssh2``, ``eth0``) is shown as itself while every line of the cluster has
+   the very same token, once the cluster has ``min_support`` lines; the first line that differs
+   makes it ``<*>`` for good. Numbers - alone or as a part (``cuda:0``'s ``0``, ``job_0020``,
+   ``HTTP/1.1``'s ``1.1``), sizes, counts, hex - are always variables, as labellers see them.
+4. **Variants**: templates that are the same but for one word (and share at least
+   ``_MIN_CONTEXT_WORDS`` other words) become one template with ``<*>`` there once that word has
+   taken ``merge_after`` different values (user, host, program names); fewer values stay apart
+   (states such as ``Started``/``Stopped``). This does not depend on the tree, so it also works
+   for a varying first word. Ids handed out before a merge keep working: the merged cluster
+   answers for them (:meth:`TemplateMiner.final_ids`, ``LogCluster.root``).
 
 Clusters are numbered in order of creation; the numbers are stable across a save/load round
 trip (:meth:`TemplateMiner.to_dict` / :meth:`TemplateMiner.from_dict`, plain JSON), so template
