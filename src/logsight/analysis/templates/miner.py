@@ -51,6 +51,39 @@ _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long tim
 _MAX_VARIANT_TOKENS = 48  # longer templates are not indexed for variants (cost ~ length^2)
 _MIN_CONTEXT_WORDS = 3  # words besides the varying one that variants must share
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_KEY_END = frozenset("=:")  # a key ends here: user=, id:
+_CLOSING = frozenset(",;.)]}>'\"!?")
+
+
+def _fits(tpl: str, tok: str) -> bool:
+    """Whether a line's token fits a template token: equal, ``<*>``, or a key's value
+    (``user=<*>`` takes ``user=bob``)."""
+    if tpl in (tok, WILDCARD):
+        return True
+    i = tpl.find(WILDCARD)
+    if i <= 0 or tpl[i - 1] not in _KEY_END or WILDCARD in tpl[i + 3:]:
+        return False
+    pre, suf = tpl[:i], tpl[i + 3:]
+    return len(tok) > len(pre) + len(suf) and tok.startswith(pre) and tok.endswith(suf)
+
+
+def _generalise(a: str, b: str) -> str:
+    """The template token for two tokens that differ: ``<*>``, keeping a shared key and the
+    closing punctuation after it (``user=root``, ``user=bob`` -> ``user=<*>``)."""
+    k = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        k += 1
+    while k > 0 and a[k - 1] not in _KEY_END:
+        k -= 1
+    if k == 0 or WILDCARD in a[:k]:
+        return WILDCARD
+    ra, rb = a[k:], b[k:]
+    j = 0
+    while j < min(len(ra), len(rb)) and ra[-1 - j] == rb[-1 - j] and ra[-1 - j] in _CLOSING:
+        j += 1
+    return a[:k] + WILDCARD + (ra[len(ra) - j:] if j else "")
 
 
 def _aligned(message: str, masked: Sequence[str], masker: Masker) -> list[str | None]:
@@ -249,8 +282,8 @@ class TemplateMiner:
         cluster.size += 1
         changed = False
         for i, (a, b) in enumerate(zip(cluster.tokens, tokens, strict=True)):
-            if a != b and a != WILDCARD:
-                cluster.tokens[i] = WILDCARD
+            if not _fits(a, b):
+                cluster.tokens[i] = _generalise(a, b)
                 cluster.constants.pop(i, None)
                 changed = True
         if cluster.constants:
@@ -304,7 +337,7 @@ class TemplateMiner:
                 continue
             root = self.clusters[cid].root()
             if len(root.tokens) == len(tokens) and all(
-                a in (WILDCARD, b) for a, b in zip(root.tokens, tokens, strict=True)
+                _fits(a, b) for a, b in zip(root.tokens, tokens, strict=True)
             ):
                 return root.cluster_id
         return None
@@ -331,7 +364,10 @@ class TemplateMiner:
             if len({m.tokens[pos] for m in members}) < self.merge_after:
                 continue
             head = members[0]
-            head.tokens[pos] = WILDCARD
+            word = head.tokens[pos]
+            for m in members[1:]:
+                word = _generalise(word, m.tokens[pos])
+            head.tokens[pos] = word
             head.constants.pop(pos, None)
             for m in members[1:]:
                 m.parent = head
@@ -430,10 +466,10 @@ class TemplateMiner:
                     informative += 1
                     if a == b:
                         same += 1
-                elif a != b:
+                elif not _fits(a, b):
                     informative += 1
-            if cid in frozen and params + same < n and any(
-                a != b and a != WILDCARD for a, b in zip(tpl, tokens, strict=True)
+            if cid in frozen and params + same < n and not all(
+                _fits(a, b) for a, b in zip(tpl, tokens, strict=True)
             ):
                 continue  # a frozen template never widens: the line gets a template of its own
             # the share of constant words that agree; no word to compare: same shape, same key
