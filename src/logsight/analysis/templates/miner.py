@@ -447,7 +447,7 @@ class TemplateMiner:
 
     def _best(self, leaf: _Node, tokens: tuple[str, ...]) -> int | None:
         best: int | None = None
-        best_key = (-1.0, -1)
+        best_key = (-1.0, -(1 << 30))
         n = len(tokens)
         frozen = self._frozen
         for cid in leaf.clusters:
@@ -474,7 +474,9 @@ class TemplateMiner:
                 continue  # a frozen template never widens: the line gets a template of its own
             # the share of constant words that agree; no word to compare: same shape, same key
             sim = same / informative if informative else 1.0
-            key = (sim, params)
+            # ties go to the most specific template (fewest variables): the one a line that
+            # created it would find again after a reload, when the memo tables are empty
+            key = (sim, -params)
             if sim >= self.sim_threshold and key > best_key:
                 best, best_key = cid, key
         return best
