@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 WILDCARD = "<*>"
 # the ingest pipeline masks at most this many characters of a message (its normalize step
@@ -68,6 +68,9 @@ _PATH_NAME = _LETTERS | _DIGITS | frozenset("_-.~$%+@*")
 _WS_RE = re.compile(r"[ \t\n\r\x0b\x0c\x1c-\x1f]+")
 DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")  # a line's digit-shape
 _MAX_CACHE = 200_000  # bounded memo tables: an online miner runs for a long time
+# a token that is one piece of letters, digits, "_" and "-", dot-separated (no run of dots, no
+# dot at either end): no rule but the digit rules can apply to it
+_SIMPLE_RE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
 
 
 def _has_digit(s: str) -> bool:
@@ -247,6 +250,10 @@ def mask_token(token: str) -> str:
     """One whitespace-free token with its variables replaced by ``<*>``."""
     if _plain(token):
         return token
+    if _SIMPLE_RE.fullmatch(token) and not _DIGITS.isdisjoint(token):
+        # one piece of name characters with a digit (a number, an id, a dotted name): the
+        # general path below would come to this too, a shortcut of the Python side only
+        return _mask_digit_core(token)
     i = token.find("://")
     if i > 0:
         j = i
@@ -316,6 +323,8 @@ _CALENDAR = frozenset(
                  "September", "October", "November", "December")
     for w in (name, name[:3], name.upper(), name[:3].upper())
 ) | {"Sept", "SEPT"}
+# every calendar word starts with one of these: a quick test for the lines to look at
+_CALENDAR_RE = re.compile("|".join(sorted({w[:3] for w in _CALENDAR})))
 
 
 def calendar_words(raw: Sequence[str], masked: list[str]) -> None:
@@ -336,15 +345,18 @@ def calendar_words(raw: Sequence[str], masked: list[str]) -> None:
         i = j
 
 
-def collapse(raw: Sequence[str], masked: Sequence[str]) -> list[int]:
+def collapse(
+    raw: Sequence[str], masked: Sequence[str], named: Callable[[str], bool] = digit_in_name
+) -> list[int]:
     """Which masked tokens stay: a token that is exactly ``<*>`` right after another one joins
     it (a variable spanning several tokens), unless either may be a name with a digit
-    (``port <*> ssh2`` keeps ``ssh2``'s place, so the miner can tell whether it varies)."""
+    (``port <*> ssh2`` keeps ``ssh2``'s place, so the miner can tell whether it varies).
+    ``named`` is :func:`digit_in_name` or a memoised version of it."""
     keep: list[int] = []
     prev = False  # the last kept token is a <*> that can absorb the next one
     for i, tok in enumerate(masked):
         if tok == WILDCARD:
-            absorbable = not digit_in_name(raw[i])
+            absorbable = not named(raw[i])
             if prev and absorbable:
                 continue
             prev = absorbable
@@ -360,6 +372,7 @@ class Masker:
     def __init__(self) -> None:
         self._tokens: dict[str, str] = {}
         self._lines: dict[str, tuple[str, ...]] = {}
+        self._named: dict[str, bool] = {}
 
     def token(self, token: str) -> str:
         out = self._tokens.get(token)
@@ -373,9 +386,20 @@ class Masker:
     def full(self, raw: Sequence[str]) -> list[str]:
         """Each raw token masked (before runs collapse)."""
         tok = self.token
-        out = [tok(t) for t in raw]
-        if not _CALENDAR.isdisjoint(t.rstrip(",.") for t in raw):
+        get = self._tokens.get
+        out = [get(t) or tok(t) for t in raw]  # a masked token is never empty
+        if _CALENDAR_RE.search(" ".join(raw)):  # one C-level scan; calendar_words decides
             calendar_words(raw, out)
+        return out
+
+    def named(self, token: str) -> bool:
+        """:func:`digit_in_name`, memoised."""
+        out = self._named.get(token)
+        if out is None:
+            out = digit_in_name(token)
+            if len(self._named) >= _MAX_CACHE:
+                self._named.clear()
+            self._named[token] = out
         return out
 
     def raw(self, message: str) -> tuple[str, ...]:
@@ -383,7 +407,7 @@ class Masker:
         raw = split_tokens(message)
         out = self.full(raw)
         if out.count(WILDCARD) > 1:
-            return tuple(out[i] for i in collapse(raw, out))
+            return tuple(out[i] for i in collapse(raw, out, self.named))
         return tuple(out)
 
     def __call__(self, message: str) -> tuple[str, ...]:
@@ -410,7 +434,7 @@ class Masker:
         out = self._lines.get(key)
         if out is None:
             out = self.raw(key)
-            if any("0" in t for t in out):
+            if "0" in "".join(out):
                 # a digit survived (a key name such as PSR1=): the shape is not digit-blind
                 return self.raw(message)
             if len(self._lines) >= _MAX_CACHE:

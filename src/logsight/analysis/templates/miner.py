@@ -30,7 +30,6 @@ ids written next to log documents keep their meaning between runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ from logsight.analysis.templates.masking import (
     WILDCARD,
     Masker,
     collapse,
-    digit_in_name,
     split_tokens,
 )
 
@@ -91,7 +89,7 @@ def _aligned(message: str, masked: Sequence[str], masker: Masker) -> list[str | 
     raw = split_tokens(message)
     if len(raw) == len(masked):
         return list(raw)
-    keep = collapse(raw, masker.full(raw))
+    keep = collapse(raw, masker.full(raw), masker.named)
     out: list[str | None] = []
     for k, i in enumerate(keep):
         nxt = keep[k + 1] if k + 1 < len(keep) else len(raw)
@@ -137,6 +135,9 @@ class LogCluster:
         for p in dropped:
             del self.constants[p]
         return bool(dropped)
+
+
+_Step = tuple[int, bool, bool]  # cluster id, is_new, changed (a MatchResult without its text)
 
 
 class MatchResult(NamedTuple):
@@ -206,6 +207,7 @@ class TemplateMiner:
         # template with one word position wildcarded -> the templates that share it
         self._siblings: dict[int, list[int]] = {}
         self._merged: dict[int, int] = {}  # such a template -> the cluster it was merged into
+        self._merged_rows: list[tuple[int, list[str], int]] = []  # the same, to persist
 
     # -- mining ------------------------------------------------------------------------------
     def add(self, message: str) -> MatchResult:
@@ -213,7 +215,8 @@ class TemplateMiner:
         key = message.translate(DIGITS_TO_ZERO)
         cid = self._shapes.get(key)
         if cid is None:
-            return self._add_shape(message, key)
+            cid, is_new, changed = self._add_shape(message, key)
+            return MatchResult(cid, self.clusters[cid].template, is_new, changed)
         cluster = self.clusters[cid]
         if cluster.parent is not None:
             cluster = cluster.root()
@@ -237,7 +240,7 @@ class TemplateMiner:
         for message, key in zip(messages, keys, strict=True):
             cid = shapes.get(key)
             if cid is None:
-                cid = self._add_shape(message, key).cluster_id
+                cid = self._add_shape(message, key)[0]
             else:  # the hot path: a digit-shape seen before
                 cluster = clusters[cid]
                 if cluster.parent is not None:
@@ -249,7 +252,7 @@ class TemplateMiner:
             ids.append(cid)
         return ids
 
-    def _add_shape(self, message: str, key: str) -> MatchResult:
+    def _add_shape(self, message: str, key: str) -> _Step:
         """A line whose digit-shape ``key`` has no cluster yet (or is not digit-blind)."""
         tokens = self._mask.shaped(message, key)
         cid = self._cache.get(tokens)
@@ -261,14 +264,14 @@ class TemplateMiner:
             changed = bool(cluster.constants) and cluster.observe(
                 _aligned(message, cluster.tokens, self._mask)
             )
-            result = MatchResult(cluster.cluster_id, cluster.template, False, changed)
+            result = (cluster.cluster_id, False, changed)
         if self._mask.digit_blind(key):
             if len(self._shapes) >= _MAX_CACHE:
                 self._shapes.clear()
-            self._shapes[key] = result.cluster_id
+            self._shapes[key] = result[0]
         return result
 
-    def _add_tokens(self, message: str, tokens: tuple[str, ...]) -> MatchResult:
+    def _add_tokens(self, message: str, tokens: tuple[str, ...]) -> _Step:
         leaf, path = self._leaf(self._path(tokens), create=True)
         assert leaf is not None
         best = self._best(leaf, tokens)
@@ -289,16 +292,16 @@ class TemplateMiner:
         if cluster.constants:
             changed = cluster.observe(_aligned(message, tokens, self._mask)) or changed
         self._remember(tokens, best)
-        return MatchResult(best, cluster.template, False, changed)
+        return best, False, changed
 
     def _new_cluster(
         self, message: str, tokens: tuple[str, ...], leaf: _Node, path: tuple[str, ...]
-    ) -> MatchResult:
+    ) -> _Step:
         cid = len(self.clusters) + 1
         raw = _aligned(message, tokens, self._mask)
         constants = {
             i: r for i, (r, t) in enumerate(zip(raw, tokens, strict=True))
-            if r is not None and r != t and digit_in_name(r)
+            if r is not None and r != t and self._mask.named(r)
         }
         cluster = LogCluster(cid, list(tokens), 1, path, constants, self.min_support)
         self.clusters[cid] = cluster
@@ -306,8 +309,8 @@ class TemplateMiner:
         self._remember(tokens, cid)
         merged = self._register(cluster)
         if merged is not None:
-            return MatchResult(merged.cluster_id, merged.template, False, True)
-        return MatchResult(cid, cluster.template, True, False)
+            return merged.cluster_id, False, True
+        return cid, True, False
 
     # -- variants: templates that differ in one word position --------------------------------
     @staticmethod
@@ -322,10 +325,9 @@ class TemplateMiner:
 
     @staticmethod
     def _signature(tokens: Sequence[str], pos: int) -> int:
-        """A stable 64-bit digest of the template with position ``pos`` wildcarded (a digest,
-        not the tokens: the index holds one entry per word of every template)."""
-        text = "\x00".join((str(pos), *tokens[:pos], WILDCARD, *tokens[pos + 1:]))
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+        """The template with position ``pos`` wildcarded, as a hash (the index holds one entry
+        per word of every template; this process only - persistence stores the tokens)."""
+        return hash((pos, *tokens[:pos], *tokens[pos + 1:]))
 
     def _merged_target(self, tokens: Sequence[str]) -> int | None:
         """The merged template a line without a cluster of its own belongs to, if any."""
@@ -374,6 +376,8 @@ class TemplateMiner:
                 head.size += m.size
                 m.size = 0
             self._merged[sig] = head.cluster_id
+            self._merged_rows.append((pos, [*head.tokens[:pos], WILDCARD, *head.tokens[pos + 1:]],
+                                      head.cluster_id))
             del self._siblings[sig]
             return head
         return None
@@ -499,7 +503,7 @@ class TemplateMiner:
                  "parent": None if c.parent is None else c.parent.cluster_id}
                 for c in self.clusters.values()
             ],
-            "merged": [[sig, cid] for sig, cid in self._merged.items()],
+            "merged": [[pos, tokens, cid] for pos, tokens, cid in self._merged_rows],
         }
 
     @classmethod
@@ -523,7 +527,9 @@ class TemplateMiner:
             if row.get("parent") is not None:
                 miner.clusters[int(row["id"])].parent = miner.clusters[int(row["parent"])]
         miner._frozen = {int(c) for c in data.get("frozen", [])}
-        miner._merged = {int(sig): int(cid) for sig, cid in data.get("merged", [])}
+        for pos, tokens, cid in data.get("merged", []):
+            miner._merged[miner._signature(tokens, int(pos))] = int(cid)
+            miner._merged_rows.append((int(pos), list(tokens), int(cid)))
         for cluster in miner.clusters.values():  # the variant index, without merging again
             if cluster.parent is None:
                 for pos in miner._word_positions(cluster.tokens):
