@@ -154,7 +154,8 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
             click.echo(f"browser check skipped: {e}")
         else:
             verdict = "ok" if check.ok else "FAILED"
-            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered, "
+            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered "
+                       f"({len(check.empty)} without data), "
                        f"{len(check.errors)} page error(s); screenshot {check.screenshot}")
     elapsed = time.monotonic() - wall
     click.echo(f"demo wall time: {elapsed:.1f} s (simulate+ship "
