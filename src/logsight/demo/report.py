@@ -106,7 +106,7 @@ class DemoReport:
 def _short(ts: Any) -> str:
     if ts is None:
         return "-"
-    return _ts(ts).strftime("%H:%M")
+    return _ts(ts).tz_convert("UTC").strftime("%H:%M")  # the report's times are all UTC
 
 
 # an ISO-8601 timestamp inside a finding's text ("... at 2026-12-04T15:41:00+00:00")
@@ -419,6 +419,10 @@ def _plot_anomaly(plt: Any, report: DemoReport) -> tuple[str, int]:
     return _png(fig), int(an["score"].notna().sum())
 
 
+def drift_title(feature: str) -> str:
+    return f"Drifted feature {feature}: reference vs current"
+
+
 def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> tuple[str, int]:
     fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
     points = 0
@@ -436,7 +440,7 @@ def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> tuple[str, int]:
         ax.set_ylabel("density")
         # outside the axes, as in the latency plot: inside, it covered the tallest bars
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        ax.set_title(f"Drifted feature {dr.get('feature')}: reference vs current")
+        ax.set_title(drift_title(str(dr.get("feature"))))
     else:
         _empty(ax, "no drifted feature")
         ax.set_title(PLOT_TITLES["drift"])
