@@ -36,8 +36,8 @@ from logsight.demo.report import (
     text_report,
 )
 from logsight.demo.simulator import plan_requests, start_time
-from logsight.local import LocalEngine
 from logsight.findings import Finding, read_findings, write_findings
+from logsight.local import LocalEngine
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
