@@ -404,7 +404,7 @@ def _plot_anomaly(plt: Any, report: DemoReport) -> tuple[str, int]:
                     ha="center", va="center", fontsize=9, color="#555")
     _time_axis(axes[-1, 0], an["window"])
     fig.supylabel("isolation-forest score (higher = more unusual)", fontsize=11)
-    handles = [
+    handles: list[Any] = [
         Line2D([], [], color="#4c72b0", marker="o", markersize=3, label="window score"),
         Line2D([], [], color="#888", linestyle="--", label="forest outlier cutoff (0)"),
         Line2D([], [], linestyle="none", marker="o", markersize=8, color="#c00000",
