@@ -400,7 +400,8 @@ def _plot_anomaly(plt: Any, report: DemoReport) -> tuple[str, int]:
         b0, b1 = (pd.Timestamp(t) for t in report.baseline)
         mid = (b0 + (b1 - b0) / 2).to_datetime64()
         for ax in axes[:, 0]:
-            ax.text(mid, 0.5, "baseline\n(learned from, not scored)", transform=ax.get_xaxis_transform(),
+            ax.text(mid, 0.72, "baseline\n(learned from, not scored)",
+                    transform=ax.get_xaxis_transform(),
                     ha="center", va="center", fontsize=9, color="#555")
     _time_axis(axes[-1, 0], an["window"])
     fig.supylabel("isolation-forest score (higher = more unusual)", fontsize=11)
