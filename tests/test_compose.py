@@ -167,3 +167,22 @@ def test_logsight_commands_are_real_and_their_settings_are_read(
         for var in env:
             monkeypatch.delenv(var, raising=False)
     assert checked >= 3  # setup, serve, kibana import
+
+
+def test_dockerfile_installs_the_wheel_and_runs_unprivileged() -> None:
+    lines = [ln.strip() for ln in (REPO / "Dockerfile").read_text().splitlines()]
+    code = [ln for ln in lines if ln and not ln.startswith("#")]
+    runs = " ".join(ln for ln in code if ln.startswith("RUN"))
+    assert "pip install" in runs and " -e " not in f" {runs} ", "no editable install"
+    assert re.search(r"pip wheel\b", runs) and ".whl" in " ".join(code)
+    users = [ln.split()[1] for ln in code if ln.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0"), "the image must not run as root"
+    health = " ".join(code[code.index(next(ln for ln in code if ln.startswith("HEALTHCHECK"))):])
+    assert "/health" in health
+    # everything it copies exists in the tree (src's symlinks point into two of them)
+    for ln in code:
+        if ln.startswith("COPY") and "--from=" not in ln:
+            for src in ln.split()[1:-1]:
+                assert (REPO / src).exists(), f"Dockerfile copies missing {src}"
+    for link in ("src/logsight/kibana-objects", "src/logsight/assets/ingest-pipelines"):
+        assert (REPO / link).is_symlink() and (REPO / link).resolve().is_dir(), link

@@ -63,9 +63,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iter
     # back into the checkout: everything must come from the installed wheel
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "LOGSIGHT_KIBANA_DIR", "VIRTUAL_ENV")}
+    # HOME stays (pip's download cache lives there); logsight's own state goes to LOGSIGHT_HOME
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_ROOT_USER_ACTION="ignore",
-               LOGSIGHT_URL=engine_url, LOGSIGHT_HOME=str(base / "home"),
-               HOME=str(base / "home"), MPLBACKEND="Agg")
+               LOGSIGHT_URL=engine_url, LOGSIGHT_HOME=str(base / "home"), MPLBACKEND="Agg")
     # build from a clean copy of the tree: setuptools builds in place and would reuse a stale
     # build/ or *.egg-info of the checkout (and leave new ones behind)
     src = base / "src"
