@@ -3,8 +3,10 @@ plots (matplotlib, Agg backend, base64 PNG ``<img>`` elements), plus a check of 
 real headless Chromium.
 
 The page carries a tiny inline script that, once loaded, marks every plot image as loaded
-(``naturalWidth > 0``) and records script errors, failed resources and ``console.error`` calls
-into the DOM, so ``chromium --headless --dump-dom`` tells whether everything rendered.
+(``naturalWidth > 0``) with its data ink (the share of coloured pixels: a plot without data has
+none), records the page's height and records script errors, failed resources and
+``console.error`` calls into the DOM, so ``chromium --headless --dump-dom`` tells whether
+everything rendered, with data, and how tall the whole-page screenshot must be.
 """
 
 from __future__ import annotations
