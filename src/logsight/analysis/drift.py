@@ -283,7 +283,9 @@ def ks_2samp_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[float, 
         with warnings.catch_warnings():
             # For some samples (p close to 1) scipy's exact series lands a rounding error
             # outside [0, 1]; scipy then returns the asymptotic p-value, as this function
-            # documents, and says so with this RuntimeWarning. Only that note is silenced.
+            # documents, and says so with this RuntimeWarning. Only that note is silenced
+            # (catch_warnings is process-wide: racing threads can at worst leave this same
+            # filter installed, which silences nothing else).
             warnings.filterwarnings("ignore", message=_SCIPY_KS_FALLBACK,
                                     category=RuntimeWarning)
             res = stats.ks_2samp(reference, current)
