@@ -467,6 +467,34 @@ def test_next_steps_are_copy_pasteable_commands(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.engine
+def test_demo_stop_engine_stops_the_local_engine_it_started(
+    engine_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --url the demo starts the local engine; --stop-engine stops it at the end and
+    says so (a node of its own, so the session's engine is not touched)."""
+    from tests.conftest import _free_port
+
+    home = tmp_path / "home"
+    monkeypatch.delenv("LOGSIGHT_URL", raising=False)
+    monkeypatch.setenv("LOGSIGHT_HOME", str(home))
+    monkeypatch.setenv("LOGSIGHT_ENGINE_PORT", str(_free_port()))
+    monkeypatch.setenv("LOGSIGHT_ENGINE_HEAP", "512m")
+    local = LocalEngine()
+    assert local.state_dir == home / "engine"
+    try:
+        result = CliRunner().invoke(main, ["demo", "--short", "--stop-engine", "--no-progress",
+                                           "--out", str(tmp_path / "out")],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("started running: OpenSearch")
+        assert f"local engine stopped (data kept in {home / 'engine'}" in result.output
+        assert "still running" not in result.output
+        assert not local.status().running
+    finally:
+        local.stop()
+
+
+@pytest.mark.engine
 @pytest.mark.browser
 def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignore[no-untyped-def]
                          tmp_path: Path) -> None:
