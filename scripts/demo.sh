@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job in one command: install logsight, start the local engine (unless LOGSIGHT_URL
-# points at a cluster), install the assets and run the end-to-end demo.
+# The main job in one command: install logsight into the project's virtual environment
+# (.venv, created on first use and reused), start the local engine (unless LOGSIGHT_URL
+# points at a cluster), install the assets and run the end-to-end demo. Arguments go to
+# `logsight demo` (e.g. --short, --stop-engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-python3 -m pip install -q -e .
+. scripts/venv.sh
+python -m pip install -q -e .
 exec logsight demo "$@"

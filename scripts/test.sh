@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what it needs, then lints, type-checks
-# and runs pytest. The tests start a real local OpenSearch once (or use LOGSIGHT_URL).
+# The whole test suite, from a fresh machine: installs what it needs into the project's
+# virtual environment (.venv, created on first use and reused), then lints, type-checks and
+# runs pytest with it. The tests start a real local OpenSearch once (or use LOGSIGHT_URL).
+# Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-python3 -m pip install -q -e ".[test]"
+. scripts/venv.sh
+python -m pip install -q -e ".[test]"
 # Headless Chromium checks the demo's HTML report in a real browser.
 if ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
@@ -12,6 +14,6 @@ if ! command -v chromium >/dev/null 2>&1; then
       || echo "warning: could not install chromium; browser tests will be skipped" >&2
   fi
 fi
-python3 -m ruff check .
-python3 -m mypy
-python3 -m pytest "$@"
+python -m ruff check .
+python -m mypy
+python -m pytest "$@"

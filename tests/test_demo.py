@@ -21,11 +21,14 @@ from scipy import stats
 
 from logsight.analysis.performance import classification_metrics
 from logsight.cli import main
-from logsight.cli.demo_cmd import next_steps, prepare_out_dir
+from logsight.cli.demo_cmd import engine_left_running, next_steps, prepare_out_dir
 from logsight.demo import incidents as I
+from logsight.demo import simulator as sim
 from logsight.demo.report import (
     DemoReport,
     check_in_browser,
+    display_text,
+    drift_title,
     find_chromium,
     group_findings,
     parse_dump,
@@ -34,6 +37,7 @@ from logsight.demo.report import (
 )
 from logsight.demo.simulator import plan_requests, start_time
 from logsight.findings import Finding, read_findings, write_findings
+from logsight.local import LocalEngine
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -168,6 +172,33 @@ def test_plan_invariants(seed: int, rate: int) -> None:
     assert len(set(p.request_id)) == len(p)
 
 
+def test_simulated_services_log_differently() -> None:
+    """Per-minute line counts of the four services: no two proportional (with one line per
+    request everywhere, three services' log-anomaly curves were identical point for point)."""
+    s = I.short_schedule()
+    p = plan_requests(s, T0, random_state=0)
+    minute = p.minute.astype(int)
+    per_request = {
+        I.GATEWAY: 2 + p.rate_limit_line.astype(int),
+        I.FEATURE_STORE: p.store_reads,
+        I.FEATURE_SERVICE: 1 + p.cache_miss.astype(int) + p.local_cache_line.astype(int),
+        I.MODEL_SERVICE: 1 + p.queue_line.astype(int),
+    }
+    curves = {svc: np.bincount(minute, weights=v, minlength=s.duration_minutes)
+              for svc, v in per_request.items()}
+    beats = ((sim.heartbeats(p) - T0.timestamp()) // 60).astype(int)
+    curves[I.MODEL_SERVICE] += np.bincount(beats, minlength=s.duration_minutes)
+    assert set(np.unique(p.store_reads)) == {1, 2, 3}
+    names_ = sorted(curves)
+    for a_i, a in enumerate(names_):
+        for b in names_[a_i + 1:]:
+            ratio = curves[a] / curves[b]
+            assert np.ptp(ratio) > 0.05, (a, b)  # not one curve scaled
+            assert np.corrcoef(curves[a], curves[b])[0, 1] < 0.995, (a, b)
+    total = sum(int(v.sum()) for v in per_request.values()) + len(beats)
+    assert int(sim.log_lines(p).sum()) + len(beats) == total
+
+
 # -- grading -----------------------------------------------------------------------------------
 def _f(kind: str, **kw: object) -> Finding:
     return Finding(kind=kind, title=kind, summary="s", window_start=T0,
@@ -240,6 +271,7 @@ def _toy_report() -> DemoReport:
         accuracy=[{"version": "1", "accuracy": 0.9, "n": 100},
                   {"version": "2", "accuracy": 0.7, "n": 80}],
         stats={"requests": 1},
+        baseline=(T0, T0 + timedelta(minutes=10)),
     )
 
 
@@ -247,6 +279,24 @@ def test_text_report_says_what_where_when_how_sure() -> None:
     lines = "\n".join(text_report(_toy_report()))
     for word in ("where:", "when:", "how sure:", "evidence:", "never-seen template", "FOUND"):
         assert word in lines
+    assert "(simulated; 1 window)" in lines and "window(s)" not in lines
+
+
+def test_times_in_finding_texts_read_hh_mm() -> None:
+    assert display_text("Anomalous logs in svc at 2026-12-04T15:41:00+00:00") == \
+        "Anomalous logs in svc at 15:41"
+    assert display_text("from 2026-01-05T09:00:00.250Z to 2026-01-05 11:30+02:00") == \
+        "from 09:00 to 09:30"
+    assert display_text("version 1.5.0 at 12:00") == "version 1.5.0 at 12:00"
+    report = _toy_report()
+    report.groups[0].findings[0].title = "Anomalous logs in a at 2026-01-05T09:29:00+00:00"
+    assert "Anomalous logs in a at 09:29" in "\n".join(text_report(report))
+
+
+def test_drift_plot_title_has_one_colon() -> None:
+    assert drift_title("session_minutes") == \
+        "Drifted feature session_minutes: reference vs current"
+    assert drift_title("x").count(":") == 1
 
 
 def test_html_report_escapes_and_embeds_every_plot(tmp_path: Path) -> None:
@@ -277,7 +327,7 @@ def test_parse_dump_reads_the_check_marker() -> None:
            'data-loaded="1" data-errors="1">boom</div>')
     attrs, text, imgs = parse_dump(dom)
     assert attrs["data-loaded"] == "1" and text == "boom"
-    assert imgs == [("plot-a", "1"), ("plot-b", "0")]
+    assert [(i["id"], i["data-loaded"]) for i in imgs] == [("plot-a", "1"), ("plot-b", "0")]
 
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
@@ -298,6 +348,51 @@ def test_browser_detects_a_broken_plot_and_a_script_error(tmp_path: Path) -> Non
     assert check.images == 5 and check.loaded == 4
     assert any("undefinedFunction" in e for e in check.errors)
     assert not check.ok
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_report_screenshot_whole_page_every_plot_with_data(tmp_path: Path) -> None:
+    """What a person sees: the whole page in a real browser, every plot decoded and drawn
+    with data (coloured pixels: series, bars, markers), and an empty plot noticed."""
+    shot = tmp_path / "report.png"
+    check = check_in_browser(render_html(_toy_report(), tmp_path / "r.html"), screenshot=shot)
+    print(f"report screenshot: {check.screenshot}")
+    assert check.ok, check
+    assert check.plot_ids == [f"plot-{k}" for k in ("critical_path", "latency", "anomaly",
+                                                     "drift", "accuracy")]
+    assert check.empty == [] and all(v > 0 for v in check.points.values()), check.points
+    assert all(v > 0.001 for v in check.ink.values()), check.ink
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        # the whole page, not a window's worth of it
+        assert im.size == (1280, check.page_height) and check.page_height > 2000
+        # the plots are in the picture: coloured pixels well beyond the severity labels
+        rgb = np.asarray(im.convert("RGB"), dtype=int)
+        coloured = (rgb.max(axis=2) - rgb.min(axis=2)) > 60
+        assert coloured.mean() > 0.01
+    # a report with nothing to plot: the page still loads, and the check names every plot
+    # that has no data
+    bare = replace(_toy_report(), critical_path={}, latency=None, anomaly=None, drift=None,
+                   accuracy=[])
+    check = check_in_browser(render_html(bare, tmp_path / "bare.html"))
+    assert check.loaded == 5 and sorted(check.empty) == sorted(check.plot_ids)
+    assert not check.ok
+
+
+def test_demo_says_the_local_engine_is_still_running(tmp_path: Path) -> None:
+    lines = engine_left_running(LocalEngine(tmp_path / "eng", port=19999, heap="1g"))
+    text = "\n".join(lines)
+    assert "still running at http://127.0.0.1:19999" in text and "--stop-engine" in text
+    stop = shlex.split(text.split("Stop it with: ", 1)[1], comments=True)
+    stop = stop[:stop.index("(or")] if "(or" in stop else stop
+    assert stop[:3] == ["logsight", "engine", "stop"]
+    cmd = _resolve(stop[1:])
+    assert cmd.name == "stop"
+    assert stop[3:] == ["--state-dir", str(tmp_path / "eng")]
+    help_ = CliRunner().invoke(main, ["demo", "--help"]).output
+    assert "--stop-engine" in help_
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -372,6 +467,34 @@ def test_next_steps_are_copy_pasteable_commands(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.engine
+def test_demo_stop_engine_stops_the_local_engine_it_started(
+    engine_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --url the demo starts the local engine; --stop-engine stops it at the end and
+    says so (a node of its own, so the session's engine is not touched)."""
+    from tests.conftest import _free_port
+
+    home = tmp_path / "home"
+    monkeypatch.delenv("LOGSIGHT_URL", raising=False)
+    monkeypatch.setenv("LOGSIGHT_HOME", str(home))
+    monkeypatch.setenv("LOGSIGHT_ENGINE_PORT", str(_free_port()))
+    monkeypatch.setenv("LOGSIGHT_ENGINE_HEAP", "512m")
+    local = LocalEngine()
+    assert local.state_dir == home / "engine"
+    try:
+        result = CliRunner().invoke(main, ["demo", "--short", "--stop-engine", "--no-progress",
+                                           "--out", str(tmp_path / "out")],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("started running: OpenSearch")
+        assert f"local engine stopped (data kept in {home / 'engine'}" in result.output
+        assert "still running" not in result.output
+        assert not local.status().running
+    finally:
+        local.stop()
+
+
+@pytest.mark.engine
 @pytest.mark.browser
 def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignore[no-untyped-def]
                          tmp_path: Path) -> None:
@@ -425,15 +548,46 @@ def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignor
                           headers={header: value})
     assert resp.status_code == 200, resp.text
     assert resp.json()["findings"]
-    # the drift plot shows the same current window and n as the drift finding's evidence
+    # the drift plot shows the range the findings table gives the drift findings, and n is
+    # the predictions in that range
     page = Path(summary["report"]).read_text()
-    m = re.search(r"current (\d\d:\d\d)-(\d\d:\d\d) UTC: n=(\d+)", page)
+    # the time plots start with the run, the baseline shaded and named (the log-anomaly
+    # panels used to start where the baseline ended, unexplained)
+    t0 = pd.Timestamp(summary["simulated"]["from"])
+    base_end = t0 + timedelta(minutes=I.short_schedule().baseline_minutes)
+    assert f"Shaded: the baseline {t0:%H:%M}-{base_end:%H:%M} UTC, which each service" in page
+    text_only = re.sub(r"base64,[^']+", "", page)
+    assert "window(s)" not in text_only
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text_only), "a raw timestamp"
+    m = re.search(r"current (\d\d:\d\d)-(\d\d:\d\d) UTC \((\d+) windows?[^)]*\): "
+                  r"n=(\d+)", page)
     assert m, "the drift plot's caption names no current window"
+    row = re.search(r"<td>feature_drift</td>.*?<td>(\d\d:\d\d)-(\d\d:\d\d) \((\d+) "
+                    r"windows?\)</td>", page)
+    assert row and row.groups() == m.groups()[:3], (row and row.groups(), m.groups())
     drifts, _ = read_findings(engine, kind="feature_drift", namespace=namespace)
-    shown = [d for d in drifts if d["window_start"][11:16] == m.group(1)
-             and d["window_end"][11:16] == m.group(2)]
-    assert shown, (m.groups(), [(d["window_start"], d["window_end"]) for d in drifts])
-    assert shown[0]["evidence"]["drift"]["n_current"] == int(m.group(3))
+    starts = sorted(d["window_start"] for d in drifts if d["feature"] == "session_minutes")
+    ends = sorted(d["window_end"] for d in drifts if d["feature"] == "session_minutes")
+    assert (starts[0][11:16], ends[-1][11:16]) == m.groups()[:2]
+    from logsight.sources.mlevents import read_events
+
+    preds = read_events(engine, "prediction", model=I.MODEL_NAME, start=starts[0],
+                        end=ends[-1], namespace=namespace)
+    assert int(m.group(4)) == int(preds["feature.session_minutes"].notna().sum())
+    # every log line the simulation wrote is in the cluster, and the services' per-minute
+    # line counts differ (they log differently, as real services do)
+    from logsight.sources.logs import read_logs
+
+    logs = read_logs(engine, namespace=namespace)
+    assert len(logs) == summary["emitted"]["logs"]
+    per_minute = (logs.assign(minute=logs["timestamp"].dt.floor("min"))
+                  .groupby(["service", "minute"]).size().unstack("service", fill_value=0))
+    cols = list(per_minute.columns)
+    assert len(cols) == 4
+    for a_i, a in enumerate(cols):
+        for b in cols[a_i + 1:]:
+            assert not np.allclose(per_minute[a] / per_minute[a].sum(),
+                                   per_minute[b] / per_minute[b].sum()), (a, b)
     # the HTML report renders in a real browser
     if find_chromium() is None:
         pytest.skip("chromium not installed: browser part of the end-to-end test skipped")
@@ -443,4 +597,5 @@ def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignor
     assert check.done, "the page's check script did not run"
     assert check.images == 5 and check.loaded == 5, check
     assert check.errors == []
+    assert check.empty == [], (check.points, check.ink)
     assert check.screenshot is not None and check.screenshot.stat().st_size > 10_000

@@ -44,13 +44,16 @@ GRID_COLUMNS = 48  # a dashboard row's width in grid units
 
 
 def objects_dir() -> Path:
-    """``kibana/`` at the repository root (``LOGSIGHT_KIBANA_DIR`` overrides)."""
+    """The saved objects: ``kibana/`` at the repository root in a checkout, the copy packaged
+    in the wheel (``logsight/kibana-objects``) when installed; ``LOGSIGHT_KIBANA_DIR``
+    overrides both."""
     env = os.environ.get("LOGSIGHT_KIBANA_DIR")
     if env:
         return Path(env)
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "kibana", here.parent / "kibana"):
-        if candidate.is_dir():
+    # not resolve()d: in a checkout kibana-objects is a symlink to kibana/, either is fine
+    here = Path(__file__).absolute()
+    for candidate in (here.parents[2] / "kibana", here.parent / "kibana-objects"):
+        if candidate.is_dir() and any(candidate.glob("*.ndjson")):
             return candidate
     raise FileNotFoundError("kibana/ saved objects not found (set LOGSIGHT_KIBANA_DIR)")
 

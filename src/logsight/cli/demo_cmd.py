@@ -57,6 +57,19 @@ def next_steps(namespace: str, engine_url: str) -> list[str]:
     ]
 
 
+def engine_left_running(local: LocalEngine) -> list[str]:
+    """The closing lines when the demo leaves its local engine up: that it still runs, what
+    it holds on to, and the command that stops it (with --state-dir when not the default)."""
+    from logsight.local.node import default_state_dir
+
+    stop = "logsight engine stop"
+    if local.state_dir.resolve() != default_state_dir().resolve():
+        stop += f" --state-dir {shlex.quote(str(local.state_dir))}"
+    return [f"The local engine is still running at {local.url} (heap {local.heap}, data in "
+            f"{local.state_dir}).",
+            f"Stop it with: {stop}   (or run the demo with --stop-engine)"]
+
+
 @click.command()
 @click.option("--url", envvar="LOGSIGHT_URL", default=None,
               help="Cluster URL (env LOGSIGHT_URL). Without it the local engine is started.")
@@ -74,10 +87,14 @@ def next_steps(namespace: str, engine_url: str) -> list[str]:
               help="Do not delete the namespace's earlier data before the run.")
 @click.option("--check-browser", is_flag=True,
               help="Open the report in headless Chromium and check that every plot rendered.")
+@click.option("--stop-engine", is_flag=True,
+              help="Stop the local engine at the end (by default it keeps running, ~1 GB of "
+                   "memory, so the next steps can use it). No effect with --url.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary (findings, incidents, timings) at the end.")
 def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
-         no_progress: bool, keep: bool, check_browser: bool, as_json: bool) -> None:
+         no_progress: bool, keep: bool, check_browser: bool, stop_engine: bool,
+         as_json: bool) -> None:
     """Run the end-to-end demo: simulate an ML system with incidents, analyse it, report."""
     from logsight.demo.incidents import default_schedule, short_schedule
     from logsight.demo.report import check_in_browser
@@ -93,9 +110,11 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--out") from None
     wall = time.monotonic()
+    local: LocalEngine | None = None
     if not url:
+        local = LocalEngine()
         try:
-            status, started = LocalEngine().start()
+            status, started = local.start()
         except LocalEngineError as e:
             raise click.ClickException(str(e)) from e
         url = status.url
@@ -135,16 +154,25 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
             click.echo(f"browser check skipped: {e}")
         else:
             verdict = "ok" if check.ok else "FAILED"
-            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered, "
+            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered "
+                       f"({len(check.empty)} without data), "
                        f"{len(check.errors)} page error(s); screenshot {check.screenshot}")
     elapsed = time.monotonic() - wall
     click.echo(f"demo wall time: {elapsed:.1f} s (simulate+ship "
                f"{result.timings['simulate_and_ship_s']:.1f} s, analyse "
                f"{result.timings['analyse_s']:.1f} s, report {result.timings['report_s']:.1f} s)")
     click.echo("")
+    if local is not None and stop_engine:
+        local.stop()
+        click.echo(f"local engine stopped (data kept in {local.state_dir}; "
+                   "`logsight engine start` brings it back for the next steps).")
     click.echo("Next:")
     for line in next_steps(namespace, url):
         click.echo(line)
+    if local is not None and not stop_engine:
+        click.echo("")
+        for line in engine_left_running(local):
+            click.echo(line)
     if as_json:
         print_json({
             "namespace": namespace,

@@ -3,8 +3,10 @@ plots (matplotlib, Agg backend, base64 PNG ``<img>`` elements), plus a check of 
 real headless Chromium.
 
 The page carries a tiny inline script that, once loaded, marks every plot image as loaded
-(``naturalWidth > 0``) and records script errors, failed resources and ``console.error`` calls
-into the DOM, so ``chromium --headless --dump-dom`` tells whether everything rendered.
+(``naturalWidth > 0``) with its data ink (the share of coloured pixels: a plot without data has
+none), records the page's height and records script errors, failed resources and
+``console.error`` calls into the DOM, so ``chromium --headless --dump-dom`` tells whether
+everything rendered, with data, and how tall the whole-page screenshot must be.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ PLOT_TITLES = {
     "critical_path": "Critical-path share per operation",
     "latency": "Latency over time (p95 per minute)",
     "anomaly": "Log anomaly scores over time",
-    "drift": "Drifted feature: reference vs current",
+    "drift": "Drifted feature, reference vs current",
     "accuracy": "Accuracy per model version",
 }
 
@@ -94,13 +96,33 @@ class DemoReport:
     drift: dict[str, Any] | None = None  # feature, reference (array), current (array), windows
     accuracy: list[dict[str, Any]] = field(default_factory=list)  # version, accuracy, n
     stats: dict[str, Any] = field(default_factory=dict)
+    # the analysed baseline (start, end): shaded in the time plots, which all span t0..end
+    baseline: tuple[datetime, datetime] | None = None
+
+    @property
+    def end(self) -> datetime:
+        return self.t0 + timedelta(minutes=self.simulated_minutes)
 
 
 # -- text --------------------------------------------------------------------------------------
 def _short(ts: Any) -> str:
     if ts is None:
         return "-"
-    return _ts(ts).strftime("%H:%M")
+    return _ts(ts).tz_convert("UTC").strftime("%H:%M")  # the report's times are all UTC
+
+
+# an ISO-8601 timestamp inside a finding's text ("... at 2026-12-04T15:41:00+00:00")
+_ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+
+
+def display_text(text: str) -> str:
+    """``text`` with its timestamps as HH:MM (UTC), the way every other time in the report
+    reads."""
+    return _ISO_TS.sub(lambda m: _short(m.group(0)), text)
+
+
+def windows_phrase(n: int) -> str:
+    return f"{n} window" if n == 1 else f"{n} windows"
 
 
 def _how_sure(f: Finding) -> str:
@@ -153,7 +175,7 @@ def evidence_lines(f: Finding, *, limit: int = 3) -> list[str]:
                        f"95% CI of the loss difference [{_num(c.get('ci_low'))}, "
                        f"{_num(c.get('ci_high'))}], p={_num(c.get('p_value'))}")
     if not out:
-        out.append(f.summary)
+        out.append(display_text(f.summary))
     if f.sample_ids:
         out.append("sample documents: " + ", ".join(f.sample_ids[:3]))
     return out[:limit]
@@ -178,10 +200,10 @@ def text_report(report: DemoReport) -> list[str]:
     for n, g in enumerate(report.groups, 1):
         f = g.strongest
         tag = f"  [explains: {g.incident}]" if g.incident else "  [not an injected incident]"
-        lines.append(f"{n}. [{f.severity.upper()}] {f.kind}: {f.title}{tag}")
+        lines.append(f"{n}. [{f.severity.upper()}] {f.kind}: {display_text(f.title)}{tag}")
         lines.append(f"   where: {_where(g)}")
         lines.append(f"   when:  {_short(g.window_start)}-{_short(g.window_end)} UTC "
-                     f"(simulated; {len(g.findings)} window(s))")
+                     f"(simulated; {windows_phrase(len(g.findings))})")
         lines.append(f"   how sure: {_how_sure(f)}, severity {f.severity}")
         for e in evidence_lines(f):
             lines.append(f"   evidence: {e}")
@@ -239,9 +261,8 @@ PLOT_CAPTIONS = {
     "latency": "95th percentile of each operation's span duration per simulated minute "
                "(log scale).",
     "anomaly": "",  # filled by anomaly_rule_caption() at render time
-    "drift": "The drifted feature's values in the reference (baseline) window and in the "
-             "current window of the drift finding shown in the table (same window, same n "
-             "as its evidence).",
+    "drift": "The drifted feature's values in the reference (baseline) window and over the "
+             "whole time range of its drift findings, as the findings table gives it.",
     "accuracy": "Accuracy of each model version over its predictions whose delayed ground "
                 "truth arrived.",
 }
@@ -276,14 +297,27 @@ def _time_axis(ax: Any, times: Any) -> None:
         ax.set_xlabel("simulated time (UTC)")
 
 
+BASELINE_COLOR = "#d9d9d9"
+
+
+def _time_range(ax: Any, report: DemoReport) -> None:
+    """Every time plot spans the whole simulated run, with the baseline shaded: the same
+    x range in every panel, so they line up and nothing starts later unexplained."""
+    ax.set_xlim(pd.Timestamp(report.t0).to_datetime64(), pd.Timestamp(report.end).to_datetime64())
+    if report.baseline is not None:
+        b0, b1 = (pd.Timestamp(t).to_datetime64() for t in report.baseline)
+        ax.axvspan(b0, b1, color=BASELINE_COLOR, alpha=0.6, zorder=0, linewidth=0)
+
+
 def _window_label(w: Any) -> str:
     if not w:
         return ""
     return f" {_short(w[0])}-{_short(w[1])}"
 
 
-def _plot_critical_path(plt: Any, cp: dict[str, dict[str, float]]) -> str:
+def _plot_critical_path(plt: Any, cp: dict[str, dict[str, float]]) -> tuple[str, int]:
     fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    points = sum(1 for shares in cp.values() for v in shares.values() if v > 0)
     if cp:
         ops = sorted({op for shares in cp.values() for op in shares})
         width = 0.8 / max(len(cp), 1)
@@ -303,11 +337,13 @@ def _plot_critical_path(plt: Any, cp: dict[str, dict[str, float]]) -> str:
     else:
         _empty(ax, "no spans")
     ax.set_title(PLOT_TITLES["critical_path"])
-    return _png(fig)
+    return _png(fig), points
 
 
-def _plot_latency(plt: Any, lat: pd.DataFrame | None) -> str:
+def _plot_latency(plt: Any, report: DemoReport) -> tuple[str, int]:
+    lat = report.latency
     fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    points = int(lat.notna().to_numpy().sum()) if lat is not None else 0
     if lat is not None and len(lat):
         every = max(1, len(lat) // 12)
         for k, col in enumerate(lat.columns):
@@ -316,22 +352,33 @@ def _plot_latency(plt: Any, lat: pd.DataFrame | None) -> str:
                     marker=marker, markevery=(k % every, every), markersize=6)
         ax.set_yscale("log")
         ax.set_ylabel("p95 latency (ms)")
+        _time_range(ax, report)
+        if report.baseline is not None:
+            from matplotlib.patches import Patch
+
+            handles, _labels = ax.get_legend_handles_labels()
+            handles.append(Patch(color=BASELINE_COLOR, alpha=0.6, label="baseline"))
+        else:
+            handles = None
         # outside the axes: inside, it covered the lines it explains
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0)
         _time_axis(ax, lat.index)
     else:
         _empty(ax, "no spans")
     ax.set_title(PLOT_TITLES["latency"])
-    return _png(fig)
+    return _png(fig), points
 
 
-def _plot_anomaly(plt: Any, an: pd.DataFrame | None) -> str:
+def _plot_anomaly(plt: Any, report: DemoReport) -> tuple[str, int]:
+    an = report.anomaly
     if an is None or not len(an):
         fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 3.0))
         _empty(ax, "no scored log windows")
         ax.set_title(PLOT_TITLES["anomaly"])
-        return _png(fig)
+        return _png(fig), 0
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     services = sorted(an["service"].astype(str).unique())
     # small multiples: one panel per service, shared axes, so no line hides another
@@ -348,23 +395,40 @@ def _plot_anomaly(plt: Any, an: pd.DataFrame | None) -> str:
             ax.scatter(bad["window"], bad["score"], s=70, color="#c00000", zorder=4)
         ax.set_title(svc, loc="left", fontsize=11, pad=3)
         ax.grid(axis="y", color="#eee")
+        _time_range(ax, report)
+    if report.baseline is not None:
+        # the detector learns each service's normal from the baseline and scores the windows
+        # after it: say so where the line is missing
+        b0, b1 = (pd.Timestamp(t) for t in report.baseline)
+        mid = (b0 + (b1 - b0) / 2).to_datetime64()
+        for ax in axes[:, 0]:
+            ax.text(mid, 0.72, "baseline\n(learned from, not scored)",
+                    transform=ax.get_xaxis_transform(),
+                    ha="center", va="center", fontsize=9, color="#555")
     _time_axis(axes[-1, 0], an["window"])
     fig.supylabel("isolation-forest score (higher = more unusual)", fontsize=11)
-    handles = [
+    handles: list[Any] = [
         Line2D([], [], color="#4c72b0", marker="o", markersize=3, label="window score"),
         Line2D([], [], color="#888", linestyle="--", label="forest outlier cutoff (0)"),
         Line2D([], [], linestyle="none", marker="o", markersize=8, color="#c00000",
                label="flagged: log_anomaly finding"),
     ]
+    if report.baseline is not None:
+        handles.append(Patch(color=BASELINE_COLOR, alpha=0.6, label="baseline"))
     fig.subplots_adjust(top=0.86, hspace=0.4)
-    fig.legend(handles=handles, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.95),
-               frameon=False)
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles),
+               bbox_to_anchor=(0.5, 0.95), frameon=False)
     fig.suptitle(PLOT_TITLES["anomaly"], y=0.99)
-    return _png(fig)
+    return _png(fig), int(an["score"].notna().sum())
 
 
-def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> str:
+def drift_title(feature: str) -> str:
+    return f"Drifted feature {feature}: reference vs current"
+
+
+def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> tuple[str, int]:
     fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
+    points = 0
     if dr and len(dr.get("reference", [])) and len(dr.get("current", [])):
         ref = np.asarray(dr["reference"], dtype=float)
         cur = np.asarray(dr["current"], dtype=float)
@@ -374,17 +438,19 @@ def _plot_drift(plt: Any, dr: dict[str, Any] | None) -> str:
                 label=f"reference{_window_label(ref_w)} UTC (n={len(ref)})")
         ax.hist(cur, bins=bins.tolist(), alpha=0.6, density=True,
                 label=f"current{_window_label(cur_w)} UTC (n={len(cur)})")
+        points = len(ref) + len(cur)
         ax.set_xlabel(str(dr.get("feature")))
         ax.set_ylabel("density")
-        ax.legend()
-        ax.set_title(f"{PLOT_TITLES['drift']}: {dr.get('feature')}")
+        # outside the axes, as in the latency plot: inside, it covered the tallest bars
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.set_title(drift_title(str(dr.get("feature"))))
     else:
         _empty(ax, "no drifted feature")
         ax.set_title(PLOT_TITLES["drift"])
-    return _png(fig)
+    return _png(fig), points
 
 
-def _plot_accuracy(plt: Any, accuracy: list[dict[str, Any]]) -> str:
+def _plot_accuracy(plt: Any, accuracy: list[dict[str, Any]]) -> tuple[str, int]:
     fig, ax = plt.subplots(figsize=(PLOT_WIDTH_IN, 4.2))
     acc = [a for a in accuracy if a.get("accuracy") is not None]
     if acc:
@@ -402,11 +468,11 @@ def _plot_accuracy(plt: Any, accuracy: list[dict[str, Any]]) -> str:
     else:
         _empty(ax, "no labelled predictions")
     ax.set_title(PLOT_TITLES["accuracy"])
-    return _png(fig)
+    return _png(fig), len(acc)
 
 
-def render_plots(report: DemoReport) -> dict[str, str]:
-    """Base64 PNG per plot key of :data:`PLOT_TITLES`."""
+def render_plots(report: DemoReport) -> dict[str, tuple[str, int]]:
+    """(base64 PNG, number of data points drawn) per plot key of :data:`PLOT_TITLES`."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -418,8 +484,8 @@ def render_plots(report: DemoReport) -> dict[str, str]:
                          "figure.titlesize": 13}):
         return {
             "critical_path": _plot_critical_path(plt, report.critical_path),
-            "latency": _plot_latency(plt, report.latency),
-            "anomaly": _plot_anomaly(plt, report.anomaly),
+            "latency": _plot_latency(plt, report),
+            "anomaly": _plot_anomaly(plt, report),
             "drift": _plot_drift(plt, report.drift),
             "accuracy": _plot_accuracy(plt, report.accuracy),
         }
@@ -441,6 +507,23 @@ _CHECK_SCRIPT = """
     record(Array.prototype.join.call(arguments, ' '));
     return origError.apply(console, arguments);
   };
+  // share of coloured (saturated) pixels of a decoded plot: axes, text and gridlines are grey,
+  // data (lines, bars, markers) is coloured, so an empty plot scores 0
+  function ink(img) {
+    try {
+      var c = document.createElement('canvas');
+      c.width = img.naturalWidth; c.height = img.naturalHeight;
+      var ctx = c.getContext('2d');
+      ctx.drawImage(img, 0, 0);
+      var d = ctx.getImageData(0, 0, c.width, c.height).data;
+      var coloured = 0;
+      for (var k = 0; k < d.length; k += 4) {
+        var mx = Math.max(d[k], d[k + 1], d[k + 2]), mn = Math.min(d[k], d[k + 1], d[k + 2]);
+        if (d[k + 3] > 0 && mx - mn > 60) { coloured++; }
+      }
+      return (coloured / (d.length / 4)).toFixed(5);
+    } catch (err) { record('ink: ' + err); return '-1'; }
+  }
   window.addEventListener('load', function () {
     var imgs = document.querySelectorAll('img.plot');
     var loaded = 0;
@@ -448,8 +531,10 @@ _CHECK_SCRIPT = """
       var ok = imgs[i].complete && imgs[i].naturalWidth > 0;
       imgs[i].setAttribute('data-loaded', ok ? '1' : '0');
       imgs[i].setAttribute('data-width', String(imgs[i].naturalWidth));
-      if (ok) { loaded++; }
+      if (ok) { loaded++; imgs[i].setAttribute('data-ink', String(ink(imgs[i]))); }
     }
+    document.getElementById('render-check').setAttribute(
+      'data-height', String(document.documentElement.scrollHeight));
     var el = document.getElementById('render-check');
     el.setAttribute('data-images', String(imgs.length));
     el.setAttribute('data-loaded', String(loaded));
@@ -476,14 +561,28 @@ figcaption{font-size:13px;color:#444;margin-top:4px;line-height:1.4}
 """
 
 
+def baseline_caption(report: DemoReport, *, scored: bool = True) -> str:
+    """The shaded baseline in words."""
+    if report.baseline is None:
+        return ""
+    b0, b1 = report.baseline
+    span = f"{_short(b0)}-{_short(b1)} UTC"
+    if scored:
+        return (f" Shaded: the baseline {span}, which each service's normal is learned from; "
+                "its windows are not scored, so the lines start where it ends.")
+    return f" Shaded: the baseline {span} the analyses compare against."
+
+
 def drift_counts_caption(drift: Mapping[str, Any] | None) -> str:
     """The drift plot's windows and counts in words ("Reference 10:00-10:20 UTC: n=270;
     current ..."): the same windows and counts as the finding's n_reference / n_current."""
     if not drift or not drift.get("windows"):
         return ""
     (rs, re_), (cs, ce) = drift["windows"]
+    n_windows = drift.get("n_windows")
+    over = f" ({windows_phrase(int(n_windows))} with a drift finding)" if n_windows else ""
     return (f" Reference {_short(rs)}-{_short(re_)} UTC: n={len(drift['reference'])}; "
-            f"current {_short(cs)}-{_short(ce)} UTC: n={len(drift['current'])}.")
+            f"current {_short(cs)}-{_short(ce)} UTC{over}: n={len(drift['current'])}.")
 
 
 def render_html(report: DemoReport, path: str | Path) -> Path:
@@ -497,9 +596,9 @@ def render_html(report: DemoReport, path: str | Path) -> Path:
         explains = e(g.incident) if g.incident else "<span class='muted'>none</span>"
         rows.append(
             f"<tr><td>{n}</td><td class='sev-{e(f.severity)}'>{e(f.severity)}</td>"
-            f"<td>{e(f.kind)}</td><td>{e(f.title)}</td><td>{e(_where(g))}</td>"
+            f"<td>{e(f.kind)}</td><td>{e(display_text(f.title))}</td><td>{e(_where(g))}</td>"
             f"<td>{e(_short(g.window_start))}-{e(_short(g.window_end))} "
-            f"({len(g.findings)} window(s))</td><td>{e(_how_sure(f))}</td>"
+            f"({windows_phrase(len(g.findings))})</td><td>{e(_how_sure(f))}</td>"
             f"<td>{ev}</td><td>{explains}</td></tr>"
         )
     inc_rows = []
@@ -511,13 +610,15 @@ def render_html(report: DemoReport, path: str | Path) -> Path:
             f"<td>{e(inc['description'])}</td><td>{e(', '.join(inc.get('by', [])))}</td></tr>"
         )
     figures = []
-    captions = {**PLOT_CAPTIONS, "anomaly": anomaly_rule_caption(),
+    captions = {**PLOT_CAPTIONS, "anomaly": anomaly_rule_caption() + baseline_caption(report),
+                "latency": PLOT_CAPTIONS["latency"] + baseline_caption(report, scored=False),
                 "drift": PLOT_CAPTIONS["drift"] + drift_counts_caption(report.drift)}
     for key, title in PLOT_TITLES.items():
+        png, points = plots[key]
         figures.append(
             f"<figure><img class='plot' id='plot-{key}' alt='{e(title)}' "
-            f"src='data:image/png;base64,{plots[key]}'><figcaption><b>{e(title)}.</b> "
-            f"{e(captions[key])}</figcaption></figure>"
+            f"data-points='{points}' src='data:image/png;base64,{png}'>"
+            f"<figcaption><b>{e(title)}.</b> {e(captions[key])}</figcaption></figure>"
         )
     stats = "".join(f"<tr><th>{e(RUN_LABELS.get(str(k), str(k)))}</th><td>{e(str(v))}</td>"
                     "</tr>" for k, v in report.stats.items())
@@ -579,17 +680,30 @@ class BrowserCheck:
     done: bool
     plot_ids: list[str]
     screenshot: Path | None
+    # per plot id: share of coloured pixels the browser decoded (data ink) and the number of
+    # data points the page says it drew
+    ink: dict[str, float] = field(default_factory=dict)
+    points: dict[str, int] = field(default_factory=dict)
+    page_height: int = 0
+
+    @property
+    def empty(self) -> list[str]:
+        """Plots that rendered without data (no points, or no coloured pixel)."""
+        return [i for i in self.plot_ids
+                if self.points.get(i, 0) <= 0 or self.ink.get(i, 0.0) <= 0.0]
 
     @property
     def ok(self) -> bool:
-        return self.done and self.images > 0 and self.loaded == self.images and not self.errors
+        return (self.done and self.images > 0 and self.loaded == self.images
+                and not self.errors and not self.empty)
 
 
 _ATTR_RE = re.compile(r'([\w-]+)="([^"]*)"')
 
 
-def parse_dump(dom: str) -> tuple[dict[str, str], str, list[tuple[str, str]]]:
-    """(attributes of #render-check, its text, [(plot id, data-loaded)]) from a DOM dump."""
+def parse_dump(dom: str) -> tuple[dict[str, str], str, list[dict[str, str]]]:
+    """(attributes of #render-check, its text, the attributes of every plot image) from a DOM
+    dump (the image data itself left out)."""
     m = re.search(r'<div id="render-check"([^>]*)>(.*?)</div>', dom, re.S)
     attrs: dict[str, str] = dict(_ATTR_RE.findall(m.group(1))) if m else {}
     text = html.unescape(m.group(2)) if m else ""
@@ -597,7 +711,8 @@ def parse_dump(dom: str) -> tuple[dict[str, str], str, list[tuple[str, str]]]:
     for tag in re.findall(r"<img\b[^>]*>", dom):
         a = dict(_ATTR_RE.findall(tag))
         if "plot" in a.get("class", "").split():
-            imgs.append((a.get("id", ""), a.get("data-loaded", "0")))
+            a.pop("src", None)
+            imgs.append(a)
     return attrs, text, imgs
 
 
@@ -613,10 +728,11 @@ def check_in_browser(
     screenshot: str | Path | None = None,
     chromium: str | None = None,
     timeout: float = 90.0,
-    window_size: tuple[int, int] = (1280, 4200),
+    width: int = 1280,
 ) -> BrowserCheck:
-    """Load ``page`` in headless Chromium: dump the DOM after load (every plot image marked,
-    errors recorded by the page's check script) and, with ``screenshot``, save a PNG."""
+    """Load ``page`` in headless Chromium: dump the DOM after load (every plot image marked
+    loaded and measured for data ink, errors recorded by the page's check script) and, with
+    ``screenshot``, save a PNG of the whole page (``width`` wide, as tall as the page)."""
     binary = chromium or find_chromium()
     if binary is None:
         raise FileNotFoundError(
@@ -624,29 +740,44 @@ def check_in_browser(
         )
     url = Path(page).resolve().as_uri()
     # virtual time lets the load event and the check script run before the DOM is dumped
-    dump = _run_chromium(binary, ["--virtual-time-budget=5000", "--dump-dom", url], timeout)
+    # the same width as the screenshot: the page's height (which the screenshot needs) depends
+    # on it, as the plots scale to the page's width
+    dump = _run_chromium(binary, ["--virtual-time-budget=5000", f"--window-size={width},1000",
+                                  "--dump-dom", url], timeout)
     if dump.returncode != 0 and not dump.stdout:
         raise RuntimeError(f"chromium failed ({dump.returncode}): {dump.stderr[-2000:]}")
     attrs, text, imgs = parse_dump(dump.stdout)
     errors = [line for line in text.splitlines() if line.strip()]
     if attrs.get("data-errors", "0") not in ("0", "") and not errors:
         errors = [f"{attrs['data-errors']} error(s) recorded"]
+    height = int(attrs.get("data-height", "0") or 0)
     shot: Path | None = None
     if screenshot is not None:
         shot = Path(screenshot).resolve()
         shot.parent.mkdir(parents=True, exist_ok=True)
-        w, h = window_size
-        _run_chromium(binary, ["--virtual-time-budget=5000", f"--window-size={w},{h}",
+        # headless screenshots are of the window: make it as tall as the page
+        h = max(height, 600)
+        _run_chromium(binary, ["--virtual-time-budget=5000", f"--window-size={width},{h}",
                                f"--screenshot={shot}", url], timeout)
         if not shot.exists():
             shot = None
+
+    def num(v: str | None) -> float:
+        try:
+            return float(v or 0)
+        except ValueError:
+            return 0.0
+
     return BrowserCheck(
         images=int(attrs.get("data-images", "0") or 0),
         loaded=int(attrs.get("data-loaded", "0") or 0),
         errors=errors,
         done=attrs.get("data-done") == "1",
-        plot_ids=[i for i, _ in imgs],
+        plot_ids=[a.get("id", "") for a in imgs],
         screenshot=shot,
+        ink={a.get("id", ""): num(a.get("data-ink")) for a in imgs},
+        points={a.get("id", ""): int(num(a.get("data-points"))) for a in imgs},
+        page_height=height,
     )
 
 

@@ -187,6 +187,7 @@ def run_demo(
         anomaly=plots.get("anomaly"),
         drift=plots.get("drift"),
         accuracy=plots.get("accuracy", []),
+        baseline=(t0, baseline_end),
         stats={"requests": len(plan), "documents shipped": stats.documents,
                "findings written": written,
                **{k: f"{v:.1f} s" for k, v in timings.items()}},
@@ -303,20 +304,20 @@ def _latency(engine: Engine, namespace: str, start: datetime, end: datetime
 def _drift_sample(engine: Engine, namespace: str, t0: datetime, baseline_end: datetime,
                   end: datetime, schedule: Schedule, groups: list[FindingGroup]
                   ) -> dict[str, Any] | None:
-    """Reference vs current values of the drifted feature: the strongest finding of the
-    largest feature_drift group, over exactly that finding's window (the one whose n and
-    statistics the report prints next to the plot); without a drift finding, the feature the
-    schedule shifted over the incident's window, so the plot still shows what happened."""
+    """Reference vs current values of the drifted feature: the largest feature_drift group,
+    over the group's whole range (what the findings table shows for it: first window's start
+    to last window's end); without a drift finding, the feature the schedule shifted over the
+    incident's window, so the plot still shows what happened."""
     from logsight.jobs import drift as J
 
     drifted = [g for g in groups if g.kind == "feature_drift"]
     cur_end = end
+    n_windows: int | None = None
     if drifted:
         g = max(drifted, key=lambda g: len(g.findings))
         feature = str(g.subject)
-        f = g.strongest
-        cur_start, cur_end = (pd.Timestamp(t, tz="UTC") if pd.Timestamp(t).tzinfo is None
-                              else pd.Timestamp(t) for t in (f.window_start, f.window_end))
+        cur_start, cur_end = g.window_start, g.window_end
+        n_windows = len(g.findings)
     else:
         inc = schedule.incident(FEATURE_SHIFT)
         if inc is None:
@@ -332,4 +333,4 @@ def _drift_sample(engine: Engine, namespace: str, t0: datetime, baseline_end: da
     return {"feature": feature,
             "reference": ref[col].dropna().astype(float).to_numpy(),
             "current": cur[col].dropna().astype(float).to_numpy(),
-            "windows": ((t0, baseline_end), (cur_start, cur_end))}
+            "windows": ((t0, baseline_end), (cur_start, cur_end)), "n_windows": n_windows}

@@ -59,6 +59,16 @@ LABELS = ("churn", "stay")
 # how tightly the model's confidence clusters around its mean (a Beta concentration): ~8 gives
 # a realistic spread, from just above 0.5 to nearly 1
 CONFIDENCE_CONCENTRATION = 8.0
+# Each service logs its own way, as real ones do (with one line per request everywhere, three
+# services' log-anomaly curves were identical point for point): the feature store logs one
+# read per feature group it touches, the gateway sometimes logs its rate limiter, the feature
+# service its local cache, the model service its batch queue and a GPU heartbeat on a timer.
+FEATURE_GROUPS = ("profile", "billing", "usage")
+P_EXTRA_GROUP = 0.4  # each group beyond the first is read with this probability
+P_RATE_LIMIT_LINE = 0.15
+P_LOCAL_CACHE_LINE = 0.35
+P_QUEUE_LINE = 0.2
+GPU_HEARTBEAT_S = 20.0
 
 
 class SimClock:
@@ -90,6 +100,13 @@ class RequestPlan:
     p_churn: np.ndarray  # the model's probability of churn
     score: np.ndarray  # confidence of the predicted class: max(p_churn, 1 - p_churn)
     feedback_at: np.ndarray  # epoch seconds: when the ground truth arrives
+    # per-request log variety (see FEATURE_GROUPS): feature groups read (1..3), and whether the
+    # gateway / feature service / model service write their occasional extra line
+    store_reads: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    rate_limit_line: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    local_cache_line: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    queue_line: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    duration_minutes: int = 0  # the simulated run's length (timers such as the heartbeat)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -155,6 +172,11 @@ def plan_requests(
     p_churn = np.round(np.where(prediction, confidence, 1.0 - confidence), 4)
     lo, hi = schedule.feedback_delay_hours
     feedback_at = start + rng.uniform(lo, hi, n) * 3600.0
+    # drawn last, so the draws above (and the incidents they carry) do not move
+    store_reads = 1 + rng.binomial(len(FEATURE_GROUPS) - 1, P_EXTRA_GROUP, n)
+    rate_limit_line = rng.uniform(0.0, 1.0, n) < P_RATE_LIMIT_LINE
+    local_cache_line = rng.uniform(0.0, 1.0, n) < P_LOCAL_CACHE_LINE
+    queue_line = rng.uniform(0.0, 1.0, n) < P_QUEUE_LINE
     return RequestPlan(
         t0=t0,
         request_id=np.array([f"{run_id}-{i:06d}" for i in range(n)], dtype=object),
@@ -171,7 +193,27 @@ def plan_requests(
         p_churn=p_churn,
         score=confidence,
         feedback_at=feedback_at,
+        store_reads=store_reads,
+        rate_limit_line=rate_limit_line,
+        local_cache_line=local_cache_line,
+        queue_line=queue_line,
+        duration_minutes=schedule.duration_minutes,
     )
+
+
+def log_lines(plan: RequestPlan) -> np.ndarray:
+    """Log lines each request makes the services write (what :func:`emit_plan` logs; the GPU
+    heartbeat, written on a timer, is not a request's)."""
+    return (2 + plan.rate_limit_line.astype(int)  # gateway
+            + plan.store_reads  # feature store
+            + 1 + plan.cache_miss.astype(int) + plan.local_cache_line.astype(int)
+            + 1 + plan.queue_line.astype(int))  # model service: scored or the CUDA error
+
+
+def heartbeats(plan: RequestPlan) -> np.ndarray:
+    """Epoch seconds of the model service's GPU heartbeat lines over the run."""
+    t0 = plan.t0.timestamp()
+    return t0 + np.arange(GPU_HEARTBEAT_S, plan.duration_minutes * 60.0, GPU_HEARTBEAT_S)
 
 
 def _model_outputs(
@@ -324,9 +366,15 @@ def emit_plan(
         version = str(plan.version[i])
         total_ms = sum(ms_of.values()) - (ms_of["inference"] if failed else 0.0)
         end_s = t + total_ms / 1000.0
+        customer = plan.customer[i]
         with _span(gw, OP_GATEWAY, SpanKind.SERVER, t, None,
                    {"http.method": "POST", "http.route": "/predict",
                     "request.id": rid}) as root:
+            _info(gw, clock, t, "info", f"request {rid} received route=/predict "
+                  f"client=c{customer % 97}")
+            if plan.rate_limit_line[i]:
+                _info(gw, clock, t, "info", f"rate limiter: client c{customer % 97} at "
+                      f"{20 + customer % 60}% of its quota")
             # feature service -> feature store
             fs_start = t + ms_of["gw_pre"] / 1000.0
             store_start = fs_start + ms_of["fs_pre"] / 1000.0
@@ -336,10 +384,13 @@ def emit_plan(
                        {"http.route": "/features"}) as fspan:
                 with _span(st, OP_STORE_READ, SpanKind.SERVER, store_start, fspan,
                            {"db.system": "redis", "feature.count": len(FEATURES)}) as sspan:
-                    _info(st, clock, store_end, "info",
-                          f"online read key=customer:{plan.customer[i]} "
-                          f"features={len(FEATURES)} hit=true")
+                    for group in FEATURE_GROUPS[:int(plan.store_reads[i])]:
+                        _info(st, clock, store_end, "info",
+                              f"online read key=customer:{customer} group={group} hit=true")
                     sspan.end(end_time=_ns(store_end))
+                if plan.local_cache_line[i]:
+                    _info(fs, clock, store_end, "info",
+                          f"served tenure_months for customer {customer} from the local cache")
                 if plan.cache_miss[i]:
                     _info(fs, clock, store_end, "warning",
                           f"cache miss for customer {plan.customer[i]}, "
@@ -353,6 +404,9 @@ def emit_plan(
             with _span(ms, OP_SCORE, SpanKind.SERVER, sc_start, root,
                        {"http.route": "/score", "model.version": version}) as mspan:
                 inf_start = sc_start + ms_of["ms_pre"] / 1000.0
+                if plan.queue_line[i]:
+                    _info(ms, clock, sc_start, "info",
+                          f"batch queue depth={1 + i % 7} waiting for {MODEL_NAME}")
                 if failed:
                     at = inf_start
                     _info(ms, clock, at, "error",
@@ -391,9 +445,15 @@ def emit_plan(
             root.end(end_time=_ns(end_s))
         stats.requests += 1
         stats.spans += 4 if failed else 5
-        stats.logs += 4 + int(plan.cache_miss[i])
         if flush_every and (i + 1) % flush_every == 0:
             _drain(services, timeout=60.0)
+    stats.logs += int(log_lines(plan).sum())
+    # the model service's GPU heartbeat, on a timer whatever the traffic
+    beats = heartbeats(plan)
+    for k, at in enumerate(beats):
+        _info(ms, clock, float(at), "info",
+              f"gpu heartbeat cuda:{k % 2} memory used {9000 + (k * 37) % 800} MiB of 16384")
+    stats.logs += len(beats)
     # ground truth, "hours later", in the order it arrives
     ok = np.flatnonzero(~plan.failed)
     for i in ok[np.argsort(plan.feedback_at[ok], kind="stable")]:

@@ -4,6 +4,7 @@ PSI and Jensen-Shannon from counts, chi-square on aligned categories, Benjamini-
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ FINE_BINS = 100
 
 # The scipy ks_2samp "auto" mode computes exact p-values up to this size, asymptotic above.
 _SCIPY_KS_EXACT_MAX_N = 10_000
+_SCIPY_KS_FALLBACK = r"ks_2samp: Exact calculation unsuccessful"
 
 
 _KS_LIMIT_EN = 100_000
@@ -160,7 +162,15 @@ def ks_2samp_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[float, 
     ``scipy.stats.ks_2samp(method="auto")``, without sorting again."""
     n, m = len(reference), len(current)
     if max(n, m) <= _SCIPY_KS_EXACT_MAX_N:
-        res = stats.ks_2samp(reference, current)
+        with warnings.catch_warnings():
+            # For some samples (p close to 1) scipy's exact series lands a rounding error
+            # outside [0, 1]; scipy then returns the asymptotic p-value, as this function
+            # documents, and says so with this RuntimeWarning. Only that note is silenced
+            # (catch_warnings is process-wide: racing threads can at worst leave this same
+            # filter installed, which silences nothing else).
+            warnings.filterwarnings("ignore", message=_SCIPY_KS_FALLBACK,
+                                    category=RuntimeWarning)
+            res = stats.ks_2samp(reference, current)
         return float(res.statistic), float(res.pvalue)
     d = ks_statistic_sorted(reference, current)
     return d, ks_pvalue(d, n, m)
