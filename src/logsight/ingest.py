@@ -5,7 +5,10 @@ Each line gets an id from (file, line number, content), so ingesting the same fi
 delivers nothing twice. Nothing is lost: a line the pipeline rejects lands in the dead-letter
 index with the reason (the pipeline does that), a line that is not valid UTF-8 is sent with
 U+FFFD replacements plus its exact bytes in base64 (and so is dead-lettered with both), and a
-line the engine refuses at index time is dead-lettered here.
+line the engine refuses at index time is dead-lettered here. A line nested deeper than
+:data:`logsight.shipper.limits.MAX_DEPTH` is never sent (the engine's parser would overflow its
+stack and hold the whole batch): it is dead-lettered here, with its bytes, and the rest of its
+batch goes through.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logsight import names
+from logsight.shipper.limits import deadletter_original, too_deep
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -120,8 +124,12 @@ def ingest_file(
     batch: list[tuple[str, bytes, dict[str, Any]]] = []
     for number, raw in _lines(p):
         report.lines += 1
-        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
         line_id = _line_id(stream, p, number, raw)
+        deep = too_deep(raw)  # before parsing: neither Python's parser nor the engine's
+        if deep is not None:
+            _dead_letter(engine, [(line_id, raw, f"line {number}: {deep}")], stream, report)
+            continue
+        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
         if doc is None:
             _dead_letter(engine, [(line_id, raw, f"line {number}: {error}")], stream, report)
             continue
@@ -186,8 +194,7 @@ def _dead_letter(
             {"create": {"_index": names.DEADLETTER_INDEX, "_id": line_id}},
             {
                 "@timestamp": now,
-                "original_text": raw.decode("utf-8", "replace"),
-                "original": {"base64": base64.b64encode(raw).decode()},
+                **deadletter_original(raw),
                 "failure": {"stage": "ingest", "stream": stream, "message": reason},
             },
         ))

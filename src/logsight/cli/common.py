@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from logsight.engine import Engine, EngineError, connect
+from logsight.engine import Engine, EngineAuthError, EngineError, connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +31,8 @@ def json_option(f: F) -> F:
 def engine_from(url: str | None) -> Engine:
     try:
         return connect(url)
+    except EngineAuthError as e:  # a configuration error: starting an engine would not help
+        raise click.ClickException(f"configuration error: {e.message}") from e
     except EngineError as e:
         raise click.ClickException(
             f"{e.message}\nStart the local engine with 'logsight engine start' or set LOGSIGHT_URL."

@@ -47,7 +47,6 @@ from logsight.shipper.transport import (
     TooLarge,
     Transport,
     Unavailable,
-    is_deadletter,
 )
 
 # the shipper's diagnostics (counters, outages, errors): a logger the log adapters never ship

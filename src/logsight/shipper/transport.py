@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from logsight import names
-from logsight.shipper.guard import quiet_client_loggers
-from logsight.shipper.limits import MAX_DEPTH, deadletter_original, too_deep
-from logsight.shipper.ratelog import RateLimitedLog
 from logsight.ecs import (
     EventIds,
     dumps,
@@ -29,6 +26,9 @@ from logsight.ecs import (
     nest_line,
     nest_source,
 )
+from logsight.shipper.guard import quiet_client_loggers
+from logsight.shipper.limits import MAX_DEPTH, deadletter_original, too_deep
+from logsight.shipper.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
