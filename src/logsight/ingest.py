@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,11 +106,16 @@ def ingest_file(
     batch_size: int = 1000,
     now: datetime | None = None,
     refresh: bool = False,
+    retry_for: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> IngestReport:
     """Send every non-empty line of ``path`` to ``kind``'s stream in ``namespace``.
 
     ``missing_time``: what a raw log line without a timestamp gets - ``dead-letter`` (the
-    pipeline's rule) or ``now`` (the time of this ingest).
+    pipeline's rule) or ``now`` (the time of this ingest). Lines the cluster pushes back
+    (429, a write block) are retried with a doubling back-off for at most ``retry_for``
+    seconds, then dead-lettered with the reason (``logsight deadletter replay`` re-sends
+    them once the cause is gone).
     """
     p = Path(path)
     if not p.is_file():
@@ -135,20 +141,37 @@ def ingest_file(
             continue
         batch.append((line_id, raw, doc))
         if len(batch) >= batch_size:
-            _send(engine, batch, stream, report)
+            _send_retrying(engine, batch, stream, report, retry_for, sleep)
             batch = []
     if batch:
-        _send(engine, batch, stream, report)
+        _send_retrying(engine, batch, stream, report, retry_for, sleep)
     if refresh:
         engine.refresh(stream)
         engine.refresh(names.DEADLETTER_INDEX)
     return report
 
 
+def _send_retrying(
+    engine: Engine, batch: list[tuple[str, bytes, dict[str, Any]]], stream: str,
+    report: IngestReport, retry_for: float, sleep: Callable[[float], None],
+) -> None:
+    waited, delay = 0.0, 0.25
+    while True:
+        last = waited >= retry_for
+        batch = _send(engine, batch, stream, report, final=last)
+        if not batch:
+            return
+        step = min(delay, retry_for - waited)
+        sleep(step)
+        waited += step
+        delay = min(delay * 2, 10.0)
+
+
 def _send(
     engine: Engine, batch: list[tuple[str, bytes, dict[str, Any]]], stream: str,
-    report: IngestReport,
-) -> None:
+    report: IngestReport, *, final: bool = True,
+) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Send ``batch``; returns the lines to try again (pushed back, and not ``final``)."""
     result_items = engine.request(
         "POST",
         "/_bulk",
@@ -160,11 +183,17 @@ def _send(
     )["items"]
     refused: list[tuple[str, bytes, str]] = []
     pipeline_rejected: list[str] = []
-    for (line_id, raw, _), item in zip(batch, result_items, strict=True):
+    again: list[tuple[str, bytes, dict[str, Any]]] = []
+    for entry, item in zip(batch, result_items, strict=True):
+        line_id, raw, _ = entry
         op = item["create"]
         status = int(op.get("status", 500))
+        err_type = str((op.get("error") or {}).get("type", ""))
         if status == 409:
             report.duplicates += 1
+        elif not final and (status in (429, 502, 503, 504) or (
+                status == 403 and err_type == "cluster_block_exception")):
+            again.append(entry)
         elif status >= 300:
             err = op.get("error") or {}
             refused.append((line_id, raw, f"{err.get('type')}: {err.get('reason')}"))
@@ -182,6 +211,7 @@ def _send(
             report.add_reason(d.get("_source", {}).get("failure", {}).get("message", "unknown"))
     if refused:
         _dead_letter(engine, refused, stream, report)
+    return again
 
 
 def _dead_letter(

@@ -62,6 +62,30 @@ def _scan(data: bytes, limit: int) -> int:
     return deepest
 
 
+def value_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply a Python value nests (mappings, lists and tuples count; 0 for a scalar),
+    counting at most to ``limit + 1``. Iterative: a hostile value cannot exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    seen: set[int] = set()
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, Mapping):
+            children: Any = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if id(v) in seen:  # a cycle is cut by the encoder, never deep
+            continue
+        seen.add(id(v))
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (Mapping, list, tuple)))
+    return deepest
+
+
 def too_deep(text: bytes | str, limit: int = MAX_DEPTH) -> str | None:
     """The reason ``text`` may not be sent (nested deeper than ``limit``), or None."""
     if json_depth(text, limit) > limit:

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from logsight import names
 from logsight.ecs import (
+    DEPTH_MARKER,
     EventIds,
     dumps,
     dumps_line,
@@ -27,7 +28,7 @@ from logsight.ecs import (
     nest_source,
 )
 from logsight.shipper.guard import quiet_client_loggers
-from logsight.shipper.limits import MAX_DEPTH, deadletter_original, too_deep
+from logsight.shipper.limits import MAX_DEPTH, deadletter_original, too_deep, value_depth
 from logsight.shipper.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class ItemFailure:
     reason: str
 
 
+_CUT = DEPTH_MARKER.split("{", 1)[0].encode()  # what the encoder leaves where it cut nesting
 DEADLETTER_PREFIX = b'{"create":{"_index":' + json.dumps(names.DEADLETTER_INDEX).encode()
 _log = logging.getLogger("logsight.shipper")
 
@@ -133,8 +135,15 @@ class BulkTransport:
             if eid is None:
                 eid = self._ids()
                 doc = {**doc, "event.id": eid}  # a copy: the caller's dict is not modified
-        source = dumps(nest_source(doc))
+        nested = nest_source(doc)
+        source = dumps(nested)
         reason = too_deep(source, self.max_depth)
+        if reason is None and _CUT in source and value_depth(nested, self.max_depth) > \
+                self.max_depth:
+            # too deep even for the JSON encoder, which cut it (the marker): the cut text is
+            # what can be kept of the original
+            reason = (f"document nested deeper than {self.max_depth} levels (objects and "
+                      "arrays count)")
         if reason is not None:
             # never sent as a document (the engine's parser would overflow its stack and
             # hold the whole batch); a dead letter with the original bytes instead
