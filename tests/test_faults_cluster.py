@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from faultkit import (
     Gateway,
     assert_counters_add_up,
     assert_each_once,
     assert_pressure_released,
 )
-
 from logsight import names
 from logsight.shipper import BulkTransport, SendResult, Shipper
 
