@@ -69,10 +69,7 @@ def main() -> None:
         sys.stdout.flush()
 
     for step in args.steps:
-        if step == "submit":
-            submit(args.count)
-            report(step)
-        elif step == "more":
+        if step in ("submit", "more"):
             submit(args.count)
             report(step)
         elif step == "spool":
