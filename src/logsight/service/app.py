@@ -30,7 +30,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from logsight import __version__, names
-from logsight.engine import Engine, EngineError, EngineUnavailable
+from logsight.engine import Engine, EngineAuthError, EngineError, EngineUnavailable
 from logsight.findings import KINDS, Finding, read_findings
 from logsight.service.analyses import (
     ANALYSES,
@@ -43,6 +43,7 @@ from logsight.service.analyses import (
 from logsight.service.auth import make_auth_dependency
 from logsight.service.cache import Lookup, ResultCache
 from logsight.service.errors import (
+    REFUSED,
     ApiError,
     RequestTimeout,
     bad_request,
@@ -539,6 +540,8 @@ def create_app(
             try:
                 engine = holder.get()
                 state = engine.health()
+            except EngineAuthError:  # a configuration error: 502, not "try again" (503)
+                return EngineHealth(reachable=False, error=REFUSED)
             except EngineError as e:
                 return EngineHealth(reachable=False, error=f"cluster unavailable ({e.status})")
             return EngineHealth(reachable=True, flavor=engine.flavor, version=engine.version,
@@ -556,8 +559,10 @@ def create_app(
         )
         body = Health(status="ok" if eng.reachable else "degraded", version=__version__,
                       engine=eng, scheduler=sched, analyses=availability())
-        return JSONResponse(body.model_dump(), status_code=200 if eng.reachable else 503,
-                            headers=None if eng.reachable else {
+        refused = eng.error == REFUSED
+        return JSONResponse(body.model_dump(),
+                            status_code=200 if eng.reachable else 502 if refused else 503,
+                            headers=None if eng.reachable or refused else {
                                 "Retry-After": str(cfg.retry_after)})
 
     errors = error_responses(400, 401, 404, 422, 503, 504)

@@ -144,9 +144,9 @@ def default_spool_dir(name: str) -> Path:
         base = str(Path(user_cache_dir("logsight")) / "spool")
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
                    for c in name) or "default"
-    if safe in (".", "..") or len(safe) > _MAX_DIR_NAME or safe != name:
-        # a name the file system may refuse (too long: ENAMETOOLONG), or two names that
-        # would map to one directory: a readable prefix plus a hash of the whole name
+    if safe in (".", "..") or len(safe) > _MAX_DIR_NAME:
+        # a name the file system would refuse (too long: ENAMETOOLONG turned the spool off):
+        # a readable prefix plus a hash of the whole name, so distinct names stay distinct
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         safe = f"{safe.strip('.')[:_MAX_DIR_NAME - 17] or 'spool'}-{digest}"
     return Path(base) / safe
