@@ -63,7 +63,7 @@ def main() -> None:
 
     def report(step: str, **extra: object) -> None:
         c = shipper.counters
-        out = {"step": step, "counters": c.as_dict(), "accounted": c.accounted,
+        out = {"step": step, "counters": c.as_dict(), "accounted": c.accounted, "received": c.received,
                "spool": _listing(Path(args.spool)), **extra}
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()

@@ -153,7 +153,7 @@ def assert_each_once(engine: Engine, stream: str, expected_ids: Iterable[str]) -
 
 def assert_counters_add_up(counters: Any) -> None:
     assert counters.in_transit == 0, counters
-    assert counters.accounted == counters.enqueued, counters
+    assert counters.accounted == counters.received, counters
 
 
 def indexing_pressure_bytes(engine: Engine) -> int:

@@ -79,8 +79,7 @@ class App:
 
 
 def _added_up(report: dict[str, Any]) -> None:
-    c = report["counters"]
-    assert report["accounted"] == c["enqueued"], report
+    assert report["accounted"] == report["received"], report
 
 
 @pytest.mark.timeout(240)
@@ -94,6 +93,10 @@ def test_engine_stopped_and_started_mid_stream(tmp_path: Path) -> None:
     node = LocalEngine(tmp_path / "node", port=free_port(), heap="512m")
     node.start(timeout=300)
     try:
+        # the node's transport took a free loopback port of its own, and says which
+        status = node.status()
+        assert status.transport_port and status.transport_port != node.port + 100
+        assert f"transport on 127.0.0.1:{status.transport_port}" in status.describe()
         eng = connect(node.url)
         install(eng)
         transport = BulkTransport(node.url, namespace="faults")
@@ -142,6 +145,8 @@ def test_kill_9_mid_outage_then_a_new_process_delivers_once(engine: Any, namespa
         assert delivered["delivered"], delivered
         assert delivered["counters"]["sent"] == 3_000
         assert delivered["counters"]["duplicates"] == 0
+        assert delivered["counters"]["recovered"] == 3_000
+        _added_up(delivered)
         second.read()
         second.finish()
         stream = names.stream(names.LOGS, namespace)
@@ -224,6 +229,7 @@ def test_a_full_disk_degrades_to_memory_once_and_recovers(engine: Any, namespace
             restart = App(gateway.url, spool / "spool", namespace, 0, 0, ["deliver", "close"])
             after = restart.read()
             assert after["counters"]["sent"] == 0 and after["counters"]["duplicates"] == 0
+            assert after["counters"]["recovered"] == 0
             restart.read()
             restart.finish()
         stream = names.stream(names.LOGS, namespace)

@@ -60,12 +60,13 @@ class Counters:
 
     Every accepted event is in exactly one place, so these add up exactly::
 
-        enqueued == sent + duplicates + dead_lettered + dropped + in_transit
+        enqueued + recovered == sent + duplicates + dead_lettered + dropped + in_transit
 
     (``in_transit``: queued, waiting in memory, in the spool or in flight; 0 once
     :meth:`Shipper.flush` returned True). ``rejected`` events were never accepted."""
 
     enqueued: int = 0  # accepted by submit()
+    recovered: int = 0  # found in the spool at start (left by an earlier process)
     sent: int = 0  # acknowledged by the destination (new documents in their stream)
     duplicates: int = 0  # acknowledged as already there (409 on a replay)
     dead_lettered: int = 0  # stored in the dead-letter index (refused for good, or too deep)
@@ -86,8 +87,12 @@ class Counters:
         return self.queued + self.pending_memory_records + self.spool_records + self.in_flight
 
     @property
+    def received(self) -> int:
+        return self.enqueued + self.recovered
+
+    @property
     def accounted(self) -> int:
-        """Where the enqueued events are: equals ``enqueued`` whenever the shipper is idle."""
+        """Where the received events are: always equals :attr:`received` when idle."""
         return self.sent + self.duplicates + self.dead_lettered + self.dropped + self.in_transit
 
     def as_dict(self) -> dict[str, int]:
@@ -224,6 +229,8 @@ class Shipper:
         self.spool: Spool | None = None
         if self._spool_args is not None:
             self.spool = self._open_spool(*self._spool_args)
+            if self.spool is not None:
+                self._c.recovered = self.spool.pending_records
         self._start()
         _live.add(self)
 
@@ -284,6 +291,8 @@ class Shipper:
                 return
             if self._spool_args is not None and self.spool is None:
                 self.spool = self._open_spool(*self._spool_args, forked=True)
+                if self.spool is not None:
+                    self._c.recovered = self.spool.pending_records
             self._start()
 
     # -- fork safety ------------------------------------------------------------------------
