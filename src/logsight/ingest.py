@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from logsight import names
 from logsight.shipper.limits import deadletter_original, too_deep
+from logsight.spans import is_ecs_span, span_from_record
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ def _document(
         if not isinstance(parsed, dict):
             return None, "not a JSON object"
         doc = parsed
+        if kind == names.TRACES and not is_ecs_span(doc):
+            # an OTel-JSON span (trace_id, start_time_unix_nano, ...): the one span mapping
+            # the analyses and the exporter share
+            try:
+                doc = span_from_record(doc)
+            except ValueError as e:
+                return None, f"not a span: {e}"
     if service and kind == names.LOGS:
         doc["service"] = {"name": service}
     extra: dict[str, Any] = {}
@@ -139,6 +147,8 @@ def ingest_file(
         if doc is None:
             _dead_letter(engine, [(line_id, raw, f"line {number}: {error}")], stream, report)
             continue
+        if kind == names.TRACES and isinstance(doc.get("event.id"), str):
+            line_id = doc["event.id"]  # a span's own id: exported and ingested, stored once
         batch.append((line_id, raw, doc))
         if len(batch) >= batch_size:
             _send_retrying(engine, batch, stream, report, retry_for, sleep)
