@@ -114,7 +114,7 @@ class EngineHolder:
             if self._engine is None:
                 try:
                     self._engine = self._factory()
-                except EngineUnavailable:
+                except (EngineUnavailable, EngineAuthError):  # auth: a config error (502)
                     raise
                 except EngineError as e:
                     raise EngineUnavailable(e.status, e.message) from e
