@@ -167,3 +167,26 @@ def _replay_batch(engine: Engine, batch: list[tuple[str, str, dict[str, Any]]],
     if done:
         engine.bulk([({"delete": {"_index": names.DEADLETTER_INDEX, "_id": i}}, None)
                      for i in done])
+
+
+def ignored_fields(engine: Engine, *, namespace: str | None = None,
+                   sample: int = 200) -> dict[str, dict[str, Any]]:
+    """Documents stored with fields the engine did not index (``_ignored``, the streams'
+    ``ignore_malformed``: a value of another type than the field's mapping). Not dead
+    letters - the document is kept, whole in ``_source`` - but the field is not searchable
+    in it. Per stream pattern: ``documents`` (how many) and ``fields`` (field -> count among
+    the newest ``sample`` of them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in names.STREAM_TYPES:
+        pattern = names.stream(kind, namespace) if namespace else names.stream_pattern(kind)
+        query = {"exists": {"field": "_ignored"}}
+        n = engine.count(pattern, query)
+        if not n:
+            continue
+        hits = engine.search(pattern, {"size": sample, "query": query, "_source": False,
+                                       "sort": [{"@timestamp": {"order": "desc",
+                                                                "unmapped_type": "date"}}]},
+                             ignore_unavailable="true")["hits"]["hits"]
+        fields = Counter(f for h in hits for f in h.get("_ignored", []))
+        out[pattern] = {"documents": n, "fields": dict(fields.most_common())}
+    return out

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from logsight.cli.common import engine_from, json_option, print_json, url_option
-from logsight.deadletters import list_deadletters, replay_deadletters
+from logsight.deadletters import ignored_fields, list_deadletters, replay_deadletters
 from logsight.engine import EngineError
 
 stream_opt = click.option("--stream", default=None,
@@ -33,21 +33,30 @@ def deadletter() -> None:
 @json_option
 def list_cmd(url: str | None, stream: str | None, stage: str | None, limit: int,
              as_json: bool) -> None:
-    """The newest dead letters with their reasons, and how many there are."""
+    """The newest dead letters with their reasons, and how many there are; also the documents
+    stored with a field the engine ignored (``_ignored``: a value of another type than the
+    field's mapping is kept in _source but not searchable)."""
     eng = engine_from(url)
     try:
         total, letters, reasons = list_deadletters(eng, stream=stream, stage=stage, limit=limit)
+        ignored = ignored_fields(eng)
     except EngineError as e:
         raise click.ClickException(f"deadletter list failed: {e.message}") from e
     if as_json:
         print_json({"total": total, "reasons": reasons,
-                    "dead_letters": [dataclasses.asdict(d) for d in letters]})
+                    "dead_letters": [dataclasses.asdict(d) for d in letters],
+                    "ignored": ignored})
         return
     click.echo(f"{total} dead letter(s){'' if total <= len(letters) else f', newest {len(letters)}'}")
     for d in letters:
         mark = "" if d.replayable else "  (not replayable)"
         click.echo(f"  {d.timestamp}  {d.id}  -> {d.stream}  [{d.stage or '?'}]  "
                    f"{d.reason.splitlines()[0][:160]}{mark}")
+    # kept, not dead-lettered, but a field of them is not searchable (ignore_malformed)
+    for pattern, info in ignored.items():
+        fields = ", ".join(f"{f} ({n})" for f, n in list(info["fields"].items())[:10])
+        click.echo(f"{info['documents']} document(s) in {pattern} stored with a field the "
+                   f"engine ignored (a value of another type than its mapping): {fields}")
 
 
 @deadletter.command()
