@@ -366,46 +366,8 @@ def test_mapping_conflicts_go_to_the_dead_letter_index(engine: Any, namespace: s
     ls.close()
 
 
-@pytest.mark.engine
-def test_outage_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    """Our own node (never the shared one): N events, stop it mid-stream, keep logging,
-    restart it: every event is in the cluster exactly once."""
-    from logsight.assets import install
-    from logsight.engine import connect
-    from logsight.local import LocalEngine
-
-    node = LocalEngine(tmp_path / "node", port=_free_port(), heap="512m")
-    node.start(timeout=300)
-    try:
-        install(connect(node.url))
-        ls = logsight.configure("outage-svc", node.url, spool_dir=tmp_path / "spool",
-                                namespace="outage", flush_interval=0.05, batch_size=100,
-                                backoff_initial=0.1, backoff_max=1.0)
-        log = ls.logger("outage")
-
-        # deterministic mid-stream outage: the first part is being delivered (sent > 0) when
-        # the node stops; the rest is logged while it is down
-        for i in range(1_000):
-            log.info("event", i=i)
-        while ls.counters.sent == 0:
-            time.sleep(0.01)
-        node.stop()
-        for i in range(1_000, 2_000):
-            log.info("event", i=i)
-        assert not ls.flush(timeout=30, give_up_if_down=True)
-        assert ls.counters.spool_records > 0
-        node.start(timeout=300)
-        assert ls.flush(timeout=120)
-        engine = connect(node.url)
-        ids = _ids_in(engine, names.stream(names.LOGS, "outage"))
-        assert len(ids) == 2_000
-        assert set(ids.values()) == {1}
-        c = ls.counters
-        assert c.sent + c.duplicates == 2_000 and c.dropped == 0
-        ls.close()
-        engine.close()
-    finally:
-        node.stop()
+# The engine stopped and started mid-stream (a node of the test's own): see
+# tests/test_faults_outage.py::test_engine_stopped_and_started_mid_stream.
 
 
 @pytest.mark.engine
