@@ -453,6 +453,8 @@ class Shipper:
                 if t.is_alive():
                     alive.append(t.name)
         with self._lock:
+            if self._spool_down_until is not None:  # one more try of a failing spool
+                self._spool_down_until = self._mono() - 1.0
             self._spill(everything=True)
             if self.spool is None or self._pending:  # nowhere to keep them: lost, and counted
                 n = sum(len(b) for b in self._pending)

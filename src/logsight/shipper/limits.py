@@ -39,11 +39,8 @@ def json_depth(text: bytes | str, limit: int = MAX_DEPTH) -> int:
     (so never recurses), and is linear in the length; text that is not JSON is scanned the
     same way (its brackets outside strings count)."""
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    # the common case: fewer brackets than the limit cannot nest deeper than it (C-speed)
-    if data.count(b"{") + data.count(b"[") <= limit:
-        if b"{" not in data and b"[" not in data:
-            return 0
-        return _scan(data, limit)
+    if b"{" not in data and b"[" not in data:
+        return 0
     return _scan(data, limit)
 
 
@@ -88,7 +85,11 @@ def value_depth(value: Any, limit: int = MAX_DEPTH) -> int:
 
 def too_deep(text: bytes | str, limit: int = MAX_DEPTH) -> str | None:
     """The reason ``text`` may not be sent (nested deeper than ``limit``), or None."""
-    if json_depth(text, limit) > limit:
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    # the common case, at C speed: no more brackets than the limit cannot nest deeper
+    if data.count(b"{") + data.count(b"[") <= limit:
+        return None
+    if json_depth(data, limit) > limit:
         return f"document nested deeper than {limit} levels (objects and arrays count)"
     return None
 
