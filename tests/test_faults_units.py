@@ -30,7 +30,7 @@ from logsight.shipper.limits import (
 )
 from logsight.shipper.ratelog import RateLimitedLog
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='ab"\\[]{}', max_size=6),
@@ -268,3 +268,23 @@ def test_refused_credentials_are_a_502_configuration_error(engine: Any) -> None:
         assert "wr0ng-pw" not in cli.stderr + cli.stdout
     finally:
         gateway.close()
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(60)
+def test_the_connection_pool_has_room_for_every_sender(engine: Any, namespace: str) -> None:
+    """Four senders over a pool of one connection made urllib3 discard connections
+    ("Connection pool is full") on every burst: the pool holds one per sender."""
+    from logsight.shipper import Shipper
+
+    transport = BulkTransport(engine.url, namespace=namespace)
+    shipper = Shipper(transport, use_spool=False, senders=16, flush_interval=0.05,
+                      stats_interval=None)
+    shipper.submit(names.LOGS, {"@timestamp": "2024-05-01T10:00:00.000Z", "message": "m"})
+    assert shipper.flush(30)
+    assert transport.connections == 16  # (the default pool, 10, is the floor)
+    client = transport._engine._client  # type: ignore[union-attr]  # the seam's client, to look at its pool
+    if engine.flavor == "opensearch":
+        pool = client.transport.connection_pool.connections[0].pool
+        assert pool.pool.maxsize == 16  # urllib3's queue of idle connections
+    shipper.close()
