@@ -206,14 +206,17 @@ def test_an_otel_json_span_maps_to_the_exporters_document() -> None:
         "trace_id": "a" * 32, "span_id": "b" * 16, "parent_span_id": "c" * 16,
         "name": "GET /x", "service": {"name": "api"}, "kind": "SPAN_KIND_SERVER",
         "start_time_unix_nano": t0, "end_time_unix_nano": t0 + 2_500_000,
-        "status": {"code": 2}, "attributes": {"http.method": "GET"}})
+        "status": {"code": 2}, "attributes": {"http.method": "GET", "db.system": "pg",
+                                              "db.system.name": "pg"}})
     assert doc == {
         "@timestamp": "2024-05-01T10:00:00.000000Z", "trace.id": "a" * 32, "span.id": "b" * 16,
         "parent.id": "c" * 16, "service.name": "api", "span.name": "GET /x",
         "span.kind": "server", "span.start_unix_nano": t0, "span.end_unix_nano": t0 + 2_500_000,
         "span.duration_ms": pytest.approx(2.5), "span.status": "error",
         "event.outcome": "failure", "event.id": f"{'a' * 32}-{'b' * 16}",
-        "attributes.http.method": "GET"}
+        "attributes.http.method": "GET",
+        # as the exporter names them: a value and an object cannot share a name
+        "attributes.db.system_value": "pg", "attributes.db.system.name": "pg"}
 
 
 @pytest.mark.engine

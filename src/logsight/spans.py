@@ -11,6 +11,7 @@ and ingested from a file is stored once). ``logsight ingest --kind traces`` uses
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,29 @@ from logsight.ecs import format_timestamp_ns
 _OUTCOME = {"ok": "success", "error": "failure", "unset": "unknown"}
 # keys that say a record is already a traces-stream document (ECS-shaped)
 _ECS_KEYS = ("trace.id", "span.id", "span.start_unix_nano")
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (tuple, list)):
+        return [_value(x) for x in v]
+    return v
+
+
+def attribute_fields(prefix: str, attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``prefix + key`` for each attribute. A key that is also the dotted prefix of another
+    (``db.system`` beside ``db.system.name``) gets a ``_value`` suffix, since an indexed field
+    cannot be both a value and an object."""
+    if not attrs:
+        return {}
+    keys = list(attrs)
+    parents = {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
+    out: dict[str, Any] = {}
+    for k in keys:
+        name = k + "_value" if k in parents else k
+        out[prefix + name] = _value(attrs[k])
+    return out
 
 
 def span_document(*, trace_id: str, span_id: str, parent_id: str | None, service: str,
@@ -73,9 +97,9 @@ def span_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         version=str(row["version"]) or None)
     attrs = record.get("attributes")
     if isinstance(attrs, Mapping):
-        doc.update({f"attributes.{k}": v for k, v in attrs.items()})
+        doc.update(attribute_fields("attributes.", attrs))
     resource = record.get("resource")
     res_attrs = resource.get("attributes") if isinstance(resource, Mapping) else None
     if isinstance(res_attrs, Mapping):
-        doc.update({f"resource.attributes.{k}": v for k, v in res_attrs.items()})
+        doc.update(attribute_fields("resource.attributes.", res_attrs))
     return doc
