@@ -291,3 +291,92 @@ def test_the_connection_pool_has_room_for_every_sender(engine: Any, namespace: s
         pool = client.transport.connection_pool.connections[0].pool
         assert pool.pool.maxsize == 16  # urllib3's queue of idle connections
     shipper.close()
+
+
+class _Flaky:
+    """A destination that fails at random (seeded): whole requests (unavailable), single
+    items pushed back (429) or refused for good (400); stores ``create`` like the cluster
+    (a second create of an id is a 409)."""
+
+    def __init__(self, seed: int, p_down: float, p_retry: float, p_fail: float) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.p = (p_down, p_retry, p_fail)
+        self.stored: dict[str, int] = {}
+        self.dead: dict[str, int] = {}
+        self.lock = __import__("threading").Lock()
+
+    def encode(self, kind: str, doc: Any) -> bytes:
+        return (b'{"create":{"_index":"logs-logsight-x","_id":"%s"}}\n{}\n'
+                % doc["event.id"].encode())
+
+    def send(self, records: Any) -> Any:
+        from logsight.shipper import SendResult, Unavailable
+        from logsight.shipper.transport import ItemFailure, is_deadletter
+
+        with self.lock:
+            p_down, p_retry, p_fail = self.p
+            if self.rng.random() < p_down:
+                raise Unavailable("down")
+            result = SendResult()
+            for r in records:
+                rid = json.loads(r.split(b"\n")[0])["create"]["_id"]
+                dl = is_deadletter(r)
+                store = self.dead if dl else self.stored
+                x = self.rng.random()
+                # a refusal belongs to the document (as a mapping conflict does): every
+                # try of it is refused; a push-back is by chance
+                refused = int(rid[1:]) % 100 < p_fail * 100
+                if not dl and x < p_retry:
+                    result.retry.append(r)
+                elif not dl and refused:
+                    result.failed.append(ItemFailure(r, 400, "mapper", "refused"))
+                elif rid in store:
+                    result.duplicates += 1
+                else:
+                    store[rid] = 1
+                    if dl:
+                        result.dead_lettered += 1
+                    else:
+                        result.ok += 1
+            return result
+
+    def deadletter(self, failure: Any, clock: Any) -> bytes:
+        rid = json.loads(failure.record.split(b"\n")[0])["create"]["_id"]
+        return b'{"create":{"_index":"logsight-deadletter","_id":"%s"}}\n{}\n' % rid.encode()
+
+    def close(self) -> None:
+        pass
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), p_down=st.sampled_from([0.0, 0.2, 0.5]),
+       p_retry=st.sampled_from([0.0, 0.1, 0.3]), p_fail=st.sampled_from([0.0, 0.05]),
+       use_spool=st.booleans(), senders=st.sampled_from([1, 3]))
+def test_every_event_is_stored_or_dead_lettered_once_and_the_counters_add_up(
+        tmp_path_factory: pytest.TempPathFactory, seed: int, p_down: float, p_retry: float,
+        p_fail: float, use_spool: bool, senders: int) -> None:
+    from logsight.shipper import Shipper
+
+    flaky = _Flaky(seed, p_down, p_retry, p_fail)
+    shipper = Shipper(flaky, spool_dir=tmp_path_factory.mktemp("spool"), use_spool=use_spool,
+                      batch_size=17, flush_interval=0.01, backoff_initial=0.001,
+                      backoff_max=0.004, senders=senders, stats_interval=None, fsync="never",
+                      random_state=seed)
+    n = 300
+    for i in range(n):
+        shipper.submit(names.LOGS, {"event.id": f"e{i}"})
+    assert shipper.flush(60)
+    c = shipper.counters
+    assert set(flaky.stored) | set(flaky.dead) == {f"e{i}" for i in range(n)}
+    assert not set(flaky.stored) & set(flaky.dead)
+    # stored once each; a re-send of a stored one (after another sender's failure rewound the
+    # spool) is a duplicate, so sent + duplicates covers the stored ones exactly
+    assert len(flaky.stored) + len(flaky.dead) == n and c.dropped == 0
+    assert c.sent + c.dead_lettered + c.duplicates == n
+    assert c.sent <= len(flaky.stored) and c.dead_lettered <= len(flaky.dead)
+    if c.duplicates == 0:  # nothing re-sent: every acknowledgement counted where it landed
+        assert (c.sent, c.dead_lettered) == (len(flaky.stored), len(flaky.dead))
+    assert c.in_transit == 0 and c.accounted == c.received == n, c
+    shipper.close()

@@ -674,7 +674,7 @@ class Shipper:
                         self._c.sent += ok
                         self._c.duplicates += duplicates
                         self._c.dead_lettered += dead_ok
-                if token is not None:  # the spool re-reads it all (delivered ones answer 409)
+                if token is not None:  # the spool hands the whole read out again
                     self._failed(records, token, str(e))
                     return
                 self._failed(retry + [r for c in [chunk, *chunks] for r in c], None, str(e))
@@ -693,6 +693,12 @@ class Shipper:
                          self._failures)
             self._healthy = True
             self._failures = 0
+            if token is not None and self.spool is not None and not self.spool.current(token):
+                # another sender's failure rewound the spool after this read: its records
+                # are read and sent again (the stored ones then answer 409), so they are
+                # counted then, once, and nothing of this answer is kept
+                self._work.notify_all()
+                return
             self._c.sent += ok
             self._c.duplicates += duplicates
             self._c.dead_lettered += dead_ok
@@ -728,9 +734,8 @@ class Shipper:
 
     def _keep_durable(self, records: list[bytes], token: Any) -> bool:
         """(Lock held.) Append ``records`` (retries, dead letters) to the spool, then commit
-        ``token``. If the spool write fails, rewind instead: the whole read is sent again (the
-        delivered part is answered 409) rather than held only in memory. A full spool keeps
-        the rest in memory, as :meth:`_spill` does."""
+        ``token``: what still has to go is durable before the read is marked delivered. A
+        full or failing spool keeps the rest in memory (degraded, as :meth:`_spill` does)."""
         spool = self.spool
         assert spool is not None  # a token comes from the spool
         if records:
@@ -762,8 +767,8 @@ class Shipper:
             if token is None:  # an in-memory batch: back to the front, then to disk
                 self._pending.appendleft(records)
                 self._pending_bytes += sum(len(r) for r in records)
-            elif self.spool is not None:  # read again from the durable cursor
-                self.spool.rewind()
+            elif self.spool is not None:  # this read is sent again; the others stand
+                self.spool.retry(token)
             self._spill(everything=True)
 
     def _backoff(self, failures: int) -> float:

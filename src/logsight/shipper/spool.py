@@ -86,6 +86,7 @@ class Spool:
         self._gen = 0
         self._out_records = 0
         self._outstanding: deque[list[Any]] = deque()  # [token, delivered], in read order
+        self._again: deque[ReadToken] = deque()  # reads whose send failed: to send again
         self._exhausted: dict[str, int] = {}  # old segments read to their last whole record
         self.cursor_dirty = False  # the cursor in memory is ahead of the one on disk
         cursor = self._load_cursor()
@@ -245,10 +246,12 @@ class Spool:
 
     # -- reading --------------------------------------------------------------------------
     # Several senders may read ahead (each read hands out the next records); the durable
-    # cursor only moves over a contiguous prefix of acknowledged reads, so a crash or a failed
-    # send re-sends from the oldest unacknowledged record (the cluster answers 409 for those
-    # already stored). After a failure, :meth:`rewind` restarts reading from the cursor; reads
-    # handed out before it are stale and their commits are ignored.
+    # cursor only moves over a contiguous prefix of acknowledged reads, so a crash re-sends
+    # from the oldest unacknowledged record (the cluster answers 409 for those already
+    # stored). A failed send hands its own read out again (:meth:`retry`), in its place: the
+    # reads that succeeded stand, so one process never sends a record twice. :meth:`rewind`
+    # (restart from the cursor; reads handed out before it are stale, their commits ignored)
+    # is for a caller that lost track of its reads.
     def _position(self) -> tuple[str, int] | None:
         if self._read is not None:
             return self._read
@@ -260,7 +263,13 @@ class Spool:
 
     def read(self, max_records: int, max_bytes: int) -> tuple[list[bytes], ReadToken | None]:
         """The next unread records (from one segment); pass the token to :meth:`commit` once
-        the cluster has them, or call :meth:`rewind` if sending them failed."""
+        the cluster has them, or to :meth:`retry` if sending them failed (they are read again
+        first, the other reads in flight stand)."""
+        while self._again:
+            token = self._again.popleft()
+            if token.generation != self._gen:
+                continue
+            return self._reread(token), token
         while (pos := self._position()) is not None:
             name, start = pos
             records: list[bytes] = []
@@ -298,6 +307,22 @@ class Spool:
             self._read = (self._segments[i + 1], 0)
         return [], None
 
+    def _reread(self, token: ReadToken) -> list[bytes]:
+        records: list[bytes] = []
+        with open(self.directory / token.segment, "rb") as f:
+            f.seek(token.offset - token.nbytes)
+            for _ in range(token.records):
+                action = f.readline()
+                records.append(action + f.readline())
+        return records
+
+    def retry(self, token: ReadToken) -> None:
+        """Sending the records of ``token`` failed: hand them out again (before any new read),
+        in their place in the read order, so the reads that did succeed stay delivered and
+        nothing is sent twice by this process."""
+        if token.generation == self._gen and any(e[0] is token for e in self._outstanding):
+            self._again.append(token)
+
     def _settle(self) -> None:
         # nothing left to read: what is pending is exactly what is in flight (repairs counts
         # estimated at start-up from a torn segment)
@@ -305,8 +330,12 @@ class Spool:
 
     @property
     def unread(self) -> bool:
-        """Records remain that no sender has been handed yet."""
-        return self.pending_records > self._out_records
+        """Records remain that no sender has been handed yet (or has to send again)."""
+        return bool(self._again) or self.pending_records > self._out_records
+
+    def current(self, token: ReadToken) -> bool:
+        """Whether ``token`` is still to be committed (not made stale by a rewind)."""
+        return token.generation == self._gen
 
     def commit(self, token: ReadToken) -> None:
         """Mark the records of ``token`` delivered; the durable cursor moves once every
@@ -333,6 +362,7 @@ class Spool:
     def rewind(self) -> None:
         """Forget reads not yet committed: the next read starts at the durable cursor."""
         self._gen += 1
+        self._again.clear()
         self._outstanding.clear()
         self._out_records = 0
         self._read = None
