@@ -288,3 +288,51 @@ def test_counters_add_up_with_a_full_queue_and_memory_bound(tmp_path: Path) -> N
     assert c.sent + c.dropped == accepted, c
     assert_counters_add_up(c)
     shipper.close()
+
+
+@pytest.mark.timeout(90)
+def test_deadletter_cli_lists_and_replays(engine: Any, namespace: str, tmp_path: Path) -> None:
+    """End to end through the CLI: ``logsight ingest`` with a blocked stream dead-letters the
+    lines with the reason; ``deadletter list`` shows them, ``deadletter replay`` delivers them
+    once the block is gone, and a second replay has nothing left to do."""
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+
+    stream = names.stream(names.LOGS, namespace)
+    good = tmp_path / "first.log"
+    good.write_text("2024-05-01T10:00:00Z INFO first line\n")
+    runner = CliRunner()
+    args = ["--url", engine.url, "--namespace", namespace, "--service", "faults"]
+    first = runner.invoke(main, ["ingest", str(good), *args, "--json"])
+    assert first.exit_code == 0, first.output
+    index = _backing_index(engine, stream)
+    engine.request("PUT", f"/{index}/_settings", body={"index.blocks.write": True})
+    blocked = tmp_path / "blocked.log"
+    blocked.write_text("".join(f"2024-05-01T10:00:0{i}Z INFO line {i}\n" for i in range(5)))
+    try:
+        out = runner.invoke(main, ["ingest", str(blocked), *args, "--retry-for", "0.5",
+                                   "--json"])
+    finally:
+        engine.request("PUT", f"/{index}/_settings", body={"index.blocks.write": None})
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["dead_lettered"] == 5
+    listed = runner.invoke(main, ["deadletter", "list", "--url", engine.url, "--stream", stream,
+                                  "--json"])
+    assert listed.exit_code == 0, listed.output
+    body = json.loads(listed.output)
+    assert body["total"] == 5 and all(d["replayable"] for d in body["dead_letters"])
+    assert any("cluster_block_exception" in r for r in body["reasons"])
+    replay = runner.invoke(main, ["deadletter", "replay", "--url", engine.url, "--stream",
+                                  stream, "--json"])
+    assert replay.exit_code == 0, replay.output
+    assert json.loads(replay.output)["replayed"] == 5
+    again = runner.invoke(main, ["deadletter", "replay", "--url", engine.url, "--stream",
+                                 stream])
+    assert again.exit_code == 0 and again.output.startswith("0 dead letter(s)"), again.output
+    engine.refresh(stream)
+    assert engine.count(stream) == 6
+    hits = engine.search(stream, {"size": 10, "query": {"match": {"message": "line"}}})
+    # replayed as they were sent: parsed by the pipeline, with the --service given
+    assert {h["_source"]["service"]["name"] for h in hits["hits"]["hits"]} == {"faults"}
+    assert_pressure_released(engine)

@@ -92,6 +92,9 @@ def list_deadletters(engine: Engine, *, stream: str | None = None, stage: str | 
 
 def _document_of(src: Mapping[str, Any]) -> dict[str, Any] | None:
     """The document a dead letter holds, ready to send, or None."""
+    original = src.get("original")
+    if isinstance(original, Mapping) and isinstance(original.get("document"), Mapping):
+        return dict(original["document"])  # logsight ingest: the document it sent
     raw = original_bytes(src)
     if raw is None or too_deep(raw) is not None:
         return None

@@ -141,11 +141,13 @@ def ingest_file(
         line_id = _line_id(stream, p, number, raw)
         deep = too_deep(raw)  # before parsing: neither Python's parser nor the engine's
         if deep is not None:
-            _dead_letter(engine, [(line_id, raw, f"line {number}: {deep}")], stream, report)
+            _dead_letter(engine, [(line_id, raw, f"line {number}: {deep}", None)], stream,
+                         report)
             continue
         doc, error = _document(kind, raw, service=service, fallback_time=fallback)
         if doc is None:
-            _dead_letter(engine, [(line_id, raw, f"line {number}: {error}")], stream, report)
+            _dead_letter(engine, [(line_id, raw, f"line {number}: {error}", None)], stream,
+                         report)
             continue
         if kind == names.TRACES and isinstance(doc.get("event.id"), str):
             line_id = doc["event.id"]  # a span's own id: exported and ingested, stored once
@@ -191,11 +193,11 @@ def _send(
         ),
         ndjson=True,
     )["items"]
-    refused: list[tuple[str, bytes, str]] = []
+    refused: list[tuple[str, bytes, str, dict[str, Any] | None]] = []
     pipeline_rejected: list[str] = []
     again: list[tuple[str, bytes, dict[str, Any]]] = []
     for entry, item in zip(batch, result_items, strict=True):
-        line_id, raw, _ = entry
+        line_id, raw, sent = entry
         op = item["create"]
         status = int(op.get("status", 500))
         err_type = str((op.get("error") or {}).get("type", ""))
@@ -206,7 +208,7 @@ def _send(
             again.append(entry)
         elif status >= 300:
             err = op.get("error") or {}
-            refused.append((line_id, raw, f"{err.get('type')}: {err.get('reason')}"))
+            refused.append((line_id, raw, f"{err.get('type')}: {err.get('reason')}", sent))
         elif op.get("_index") == names.DEADLETTER_INDEX:
             report.dead_lettered += 1
             pipeline_rejected.append(line_id)
@@ -225,19 +227,19 @@ def _send(
 
 
 def _dead_letter(
-    engine: Engine, items: list[tuple[str, bytes, str]], stream: str, report: IngestReport
+    engine: Engine, items: list[tuple[str, bytes, str, dict[str, Any] | None]], stream: str,
+    report: IngestReport,
 ) -> None:
     now = iso(datetime.now(UTC))
     actions = []
-    for line_id, raw, reason in items:
-        actions.append((
-            {"create": {"_index": names.DEADLETTER_INDEX, "_id": line_id}},
-            {
-                "@timestamp": now,
-                **deadletter_original(raw),
-                "failure": {"stage": "ingest", "stream": stream, "message": reason},
-            },
-        ))
+    for line_id, raw, reason, sent in items:
+        letter: dict[str, Any] = {"@timestamp": now, **deadletter_original(raw),
+                                  "failure": {"stage": "ingest", "stream": stream,
+                                              "message": reason}}
+        if sent is not None:  # what was sent (--service, ...): what a replay sends again
+            letter["original"]["document"] = sent
+        actions.append(({"create": {"_index": names.DEADLETTER_INDEX, "_id": line_id}},
+                        letter))
         report.add_reason(reason.split(": ", 1)[-1] if reason.startswith("line ") else reason)
     result = engine.bulk(actions)
     report.dead_lettered += result.ok
