@@ -147,7 +147,7 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
                f"{result.timings['analyse_s']:.1f} s, report {result.timings['report_s']:.1f} s)")
     echo("")
     echo("Next:")
-    for line in next_steps(namespace, url):
+    for line in next_steps(namespace, engine.url):  # the URL without credentials
         echo(line)
     if as_json:
         print_json({
