@@ -694,9 +694,9 @@ class Shipper:
             self._healthy = True
             self._failures = 0
             if token is not None and self.spool is not None and not self.spool.current(token):
-                # another sender's failure rewound the spool after this read: its records
-                # are read and sent again (the stored ones then answer 409), so they are
-                # counted then, once, and nothing of this answer is kept
+                # the spool was rewound after this read (Spool.rewind): its records are read
+                # and sent again (the stored ones then answer 409), so they are counted
+                # then, once, and nothing of this answer is kept
                 self._work.notify_all()
                 return
             self._c.sent += ok
