@@ -5,7 +5,10 @@ Each line gets an id from (file, line number, content), so ingesting the same fi
 delivers nothing twice. Nothing is lost: a line the pipeline rejects lands in the dead-letter
 index with the reason (the pipeline does that), a line that is not valid UTF-8 is sent with
 U+FFFD replacements plus its exact bytes in base64 (and so is dead-lettered with both), and a
-line the engine refuses at index time is dead-lettered here.
+line the engine refuses at index time is dead-lettered here. A line nested deeper than
+:data:`logsight.shipper.limits.MAX_DEPTH` is never sent (the engine's parser would overflow its
+stack and hold the whole batch): it is dead-lettered here, with its bytes, and the rest of its
+batch goes through.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logsight import names
+from logsight.shipper.limits import deadletter_original, too_deep
+from logsight.spans import is_ecs_span, span_from_record
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -69,6 +75,13 @@ def _document(
         if not isinstance(parsed, dict):
             return None, "not a JSON object"
         doc = parsed
+        if kind == names.TRACES and not is_ecs_span(doc):
+            # an OTel-JSON span (trace_id, start_time_unix_nano, ...): the one span mapping
+            # the analyses and the exporter share
+            try:
+                doc = span_from_record(doc)
+            except ValueError as e:
+                return None, f"not a span: {e}"
     if service and kind == names.LOGS:
         doc["service"] = {"name": service}
     extra: dict[str, Any] = {}
@@ -101,11 +114,16 @@ def ingest_file(
     batch_size: int = 1000,
     now: datetime | None = None,
     refresh: bool = False,
+    retry_for: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> IngestReport:
     """Send every non-empty line of ``path`` to ``kind``'s stream in ``namespace``.
 
     ``missing_time``: what a raw log line without a timestamp gets - ``dead-letter`` (the
-    pipeline's rule) or ``now`` (the time of this ingest).
+    pipeline's rule) or ``now`` (the time of this ingest). Lines the cluster pushes back
+    (429, a write block) are retried with a doubling back-off for at most ``retry_for``
+    seconds, then dead-lettered with the reason (``logsight deadletter replay`` re-sends
+    them once the cause is gone).
     """
     p = Path(path)
     if not p.is_file():
@@ -120,27 +138,52 @@ def ingest_file(
     batch: list[tuple[str, bytes, dict[str, Any]]] = []
     for number, raw in _lines(p):
         report.lines += 1
-        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
         line_id = _line_id(stream, p, number, raw)
-        if doc is None:
-            _dead_letter(engine, [(line_id, raw, f"line {number}: {error}")], stream, report)
+        deep = too_deep(raw)  # before parsing: neither Python's parser nor the engine's
+        if deep is not None:
+            _dead_letter(engine, [(line_id, raw, f"line {number}: {deep}", None)], stream,
+                         report)
             continue
+        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
+        if doc is None:
+            _dead_letter(engine, [(line_id, raw, f"line {number}: {error}", None)], stream,
+                         report)
+            continue
+        if kind == names.TRACES and isinstance(doc.get("event.id"), str):
+            line_id = doc["event.id"]  # a span's own id: exported and ingested, stored once
         batch.append((line_id, raw, doc))
         if len(batch) >= batch_size:
-            _send(engine, batch, stream, report)
+            _send_retrying(engine, batch, stream, report, retry_for, sleep)
             batch = []
     if batch:
-        _send(engine, batch, stream, report)
+        _send_retrying(engine, batch, stream, report, retry_for, sleep)
     if refresh:
         engine.refresh(stream)
         engine.refresh(names.DEADLETTER_INDEX)
     return report
 
 
+def _send_retrying(
+    engine: Engine, batch: list[tuple[str, bytes, dict[str, Any]]], stream: str,
+    report: IngestReport, retry_for: float, sleep: Callable[[float], None],
+) -> None:
+    waited, delay = 0.0, 0.25
+    while True:
+        last = waited >= retry_for
+        batch = _send(engine, batch, stream, report, final=last)
+        if not batch:
+            return
+        step = min(delay, retry_for - waited)
+        sleep(step)
+        waited += step
+        delay = min(delay * 2, 10.0)
+
+
 def _send(
     engine: Engine, batch: list[tuple[str, bytes, dict[str, Any]]], stream: str,
-    report: IngestReport,
-) -> None:
+    report: IngestReport, *, final: bool = True,
+) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """Send ``batch``; returns the lines to try again (pushed back, and not ``final``)."""
     result_items = engine.request(
         "POST",
         "/_bulk",
@@ -150,16 +193,22 @@ def _send(
         ),
         ndjson=True,
     )["items"]
-    refused: list[tuple[str, bytes, str]] = []
+    refused: list[tuple[str, bytes, str, dict[str, Any] | None]] = []
     pipeline_rejected: list[str] = []
-    for (line_id, raw, _), item in zip(batch, result_items, strict=True):
+    again: list[tuple[str, bytes, dict[str, Any]]] = []
+    for entry, item in zip(batch, result_items, strict=True):
+        line_id, raw, sent = entry
         op = item["create"]
         status = int(op.get("status", 500))
+        err_type = str((op.get("error") or {}).get("type", ""))
         if status == 409:
             report.duplicates += 1
+        elif not final and (status in (429, 502, 503, 504) or (
+                status == 403 and err_type == "cluster_block_exception")):
+            again.append(entry)
         elif status >= 300:
             err = op.get("error") or {}
-            refused.append((line_id, raw, f"{err.get('type')}: {err.get('reason')}"))
+            refused.append((line_id, raw, f"{err.get('type')}: {err.get('reason')}", sent))
         elif op.get("_index") == names.DEADLETTER_INDEX:
             report.dead_lettered += 1
             pipeline_rejected.append(line_id)
@@ -174,23 +223,23 @@ def _send(
             report.add_reason(d.get("_source", {}).get("failure", {}).get("message", "unknown"))
     if refused:
         _dead_letter(engine, refused, stream, report)
+    return again
 
 
 def _dead_letter(
-    engine: Engine, items: list[tuple[str, bytes, str]], stream: str, report: IngestReport
+    engine: Engine, items: list[tuple[str, bytes, str, dict[str, Any] | None]], stream: str,
+    report: IngestReport,
 ) -> None:
     now = iso(datetime.now(UTC))
     actions = []
-    for line_id, raw, reason in items:
-        actions.append((
-            {"create": {"_index": names.DEADLETTER_INDEX, "_id": line_id}},
-            {
-                "@timestamp": now,
-                "original_text": raw.decode("utf-8", "replace"),
-                "original": {"base64": base64.b64encode(raw).decode()},
-                "failure": {"stage": "ingest", "stream": stream, "message": reason},
-            },
-        ))
+    for line_id, raw, reason, sent in items:
+        letter: dict[str, Any] = {"@timestamp": now, **deadletter_original(raw),
+                                  "failure": {"stage": "ingest", "stream": stream,
+                                              "message": reason}}
+        if sent is not None:  # what was sent (--service, ...): what a replay sends again
+            letter["original"]["document"] = sent
+        actions.append(({"create": {"_index": names.DEADLETTER_INDEX, "_id": line_id}},
+                        letter))
         report.add_reason(reason.split(": ", 1)[-1] if reason.startswith("line ") else reason)
     result = engine.bulk(actions)
     report.dead_lettered += result.ok

@@ -11,7 +11,6 @@ never stores it twice.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from logsight.ecs import Service, format_timestamp_ns
+from logsight.spans import attribute_fields as _attributes  # one mapping for every span path
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
 
@@ -32,29 +32,6 @@ _KIND = {
 }
 _STATUS = {StatusCode.OK: ("ok", "success"), StatusCode.ERROR: ("error", "failure"),
            StatusCode.UNSET: ("unset", "unknown")}
-
-
-def _value(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (tuple, list)):
-        return [_value(x) for x in v]
-    return v
-
-
-def _attributes(prefix: str, attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``prefix + key`` for each attribute. A key that is also the dotted prefix of another
-    (``db.system`` beside ``db.system.name``) gets a ``_value`` suffix, since an indexed field
-    cannot be both a value and an object."""
-    if not attrs:
-        return {}
-    keys = list(attrs)
-    parents = {k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1)}
-    out: dict[str, Any] = {}
-    for k in keys:
-        name = k + "_value" if k in parents else k
-        out[prefix + name] = _value(attrs[k])
-    return out
 
 
 def span_to_doc(span: ReadableSpan, service: Service | None = None) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import click
 from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
+    deadletter_cmd,
     demo_cmd,
     drift_cmd,
     engine_cmd,
@@ -32,6 +33,7 @@ def main() -> None:
 main.add_command(engine_cmd.engine)
 main.add_command(setup_cmd.setup)
 main.add_command(ingest_cmd.ingest)
+main.add_command(deadletter_cmd.deadletter)
 main.add_command(demo_cmd.demo)
 main.add_command(traces_cmd.traces)
 main.add_command(drift_cmd.drift)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from logsight.engine import Engine, EngineError, connect
+from logsight.engine import Engine, EngineAuthError, EngineError, connect
 from logsight.errors import BadRequest, NoData
 from logsight.timeutil import parse_when
 
@@ -57,6 +57,8 @@ def json_option(f: F) -> F:
 def engine_from(url: str | None) -> Engine:
     try:
         return connect(url)
+    except EngineAuthError as e:  # a configuration error: starting an engine would not help
+        raise click.ClickException(f"configuration error: {e.message}") from e
     except EngineError as e:
         raise click.ClickException(
             f"{e.message}\nStart the local engine with 'logsight engine start' or set LOGSIGHT_URL."

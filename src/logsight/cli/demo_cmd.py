@@ -96,6 +96,10 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
          no_progress: bool, keep: bool, check_browser: bool, stop_engine: bool,
          as_json: bool) -> None:
     """Run the end-to-end demo: simulate an ML system with incidents, analyse it, report."""
+    # with --json, stdout is the JSON document alone: the running commentary goes to stderr
+    def echo(message: str = "") -> None:
+        click.echo(message, err=as_json)
+
     from logsight.demo.incidents import default_schedule, short_schedule
     from logsight.demo.report import check_in_browser
     from logsight.demo.runner import run_demo
@@ -118,61 +122,61 @@ def demo(url: str | None, namespace: str, out_dir: Path, short: bool, seed: int,
         except LocalEngineError as e:
             raise click.ClickException(str(e)) from e
         url = status.url
-        click.echo(("started " if started else "using running ") + status.describe())
+        echo(("started " if started else "using running ") + status.describe())
     engine = engine_from(url)
     try:
         try:
             report = install(engine)
         except EngineError as e:
             raise click.ClickException(f"setup failed: {e.message}") from e
-        click.echo(f"setup: {report.changed} asset(s) changed, "
+        echo(f"setup: {report.changed} asset(s) changed, "
                    f"{len(report.rows) - report.changed} unchanged ({engine.flavor} "
                    f"{engine.version} at {engine.url})")
         schedule = short_schedule() if short else default_schedule()
         try:
             result = run_demo(engine, url=url, namespace=namespace, schedule=schedule,
-                              out_dir=out_dir, random_state=seed, echo=click.echo,
+                              out_dir=out_dir, random_state=seed, echo=echo,
                               progress=not no_progress, reset=not keep)
         except EngineError as e:
             raise click.ClickException(f"the demo could not talk to the cluster: {e.message}"
                                        ) from e
     finally:
         engine.close()
-    click.echo("")
+    echo("")
     for line in result.lines():
-        click.echo(line)
-    click.echo("")
+        echo(line)
+    echo("")
     found = len(schedule.incidents) - len(result.match.missed)
-    click.echo(f"{found} of {len(schedule.incidents)} injected incidents found; "
+    echo(f"{found} of {len(schedule.incidents)} injected incidents found; "
                f"{len(result.match.others)} other finding(s).")
-    click.echo(f"HTML report: {result.html.resolve()}")
+    echo(f"HTML report: {result.html.resolve()}")
     if check_browser:
         shot = result.html.with_name("report.png")
         try:
             check = check_in_browser(result.html, screenshot=shot)
         except (FileNotFoundError, RuntimeError) as e:
-            click.echo(f"browser check skipped: {e}")
+            echo(f"browser check skipped: {e}")
         else:
             verdict = "ok" if check.ok else "FAILED"
-            click.echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered "
-                       f"({len(check.empty)} without data), "
+            echo(f"browser check {verdict}: {check.loaded}/{check.images} plots rendered "
+                 f"({len(check.empty)} without data), "
                        f"{len(check.errors)} page error(s); screenshot {check.screenshot}")
     elapsed = time.monotonic() - wall
-    click.echo(f"demo wall time: {elapsed:.1f} s (simulate+ship "
+    echo(f"demo wall time: {elapsed:.1f} s (simulate+ship "
                f"{result.timings['simulate_and_ship_s']:.1f} s, analyse "
                f"{result.timings['analyse_s']:.1f} s, report {result.timings['report_s']:.1f} s)")
-    click.echo("")
+    echo("")
     if local is not None and stop_engine:
         local.stop()
-        click.echo(f"local engine stopped (data kept in {local.state_dir}; "
-                   "`logsight engine start` brings it back for the next steps).")
-    click.echo("Next:")
-    for line in next_steps(namespace, url):
-        click.echo(line)
+        echo(f"local engine stopped (data kept in {local.state_dir}; "
+             "`logsight engine start` brings it back for the next steps).")
+    echo("Next:")
+    for line in next_steps(namespace, engine.url):  # the URL without credentials
+        echo(line)
     if local is not None and not stop_engine:
-        click.echo("")
+        echo("")
         for line in engine_left_running(local):
-            click.echo(line)
+            echo(line)
     if as_json:
         print_json({
             "namespace": namespace,

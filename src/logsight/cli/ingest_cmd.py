@@ -26,13 +26,18 @@ from logsight.ingest import ingest_file
               help="logs: a line with no timestamp goes to the dead-letter index, or gets the "
                    "ingest time.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--retry-for", type=click.FloatRange(0, 3600), default=60.0, show_default=True,
+              help="Seconds to keep retrying lines the cluster pushes back (429, a write "
+                   "block) before dead-lettering them.")
 @json_option
 def ingest(path: Path, url: str | None, kind: str, namespace: str, service: str | None,
-           missing_time: str, batch_size: int, as_json: bool) -> None:
+           missing_time: str, batch_size: int, retry_for: float, as_json: bool) -> None:
     """Ship FILE (raw log lines, or NDJSON documents) through the ingest pipelines.
 
     Re-running on the same file sends nothing twice; lines that cannot be indexed land in
-    logsight-deadletter with the reason.
+    logsight-deadletter with the reason (`logsight deadletter list|replay`). A line nested
+    deeper than 20 levels is dead-lettered before it is parsed. --kind traces also takes
+    OTel-JSON spans (trace_id, span_id, start_time_unix_nano, ...), as traces --input does.
     """
     if not path.is_file():
         raise click.BadParameter(
@@ -40,7 +45,8 @@ def ingest(path: Path, url: str | None, kind: str, namespace: str, service: str 
     eng = engine_from(url)
     try:
         report = ingest_file(eng, path, kind=kind, namespace=namespace, service=service,
-                             missing_time=missing_time, batch_size=batch_size, refresh=True)
+                             missing_time=missing_time, batch_size=batch_size, refresh=True,
+                             retry_for=retry_for)
     except EngineError as e:
         raise click.ClickException(f"ingest failed: {e.message}") from e
     if as_json:

@@ -9,18 +9,24 @@ from logsight.engine.client import (
     BulkItemError,
     BulkResult,
     Engine,
+    EngineAuthError,
     EngineError,
     EngineUnavailable,
     connect,
+    redact_url,
     settings_from_env,
+    split_credentials,
 )
 
 __all__ = [
     "BulkItemError",
     "BulkResult",
     "Engine",
+    "EngineAuthError",
     "EngineError",
     "EngineUnavailable",
     "connect",
+    "redact_url",
     "settings_from_env",
+    "split_credentials",
 ]

@@ -39,6 +39,15 @@ class EngineUnavailable(EngineError, errors.EngineUnavailable):
     :class:`logsight.errors.EngineUnavailable` kind)."""
 
 
+class EngineAuthError(EngineError):
+    """The cluster refused our credentials (401): a configuration error, not an outage;
+    retrying does not help until LOGSIGHT_API_KEY / LOGSIGHT_USERNAME / LOGSIGHT_PASSWORD (or
+    the credentials in the URL) are fixed."""
+
+    def __init__(self, message: str, info: Any = None) -> None:
+        super().__init__(401, message, info)
+
+
 @dataclass(frozen=True)
 class BulkItemError:
     """One item of a ``_bulk`` that failed; ``retryable`` says whether sending it again helps."""
@@ -51,7 +60,11 @@ class BulkItemError:
 
     @property
     def retryable(self) -> bool:
-        return self.status in (429, 502, 503, 504)
+        # a write block (index.blocks.write: 403 cluster_block_exception; flood stage's
+        # read_only_allow_delete: 429) is lifted by an operator or by freed disk: retry, never
+        # dead-letter the document for good
+        return self.status in (429, 502, 503, 504) or (
+            self.status == 403 and self.error_type == "cluster_block_exception")
 
 
 @dataclass
@@ -61,6 +74,7 @@ class BulkResult:
     # create of an id that already exists: the event was delivered before (a replay); not an error
     duplicates: int = 0
     errors: list[BulkItemError] = field(default_factory=list)
+    ok_positions: list[int] = field(default_factory=list)  # which items were stored
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,49 @@ class ConnectionSettings:
     verify_certs: bool = True
     ca_certs: str | None = None
     request_timeout: float = 30.0
+    # HTTP connections kept per node: at least as many as threads sending at once (the
+    # shipper's senders), else the pool discards connections ("Connection pool is full")
+    connections: int = 10
+
+    def __post_init__(self) -> None:
+        # credentials in the URL (http://user:pw@host:9200), as both clients accept them:
+        # moved to username/password (explicit ones win), so the URL itself never carries a
+        # secret into a log line, an error message or a repr
+        user, password, bare = split_credentials(self.url)
+        if user is None:
+            return
+        object.__setattr__(self, "url", bare)
+        if self.username is None and self.api_key is None:
+            object.__setattr__(self, "username", user)
+            if self.password is None:
+                object.__setattr__(self, "password", password)
+
+
+def split_credentials(url: str) -> tuple[str | None, str | None, str]:
+    """(user, password, URL without them) for ``scheme://user:password@host...``; user is
+    None when the URL has no credentials. Percent-escapes in them are decoded."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None, None, url
+    if "@" not in parts.netloc:
+        return None, None, url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return unquote(user), unquote(password) if sep else None, bare
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password (and any API key passed as a query parameter) of every URL
+    in it replaced by ``***``: for log lines and error messages."""
+    import re
+
+    text = re.sub(r"(?i)([a-z][a-z0-9+.-]*://[^/\s:@]*):[^@/\s]*@", r"\1:***@", text)
+    return re.sub(r"(?i)([?&](?:api_key|apikey|api-key|key|token|password|access_token)=)"
+                  r"[^&\s]*", r"\1***", text)
 
 
 def settings_from_env(url: str | None = None, **overrides: Any) -> ConnectionSettings:
@@ -122,6 +179,10 @@ def probe(settings: ConnectionSettings, timeout: float = 5.0) -> dict[str, Any]:
             raw = resp.read()
     except urllib.error.HTTPError as e:
         hint = " (check LOGSIGHT_API_KEY or LOGSIGHT_USERNAME/PASSWORD)" if e.code in (401, 403) else ""
+        if e.code == 401:
+            raise EngineAuthError(
+                f"the cluster refused our credentials: GET / on {url} failed: 401 "
+                f"{e.reason}{hint}") from e
         raise EngineError(e.code, f"GET / on {url} failed: {e.code} {e.reason}{hint}") from e
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as e:
         raise EngineUnavailable("N/A", f"cannot reach {url}: {e}") from e
@@ -169,11 +230,13 @@ class Engine:
                 "verify_certs": s.verify_certs,
                 "ca_certs": s.ca_certs,
                 "headers": _auth_headers(s) or None,
+                "pool_maxsize": max(1, s.connections),
             }
             return OpenSearch(**{k: v for k, v in kw.items() if v is not None})
         from elasticsearch import Elasticsearch
 
-        ekw: dict[str, Any] = {"request_timeout": s.request_timeout}
+        ekw: dict[str, Any] = {"request_timeout": s.request_timeout,
+                               "connections_per_node": max(1, s.connections)}
         if s.url.startswith("https"):
             ekw["verify_certs"] = s.verify_certs
             if s.ca_certs:
@@ -218,6 +281,10 @@ class Engine:
             status, message, info = _describe(e)
             if status == 404 and ok_missing:
                 return None
+            if status == 401:
+                raise EngineAuthError(
+                    f"the cluster refused our credentials ({message}); check "
+                    "LOGSIGHT_API_KEY or LOGSIGHT_USERNAME/PASSWORD", info) from e
             if status in ("N/A", 429, 502, 503, 504) or _is_connection_error(e):
                 raise EngineUnavailable(status, message, info) from e
             raise EngineError(status, message, info) from e
@@ -515,6 +582,7 @@ def _bulk_result(resp: Mapping[str, Any]) -> BulkResult:
         status = int(op.get("status", 500))
         if status < 300:
             result.ok += 1
+            result.ok_positions.append(pos)
         elif status == 409 and "create" in item:
             result.duplicates += 1
         else:

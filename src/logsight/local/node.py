@@ -47,13 +47,16 @@ class EngineStatus:
     health: str | None = None
     state_dir: str | None = None
     heap: str | None = None
+    transport_port: int | None = None  # the node's internal transport (loopback only)
 
     def describe(self) -> str:
         if not self.running:
             return f"stopped (state in {self.state_dir})"
+        transport = (f", transport on 127.0.0.1:{self.transport_port}"
+                     if self.transport_port else "")
         return (
             f"running: OpenSearch {self.version} at {self.url} (pid {self.pid}, "
-            f"health {self.health}, heap {self.heap}, state in {self.state_dir})"
+            f"health {self.health}, heap {self.heap}{transport}, state in {self.state_dir})"
         )
 
 
@@ -87,6 +90,17 @@ def _is_engine(pid: int) -> bool:
         return b"LogsightNode" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return _pid_alive(pid)  # no /proc (not Linux): fall back to "alive"
+
+
+def _free_loopback_port(avoid: int) -> int:
+    """A port nothing listens on now (the kernel's pick), other than ``avoid``."""
+    for _ in range(10):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != avoid:
+            return port
+    raise LocalEngineError("no free loopback port for the engine's transport")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -207,6 +221,7 @@ class LocalEngine:
             health=str(health.get("status")),
             state_dir=str(self.state_dir),
             heap=str(state.get("heap")),
+            transport_port=int(state["transport_port"]) if state.get("transport_port") else None,
         )
 
     def start(self, *, timeout: float = 240.0) -> tuple[EngineStatus, bool]:
@@ -225,6 +240,9 @@ class LocalEngine:
                 "choose another with --port or LOGSIGHT_ENGINE_PORT"
             )
         classpath = self.resolve()
+        # the node's transport (cluster-internal) gets a free loopback port, checked here, not
+        # a fixed offset from the HTTP port that another program may hold
+        transport_port = _free_loopback_port(avoid=self.port)
         self.node_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -241,6 +259,7 @@ class LocalEngine:
             "--base", str(self.node_dir),
             "--port", str(self.port),
             "--host", self.host,
+            "--transport-port", str(transport_port),
         ]
         (self.state_dir / "tmp").mkdir(exist_ok=True)
         with open(self.log_file, "ab") as out:
@@ -250,7 +269,7 @@ class LocalEngine:
             )
         self._state_file.write_text(
             json.dumps({"pid": proc.pid, "port": self.port, "heap": self.heap,
-                        "started_at": time.time()})
+                        "transport_port": transport_port, "started_at": time.time()})
         )
         return self._wait_green(proc.pid, timeout), True
 

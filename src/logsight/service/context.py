@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from logsight import names
-from logsight.engine import Engine, EngineError, EngineUnavailable
+from logsight.engine import Engine, EngineAuthError, EngineError, EngineUnavailable
 from logsight.errors import Busy, LogsightError
 from logsight.findings import KINDS, Finding
 from logsight.jobs import JOBS, JobParams, JobResult
@@ -76,7 +76,7 @@ class EngineHolder:
             if self._engine is None:
                 try:
                     self._engine = self._factory()
-                except EngineUnavailable:
+                except (EngineUnavailable, EngineAuthError):  # auth: a config error (502)
                     raise
                 except EngineError as e:
                     raise EngineUnavailable(e.status, e.message) from e

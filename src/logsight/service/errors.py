@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from logsight import errors
-from logsight.engine import EngineError, EngineUnavailable
+from logsight.engine import EngineAuthError, EngineError, EngineUnavailable
 from logsight.service.models import ErrorBody
 
 _log = logging.getLogger("logsight.service")
@@ -91,6 +91,10 @@ class RequestTimeout(ApiError):
         )
 
 
+# what /health and the error answers say when the cluster answers 401
+REFUSED = "the cluster refused our credentials"
+
+
 def _body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return ErrorBody(error=code, message=message, details=details).model_dump(exclude_none=True)
 
@@ -103,6 +107,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown service, model, model version or analysis",
         422: "A parameter of the wrong type or out of range, an unknown body field, or an "
              "unknown query parameter (only the documented parameters are accepted)",
+        502: "The cluster refused our credentials (a configuration error), or refused the "
+             "request",
         503: "The cluster is unavailable, or every analysis slot is busy; retry after the "
              "Retry-After seconds",
         504: "The request timed out",
@@ -111,6 +117,22 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install_error_handlers(app: FastAPI, *, retry_after: int) -> None:
+    # every app installs these: also the place that keeps credentials out of the access log
+    from logsight.service.selflog import redact_access_log
+
+    redact_access_log()
+
+    @app.exception_handler(EngineAuthError)
+    async def _refused(request: Request, exc: EngineAuthError) -> JSONResponse:
+        # a configuration error, not an outage: retrying (503) would not help
+        _log.error("the cluster refused our credentials on %s", request.url.path)
+        return JSONResponse(
+            _body("engine_credentials_refused",
+                  f"{REFUSED} (401): check LOGSIGHT_API_KEY or "
+                  "LOGSIGHT_USERNAME/LOGSIGHT_PASSWORD of this service"),
+            status_code=502,
+        )
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(

@@ -71,3 +71,37 @@ def configure_self_logging(url: str | None, *, namespace: str | None = "logsight
         return logsight.configure(service_name="logsight", url=url, level="info", **kw)
     except Exception:
         return None
+
+
+# -- the access log never carries a credential ---------------------------------------------------
+class RedactCredentials(logging.Filter):
+    """Rewrites a record's arguments so credentials in URLs (``?api_key=...``, ``?token=``,
+    ``user:password@``) read ``***``: uvicorn's access log writes each request's path with its
+    query string, so a key wrongly sent in the URL (refused with 401) would otherwise be
+    written to disk. The record itself is not modified; a copy of its arguments is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from logsight.engine import redact_url
+
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) for a in args):
+            redacted = tuple(redact_url(a) if isinstance(a, str) else a for a in args)
+            if redacted != args:
+                record.args = redacted
+        elif isinstance(record.msg, str):
+            text = redact_url(record.msg)
+            if text != record.msg:
+                record.msg = text
+        return True
+
+
+_REDACT = RedactCredentials()
+ACCESS_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def redact_access_log() -> None:
+    """Install :class:`RedactCredentials` on uvicorn's loggers (idempotent)."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import hashlib
 import logging
 import os
 import random
@@ -38,8 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from logsight.shipper.guard import internal, internal_thread
+from logsight.shipper.ratelog import RateLimitedLog
 from logsight.shipper.spool import FsyncPolicy, Spool, SpoolLocked
-from logsight.shipper.transport import ItemFailure, TooLarge, Transport, Unavailable
+from logsight.shipper.transport import (
+    ItemFailure,
+    TooLarge,
+    Transport,
+    Unavailable,
+)
 
 # the shipper's diagnostics (counters, outages, errors): a logger the log adapters never ship
 # (DEFAULT_EXCLUDED_LOGGERS), shown wherever the application's logging config sends records
@@ -48,20 +56,44 @@ log = logging.getLogger("logsight.shipper")
 
 @dataclass
 class Counters:
-    """What happened to the events given to a shipper (monotonic totals)."""
+    """What happened to the events given to a shipper (monotonic totals, then gauges).
+
+    Every accepted event is in exactly one place, so these add up exactly::
+
+        enqueued + recovered == sent + duplicates + dead_lettered + dropped + in_transit
+
+    (``in_transit``: queued, waiting in memory, in the spool or in flight; 0 once
+    :meth:`Shipper.flush` returned True). ``rejected`` events were never accepted."""
 
     enqueued: int = 0  # accepted by submit()
-    sent: int = 0  # acknowledged by the destination (new documents)
+    recovered: int = 0  # found in the spool at start (left by an earlier process)
+    sent: int = 0  # acknowledged by the destination (new documents in their stream)
     duplicates: int = 0  # acknowledged as already there (409 on a replay)
-    retried: int = 0  # records sent again after a failure
+    dead_lettered: int = 0  # stored in the dead-letter index (refused for good, or too deep)
+    dropped: int = 0  # accepted, then lost: memory or spool bound, unencodable, refused dead letter
+    rejected: int = 0  # refused by submit(): queue full, or the shipper closed
+    retried: int = 0  # records sent again after a failure (a record may count several times)
     spooled: int = 0  # records written to the disk spool
-    dead_lettered: int = 0  # records the destination refused for good (to the dead-letter index)
-    dropped: int = 0  # lost: queue full, spool full, unencodable, or a refused dead letter
-    queued: int = 0  # now in the in-memory queue
-    pending_memory_bytes: int = 0  # now in serialised batches waiting in memory
-    spool_records: int = 0  # now in the spool
-    spool_bytes: int = 0
     spool_errors: int = 0  # spool writes that failed (disk full, I/O error): kept in memory
+    queued: int = 0  # now in the in-memory queue
+    pending_memory_records: int = 0  # now in serialised batches waiting in memory
+    pending_memory_bytes: int = 0
+    spool_records: int = 0  # now in the spool (in flight from it included)
+    spool_bytes: int = 0
+    in_flight: int = 0  # now being sent from memory
+
+    @property
+    def in_transit(self) -> int:
+        return self.queued + self.pending_memory_records + self.spool_records + self.in_flight
+
+    @property
+    def received(self) -> int:
+        return self.enqueued + self.recovered
+
+    @property
+    def accounted(self) -> int:
+        """Where the received events are: always equals :attr:`received` when idle."""
+        return self.sent + self.duplicates + self.dead_lettered + self.dropped + self.in_transit
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -79,6 +111,8 @@ def _close_all_at_exit() -> None:
 atexit.register(_close_all_at_exit)
 
 _SPOOL_SLOTS = 64  # numbered siblings a spool directory may take when it is in use
+_SPOOL_RETRY = 5.0  # seconds between two tries of a spool that failed to write (disk full)
+_MAX_DIR_NAME = 80  # longer shipper names are shortened and hashed (file-name limits)
 
 
 def _before_fork() -> None:
@@ -113,7 +147,13 @@ def default_spool_dir(name: str) -> Path:
         from platformdirs import user_cache_dir
 
         base = str(Path(user_cache_dir("logsight")) / "spool")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "default"
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
+                   for c in name) or "default"
+    if safe in (".", "..") or len(safe) > _MAX_DIR_NAME:
+        # a name the file system would refuse (too long: ENAMETOOLONG turned the spool off):
+        # a readable prefix plus a hash of the whole name, so distinct names stay distinct
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        safe = f"{safe.strip('.')[:_MAX_DIR_NAME - 17] or 'spool'}-{digest}"
     return Path(base) / safe
 
 
@@ -177,6 +217,9 @@ class Shipper:
 
         self._name = name
         self._n_senders = senders
+        reserve = getattr(transport, "reserve_connections", None)
+        if reserve is not None:  # a pool of one connection per sender, none discarded
+            reserve(senders)
         self._spool_args: tuple[Path, int, int, FsyncPolicy] | None = (
             (Path(spool_dir) if spool_dir else default_spool_dir(name),
              spool_max_bytes, spool_segment_bytes, fsync) if use_spool else None)
@@ -186,6 +229,8 @@ class Shipper:
         self.spool: Spool | None = None
         if self._spool_args is not None:
             self.spool = self._open_spool(*self._spool_args)
+            if self.spool is not None:
+                self._c.recovered = self.spool.pending_records
         self._start()
         _live.add(self)
 
@@ -208,8 +253,15 @@ class Shipper:
         self._start_lock = threading.Lock()  # a forked child's lazy restart
         self._healthy = True
         self._failures = 0
+        self._pressure = 0  # consecutive batches with per-item 429/5xx (shared back-off)
         self._next_attempt = 0.0
         self._inflight = 0
+        self._inflight_mem = 0  # of which from memory (spool reads stay counted in the spool)
+        self._spool_down_until: float | None = None  # spool failed to write: memory until
+        self._dead_log = RateLimitedLog(log, interval=self.drop_warning_interval,
+                                        monotonic=self._mono)
+        self._drop_log = RateLimitedLog(log, interval=self.drop_warning_interval,
+                                        monotonic=self._mono)
         self._pumping = False
         self._running = False
         self._pump: threading.Thread | None = None
@@ -239,6 +291,8 @@ class Shipper:
                 return
             if self._spool_args is not None and self.spool is None:
                 self.spool = self._open_spool(*self._spool_args, forked=True)
+                if self.spool is not None:
+                    self._c.recovered = self.spool.pending_records
             self._start()
 
     # -- fork safety ------------------------------------------------------------------------
@@ -326,9 +380,11 @@ class Shipper:
             c = Counters(**asdict(self._c))
         queued = len(self._queue)
         c.queued = queued
-        c.dropped += self._app_dropped
+        c.rejected = self._app_dropped
         c.enqueued = self._drained + queued
         c.pending_memory_bytes = self._pending_bytes
+        c.pending_memory_records = sum(len(b) for b in list(self._pending))
+        c.in_flight = self._inflight_mem
         if self.spool is not None:
             c.spool_records = self.spool.pending_records
             c.spool_bytes = self.spool.pending_bytes
@@ -397,9 +453,13 @@ class Shipper:
                 if t.is_alive():
                     alive.append(t.name)
         with self._lock:
+            if self._spool_down_until is not None:  # one more try of a failing spool
+                self._spool_down_until = self._mono() - 1.0
             self._spill(everything=True)
             if self.spool is None or self._pending:  # nowhere to keep them: lost, and counted
-                self._c.dropped += sum(len(b) for b in self._pending)
+                n = sum(len(b) for b in self._pending)
+                if n:
+                    self._drop(n, "closed with nowhere to keep them (no working spool)")
                 self._pending.clear()
                 self._pending_bytes = 0
             if self.spool is not None and not alive:
@@ -412,10 +472,12 @@ class Shipper:
         else:
             self.transport.close()
         _live.discard(self)
-        dropped = self.counters.dropped
-        if dropped:
+        self._dead_log.flush()
+        self._drop_log.flush()
+        c = self.counters
+        if c.dropped + c.rejected:
             log.warning("logsight shipper %s: %d event(s) were dropped (see the counters: %s)",
-                        self._name, dropped, self.counters.as_dict())
+                        self._name, c.dropped + c.rejected, c.as_dict())
         return delivered
 
     # -- pump thread --------------------------------------------------------------------
@@ -471,7 +533,8 @@ class Shipper:
     def _hand_over(self, batches: list[tuple[list[bytes], int]], drained: int, bad: int) -> None:
         with self._lock:
             self._drained += drained
-            self._c.dropped += bad
+            if bad:
+                self._drop(bad, "the document could not be encoded")
             for b, size in batches:
                 self._pending.append(b)
                 self._pending_bytes += size
@@ -481,7 +544,7 @@ class Shipper:
     def _spill(self, *, everything: bool) -> None:
         """Move the oldest in-memory batches to the spool (lock held). Without a spool, keep
         up to ``max_memory_bytes`` and drop the oldest beyond it."""
-        if self.spool is not None:
+        if self.spool is not None and self._spool_usable():
             limit = 0 if everything else self.max_memory_bytes
             while self._pending and self._pending_bytes > limit:
                 batch = self._pending.popleft()
@@ -492,17 +555,45 @@ class Shipper:
                 except OSError as e:  # disk full, I/O error: the batch stays in memory
                     self._pending.appendleft(batch)
                     self._pending_bytes += size
-                    self._c.spool_errors += 1
-                    log.warning("logsight shipper: spool write failed (%s); keeping %d records "
-                                "in memory", e, len(batch))
+                    self._spool_failed(e)
                     break
+                self._spool_ok()
                 self._c.spooled += taken
-                self._c.dropped += len(batch) - taken
+                if taken < len(batch):
+                    self._drop(len(batch) - taken, "the spool is full (spool_max_bytes)")
         # without a (working) spool, memory is the only buffer: its bound drops the oldest
         while self._pending and self._pending_bytes > self.max_memory_bytes:
             batch = self._pending.popleft()
             self._pending_bytes -= sum(len(r) for r in batch)
-            self._c.dropped += len(batch)
+            self._drop(len(batch), f"memory buffer full (max_memory_bytes "
+                                   f"{self.max_memory_bytes})")
+
+    def _drop(self, n: int, why: str) -> None:
+        """(Lock held.) Count ``n`` lost records and say so (rate-limited)."""
+        self._c.dropped += n
+        self._drop_log.warning("logsight shipper: %d event(s) dropped since the last warning: "
+                               "%s", why, n=n)
+
+    def _spool_usable(self) -> bool:
+        until = self._spool_down_until
+        return until is None or self._mono() >= until
+
+    def _spool_failed(self, e: OSError) -> None:
+        """(Lock held.) A spool write failed: memory buffers until the next try, with one
+        warning for the whole episode (not one per batch)."""
+        self._c.spool_errors += 1
+        first = self._spool_down_until is None
+        self._spool_down_until = self._mono() + _SPOOL_RETRY
+        if first:
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            log.warning("logsight shipper: %s (%s); buffering in memory (at most %d bytes) and "
+                        "trying the spool again every %.0fs", "disk full" if full
+                        else "spool write failed", e, self.max_memory_bytes, _SPOOL_RETRY)
+
+    def _spool_ok(self) -> None:
+        if self._spool_down_until is not None:
+            self._spool_down_until = None
+            log.warning("logsight shipper: the spool is writable again")
 
     # -- sender thread ------------------------------------------------------------------
     def _send_loop(self, logs_stats: bool) -> None:
@@ -518,12 +609,15 @@ class Shipper:
                                                        and self.spool.unread)
                     wait = self._next_attempt - self._mono()
                     # while the destination is down, one request probes it (not all senders)
-                    if has_work and wait <= 0 and (self._healthy or self._inflight == 0):
+                    calm = self._healthy and not self._pressure
+                    if has_work and wait <= 0 and (calm or self._inflight == 0):
                         break
                     self._work.wait(timeout=min(self.flush_interval, wait) if wait > 0
                                     else self.flush_interval)
                 records, token = self._next_batch()
                 self._inflight += len(records)
+                if token is None:
+                    self._inflight_mem += len(records)
             try:
                 self._send(records, token)
             except Exception as e:  # a bug must neither lose the batch nor block the spool
@@ -535,6 +629,8 @@ class Shipper:
             finally:
                 with self._lock:
                     self._inflight -= len(records)
+                    if token is None:
+                        self._inflight_mem -= len(records)
             if (logs_stats and self.stats_interval
                     and self._mono() - last_stats >= self.stats_interval):
                 last_stats = self._mono()
@@ -558,7 +654,7 @@ class Shipper:
         # a 413 splits the batch in halves sent here, one after the other, so the spool's read
         # (token) is committed only once every record of it is delivered or durable again
         chunks: list[list[bytes]] = [records]
-        ok = duplicates = 0
+        ok = duplicates = dead_ok = 0
         retry: list[bytes] = []
         failed: list[ItemFailure] = []
         while chunks:
@@ -574,9 +670,11 @@ class Shipper:
                 continue
             except Unavailable as e:
                 with self._lock:
-                    self._c.sent += ok
-                    self._c.duplicates += duplicates
-                if token is not None:  # the spool re-reads it all (delivered ones answer 409)
+                    if token is None:  # from the spool, the whole read is sent again
+                        self._c.sent += ok
+                        self._c.duplicates += duplicates
+                        self._c.dead_lettered += dead_ok
+                if token is not None:  # the spool hands the whole read out again
                     self._failed(records, token, str(e))
                     return
                 self._failed(retry + [r for c in [chunk, *chunks] for r in c], None, str(e))
@@ -585,6 +683,7 @@ class Shipper:
                 return
             ok += result.ok
             duplicates += result.duplicates
+            dead_ok += result.dead_lettered
             retry += result.retry
             failed += result.failed
         dead, lost = self._dead_letter_records(failed)
@@ -594,13 +693,32 @@ class Shipper:
                          self._failures)
             self._healthy = True
             self._failures = 0
+            if token is not None and self.spool is not None and not self.spool.current(token):
+                # the spool was rewound after this read (Spool.rewind): its records are read
+                # and sent again (the stored ones then answer 409), so they are counted
+                # then, once, and nothing of this answer is kept
+                self._work.notify_all()
+                return
             self._c.sent += ok
             self._c.duplicates += duplicates
-            self._c.dead_lettered += len(dead)
-            self._c.dropped += lost
+            self._c.dead_lettered += dead_ok
+            if lost:
+                self._drop(lost, "a dead letter was refused")
+            if failed:
+                self._note_dead(failed)
             if retry:
                 self._c.retried += len(retry)
-                self._next_attempt = self._mono() + self._backoff(1)  # the cluster is pushing back
+                # the cluster is pushing back (429, a write block): one back-off for all the
+                # senders, growing while it lasts (capped at backoff_max), and one probe
+                if not self._pressure:
+                    log.warning("logsight shipper: the destination pushes back (%d of %d "
+                                "records to retry); backing off", len(retry), len(records))
+                self._pressure += 1
+                self._next_attempt = self._mono() + self._backoff(self._pressure)
+            elif self._pressure:
+                log.warning("logsight shipper: the destination takes records again after %d "
+                            "push-back(s)", self._pressure)
+                self._pressure = 0
             if token is not None:
                 # acknowledged off the spool: what still has to go is made durable first
                 if not self._keep_durable(retry + dead, token):
@@ -616,25 +734,25 @@ class Shipper:
 
     def _keep_durable(self, records: list[bytes], token: Any) -> bool:
         """(Lock held.) Append ``records`` (retries, dead letters) to the spool, then commit
-        ``token``. If the spool write fails, rewind instead: the whole read is sent again (the
-        delivered part is answered 409) rather than held only in memory. A full spool keeps
-        the rest in memory, as :meth:`_spill` does."""
+        ``token``: what still has to go is durable before the read is marked delivered. A
+        full or failing spool keeps the rest in memory (degraded, as :meth:`_spill` does)."""
         spool = self.spool
         assert spool is not None  # a token comes from the spool
         if records:
-            try:
-                taken = spool.append(records)
-            except OSError as e:
-                self._c.spool_errors += 1
-                log.warning("logsight shipper: spool write failed (%s); re-sending the batch", e)
-                spool.rewind()
-                self._next_attempt = self._mono() + self._backoff(1)
-                return False
+            taken = 0
+            if self._spool_usable():
+                try:
+                    taken = spool.append(records)
+                except OSError as e:  # disk full: memory keeps them (degraded, bounded)
+                    self._spool_failed(e)
+                else:
+                    self._spool_ok()
             self._c.spooled += taken
-            if taken < len(records):  # the spool is full: memory is the overflow (see _spill)
+            if taken < len(records):  # the spool is full or failing: memory is the overflow
                 rest = records[taken:]
                 self._pending.appendleft(rest)
                 self._pending_bytes += sum(len(r) for r in rest)
+                self._spill(everything=False)
         spool.commit(token)
         return True
 
@@ -649,8 +767,8 @@ class Shipper:
             if token is None:  # an in-memory batch: back to the front, then to disk
                 self._pending.appendleft(records)
                 self._pending_bytes += sum(len(r) for r in records)
-            elif self.spool is not None:  # read again from the durable cursor
-                self.spool.rewind()
+            elif self.spool is not None:  # this read is sent again; the others stand
+                self.spool.retry(token)
             self._spill(everything=True)
 
     def _backoff(self, failures: int) -> float:
@@ -673,11 +791,20 @@ class Shipper:
                 records.append(rec)
         return records, lost
 
+    def _note_dead(self, failures: list[ItemFailure]) -> None:
+        """(Lock held.) Say that records are being dead-lettered, and why (rate-limited)."""
+        f = failures[-1]
+        self._dead_log.warning(
+            "logsight shipper: %d event(s) refused for good since the last warning, sent to "
+            "the dead-letter index (last: %s %s: %s)", f.status, f.error_type, f.reason[:300],
+            n=len(failures))
+
     def _dead_letter(self, failures: list[ItemFailure]) -> None:
         records, lost = self._dead_letter_records(failures)
         with self._lock:
-            self._c.dead_lettered += len(records)
-            self._c.dropped += lost
+            if lost:
+                self._drop(lost, "a dead letter was refused")
+            self._note_dead(failures)
             if records:
                 self._pending.append(records)
                 self._pending_bytes += sum(len(r) for r in records)

