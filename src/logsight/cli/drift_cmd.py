@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -194,7 +195,11 @@ def drift(
                              D.SampleFiles(reference_file, current_file))
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
-        _print(result.features, as_json, {})
+        _print(result.features, as_json,
+               {"findings": [f.to_document() for f in result.findings]})
+        for f in result.findings:
+            if f.kind == "outlier_inputs" and not as_json:
+                click.echo(f"outlier inputs: {f.summary}")
         return
     if not model:
         raise click.UsageError("give --reference/--current files, or --model with windows")
@@ -234,8 +239,13 @@ def drift(
 @click.command()
 @click.option("--model", required=True, help="Model name.")
 @click.option("--version", "model_version", help="Only this model version.")
-@time_option('--from', 'start', what='Window start', required=True)
-@time_option('--to', 'end', what='Window end (exclusive)', default='Default: now.')
+@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="NDJSON file of ML event documents (predictions, feedback, "
+              "KPIs, as the ML adapter writes them): no cluster.")
+@time_option('--from', 'start', what='Window start',
+             default="Required on a cluster; with --input: the file's first prediction.")
+@time_option('--to', 'end', what='Window end (exclusive)',
+             default="Default: now (--input: after the file's last prediction).")
 @time_option('--reference-from', what='Reference window start, for degradation')
 @time_option('--reference-to', what='Reference window end (exclusive)', default='Default: --from.')
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
@@ -251,17 +261,30 @@ def drift(
 @url_option
 @json_option
 def performance(
-    model: str, model_version: str | None, start: str, end: str | None, reference_from: str | None,
-    reference_to: str | None, task: str | None, baseline_version: str | None,
-    kpi_lower_is_better: tuple[str, ...], namespace: str | None, no_write: bool,
-    url: str | None, as_json: bool,
+    model: str, model_version: str | None, input_path: Path | None, start: str | None,
+    end: str | None, reference_from: str | None, reference_to: str | None, task: str | None,
+    baseline_version: str | None, kpi_lower_is_better: tuple[str, ...], namespace: str | None,
+    no_write: bool, url: str | None, as_json: bool,
 ) -> None:
-    """Model quality over predictions joined with (late) feedback, per version."""
-    now = datetime.now(UTC)
-    window = _window(start, end, ("--from", "--to"), now)
-    assert window is not None  # --from is required
-    reference = _reference_window(reference_from, reference_to, window, now)
+    """Model quality over predictions joined with (late) feedback, per version.
+
+    Example: logsight performance --model churn --input mlevents.ndjson"""
     from logsight.jobs import performance as P
+
+    now = datetime.now(UTC)
+    source: Any = None
+    if input_path is not None:
+        source = P.EventFile(input_path)
+        with job_errors(OPTIONS):
+            first, after_last = source.span(model)
+        window = _window(start or first.isoformat(), end or after_last.isoformat(),
+                         ("--from", "--to"), now)
+    else:
+        if start is None:
+            raise click.UsageError("--from is required on a cluster (or give --input FILE)")
+        window = _window(start, end, ("--from", "--to"), now)
+    assert window is not None  # a start is given or taken from the file
+    reference = _reference_window(reference_from, reference_to, window, now)
 
     request = P.PerformanceRequest(
         P.Window(*window), P.Scope(namespace=namespace, model=model, version=model_version),
@@ -269,12 +292,15 @@ def performance(
         task=task,  # type: ignore[arg-type]  # click.Choice checked it
         baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
         require_current=True)
-    engine = engine_from(url)
+    engine = engine_from(url) if source is None else None
     try:
         with job_errors(OPTIONS):
             try:
-                result = P.performance(request, P.ClusterEvents(engine, namespace),
-                                       None if no_write else P.ClusterWriter(engine))
+                if engine is None:
+                    result = P.performance(request, source)
+                else:
+                    result = P.performance(request, P.ClusterEvents(engine, namespace),
+                                           None if no_write else P.ClusterWriter(engine))
             except P.TaskMismatch as err:
                 if task is None or err.labels is None:
                     raise
@@ -284,7 +310,8 @@ def performance(
                     f"--task {err.task} needs {need}; model {model!r}'s labels are "
                     f"{err.labels}: use --task {err.suggested}", param_hint="--task") from None
     finally:
-        engine.close()
+        if engine is not None:
+            engine.close()
     report, findings = result.report, result.findings
     _print_performance(report, findings, as_json)
 

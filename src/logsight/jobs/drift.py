@@ -93,6 +93,7 @@ def drift(request: DriftRequest, source: ClusterEvents | SampleFiles,
 
 
 def _drift_files(request: DriftRequest, source: SampleFiles) -> DriftResult:
+    sc = request.scope
     ref, cur = source.frames()
     paths = {"reference": source.reference, "current": source.current}
     for col in request.columns:
@@ -118,7 +119,17 @@ def _drift_files(request: DriftRequest, source: SampleFiles) -> DriftResult:
                else "it is numeric")
         raise BadRequest(e.side, f"{paths[e.side]}: column {e.column!r} has non-numeric values "
                          f"({e.detail}), but {why}") from None
-    return DriftResult(results, [], warnings=warnings)
+    # the same conclusions as on a cluster: drift and prediction-drift findings, and rows of
+    # the current sample whose inputs lie far outside the reference (skew-aware robust z)
+    findings = D.drift_findings(results, model=sc.model, window_start=None, window_end=None,
+                                service=sc.service, model_version=sc.version)
+    inputs = [c for c in ref.columns if c not in D.PREDICTION_SUBJECTS]
+    outliers = D.robust_outliers(ref[inputs], cur[[c for c in inputs if c in cur]])
+    if outliers.n_outliers:
+        findings += D.outlier_findings(outliers, model=sc.model, window_start=None,
+                                       window_end=None, service=sc.service,
+                                       sample_ids=[str(i) for i in outliers.row_index])
+    return DriftResult(results, findings, warnings=warnings)
 
 
 def _drift_cluster(request: DriftRequest, source: ClusterEvents, writer: Writer | None

@@ -17,10 +17,11 @@ from logsight.findings import Finding, _jsonable
 from logsight.jobs.base import Scope, Window
 from logsight.jobs.drift import ClusterEvents
 from logsight.sources import mlevents as M
+from logsight.sources.mlevents.files import EventFile
 from logsight.timeutil import iso
 from logsight.writer import ClusterWriter, Writer
 
-__all__ = ["ClusterEvents", "ClusterWriter", "PerformanceRequest", "PerformanceResult",
+__all__ = ["ClusterEvents", "ClusterWriter", "EventFile", "PerformanceRequest", "PerformanceResult",
            "Scope", "TaskMismatch", "Window", "guess_task", "performance"]
 
 TaskMismatch = P.TaskMismatch
@@ -69,7 +70,7 @@ def guess_task(joined: pd.DataFrame | None, *, max_classes: int = 20) -> P.Task:
 
 
 
-def performance(request: PerformanceRequest, source: ClusterEvents,
+def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
                 writer: Writer | None = None) -> PerformanceResult:
     """Metrics of the model's predictions in the window joined with their feedback (however
     late it arrived), per version; re-run it when late labels arrive
@@ -77,33 +78,30 @@ def performance(request: PerformanceRequest, source: ClusterEvents,
     KPIs: bootstrap interval per version (``random_state``), ``kpi_change`` findings for a
     version whose interval lies below the baseline version's (above, for the KPI names in
     ``kpi_lower_is_better``; only versions with ``min_kpi_events`` KPI events), Spearman
-    correlation of hourly accuracy and KPI means."""
-    r, engine, ns = request, source.engine, source.namespace
+    correlation of hourly accuracy and KPI means. ``source``: the cluster, or an
+    :class:`EventFile` of ML event documents (the same job on a file)."""
+    r = request
     model, version = r.scope.model, r.scope.version
     if model is None:
         raise BadRequest("model", "performance needs a model")
     start, end = r.window.closed
+    reads = _Reads(source)
     if r.require_current:
-        M.require_predictions(engine, model=model, start=start, end=end, version=version,
-                              namespace=ns)
-    joined = M.read_joined(engine, model=model, start=start, end=end, version=version,
-                           namespace=ns)
+        reads.require(model=model, start=start, end=end, version=version)
+    joined = reads.joined(model=model, start=start, end=end, version=version)
     ref = None
     if r.reference is not None:
         rs, re_ = r.reference.closed
-        ref = M.read_joined(engine, model=model, start=rs, end=re_, version=version,
-                            namespace=ns)
+        ref = reads.joined(model=model, start=rs, end=re_, version=version)
     if r.baseline_version is not None and r.baseline_version != version:
         # asked for by name: a version without predictions is an answer, not a fallback
         try:
-            M.require_predictions(engine, model=model, start=start, end=end,
-                                  version=r.baseline_version, namespace=ns)
+            reads.require(model=model, start=start, end=end, version=r.baseline_version)
         except M.NoPredictions as e:
             raise M.NoPredictions(f"baseline version {r.baseline_version!r}: {e}",
                                   parameters=("baseline_version",)) from None
     task = r.task or guess_task(joined if len(joined) else ref)
-    kpis = M.read_events(engine, "kpi", model=model, start=start, end=end, version=version,
-                         namespace=ns)
+    kpis = source.events("kpi", model=model, start=start, end=end, version=version)
     report = P.performance_report(
         joined, model=model, window_start=start, window_end=end, reference=ref,
         kpis=kpis if "kpi_name" in kpis else None, task=task,
@@ -117,8 +115,44 @@ def performance(request: PerformanceRequest, source: ClusterEvents,
             f"no predictions of model {model!r} in the reference window "
             f"[{iso(rs, timespec='seconds')}, {iso(re_, timespec='seconds')})"
             ": no degradation check")
-    findings = P.performance_findings(report, service=M.service_of(engine, model, ns),
-                                      namespace=ns)
+    report.notes.extend(getattr(source, "notes", []))
+    findings = P.performance_findings(report, service=reads.service_of(model),
+                                      namespace=source.namespace)
     if writer is not None and findings:
         writer.findings(findings)
     return PerformanceResult(report, findings)
+
+
+class _Reads:
+    """The reads the performance job makes, from the cluster or from an event file."""
+
+    def __init__(self, source: ClusterEvents | EventFile) -> None:
+        self.source = source
+
+    def joined(self, *, model: str, start: Any, end: Any, version: str | None) -> pd.DataFrame:
+        s = self.source
+        if isinstance(s, EventFile):
+            return s.joined(model=model, start=start, end=end, version=version)
+        return M.read_joined(s.engine, model=model, start=start, end=end, version=version,
+                             namespace=s.namespace)
+
+    def require(self, *, model: str, start: Any, end: Any, version: str | None) -> None:
+        s = self.source
+        if isinstance(s, EventFile):
+            if s.events("prediction", model=model, start=start, end=end,
+                        version=version).empty:
+                what = f"model {model!r}" + (f" version {version!r}" if version else "")
+                raise M.NoPredictions(
+                    f"no predictions of {what} in {s.path} between "
+                    f"{iso(start, timespec='seconds')} ({{window.start}}) and "
+                    f"{iso(end, timespec='seconds')} ({{window.end}})",
+                    parameters=("window",))
+            return
+        M.require_predictions(s.engine, model=model, start=start, end=end, version=version,
+                              namespace=s.namespace)
+
+    def service_of(self, model: str) -> str | None:
+        s = self.source
+        if isinstance(s, EventFile):
+            return s.service_of(model)
+        return M.service_of(s.engine, model, s.namespace)

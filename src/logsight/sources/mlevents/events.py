@@ -67,7 +67,15 @@ def read_file(path: str | Path, *, decode: DecodeReport | None = None) -> pd.Dat
         raise ValueError(f"cannot read {p}: {e}") from e
     feats = [c for c in frame.columns if str(c).startswith(FEATURE_PREFIX)]
     if feats:
-        frame = frame[feats].rename(columns=lambda c: c[len(FEATURE_PREFIX):])
+        # ML event documents: the inputs, and the model's side too (the prediction, its number
+        # and the score), so a shift of what the model answers is found on files as on a
+        # cluster (prediction_drift), not only a shift of what it was asked
+        if F.ML_TYPE in frame:
+            frame = frame[frame[F.ML_TYPE].isna() | (frame[F.ML_TYPE] == "prediction")]
+        outputs = {fld: name for name, fld in PREDICTION_FIELDS.items()
+                   if fld in frame and frame[fld].notna().any()}
+        frame = frame[feats + list(outputs)].rename(
+            columns=lambda c: outputs.get(c) or c[len(FEATURE_PREFIX):])
     return frame
 
 
