@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,20 +39,24 @@ def test_ingest_logs_loses_nothing_and_sends_nothing_twice(engine: Engine, names
     path = tmp_path / "app.log"
     path.write_bytes(RAW)
     report = ingest_file(engine, path, namespace=namespace, service="billing", refresh=True)
-    assert (report.lines, report.indexed, report.dead_lettered) == (5, 2, 3)
+    # the untimed line continues the event before it (multi-line events); the JSON line is a
+    # document of its own, the broken one and the one with invalid bytes are dead letters
+    assert (report.lines, report.indexed, report.dead_lettered) == (5, 2, 2)
+    assert (report.timestamp_format, report.continuation_lines) == ("iso8601", 1)
     stream = names.stream(names.LOGS, namespace)
     hits = engine.search(stream, {"size": 10, "sort": [{"@timestamp": "asc"}]})["hits"]["hits"]
     src = [h["_source"] for h in hits]
-    assert [s["message"] for s in src] == ["2024-05-01 10:00:00,123 INFO started", "json"]
+    assert [s["message"] for s in src] == [
+        "2024-05-01 10:00:00,123 INFO started\nno timestamp line", "json"]
     assert src[0]["service"]["name"] == "billing" and src[0]["log"]["level"] == "info"
     dead = _dead(engine, stream)
     reasons = " | ".join(d["failure"]["message"] for d in dead)
-    assert "missing @timestamp" in reasons and "invalid UTF-8" in reasons
+    assert "Unexpected character" in reasons and "invalid UTF-8" in reasons
     (bad,) = [d for d in dead if "invalid UTF-8" in d["failure"]["message"]]
     assert base64.b64decode(bad["original"]["logsight"]["original_base64"]) == b"bad \xff bytes 2024"
 
     again = ingest_file(engine, path, namespace=namespace, service="billing", refresh=True)
-    assert (again.indexed, again.dead_lettered, again.duplicates) == (0, 0, 5)
+    assert (again.indexed, again.dead_lettered, again.duplicates) == (0, 0, 4)
     assert engine.count(stream) == 2
 
 
@@ -87,9 +92,37 @@ def test_cli(engine: Engine, namespace: str, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["ingest", str(path), "--namespace", namespace, "--url", engine.url])
     assert res.exit_code == 0, res.output
-    assert "5 line(s): 2 indexed, 0 already there, 3 dead-lettered" in res.output
-    assert "missing @timestamp" in res.output
+    assert "5 line(s): 2 indexed, 0 already there, 2 dead-lettered" in res.output
+    assert "invalid UTF-8" in res.output
+    assert "1 line(s) without a timestamp sent with the event before them" in res.output
     res = runner.invoke(main, ["ingest", str(tmp_path / "nope.log"), "--url", engine.url])
     assert res.exit_code == 2 and "no such file" in res.output
     res = runner.invoke(main, ["ingest", str(path), "--namespace", "Bad-NS", "--url", engine.url])
     assert res.exit_code == 2 and "invalid namespace" in res.output
+
+
+def test_ingest_joins_tracebacks_and_reads_syslog_times(engine: Engine, namespace: str,
+                                                         tmp_path: Path) -> None:
+    """The same multi-line and timestamp rules as `logs anomalies --input` (issue 19 item 1,
+    item 5): a traceback is one document with its first line; syslog times are understood."""
+    path = tmp_path / "worker.log"
+    path.write_text(
+        "Dec  4 09:00:00 worker[12]: INFO started\n"
+        "Dec  4 09:00:01 worker[12]: ERROR job 7 failed\n"
+        "Traceback (most recent call last):\n"
+        '  File "job.py", line 3, in run\n'
+        "ValueError: bad input\n"
+        "Dec  4 09:00:02 worker[12]: INFO next\n")
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    report = ingest_file(engine, path, namespace=namespace, service="worker", refresh=True,
+                         now=now)
+    assert (report.lines, report.indexed, report.dead_lettered) == (6, 3, 0)
+    assert (report.timestamp_format, report.continuation_lines) == ("syslog", 3)
+    stream = names.stream(names.LOGS, namespace)
+    hits = engine.search(stream, {"size": 10, "sort": [{"@timestamp": "asc"}]})["hits"]["hits"]
+    src = [h["_source"] for h in hits]
+    assert [s["@timestamp"][:19] for s in src] == [
+        "2026-12-04T09:00:00", "2026-12-04T09:00:01", "2026-12-04T09:00:02"]
+    assert src[1]["message"].startswith("worker[12]: ERROR job 7 failed\nTraceback")
+    assert src[1]["message"].endswith("ValueError: bad input")
+    assert src[1]["log"]["level"] == "error"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from logsight import names
 from logsight.shipper.limits import deadletter_original, too_deep
+from logsight.sources import rawlog
+from logsight.sources.textfile import decode_line
 from logsight.spans import is_ecs_span, span_from_record
 from logsight.timeutil import iso
 
@@ -41,6 +44,10 @@ class IngestReport:
     duplicates: int = 0
     dead_lettered: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # raw log files: the timestamp format found (logsight.sources.rawlog) and the lines
+    # without a timestamp sent as part of the event before them (stack traces)
+    timestamp_format: str | None = None
+    continuation_lines: int = 0
 
     def add_reason(self, reason: str) -> None:
         key = reason.splitlines()[0][:160]
@@ -103,6 +110,66 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
+@dataclass
+class _Event:
+    """One document's worth of a file: its first line's number, its bytes (continuation lines
+    joined with newlines) and, for raw log lines in a non-ISO format, the time found."""
+
+    number: int
+    raw: bytes
+    time: str | None = None
+    rest: bytes | None = None  # the text after the timestamp, when the time was taken off
+    stamped: bool = False  # starts with a timestamp (only such an event takes continuations)
+
+
+def _events(path: Path, kind: str, report: IngestReport,
+            now: datetime | None = None) -> Iterator[_Event]:
+    """The file's events: every line, except that in a raw log file with a timestamp format
+    a line without a timestamp continues the event before it (multi-line events, as
+    Filebeat's multiline handling groups them; the same rule as ``logs anomalies --input``)."""
+    lines = _lines(path)
+    if kind != names.LOGS:
+        for number, raw in lines:
+            yield _Event(number, raw)
+        return
+    head: list[tuple[int, bytes]] = []
+    for item in lines:
+        head.append(item)
+        if len(head) >= rawlog.DETECT_LINES:
+            break
+    if not head or head[0][1].lstrip().startswith(b"{"):  # NDJSON: one document per line
+        for number, raw in itertools.chain(head, lines):
+            yield _Event(number, raw)
+        return
+    clock = now or datetime.now(UTC)
+    fmt = rawlog.detect_format((decode_line(r)[0] for _, r in head), now=clock)
+    report.timestamp_format = fmt
+    pending: _Event | None = None
+    for number, raw in itertools.chain(head, lines):
+        stamp = rawlog.parse_stamp(decode_line(raw)[0], fmt, now=clock) if fmt else None
+        # a JSON line in a raw file is a document of its own (the pipeline parses it)
+        if (stamp is None and pending is not None and pending.stamped
+                and not raw.lstrip().startswith(b"{")):
+            pending.raw += b"\n" + raw
+            if pending.rest is not None:
+                pending.rest += b"\n" + raw
+            report.continuation_lines += 1
+            continue
+        if pending is not None:
+            yield pending
+        if stamp is None:  # no format, or before the first stamped line: an event of its own
+            pending = None
+            yield _Event(number, raw)
+            continue
+        # ISO-8601 stays the pipeline's to parse (one place for the rule); other formats
+        # are parsed here and sent as @timestamp with the line after the stamp
+        pending = (_Event(number, raw, stamped=True) if fmt == "iso8601" else
+                   _Event(number, raw, iso(stamp.time), stamp.rest.encode("utf-8"),
+                          stamped=True))
+    if pending is not None:
+        yield pending
+
+
 def ingest_file(
     engine: Engine,
     path: str | Path,
@@ -136,15 +203,19 @@ def ingest_file(
     report = IngestReport(path=str(p), stream=stream)
     fallback = iso(now or datetime.now(UTC)) if missing_time == "now" else None
     batch: list[tuple[str, bytes, dict[str, Any]]] = []
-    for number, raw in _lines(p):
-        report.lines += 1
+    for ev in _events(p, kind, report, now):
+        number, raw = ev.number, ev.raw
+        report.lines += 1 + raw.count(b"\n")
         line_id = _line_id(stream, p, number, raw)
         deep = too_deep(raw)  # before parsing: neither Python's parser nor the engine's
         if deep is not None:
             _dead_letter(engine, [(line_id, raw, f"line {number}: {deep}", None)], stream,
                          report)
             continue
-        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
+        doc, error = _document(kind, raw if ev.rest is None else ev.rest, service=service,
+                               fallback_time=fallback)
+        if doc is not None and ev.time is not None:
+            doc["@timestamp"] = ev.time
         if doc is None:
             _dead_letter(engine, [(line_id, raw, f"line {number}: {error}", None)], stream,
                          report)

@@ -55,5 +55,10 @@ def ingest(path: Path, url: str | None, kind: str, namespace: str, service: str 
     click.echo(f"{report.path} -> {report.stream}: {report.lines} line(s): "
                f"{report.indexed} indexed, {report.duplicates} already there, "
                f"{report.dead_lettered} dead-lettered")
+    if report.continuation_lines:
+        click.echo(f"  {report.continuation_lines} line(s) without a timestamp sent with the "
+                   "event before them (multi-line events)")
+    if report.timestamp_format and report.timestamp_format != "iso8601":
+        click.echo(f"  timestamps read as {report.timestamp_format}")
     for reason, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {n:6d}  {reason}")
