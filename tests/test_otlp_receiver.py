@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_support import free_port, make_spans, otlp_json, served
 
 from logsight import names
 from logsight.adapters.otel import span_to_doc
 from logsight.otlp import OtlpReceiver, ReceiverSettings
 from logsight.otlp.decode import decode, parse
 from logsight.service.otlp import create_otlp_app
+from otlp_support import free_port, make_spans, otlp_json, served
 
 
 def _dead_url() -> str:
