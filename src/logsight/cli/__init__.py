@@ -12,6 +12,7 @@ from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
     demo_cmd,
+    dependencies_cmd,
     drift_cmd,
     engine_cmd,
     ingest_cmd,
@@ -40,3 +41,4 @@ main.add_command(serve_cmd.serve)
 main.add_command(alerts_cmd.alerts)
 main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
+main.add_command(dependencies_cmd.dependencies)

@@ -186,7 +186,7 @@ def _serve_with_receiver(
     try:
         cfg = ReceiverSettings(
             namespace=names.check_namespace(namespace or names.DEFAULT_NAMESPACE),
-            **({"max_body_bytes": max_body} if max_body else {}))
+            max_body_bytes=max_body or ReceiverSettings.max_body_bytes)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--otlp-namespace") from None
     receiver = OtlpReceiver(url, cfg)

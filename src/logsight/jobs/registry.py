@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from logsight import names
 from logsight.errors import BadRequest
+from logsight.jobs import dependencies as dependencies_job
 from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
@@ -84,6 +85,12 @@ def _trace_regressions(engine: Engine, p: JobParams) -> JobResult:
         traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p))
 
 
+def _dependencies(engine: Engine, p: JobParams) -> JobResult:
+    return dependencies_job.dependencies(
+        dependencies_job.DependencyRequest(p.window, p.scope(model=False), baseline=p.baseline),
+        traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p))
+
+
 def _log_anomalies(engine: Engine, p: JobParams) -> JobResult:
     # ``model`` names an ML model elsewhere; the log job takes none (a saved log model is a
     # pickle and no API field may ever reach one): the scope leaves it out
@@ -125,6 +132,10 @@ JOBS: dict[str, JobSpec] = {
                 uses_baseline=True,
                 description="Operations whose latency or critical-path share grew vs a "
                 "baseline"),
+        JobSpec("dependencies", names.TRACES, ("dependency_new", "dependency_vanished"),
+                _dependencies, uses_baseline=True,
+                description="The service dependency map (rate, error rate, p95 per edge); "
+                "new or vanished edges vs a baseline"),
         JobSpec("log_anomalies", names.LOGS, ("log_anomaly", "template_drift"), _log_anomalies,
                 uses_baseline=True,
                 description="Anomalous log windows (templates, levels, rates) vs a baseline"),
