@@ -11,6 +11,7 @@ import click
 from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
+    canary_cmd,
     demo_cmd,
     dependencies_cmd,
     drift_cmd,
@@ -42,3 +43,4 @@ main.add_command(alerts_cmd.alerts)
 main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
 main.add_command(dependencies_cmd.dependencies)
+main.add_command(canary_cmd.canary)

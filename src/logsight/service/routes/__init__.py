@@ -3,6 +3,7 @@
 
 from logsight.service.routes import (
     analyses,
+    canary,
     dependencies,
     findings,
     health,
@@ -11,6 +12,6 @@ from logsight.service.routes import (
     traces,
 )
 
-MODULES = (health, traces, dependencies, logs, models, findings, analyses)
+MODULES = (health, traces, dependencies, canary, logs, models, findings, analyses)
 
 __all__ = ["MODULES"]
