@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logsight import names
+from logsight.envoy import parse_line as parse_envoy_line
 from logsight.timeutil import iso
 
 if TYPE_CHECKING:
@@ -48,8 +49,12 @@ def _line_id(stream: str, path: Path, number: int, raw: bytes) -> str:
     return h.hexdigest()[:24]
 
 
+FORMATS = ("auto", "envoy")
+
+
 def _document(
-    kind: str, raw: bytes, *, service: str | None, fallback_time: str | None
+    kind: str, raw: bytes, *, service: str | None, fallback_time: str | None,
+    fmt: str = "auto",
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(document, error): the document to send for one line, or why it cannot be sent."""
     try:
@@ -58,6 +63,13 @@ def _document(
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
         bad_bytes = True
+    if fmt == "envoy":  # parsed here: the ECS fields of a mesh access log (logsight.envoy)
+        try:
+            doc = parse_envoy_line(text)
+        except ValueError as e:
+            return None, f"not an Envoy/Istio access log: {e}"
+        doc["service.name"] = service or "envoy"
+        return doc, None
     if kind == names.LOGS:
         # the logs pipeline parses JSON lines and raw lines itself (one place for the rules)
         doc: dict[str, Any] = {"message": text}
@@ -101,9 +113,12 @@ def ingest_file(
     batch_size: int = 1000,
     now: datetime | None = None,
     refresh: bool = False,
+    fmt: str = "auto",
 ) -> IngestReport:
     """Send every non-empty line of ``path`` to ``kind``'s stream in ``namespace``.
 
+    ``fmt``: ``auto`` (the pipeline parses JSON and raw lines) or ``envoy`` (Envoy / Istio
+    access logs, parsed by :mod:`logsight.envoy`; a line that is not one is dead-lettered).
     ``missing_time``: what a raw log line without a timestamp gets - ``dead-letter`` (the
     pipeline's rule) or ``now`` (the time of this ingest).
     """
@@ -114,13 +129,17 @@ def ingest_file(
         raise ValueError("missing_time must be 'dead-letter' or 'now'")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "envoy" and kind != names.LOGS:
+        raise ValueError("--format envoy lines are logs (--kind logs)")
     stream = names.stream(kind, namespace)
     report = IngestReport(path=str(p), stream=stream)
     fallback = iso(now or datetime.now(UTC)) if missing_time == "now" else None
     batch: list[tuple[str, bytes, dict[str, Any]]] = []
     for number, raw in _lines(p):
         report.lines += 1
-        doc, error = _document(kind, raw, service=service, fallback_time=fallback)
+        doc, error = _document(kind, raw, service=service, fallback_time=fallback, fmt=fmt)
         line_id = _line_id(stream, p, number, raw)
         if doc is None:
             _dead_letter(engine, [(line_id, raw, f"line {number}: {error}")], stream, report)
