@@ -65,11 +65,11 @@ def _document(
         bad_bytes = True
     if fmt == "envoy":  # parsed here: the ECS fields of a mesh access log (logsight.envoy)
         try:
-            doc = parse_envoy_line(text)
+            access = parse_envoy_line(text)
         except ValueError as e:
             return None, f"not an Envoy/Istio access log: {e}"
-        doc["service.name"] = service or "envoy"
-        return doc, None
+        access["service.name"] = service or "envoy"
+        return access, None
     if kind == names.LOGS:
         # the logs pipeline parses JSON lines and raw lines itself (one place for the rules)
         doc: dict[str, Any] = {"message": text}
