@@ -159,3 +159,46 @@ def test_job_cli_and_api_on_the_cluster(engine: Any, namespace: str) -> None:
     edge = next(e for e in body["edges"] if e["target"] == "model")
     assert edge["calls"] == 30 and edge["errors"] == 3
     assert {f["kind"] for f in body["findings"]} == {"dependency_new", "dependency_vanished"}
+
+
+def test_mesh_access_logs_are_calls() -> None:
+    from logsight.envoy import parse_line
+    from logsight.sources.mesh import mesh_frame
+
+    line = ('[2026-03-01T12:00:01.000Z] "POST /score HTTP/2" {code} - - - "-" 120 91 {ms} - '
+            '"-" "httpx" "a1b2" "model:9080" "10.1.2.4:9080" '
+            'outbound|9080||model.default.svc.cluster.local 10.1.0.5:40122 10.96.0.12:9080 '
+            '10.1.0.5:57830 - default')
+    docs = []
+    for i in range(20):
+        d = parse_line(line.format(code=503 if i < 2 else 200, ms=10 + i))
+        d["service.name"] = "gateway"
+        docs.append(d)
+    (edge,) = dependency_edges(mesh_frame(docs), window_seconds=10.0)
+    assert (edge.source, edge.target, edge.via) == ("gateway", "model", "mesh")
+    assert edge.calls == 20 and edge.errors == 2 and edge.rate_per_s == pytest.approx(2.0)
+    assert edge.latency_p95_ms == pytest.approx(float(np.quantile(10 + np.arange(20), 0.95)))
+
+
+@pytest.mark.engine
+def test_mesh_edges_from_the_cluster(engine: Any, namespace: str, tmp_path: Path) -> None:
+    from logsight.ingest import ingest_file
+
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    lines = [json.dumps({
+        "start_time": (at + timedelta(seconds=i)).isoformat(), "method": "GET",
+        "path": "/r", "protocol": "HTTP/1.1", "response_code": 200, "duration": 5 + i,
+        "upstream_cluster": "outbound|9080||reviews.default.svc.cluster.local",
+        "downstream_peer_uri_san": "spiffe://cluster.local/ns/default/sa/productpage"})
+        for i in range(12)]
+    path = tmp_path / "mesh.log"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_file(engine, path, fmt="envoy", service="reviews-proxy",
+                         namespace=namespace, refresh=True)
+    assert report.indexed == 12
+    res = J.dependencies(J.DependencyRequest(J.Window(at - timedelta(minutes=1),
+                                                      at + timedelta(minutes=5))),
+                         J.ClusterSpans(engine, namespace), mesh=J.ClusterMesh(engine, namespace))
+    (edge,) = res.edges
+    assert (edge.source, edge.target, edge.via, edge.calls) == (
+        "productpage", "reviews", "mesh", 12)

@@ -79,7 +79,8 @@ def dependencies(
                 result = J.dependencies(
                     J.DependencyRequest(window, scope, baseline, min_calls=min_calls),
                     J.ClusterSpans(engine, namespace),
-                    writer=None if no_write else J.ClusterWriter(engine))
+                    writer=None if no_write else J.ClusterWriter(engine),
+                    mesh=J.ClusterMesh(engine, namespace))
             finally:
                 engine.close()
     rows = result.rows()

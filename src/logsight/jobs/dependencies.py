@@ -23,10 +23,11 @@ from logsight.analysis.traces.dependencies import (
 )
 from logsight.findings import Finding
 from logsight.jobs.base import Scope, Window, plain_rows
+from logsight.sources.mesh import ClusterMesh
 from logsight.sources.traces import ClusterSpans, SpanFile, SpanSource
 from logsight.writer import ClusterWriter, Writer, dependency_documents
 
-__all__ = ["ClusterSpans", "ClusterWriter", "DependencyRequest", "DependencyResult", "SpanFile",
+__all__ = ["ClusterMesh", "ClusterSpans", "ClusterWriter", "DependencyRequest", "DependencyResult", "SpanFile",
            "dependencies"]
 
 
@@ -59,23 +60,31 @@ def _seconds(w: Window, spans: pd.DataFrame) -> float | None:
     return float(spans["end_ns"].max() - spans["start_ns"].min()) / 1e9 or None
 
 
-def _edges(source: SpanSource, w: Window, sc: Scope) -> list[DependencyEdge]:
+def _edges(source: SpanSource, w: Window, sc: Scope, mesh: ClusterMesh | None
+           ) -> list[DependencyEdge]:
     spans = source.spans(w.start, w.end, service=sc.service, operation=sc.operation)
-    return dependency_edges(span_calls(spans), window_seconds=_seconds(w, spans))
+    calls = span_calls(spans)
+    if mesh is not None and w.start is not None and w.end is not None:
+        mesh_calls = mesh.calls(w.start, w.end)
+        if len(mesh_calls):
+            calls = pd.concat([calls, mesh_calls], ignore_index=True) if len(calls) \
+                else mesh_calls
+    return dependency_edges(calls, window_seconds=_seconds(w, spans))
 
 
 def dependencies(request: DependencyRequest, source: SpanSource,
-                 baseline_source: SpanSource | None = None, writer: Writer | None = None
-                 ) -> DependencyResult:
-    """The dependency map of the window; with a baseline, ``dependency_new`` /
-    ``dependency_vanished`` findings (for a closed window)."""
+                 baseline_source: SpanSource | None = None, writer: Writer | None = None,
+                 mesh: ClusterMesh | None = None) -> DependencyResult:
+    """The dependency map of the window (spans, plus the mesh's access logs from ``mesh``);
+    with a baseline, ``dependency_new`` / ``dependency_vanished`` findings (for a closed
+    window)."""
     w, sc = request.window, request.scope
-    edges = _edges(source, w, sc)
+    edges = _edges(source, w, sc, mesh)
     changes: list[EdgeChange] = []
     findings: list[Finding] = []
     b = request.baseline
     if b is not None:
-        before = _edges(baseline_source or source, b, sc)
+        before = _edges(baseline_source or source, b, sc, mesh)
         changes = compare_edges(before, edges, min_calls=request.min_calls)
         if w.start is not None and w.end is not None:
             findings = dependency_findings(

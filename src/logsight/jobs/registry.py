@@ -90,7 +90,8 @@ def _trace_regressions(engine: Engine, p: JobParams) -> JobResult:
 def _dependencies(engine: Engine, p: JobParams) -> JobResult:
     return dependencies_job.dependencies(
         dependencies_job.DependencyRequest(p.window, p.scope(model=False), baseline=p.baseline),
-        traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p))
+        traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p),
+        mesh=dependencies_job.ClusterMesh(engine, p.namespace))
 
 
 def _canary(engine: Engine, p: JobParams) -> JobResult:
