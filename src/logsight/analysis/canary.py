@@ -163,6 +163,7 @@ def canary_finding(v: CanaryVerdict, *, window_start: datetime, window_end: date
         summary=f"{v.candidate_version} vs {v.baseline_version} of {v.service}: {v.verdict} - "
                 f"{v.reason}",
         severity=_SEVERITY[v.verdict], score={ROLL_BACK: 1.0, HOLD: 0.5, PROMOTE: 0.0}[v.verdict],
-        service=v.service, subject=f"{v.baseline_version}->{v.candidate_version}",
+        service=v.service,
+        subject=f"{v.service} {v.baseline_version}->{v.candidate_version}",
         model_version=v.candidate_version, window_start=window_start, window_end=window_end,
         namespace=namespace, evidence=evidence)
