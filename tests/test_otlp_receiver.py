@@ -279,3 +279,53 @@ def test_partial_success_body_is_otlp() -> None:
     assert back.partial_success.rejected_spans == 2
     assert json_format.MessageToDict(back) == json.loads(encode_response(msg,
                                                                          "application/json"))
+
+
+@pytest.mark.engine
+def test_logsight_serve_runs_the_receiver_on_its_own_port(engine: Any, namespace: str,
+                                                          tmp_path: Path) -> None:
+    """End to end: ``logsight serve --otlp-port``; the API and the receiver answer on their own
+    ports, the receiver with its own key; the SDK exporter's spans land in the namespace."""
+    import os
+    import subprocess
+    import sys
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    api, otlp = free_port(), free_port()
+    env = dict(os.environ, LOGSIGHT_URL=engine.url, LOGSIGHT_OTLP_API_KEYS="otlp-key",
+               LOGSIGHT_SPOOL_DIR=str(tmp_path / "spool"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from logsight.cli import main; main()", "serve", "--port",
+         str(api), "--otlp-port", str(otlp), "--otlp-namespace", namespace, "--no-auth",
+         "--no-scheduler", "--no-self-log", "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"logsight serve exited {proc.returncode}: {out}")
+            try:
+                httpx.get(f"http://127.0.0.1:{otlp}/health", timeout=1.0)
+                httpx.get(f"http://127.0.0.1:{api}/health", timeout=1.0)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.2)
+        spans = make_spans("served-svc", 5)
+        endpoint = f"http://127.0.0.1:{otlp}/v1/traces"
+        denied = OTLPSpanExporter(endpoint=endpoint, timeout=5)
+        assert denied.export(spans) == SpanExportResult.FAILURE  # no key: 401, not retried
+        denied.shutdown()
+        exporter = OTLPSpanExporter(endpoint=endpoint,
+                                    headers={"Authorization": "Bearer otlp-key"})
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert httpx.get(f"http://127.0.0.1:{api}/v1/traces", timeout=5).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ids = _event_ids(engine, names.stream(names.TRACES, namespace))
+    assert len(ids) == 15 and set(ids.values()) == {1}
