@@ -135,3 +135,46 @@ def test_cluster_job_finding_and_api(engine: Any, namespace: str) -> None:
     (v,) = r.json()["verdicts"]
     assert v["verdict"] == ROLL_BACK and v["baseline_version"] == "v1"
     assert {c["metric"] for c in v["checks"]} == {"latency_p95_ms", "error_rate"}
+
+
+def _seed_model(engine: Any, namespace: str, model: str, *, acc_v2: float, seed: int) -> None:
+    """One day: v1 (70%, right 90% of the time) and v2 (30%, right ``acc_v2``), every
+    prediction labelled an hour later."""
+    rng = np.random.default_rng(seed)
+    index = names.stream(names.MLEVENTS, namespace)
+    actions = []
+    for i in range(1500):
+        ts = T0 + timedelta(seconds=i * 40)
+        version = "v2" if rng.random() < 0.3 else "v1"
+        label = str(rng.choice(["a", "b"]))
+        right = rng.random() < (0.9 if version == "v1" else acc_v2)
+        pred = label if right else ("b" if label == "a" else "a")
+        rid = f"{model}-{i}"
+        for kind, at, extra in (
+                ("prediction", ts, {"ml.model.version": version, "ml.prediction": pred,
+                                    "ml.score": 0.8, "ml.features.x": float(rng.normal())}),
+                ("feedback", ts + timedelta(hours=1), {"ml.label": label})):
+            doc = {"@timestamp": at.isoformat(), "event.id": f"{rid}-{kind}",
+                   "service.name": "scorer", "ml.event_type": kind, "ml.model.name": model,
+                   "ml.request_id": rid, **extra}
+            actions.append(({"create": {"_index": index, "_id": doc["event.id"]}}, doc))
+    assert not engine.bulk(actions).errors
+    engine.refresh(index)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("acc_v2, verdict", [(0.6, ROLL_BACK), (0.9, PROMOTE)])
+def test_model_canary_on_accuracy(engine: Any, namespace: str, acc_v2: float,
+                                  verdict: str) -> None:
+    from logsight.jobs import JobParams, run_job
+
+    _seed_model(engine, namespace, "churn", acc_v2=acc_v2, seed=7)
+    res = run_job(engine, "canary", JobParams(
+        start=T0, end=T0 + timedelta(days=1), model="churn", version="v2",
+        namespace=namespace, write=False))
+    (row,) = res.rows()
+    assert (row["baseline_version"], row["candidate_version"]) == ("v1", "v2")
+    assert row["verdict"] == verdict, row
+    assert any(c["metric"] in ("accuracy", "log_loss", "brier") for c in row["checks"])
+    (finding,) = res.findings
+    assert finding.model == "churn" and finding.evidence["verdict"] == verdict

@@ -167,3 +167,41 @@ def canary_finding(v: CanaryVerdict, *, window_start: datetime, window_end: date
         subject=f"{v.service} {v.baseline_version}->{v.candidate_version}",
         model_version=v.candidate_version, window_start=window_start, window_end=window_end,
         namespace=namespace, evidence=evidence)
+
+
+def model_canary_verdict(
+    *, model: str, baseline_version: str, candidate_version: str,
+    comparisons: Sequence[Comparison], kpi_changes: Sequence[Any] = (),
+    n_baseline: int = 0, n_candidate: int = 0,
+) -> CanaryVerdict:
+    """The verdict on a model version from the performance analysis's comparisons with the
+    baseline version (loss / accuracy: bootstrap interval and Welch's test, whose ``worse``
+    needs both significance and effect; KPIs: non-overlapping bootstrap intervals). Roll back
+    when one is worse; hold when none could be computed (too few labels) or some could not;
+    promote otherwise."""
+    checks: list[CanaryCheck] = []
+    for c in comparisons:
+        status = "insufficient" if c.p_value is None else ("fail" if c.worse else "pass")
+        checks.append(CanaryCheck(c.metric, c.baseline_value, c.candidate_value, c.loss_diff,
+                                  0.0, c.p_value, c.p_value, status))
+    for k in kpi_changes:
+        checks.append(CanaryCheck(f"kpi:{k.name}", k.baseline_mean, k.candidate_mean,
+                                  k.difference, 0.0, None, None,
+                                  "fail" if k.worse else "pass"))
+    failed = [c for c in checks if c.status == "fail"]
+    unclear = [c for c in checks if c.status == "insufficient"]
+    if failed:
+        verdict, why = ROLL_BACK, "worse on " + ", ".join(_describe_model(c) for c in failed)
+    elif unclear or not checks:
+        verdict, why = HOLD, ("not enough labelled predictions yet" if unclear or not checks
+                              else "")
+    else:
+        verdict, why = PROMOTE, "no model metric or KPI worse than " + baseline_version
+    return CanaryVerdict(model, baseline_version, candidate_version, verdict, why, n_baseline,
+                         n_candidate, checks)
+
+
+def _describe_model(c: CanaryCheck) -> str:
+    if c.metric.startswith("kpi:"):
+        return f"{c.metric[4:]} {c.baseline_value:.3g} -> {c.candidate_value:.3g}"
+    return f"{c.metric} {c.baseline_value:.3g} -> {c.candidate_value:.3g}"

@@ -12,15 +12,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from logsight.analysis.canary import CanaryLimits, CanaryVerdict, canary_finding, canary_verdict
+from logsight.analysis.canary import (
+    CanaryLimits,
+    CanaryVerdict,
+    canary_finding,
+    canary_verdict,
+    model_canary_verdict,
+)
 from logsight.errors import BadRequest, NoData
 from logsight.findings import Finding
+from logsight.jobs import performance as performance_job
 from logsight.jobs.base import Scope, Window, plain_rows
+from logsight.jobs.drift import ClusterEvents
 from logsight.sources.traces import ClusterSpans, SpanFile, SpanSource
 from logsight.writer import ClusterWriter, Writer
 
-__all__ = ["CanaryLimits", "CanaryRequest", "CanaryResult", "ClusterSpans", "ClusterWriter",
-           "Scope", "SpanFile", "Window", "canary"]
+__all__ = ["CanaryLimits", "CanaryRequest", "CanaryResult", "ClusterEvents", "ClusterSpans",
+           "ClusterWriter", "Scope", "SpanFile", "Window", "canary", "model_canary"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +99,48 @@ def canary(request: CanaryRequest, source: SpanSource, writer: Writer | None = N
         if writer is not None:
             writer.findings(findings)
     return CanaryResult(verdicts, findings, w)
+
+
+def model_canary(request: CanaryRequest, source: ClusterEvents, writer: Writer | None = None
+                 ) -> CanaryResult:
+    """The verdict on ``scope.version`` of ``scope.model`` against ``baseline_version`` (default:
+    the version with the most predictions) from the performance job's comparisons: accuracy or
+    loss from the labelled predictions (however late the labels came) and the KPIs."""
+    w, sc = request.window, request.scope
+    if sc.model is None or sc.version is None:
+        raise BadRequest("candidate_version", "a model canary needs the model and its "
+                         "candidate version")
+    result = performance_job.performance(performance_job.PerformanceRequest(
+        w, Scope(namespace=sc.namespace, model=sc.model),
+        baseline_version=request.baseline_version, alpha=request.limits.alpha), source)
+    report = result.report
+    by_version = {v.version: v for v in report.versions}
+    if sc.version not in by_version:
+        raise NoData(f"no predictions of model {sc.model!r} version {sc.version!r} in the "
+                     f"window (versions: {', '.join(sorted(by_version)) or 'none'})",
+                     parameters=("candidate_version", "window"))
+    base_name = request.baseline_version
+    if base_name is None:
+        others = [v for v in by_version.values() if v.version != sc.version]
+        base_name = max(others, key=lambda v: v.n_predictions).version if others else None
+    if base_name is None:
+        raise NoData(f"no baseline version of model {sc.model!r} beside {sc.version!r}",
+                     parameters=("baseline_version",))
+    comps = [c for c in report.version_comparisons
+             if c.candidate == sc.version and c.baseline == base_name]
+    kpis = [k for k in report.kpi_changes
+            if k.candidate == sc.version and k.baseline == base_name]
+    verdict = model_canary_verdict(
+        model=sc.model, baseline_version=base_name, candidate_version=sc.version,
+        comparisons=comps, kpi_changes=kpis,
+        n_baseline=by_version[base_name].n_labelled if base_name in by_version else 0,
+        n_candidate=by_version[sc.version].n_labelled)
+    findings: list[Finding] = []
+    if w.start is not None and w.end is not None:
+        f = canary_finding(verdict, window_start=w.start, window_end=w.end,
+                           namespace=sc.namespace)
+        f.model, f.service = sc.model, None
+        findings = [f]
+        if writer is not None:
+            writer.findings(findings)
+    return CanaryResult([verdict], findings, w)

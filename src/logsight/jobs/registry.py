@@ -95,6 +95,10 @@ def _dependencies(engine: Engine, p: JobParams) -> JobResult:
 
 
 def _canary(engine: Engine, p: JobParams) -> JobResult:
+    if p.model:  # a model's canary: quality and KPIs per version from the ML events
+        return canary_job.model_canary(
+            canary_job.CanaryRequest(p.window, p.scope(), baseline_version=p.baseline_version),
+            drift_job.ClusterEvents(engine, p.namespace), _writer(engine, p))
     return canary_job.canary(
         canary_job.CanaryRequest(p.window, p.scope(model=False),
                                  baseline_version=p.baseline_version),
