@@ -178,3 +178,9 @@ def test_model_canary_on_accuracy(engine: Any, namespace: str, acc_v2: float,
     assert any(c["metric"] in ("accuracy", "log_loss", "brier") for c in row["checks"])
     (finding,) = res.findings
     assert finding.model == "churn" and finding.evidence["verdict"] == verdict
+    r = CliRunner().invoke(main, [
+        "canary", "--url", engine.url, "--model", "churn", "--version", "v2", "--namespace",
+        namespace, "--from", T0.isoformat(), "--to", (T0 + timedelta(days=1)).isoformat(),
+        "--no-write", "--json"])
+    assert r.exit_code == (3 if verdict == ROLL_BACK else 0), r.output
+    assert json.loads(r.output)["verdicts"][0]["verdict"] == verdict

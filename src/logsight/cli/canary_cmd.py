@@ -24,6 +24,9 @@ from logsight.cli.traces_cmd import OPTIONS, TIME_HELP, _file_bounds, _window
               default=None, help="NDJSON span file; no cluster needed.")
 @click.option("--service", default=None,
               help="The service (default: every service running two versions).")
+@click.option("--model", default=None,
+              help="A model's canary (cluster): versions compared on accuracy/loss from the "
+              "labelled predictions and on KPIs; needs --version.")
 @click.option("--version", "candidate", default=None,
               help="The candidate version (default: the one with the fewest requests).")
 @click.option("--baseline-version", default=None,
@@ -45,7 +48,7 @@ from logsight.cli.traces_cmd import OPTIONS, TIME_HELP, _file_bounds, _window
 @url_option
 @json_option
 def canary(
-    input_path: Path | None, service: str | None, candidate: str | None,
+    input_path: Path | None, service: str | None, model: str | None, candidate: str | None,
     baseline_version: str | None, frm: str | None, to: str | None, alpha: float,
     max_latency_ratio: float, max_error_increase: float, min_requests: int, no_write: bool,
     namespace: str | None, url: str | None, as_json: bool,
@@ -57,7 +60,9 @@ def canary(
     now = datetime.now(UTC)
     limits = J.CanaryLimits(alpha=alpha, max_latency_ratio=max_latency_ratio,
                             max_error_increase=max_error_increase, min_requests=min_requests)
-    scope = J.Scope(namespace=namespace, service=service, version=candidate)
+    scope = J.Scope(namespace=namespace, service=service, version=candidate, model=model)
+    if model is not None and input_path is not None:
+        raise click.UsageError("--model reads the cluster's ML events: no --input")
     with job_errors({**OPTIONS, "candidate_version": "--version"}):
         if input_path is not None:
             request = J.CanaryRequest(J.Window(*_file_bounds(frm, to, now)), scope,
@@ -67,9 +72,12 @@ def canary(
             request = J.CanaryRequest(J.Window(*_window(frm, to, timedelta(hours=1), now)),
                                       scope, baseline_version, limits)
             engine = engine_from(url)
+            writer = None if no_write else J.ClusterWriter(engine)
             try:
-                result = J.canary(request, J.ClusterSpans(engine, namespace),
-                                  None if no_write else J.ClusterWriter(engine))
+                if model is not None:
+                    result = J.model_canary(request, J.ClusterEvents(engine, namespace), writer)
+                else:
+                    result = J.canary(request, J.ClusterSpans(engine, namespace), writer)
             finally:
                 engine.close()
     rows = result.rows()

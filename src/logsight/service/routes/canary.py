@@ -47,6 +47,9 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
             "The service (default: every service running two versions)"))] = None,
         version: Annotated[str | None, Query(max_length=256, description=(
             "The candidate version (default: the version with the fewest requests)"))] = None,
+        model: Annotated[str | None, Query(max_length=256, description=(
+            "A model's canary: its versions compared on accuracy / loss and KPIs (needs "
+            "version)"))] = None,
         baseline_version: Annotated[str | None, Query(max_length=256, description=(
             "The version compared with (default: the one with the most requests)"))] = None,
         start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
@@ -60,7 +63,7 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
         s, e = ctx.parse_window(start, end, now=now)
         ns = ctx.check_namespace(namespace)
         times, fixed = times_key(now, [(("from", start), ("to", end))])
-        key = ("canary", ns, service, version, baseline_version, times)
+        key = ("canary", ns, service, model, version, baseline_version, times)
 
         def check(engine: Engine) -> None:
             ctx.require_namespace(engine, ns)
@@ -68,7 +71,7 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
 
         def work() -> bytes:
             rows, findings = ctx.run("canary", JobParams(
-                start=s, end=e, service=service, version=version,
+                start=s, end=e, service=service, model=model, version=version,
                 baseline_version=baseline_version, namespace=ns, write=False), check=check)
             return _json(CanaryResponse(
                 window=Window(start=iso(s), end=iso(e)),
