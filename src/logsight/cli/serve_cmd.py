@@ -53,7 +53,7 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
 @click.option("--task-interval", "task_intervals", multiple=True, callback=_task_intervals,
               help="Per analysis: NAME=5m or NAME=off (repeatable; env "
               "LOGSIGHT_SCHEDULER_INTERVALS). Names: bottlenecks, trace_regressions, "
-              "log_anomalies, drift, performance.")
+              "dependencies, canary, log_anomalies, drift, performance.")
 @click.option("--namespace", default=None, help="Data-stream namespace to analyse (default all).")
 @click.option("--max-window", callback=_duration, default=None,
               help="Largest time window a request may ask for (default 7d).")

@@ -23,7 +23,7 @@ import base64
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,7 +185,7 @@ def _original(msg: Message) -> dict[str, Any]:
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 
 
-def _digest(*parts: bytes) -> str:
+def digest(*parts: bytes) -> str:
     h = hashlib.sha1()
     for p in parts:
         h.update(len(p).to_bytes(8, "big"))
@@ -277,7 +277,7 @@ def _logs(msg: Any, out: Decoded, now_ns: Callable[[], int]) -> None:
                 except ValueError as e:
                     out.rejected.append(Rejected(f"log record: {e}", _original(rec)))
                     continue
-                doc["event.id"] = _digest(res_bytes, scope,
+                doc["event.id"] = digest(res_bytes, scope,
                                           rec.SerializeToString(deterministic=True))
                 out.documents.append(doc)
 
@@ -305,7 +305,7 @@ def _metrics(msg: Any, out: Decoded) -> None:
                     doc.update(res_fields)
                     if sm.scope.name:
                         doc["otel.scope.name"] = sm.scope.name
-                    doc["event.id"] = _digest(res_bytes, metric.name.encode(),
+                    doc["event.id"] = digest(res_bytes, metric.name.encode(),
                                               point.SerializeToString(deterministic=True))
                     out.documents.append(doc)
 
@@ -362,18 +362,3 @@ def encode_response(msg: Message, content_type: str) -> bytes:
     if content_type == JSON:
         return json.dumps(json_format.MessageToDict(msg)).encode()
     return msg.SerializeToString()
-
-
-def record_count(msg: Mapping[str, Any] | Any) -> int:
-    """How many spans / log records / data points a decoded request holds."""
-    n = 0
-    for rs in getattr(msg, "resource_spans", ()):
-        n += sum(len(ss.spans) for ss in rs.scope_spans)
-    for rl in getattr(msg, "resource_logs", ()):
-        n += sum(len(sl.log_records) for sl in rl.scope_logs)
-    for rm in getattr(msg, "resource_metrics", ()):
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                which = m.WhichOneof("data")
-                n += len(getattr(m, which).data_points) if which else 0
-    return n

@@ -118,30 +118,30 @@ class OtlpReceiver:
             else otlp.PROTOBUF
         self._count(requests=1)
         if signal not in otlp.SIGNALS:
-            return self._error(404, f"no OTLP signal {signal!r} (traces, logs, metrics)", ctype)
+            return self.error_answer(404, f"no OTLP signal {signal!r} (traces, logs, metrics)", ctype)
         try:
             raw = otlp.decompress(body, content_encoding, max_bytes=self.settings.max_body_bytes)
             msg = otlp.parse(signal, raw, content_type)
             decoded = otlp.decode(signal, msg, now_ns=lambda: int(self._clock() * 1e9))
         except otlp.TooLarge as e:
             self._count(bad_requests=1)
-            return self._error(413, str(e), ctype)
+            return self.error_answer(413, str(e), ctype)
         except otlp.BadPayload as e:
             self._count(bad_requests=1)
-            return self._error(415 if isinstance(e, otlp.UnsupportedMedia) else 400, str(e),
+            return self.error_answer(415 if isinstance(e, otlp.UnsupportedMedia) else 400, str(e),
                                ctype)
         records = [self.transport.encode(decoded.kind, d) for d in decoded.documents]
         stream = names.stream(decoded.kind, self.settings.namespace)
         records += [self._rejected_record(r, stream) for r in decoded.rejected]
         if not self._slots.acquire(blocking=False):
             self._count(throttled=1)
-            return self._error(429, "too many exports at once; retry later", ctype,
+            return self.error_answer(429, "too many exports at once; retry later", ctype,
                                retry=True)
         try:
             stored = self.store(records)
         except Backpressure as e:
             self._count(throttled=1)
-            return self._error(503, str(e), ctype, retry=True)
+            return self.error_answer(503, str(e), ctype, retry=True)
         finally:
             self._slots.release()
         self._count(records=len(records), indexed=stored.indexed,
@@ -155,7 +155,8 @@ class OtlpReceiver:
         resp = otlp.response(signal, rejected, message)
         return Answer(200, otlp.encode_response(resp, ctype), ctype)
 
-    def _error(self, status: int, message: str, ctype: str, *, retry: bool = False) -> Answer:
+    def error_answer(self, status: int, message: str, ctype: str, *,
+                     retry: bool = False) -> Answer:
         """An error answer: OTLP's ``google.rpc.Status`` in the request's encoding."""
         from google.rpc import status_pb2
 
@@ -169,7 +170,7 @@ class OtlpReceiver:
                 setattr(self.counters, k, getattr(self.counters, k) + v)
 
     def _rejected_record(self, rejected: otlp.Rejected, stream: str) -> bytes:
-        eid = otlp._digest(stream.encode(), dumps(rejected.original))
+        eid = otlp.digest(stream.encode(), dumps(rejected.original))
         doc = {
             "@timestamp": format_timestamp(self._clock()),
             "event": {"id": eid},

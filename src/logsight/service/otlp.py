@@ -60,18 +60,18 @@ def create_otlp_app(receiver: OtlpReceiver, *, api_keys: Sequence[str] = (),
         if checker is not None:
             key = presented_otlp_key(dict(request.headers))
             if key is None or not checker.check(key):
-                return reply(receiver._error(401, "missing or invalid API key (send "
+                return reply(receiver.error_answer(401, "missing or invalid API key (send "
                                              "'Authorization: Bearer <key>')", ctype))
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return reply(receiver._error(413, f"request body larger than the limit of {limit} "
+            return reply(receiver.error_answer(413, f"request body larger than the limit of {limit} "
                                          "bytes", ctype))
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                return reply(receiver._error(413, f"request body larger than the limit of "
+                return reply(receiver.error_answer(413, f"request body larger than the limit of "
                                              f"{limit} bytes", ctype))
             chunks.append(chunk)
         answer = await anyio.to_thread.run_sync(functools.partial(
