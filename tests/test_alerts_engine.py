@@ -39,15 +39,17 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 RULE_IDS = {
     "high-severity-finding", "log-error-rate-spike", "new-error-template-burst",
     "feature-drift-detected", "model-accuracy-drop", "trace-p95-regression",
+    "canary-roll-back",
 }
 # what each rule must report on the dirty namespace: the groups that fire
 EXPECTED = {
-    "high-severity-finding": ["log_anomaly", "performance_degradation"],
+    "high-severity-finding": ["canary_verdict", "log_anomaly", "performance_degradation"],
     "log-error-rate-spike": ["svc-err"],
     "new-error-template-burst": ["svc-err"],
     "feature-drift-detected": ["churn"],
     "model-accuracy-drop": ["churn"],
     "trace-p95-regression": ["api"],
+    "canary-roll-back": ["api v1->v2"],
 }
 
 
@@ -111,6 +113,7 @@ def _seed(engine: Any, ns: str, *, dirty: bool) -> None:
                      subject="age"),
             _finding(ns, "performance_degradation", "high", 12, model="churn",
                      model_version="v2", subject="v2"),
+            _finding(ns, "canary_verdict", "high", 3, subject="api v1->v2"),
         ]
     else:
         findings = [_finding(ns, "log_anomaly", "low", 5),
@@ -131,7 +134,7 @@ def seeded(engine: Any) -> Iterator[tuple[str, str]]:
             engine.delete_by_query(index, {"term": {"namespace": ns}})
 
 
-def test_shipped_rules_are_the_six() -> None:
+def test_shipped_rules_are_the_seven() -> None:
     assert {r.id for r in load_rules()} == RULE_IDS
 
 

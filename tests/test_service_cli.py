@@ -184,8 +184,8 @@ def test_serve_rejects_unknown_tasks_and_bad_intervals(args: list[str], env: dic
     assert result.exit_code == 2, result.output
     assert message in result.output
     if "unknown" in message:
-        assert "valid tasks: bottlenecks, trace_regressions, log_anomalies, drift, " \
-               "performance" in result.output
+        assert "valid tasks: bottlenecks, trace_regressions, dependencies, canary, " \
+               "log_anomalies, drift, performance" in result.output
     if args:
         assert "--task-interval" in result.output
     assert "Traceback" not in result.output

@@ -35,6 +35,9 @@ KINDS = (
     "version_regression",
     "kpi_change",
     "outlier_inputs",
+    "dependency_new",
+    "dependency_vanished",
+    "canary_verdict",
 )
 
 

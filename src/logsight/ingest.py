@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logsight import names
+from logsight.envoy import parse_line as parse_envoy_line
 from logsight.shipper.limits import deadletter_original, too_deep
 from logsight.sources import rawlog
 from logsight.sources.textfile import decode_line
@@ -61,8 +62,12 @@ def _line_id(stream: str, path: Path, number: int, raw: bytes) -> str:
     return h.hexdigest()[:24]
 
 
+FORMATS = ("auto", "envoy")
+
+
 def _document(
-    kind: str, raw: bytes, *, service: str | None, fallback_time: str | None
+    kind: str, raw: bytes, *, service: str | None, fallback_time: str | None,
+    fmt: str = "auto",
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(document, error): the document to send for one line, or why it cannot be sent."""
     try:
@@ -71,6 +76,13 @@ def _document(
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
         bad_bytes = True
+    if fmt == "envoy":  # parsed here: the ECS fields of a mesh access log (logsight.envoy)
+        try:
+            access = parse_envoy_line(text)
+        except ValueError as e:
+            return None, f"not an Envoy/Istio access log: {e}"
+        access["service.name"] = service or "envoy"
+        return access, None
     if kind == names.LOGS:
         # the logs pipeline parses JSON lines and raw lines itself (one place for the rules)
         doc: dict[str, Any] = {"message": text}
@@ -122,13 +134,13 @@ class _Event:
     stamped: bool = False  # starts with a timestamp (only such an event takes continuations)
 
 
-def _events(path: Path, kind: str, report: IngestReport,
-            now: datetime | None = None) -> Iterator[_Event]:
+def _events(path: Path, kind: str, report: IngestReport, now: datetime | None = None, *,
+            group: bool = True) -> Iterator[_Event]:
     """The file's events: every line, except that in a raw log file with a timestamp format
     a line without a timestamp continues the event before it (multi-line events, as
     Filebeat's multiline handling groups them; the same rule as ``logs anomalies --input``)."""
     lines = _lines(path)
-    if kind != names.LOGS:
+    if kind != names.LOGS or not group:
         for number, raw in lines:
             yield _Event(number, raw)
         return
@@ -183,9 +195,12 @@ def ingest_file(
     refresh: bool = False,
     retry_for: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    fmt: str = "auto",
 ) -> IngestReport:
     """Send every non-empty line of ``path`` to ``kind``'s stream in ``namespace``.
 
+    ``fmt``: ``auto`` (the pipeline parses JSON and raw lines) or ``envoy`` (Envoy / Istio
+    access logs, parsed by :mod:`logsight.envoy`; a line that is not one is dead-lettered).
     ``missing_time``: what a raw log line without a timestamp gets - ``dead-letter`` (the
     pipeline's rule) or ``now`` (the time of this ingest). Lines the cluster pushes back
     (429, a write block) are retried with a doubling back-off for at most ``retry_for``
@@ -199,11 +214,16 @@ def ingest_file(
         raise ValueError("missing_time must be 'dead-letter' or 'now'")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt == "envoy" and kind != names.LOGS:
+        raise ValueError("--format envoy lines are logs (--kind logs)")
     stream = names.stream(kind, namespace)
     report = IngestReport(path=str(p), stream=stream)
     fallback = iso(now or datetime.now(UTC)) if missing_time == "now" else None
     batch: list[tuple[str, bytes, dict[str, Any]]] = []
-    for ev in _events(p, kind, report, now):
+    # envoy access logs are one request per line: no multi-line grouping
+    for ev in _events(p, kind, report, now, group=fmt != "envoy"):
         number, raw = ev.number, ev.raw
         report.lines += 1 + raw.count(b"\n")
         line_id = _line_id(stream, p, number, raw)
@@ -213,7 +233,7 @@ def ingest_file(
                          report)
             continue
         doc, error = _document(kind, raw if ev.rest is None else ev.rest, service=service,
-                               fallback_time=fallback)
+                               fallback_time=fallback, fmt=fmt)
         if doc is not None and ev.time is not None:
             doc["@timestamp"] = ev.time
         if doc is None:

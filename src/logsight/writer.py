@@ -17,6 +17,7 @@ import pandas as pd
 from logsight import names
 from logsight.analysis.drift import ReferenceProfile
 from logsight.analysis.traces import TraceAnalysis, aggregate_operations, entry_points
+from logsight.analysis.traces.dependencies import DependencyEdge
 from logsight.findings import Finding, write_findings
 from logsight.names import F
 from logsight.timeutil import iso
@@ -36,6 +37,8 @@ class Writer(Protocol):
     def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
 
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str: ...
+
+    def dependencies(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
 
 
 class ClusterWriter:
@@ -59,6 +62,11 @@ class ClusterWriter:
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str:
         """Store a drift reference profile (see :func:`store_profile`); its id."""
         return store_profile(self.engine, profile, **kw)
+
+    def dependencies(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Store dependency-map edges (see :func:`dependency_documents`) by their ids."""
+        return _index_by_id(self.engine, names.DEPENDENCIES_INDEX, documents, self.refresh,
+                            "dependency")
 
 
 def namespace_marker(namespace: str | None) -> str:
@@ -149,6 +157,41 @@ def write_critical_path(
             f"{len(result.errors)} critical-path document(s) not written: {e.error_type}: "
             f"{e.reason}"
         )
+    return result.ok
+
+
+def dependency_documents(
+    edges: Sequence[DependencyEdge], *, window_start: datetime, window_end: datetime,
+    namespace: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per edge of the map for :data:`logsight.names.DEPENDENCIES_INDEX`
+    (a Kibana view of the map reads these); the id is (namespace, source, target, window), so
+    a re-run over the window overwrites."""
+    marker = namespace_marker(namespace)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for e in edges:
+        key = "|".join([marker, e.source, e.target, iso(window_start), iso(window_end)])
+        out.append((hashlib.sha1(key.encode()).hexdigest()[:24], {
+            "@timestamp": iso(window_end), "window_start": iso(window_start),
+            "window_end": iso(window_end), "namespace": marker,
+            "source": {"service": e.source}, "target": {"service": e.target}, "via": e.via,
+            "calls": e.calls, "rate_per_s": e.rate_per_s if e.rate_per_s == e.rate_per_s
+            else None, "errors": e.errors, "error_rate": e.error_rate,
+            "latency_p50_ms": e.latency_p50_ms, "latency_p95_ms": e.latency_p95_ms,
+        }))
+    return out
+
+
+def _index_by_id(engine: Engine, index: str, documents: Sequence[tuple[str, Mapping[str, Any]]],
+                 refresh: bool | str, what: str) -> int:
+    if not documents:
+        return 0
+    result = engine.bulk((({"index": {"_index": index, "_id": i}}, d) for i, d in documents),
+                         refresh=refresh)
+    if result.errors:
+        e = result.errors[0]
+        raise RuntimeError(f"{len(result.errors)} {what} document(s) not written: "
+                           f"{e.error_type}: {e.reason}")
     return result.ok
 
 

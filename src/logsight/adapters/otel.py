@@ -4,8 +4,9 @@ shipper (use it with the SDK's ``BatchSpanProcessor``).
 One document per span (docs/DEVELOPING.md): ``@timestamp`` (start), ``trace.id``, ``span.id``,
 ``parent.id``, ``service.name`` / ``service.version`` (from the resource, else the configured
 service), ``span.name``, ``span.kind``, ``span.start_unix_nano`` / ``span.end_unix_nano``,
-``span.duration_ms``, ``span.status``, ``event.outcome``, ``span.links``, ``attributes.*`` and
-``resource.attributes.*``. The event id is ``<trace id>-<span id>``: exporting a span twice
+``span.duration_ms``, ``span.status``, ``event.outcome``, ``span.links``, ``otel.scope.name``
+(the instrumentation scope), ``attributes.*`` and ``resource.attributes.*``. The OTLP receiver
+maps spans with the same :func:`span_document` and :func:`resource_fields`. The event id is ``<trace id>-<span id>``: exporting a span twice
 never stores it twice.
 """
 
@@ -19,7 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
 from logsight.ecs import Service, format_timestamp_ns
-from logsight.spans import attribute_fields as _attributes  # one mapping for every span path
+from logsight.spans import attribute_fields as _attributes  # one attribute mapping, every span path
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
 
@@ -34,60 +35,119 @@ _STATUS = {StatusCode.OK: ("ok", "success"), StatusCode.ERROR: ("error", "failur
            StatusCode.UNSET: ("unset", "unknown")}
 
 
+def resource_fields(resource: Mapping[str, Any] | None,
+                    service: Service | None = None) -> dict[str, Any]:
+    """The stream fields a resource gives every document it emits, for spans, logs and
+    metrics alike and for every way they arrive (this exporter, the OTLP receiver):
+    ``service.name`` (the resource's, else the configured service's, else
+    ``unknown_service``), ``service.version``, ``service.environment`` (the configured one,
+    else the resource's ``deployment.environment[.name]``) and ``resource.attributes.*``."""
+    res = dict(resource or {})
+    svc = res.get("service.name")
+    if (not svc or str(svc).startswith("unknown_service")) and service is not None:
+        svc = service.name
+    out: dict[str, Any] = {"service.name": str(svc or "unknown_service")}
+    version = res.get("service.version") or (service.version if service else None)
+    if version:
+        out["service.version"] = str(version)
+    env = (service.environment if service is not None else None) or res.get(
+        "deployment.environment.name") or res.get("deployment.environment")
+    if env:
+        out["service.environment"] = str(env)
+    out.update(_attributes("resource.attributes.", res))
+    return out
+
+
+def attribute_fields(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``attributes.*`` of a span, log record or data point (see :func:`_attributes`)."""
+    return _attributes("attributes.", attrs)
+
+
+def span_document(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_id: str | None,
+    name: str,
+    kind: str,
+    start_ns: int,
+    end_ns: int,
+    status: str,
+    status_message: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    resource: Mapping[str, Any] | None = None,
+    events: Sequence[tuple[str, Mapping[str, Any] | None]] = (),
+    links: Sequence[tuple[str, str]] = (),
+    scope: str | None = None,
+    service: Service | None = None,
+) -> dict[str, Any]:
+    """The traces-stream document of one span from plain values (hex ids, ``kind`` one of
+    server|client|internal|producer|consumer, ``status`` ok|error|unset): the one span mapping
+    of the exporter and the OTLP receiver."""
+    res = resource_fields(resource, service)
+    doc: dict[str, Any] = {
+        "@timestamp": format_timestamp_ns(start_ns),
+        "trace.id": trace_id,
+        "span.id": span_id,
+    }
+    if parent_id:
+        doc["parent.id"] = parent_id
+    for key in ("service.name", "service.version", "service.environment"):
+        if key in res:
+            doc[key] = res.pop(key)
+    outcome = {"ok": "success", "error": "failure"}.get(status, "unknown")
+    doc.update({
+        "span.name": name,
+        "span.kind": kind,
+        "span.start_unix_nano": start_ns,
+        "span.end_unix_nano": end_ns,
+        "span.duration_ms": (end_ns - start_ns) / 1e6,
+        "span.status": status,
+        "event.outcome": outcome,
+    })
+    if status_message:
+        doc["span.status_message"] = status_message
+    for event_name, event_attrs in events:
+        if event_name == "exception" and event_attrs:
+            doc["error.type"] = str(event_attrs.get("exception.type", ""))
+            doc["error.message"] = str(event_attrs.get("exception.message", ""))
+            doc["error.stack_trace"] = str(event_attrs.get("exception.stacktrace", ""))
+            break
+    if links:
+        doc["span.links"] = [{"trace.id": t, "span.id": s} for t, s in links]
+    if scope:
+        doc["otel.scope.name"] = scope
+    doc.update(attribute_fields(attributes))
+    doc.update(res)
+    doc["event.id"] = f"{trace_id}-{span_id}"
+    return doc
+
+
 def span_to_doc(span: ReadableSpan, service: Service | None = None) -> dict[str, Any] | None:
     """The traces-stream document of one finished span (None for a span without context)."""
     ctx = span.context
     if ctx is None:
         return None
-    trace_id = format(ctx.trace_id, "032x")
-    span_id = format(ctx.span_id, "016x")
     start = int(span.start_time or 0)
-    end = int(span.end_time or start)
-    res = dict(span.resource.attributes) if span.resource is not None else {}
-    svc = res.get("service.name")
-    if (not svc or str(svc).startswith("unknown_service")) and service is not None:
-        svc = service.name
-    status, outcome = _STATUS.get(span.status.status_code, ("unset", "unknown"))
-    doc: dict[str, Any] = {
-        "@timestamp": format_timestamp_ns(start),
-        "trace.id": trace_id,
-        "span.id": span_id,
-    }
-    if span.parent is not None:
-        doc["parent.id"] = format(span.parent.span_id, "016x")
-    doc["service.name"] = str(svc or "unknown_service")
-    version = res.get("service.version") or (service.version if service else None)
-    if version:
-        doc["service.version"] = str(version)
-    if service is not None and service.environment:
-        doc["service.environment"] = service.environment
-    doc.update({
-        "span.name": span.name,
-        "span.kind": _KIND.get(span.kind, "internal"),
-        "span.start_unix_nano": start,
-        "span.end_unix_nano": end,
-        "span.duration_ms": (end - start) / 1e6,
-        "span.status": status,
-        "event.outcome": outcome,
-    })
-    if span.status.description:
-        doc["span.status_message"] = span.status.description
-    for event in span.events:
-        if event.name == "exception" and event.attributes:
-            doc["error.type"] = str(event.attributes.get("exception.type", ""))
-            doc["error.message"] = str(event.attributes.get("exception.message", ""))
-            doc["error.stack_trace"] = str(event.attributes.get("exception.stacktrace", ""))
-            break
-    if span.links:
-        doc["span.links"] = [
-            {"trace.id": format(link.context.trace_id, "032x"),
-             "span.id": format(link.context.span_id, "016x")}
-            for link in span.links
-        ]
-    doc.update(_attributes("attributes.", span.attributes))
-    doc.update(_attributes("resource.attributes.", res))
-    doc["event.id"] = f"{trace_id}-{span_id}"
-    return doc
+    status, _ = _STATUS.get(span.status.status_code, ("unset", "unknown"))
+    return span_document(
+        trace_id=format(ctx.trace_id, "032x"),
+        span_id=format(ctx.span_id, "016x"),
+        parent_id=format(span.parent.span_id, "016x") if span.parent is not None else None,
+        name=span.name,
+        kind=_KIND.get(span.kind, "internal"),
+        start_ns=start,
+        end_ns=int(span.end_time or start),
+        status=status,
+        status_message=span.status.description,
+        attributes=span.attributes,
+        resource=span.resource.attributes if span.resource is not None else None,
+        events=[(e.name, e.attributes) for e in span.events],
+        links=[(format(link.context.trace_id, "032x"), format(link.context.span_id, "016x"))
+               for link in span.links],
+        scope=span.instrumentation_scope.name if span.instrumentation_scope else None,
+        service=service,
+    )
 
 
 class EcsSpanExporter(SpanExporter):

@@ -211,6 +211,22 @@ CRITICAL_PATH: dict[str, dict[str, Any]] = {
     "rank": LONG,
 }
 
+DEPENDENCIES: dict[str, dict[str, Any]] = {
+    "@timestamp": DATE,
+    "window_start": DATE,
+    "window_end": DATE,
+    "namespace": KW,
+    "source.service": KW,
+    "target.service": KW,
+    "via": KW,
+    "calls": LONG,
+    "rate_per_s": DOUBLE,
+    "errors": LONG,
+    "error_rate": DOUBLE,
+    "latency_p50_ms": DOUBLE,
+    "latency_p95_ms": DOUBLE,
+}
+
 PROFILES: dict[str, dict[str, Any]] = {
     "@timestamp": DATE,
     "profile_id": KW,

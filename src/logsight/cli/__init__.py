@@ -11,8 +11,10 @@ import click
 from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
+    canary_cmd,
     deadletter_cmd,
     demo_cmd,
+    dependencies_cmd,
     drift_cmd,
     engine_cmd,
     ingest_cmd,
@@ -42,3 +44,5 @@ main.add_command(serve_cmd.serve)
 main.add_command(alerts_cmd.alerts)
 main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
+main.add_command(dependencies_cmd.dependencies)
+main.add_command(canary_cmd.canary)

@@ -25,13 +25,18 @@ from logsight.ingest import ingest_file
               show_default=True,
               help="logs: a line with no timestamp goes to the dead-letter index, or gets the "
                    "ingest time.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "envoy"]), default="auto",
+              show_default=True,
+              help="logs: 'envoy' parses Envoy's default access-log format and Istio's text or "
+                   "JSON access logs into ECS http.*, url.*, source.*, destination.* fields.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
 @click.option("--retry-for", type=click.FloatRange(0, 3600), default=60.0, show_default=True,
               help="Seconds to keep retrying lines the cluster pushes back (429, a write "
                    "block) before dead-lettering them.")
 @json_option
 def ingest(path: Path, url: str | None, kind: str, namespace: str, service: str | None,
-           missing_time: str, batch_size: int, retry_for: float, as_json: bool) -> None:
+           missing_time: str, fmt: str, batch_size: int, retry_for: float,
+           as_json: bool) -> None:
     """Ship FILE (raw log lines, or NDJSON documents) through the ingest pipelines.
 
     Re-running on the same file sends nothing twice; lines that cannot be indexed land in
@@ -46,9 +51,11 @@ def ingest(path: Path, url: str | None, kind: str, namespace: str, service: str 
     try:
         report = ingest_file(eng, path, kind=kind, namespace=namespace, service=service,
                              missing_time=missing_time, batch_size=batch_size, refresh=True,
-                             retry_for=retry_for)
+                             retry_for=retry_for, fmt=fmt)
     except EngineError as e:
         raise click.ClickException(f"ingest failed: {e.message}") from e
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     if as_json:
         print_json(report.__dict__)
         return

@@ -53,7 +53,7 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
 @click.option("--task-interval", "task_intervals", multiple=True, callback=_task_intervals,
               help="Per analysis: NAME=5m or NAME=off (repeatable; env "
               "LOGSIGHT_SCHEDULER_INTERVALS). Names: bottlenecks, trace_regressions, "
-              "log_anomalies, drift, performance.")
+              "dependencies, canary, log_anomalies, drift, performance.")
 @click.option("--namespace", default=None, help="Data-stream namespace to analyse (default all).")
 @click.option("--max-window", callback=_duration, default=None,
               help="Largest time window a request may ask for (default 7d).")
@@ -82,13 +82,27 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
+@click.option("--otlp/--no-otlp", "otlp", default=None,
+              help="Also run the OTLP/HTTP receiver (/v1/traces, /v1/logs, /v1/metrics) on its "
+              "own port (default off; on when --otlp-port is given).")
+@click.option("--otlp-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the OTLP receiver (default 4318).")
+@click.option("--otlp-namespace", default=None,
+              help="Namespace the received telemetry is written to (default 'default').")
+@click.option("--otlp-api-key", "otlp_keys", multiple=True,
+              help="Key an exporter must send (Authorization: Bearer <key>; repeatable). Prefer "
+              "env LOGSIGHT_OTLP_API_KEYS. None: the receiver is open.")
+@click.option("--otlp-max-body", type=click.IntRange(min=1024), default=None,
+              help="Largest export body in bytes, compressed and inflated (default 16 MiB).")
 @url_option
 def serve(
     host: str, port: int, api_keys: tuple[str, ...], no_auth: bool, scheduler: bool | None,
     interval: Any, task_intervals: dict[str, Any] | None, namespace: str | None, max_window: Any,
     request_timeout: Any, cache_ttl: Any, cache_past_ttl: Any, cache_size: int | None,
     analysis_threads: int | None, workers: int, self_log: bool,
-    self_log_namespace: str | None, access_log: bool, log_level: str, url: str | None,
+    self_log_namespace: str | None, access_log: bool, log_level: str, otlp: bool | None,
+    otlp_port: int | None, otlp_namespace: str | None, otlp_keys: tuple[str, ...],
+    otlp_max_body: int | None, url: str | None,
 ) -> None:
     """Serve the analytics API (bottlenecks, anomalies, drift, performance, findings)."""
     import uvicorn
@@ -127,6 +141,10 @@ def serve(
         "/docs",
         err=True,
     )
+    receiver_on = otlp if otlp is not None else otlp_port is not None
+    if receiver_on and workers > 1:
+        raise click.UsageError("--otlp runs in one process: use --workers 1 (or run a second "
+                               "'logsight serve --otlp' beside the workers)")
     if workers > 1:
         # each worker process imports the factory and reads its settings from the environment
         os.environ.update(worker_env(settings, url, self_log=self_log))
@@ -137,10 +155,56 @@ def serve(
         url, namespace=settings.self_log_namespace) if self_log else None
     app = create_app(lambda: connect(url), settings, log_handle=handle)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+        if receiver_on:
+            _serve_with_receiver(
+                app, url, host=host, port=port, otlp_port=4318 if otlp_port is None else otlp_port,
+                namespace=otlp_namespace, keys=otlp_keys, max_body=otlp_max_body,
+                log_level=log_level, access_log=access_log)
+        else:
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
     finally:
         if handle is not None:
             handle.close(timeout=5.0)
+
+
+def _serve_with_receiver(
+    app: Any, url: str | None, *, host: str, port: int, otlp_port: int, namespace: str | None,
+    keys: tuple[str, ...], max_body: int | None, log_level: str, access_log: bool,
+) -> None:
+    """The API and the OTLP receiver, two uvicorn servers in one event loop."""
+    import asyncio
+
+    import uvicorn
+
+    from logsight import names
+    from logsight.otlp import OtlpReceiver, ReceiverSettings
+    from logsight.service.otlp import create_otlp_app
+    from logsight.service.settings import parse_keys
+
+    env_keys = os.environ.get("LOGSIGHT_OTLP_API_KEYS", "")
+    accepted = tuple(k for spec in (*keys, env_keys) if spec for k in parse_keys(spec))
+    try:
+        cfg = ReceiverSettings(
+            namespace=names.check_namespace(namespace or names.DEFAULT_NAMESPACE),
+            max_body_bytes=max_body or ReceiverSettings.max_body_bytes)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--otlp-namespace") from None
+    receiver = OtlpReceiver(url, cfg)
+    click.echo(f"logsight OTLP/HTTP receiver on http://{host}:{otlp_port}/v1/{{traces,logs,"
+               f"metrics}} (auth {'on' if accepted else 'OFF'}, namespace {cfg.namespace})",
+               err=True)
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                      access_log=access_log)),
+        uvicorn.Server(uvicorn.Config(create_otlp_app(receiver, api_keys=accepted), host=host,
+                                      port=otlp_port, log_level=log_level,
+                                      access_log=access_log)),
+    ]
+
+    async def both() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(both())
 
 
 def _seconds(td: timedelta) -> str:

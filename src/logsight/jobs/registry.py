@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from logsight import names
 from logsight.errors import BadRequest
+from logsight.jobs import canary as canary_job
+from logsight.jobs import dependencies as dependencies_job
 from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
@@ -39,6 +41,7 @@ class JobParams:
     operation: str | None = None
     model: str | None = None
     version: str | None = None
+    baseline_version: str | None = None  # canary: the version the candidate is compared with
     namespace: str | None = None
     top: int = 10
     write: bool = True
@@ -84,6 +87,24 @@ def _trace_regressions(engine: Engine, p: JobParams) -> JobResult:
         traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p))
 
 
+def _dependencies(engine: Engine, p: JobParams) -> JobResult:
+    return dependencies_job.dependencies(
+        dependencies_job.DependencyRequest(p.window, p.scope(model=False), baseline=p.baseline),
+        traces_job.ClusterSpans(engine, p.namespace), writer=_writer(engine, p),
+        mesh=dependencies_job.ClusterMesh(engine, p.namespace))
+
+
+def _canary(engine: Engine, p: JobParams) -> JobResult:
+    if p.model:  # a model's canary: quality and KPIs per version from the ML events
+        return canary_job.model_canary(
+            canary_job.CanaryRequest(p.window, p.scope(), baseline_version=p.baseline_version),
+            drift_job.ClusterEvents(engine, p.namespace), _writer(engine, p))
+    return canary_job.canary(
+        canary_job.CanaryRequest(p.window, p.scope(model=False),
+                                 baseline_version=p.baseline_version),
+        traces_job.ClusterSpans(engine, p.namespace), _writer(engine, p))
+
+
 def _log_anomalies(engine: Engine, p: JobParams) -> JobResult:
     # ``model`` names an ML model elsewhere; the log job takes none (a saved log model is a
     # pickle and no API field may ever reach one): the scope leaves it out
@@ -125,6 +146,13 @@ JOBS: dict[str, JobSpec] = {
                 uses_baseline=True,
                 description="Operations whose latency or critical-path share grew vs a "
                 "baseline"),
+        JobSpec("dependencies", names.TRACES, ("dependency_new", "dependency_vanished"),
+                _dependencies, uses_baseline=True,
+                description="The service dependency map (rate, error rate, p95 per edge); "
+                "new or vanished edges vs a baseline"),
+        JobSpec("canary", names.TRACES, ("canary_verdict",), _canary,
+                description="Promote / hold / roll back for each service running two "
+                "versions at once (latency and error rate, significance-tested)"),
         JobSpec("log_anomalies", names.LOGS, ("log_anomaly", "template_drift"), _log_anomalies,
                 uses_baseline=True,
                 description="Anomalous log windows (templates, levels, rates) vs a baseline"),

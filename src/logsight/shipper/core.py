@@ -34,7 +34,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -372,6 +372,22 @@ class Shipper:
         if len(q) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def persist(self, records: Sequence[bytes]) -> int:
+        """Append records already encoded by ``transport.encode`` to the disk spool now (fsync'ed
+        per the spool's policy), for a caller that must know they are durable before it answers
+        (the OTLP receiver acknowledges an export only then). Returns how many the spool took:
+        0 without a spool, fewer than given when it is full. Raises OSError when the write
+        fails. The senders deliver them like any spooled record."""
+        if not self._running:
+            self._start_in_child()
+        with self._lock:
+            if self.spool is None or self._closed:
+                return 0
+            taken = self.spool.append(list(records))
+            self._c.spooled += taken
+            self._work.notify_all()
+        return taken
 
     @property
     def counters(self) -> Counters:

@@ -1,8 +1,17 @@
 """The API routes, one module per resource; each ``router(ctx, guarded)`` builds its
 ``APIRouter`` over the app's :class:`~logsight.service.context.ServiceContext`."""
 
-from logsight.service.routes import analyses, findings, health, logs, models, traces
+from logsight.service.routes import (
+    analyses,
+    canary,
+    dependencies,
+    findings,
+    health,
+    logs,
+    models,
+    traces,
+)
 
-MODULES = (health, traces, logs, models, findings, analyses)
+MODULES = (health, traces, dependencies, canary, logs, models, findings, analyses)
 
 __all__ = ["MODULES"]

@@ -34,6 +34,9 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "kind": ("kind", F.SPAN_KIND),
     "status": ("status", F.SPAN_STATUS, "status.code", "status_code", "otel.status_code"),
     "follows_from": ("follows_from", "ref_type", "reference_type"),
+    # the service a client span calls (OTel's peer.service): dependency edges to callees that
+    # send no spans of their own (a database, a third-party API)
+    "peer": ("attributes.peer.service", "peer.service", "peer_service"),
 }
 
 
@@ -65,7 +68,7 @@ _KINDS = {"0": "internal", "1": "internal", "2": "server", "3": "client", "4": "
 SOURCE_FIELDS = (
     F.TRACE_ID, F.SPAN_ID, F.PARENT_SPAN_ID, F.SERVICE, F.SERVICE_VERSION, F.SPAN_NAME,
     F.SPAN_KIND, F.SPAN_START, F.SPAN_END, F.SPAN_DURATION_MS, F.SPAN_STATUS, "event.outcome",
-    F.TIMESTAMP,
+    F.TIMESTAMP, "attributes.peer.service",
 )
 
 
@@ -291,6 +294,7 @@ def spans_frame(
             "kind": _kind(cols["kind"]),
             "version": cols["version"].fillna("").to_numpy(dtype=object),
             "follows_from": follows.to_numpy(dtype=bool),
+            "peer": cols["peer"].fillna("").astype(str).to_numpy(dtype=object),
         }
     )
 
