@@ -458,7 +458,7 @@ def test_next_steps_are_copy_pasteable_commands(monkeypatch: pytest.MonkeyPatch)
     logsight = [c[c.index("logsight") + 1:] for c in commands if "logsight" in c]
     resolved = {_resolve(args).name for args in logsight}
     assert resolved == {"serve", "import"}
-    assert logsight[-1][:3] == ["kibana", "import", "--url"]
+    assert logsight[-1][:3] == ["kibana", "import", "--kibana-url"]
     curl = next(c for c in commands if c[0] == "curl")
     assert curl[-1] == "http://127.0.0.1:8080/v1/findings?namespace=ns1"
     assert curl[1:3] == ["-H", "X-API-Key: demo-key"]

@@ -332,19 +332,24 @@ def test_cli_import_reports_kibana_errors(kibana_server: Any) -> None:
          "meta": {"title": "logsight: Model drift & performance", "icon": "dashboardApp"},
          "error": {"type": "missing_references",
                    "references": [{"type": "index-pattern", "id": "logsight-mlevents"}]}}]})
-    res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url])
+    res = runner.invoke(main, ["kibana", "import", "--kibana-url", kibana_server.url])
     assert res.exit_code == 1
     assert "missing_references: index-pattern logsight-mlevents" in res.output
     assert "logsight: Model drift & performance" in res.output
     kibana_server.answer = (401, {"message": "unauthorized"})
     res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url])
     assert res.exit_code == 1 and "401" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["kibana", "import", "--kibana-url", "localhost:5601"])
+    assert res.exit_code == 2 and "must start with http" in res.output
+    # --url (the old name, the cluster's name everywhere else) is still accepted
     res = runner.invoke(main, ["kibana", "import", "--url", "localhost:5601"])
     assert res.exit_code == 2 and "must start with http" in res.output
-    res = runner.invoke(main, ["kibana", "import", "--url", kibana_server.url,
+    res = runner.invoke(main, ["kibana", "import"], env={"KIBANA_URL": ""})
+    assert res.exit_code == 2 and "--kibana-url" in res.output
+    res = runner.invoke(main, ["kibana", "import", "--kibana-url", kibana_server.url,
                                "--space", "ML Team"])
     assert res.exit_code == 2 and "space id 'ML Team'" in res.output
-    res = runner.invoke(main, ["kibana", "import", "--url", "http://127.0.0.1:9",
+    res = runner.invoke(main, ["kibana", "import", "--kibana-url", "http://127.0.0.1:9",
                                "--password", "x"])
     assert res.exit_code == 2 and "--password needs --username" in res.output
 

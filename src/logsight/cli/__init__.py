@@ -6,6 +6,11 @@ Every command that prints results takes ``--json``; every command that talks to 
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
 import click
 
 from logsight import __version__
@@ -26,10 +31,33 @@ from logsight.cli import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class JsonErrorsGroup(click.Group):
+    """The root group: with ``--json`` anywhere on the command line, an error is a JSON
+    document on stdout as well (``{"error": {"message", "exit_code", "type"}}``), so a script
+    that reads stdout gets something it can parse; the exit code is unchanged."""
+
+    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        self._json_errors = "--json" in argv
+        return super().main(argv, *a, **kw)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            if getattr(self, "_json_errors", False):
+                click.echo(json.dumps({"error": {"message": e.format_message(),
+                                                 "exit_code": e.exit_code,
+                                                 "type": type(e).__name__}}))
+            raise
+
+
+@click.group(cls=JsonErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="logsight")
 def main() -> None:
-    """logsight: log and trace analytics for ML systems on the Elasticsearch stack."""
+    """logsight: log and trace analytics for ML systems on the Elasticsearch stack.
+
+    Example: logsight demo --short"""
 
 
 main.add_command(engine_cmd.engine)
@@ -46,3 +74,44 @@ main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
 main.add_command(dependencies_cmd.dependencies)
 main.add_command(canary_cmd.canary)
+
+
+# One example at the end of every subcommand's help (a test holds every command to it).
+EXAMPLES = {
+    "engine start": "logsight engine start --port 9200 --heap 1g",
+    "engine stop": "logsight engine stop",
+    "engine status": "logsight engine status --json",
+    "setup": "logsight setup --url http://127.0.0.1:9200",
+    "ingest": "logsight ingest app.log --service checkout",
+    "deadletter list": "logsight deadletter list --json",
+    "deadletter replay": "logsight deadletter replay --stream logs-logsight-default",
+    "demo": "logsight demo --short --stop-engine",
+    "traces bottlenecks": "logsight traces bottlenecks --service checkout --from now-1h",
+    "traces regressions": "logsight traces regressions --service checkout --from now-1h "
+                          "--baseline-from now-1d --baseline-to now-23h",
+    "drift": "logsight drift --reference train.csv --current today.csv",
+    "serve": "logsight serve --port 8080 --api-key \"$KEY\"",
+    "alerts list": "logsight alerts list",
+    "alerts test": "logsight alerts test log-error-rate-spike --now now",
+    "alerts run": "logsight alerts run",
+    "logs anomalies": "logsight logs anomalies --input app.log --baseline 30min",
+    "kibana list": "logsight kibana list",
+    "kibana import": "logsight kibana import --kibana-url http://localhost:5601",
+    "dependencies": "logsight dependencies --from now-1h",
+    "canary": "logsight canary --service scorer --baseline-version 1.4 --version 1.5",
+}
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, click.Command]]:
+    out: list[tuple[str, click.Command]] = []
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            out += _commands(cmd, (*path, name))
+        else:
+            out.append((" ".join((*path, name)), cmd))
+    return out
+
+
+for _name, _cmd in _commands(main):
+    if _name in EXAMPLES and "Example:" not in (_cmd.help or ""):
+        _cmd.help = f"{(_cmd.help or '').rstrip()}\n\nExample: {EXAMPLES[_name]}"

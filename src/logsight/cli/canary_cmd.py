@@ -16,6 +16,7 @@ from logsight.cli.common import (
     print_json,
     time_option,
     url_option,
+    write_option,
 )
 from logsight.cli.traces_cmd import OPTIONS, _file_bounds, _window
 
@@ -42,7 +43,7 @@ from logsight.cli.traces_cmd import OPTIONS, _file_bounds, _window
               show_default=True, help="Error-rate increase from which it is rolled back.")
 @click.option("--min-requests", type=click.IntRange(2), default=50, show_default=True,
               help="Requests needed per version; fewer: hold.")
-@click.option("--no-write", is_flag=True, help="Cluster mode: do not store the findings.")
+@write_option("Cluster mode: store the findings.")
 @click.option("--namespace", default=None, callback=namespace_callback,
               help="Data-stream namespace (default: all).")
 @url_option
@@ -50,7 +51,7 @@ from logsight.cli.traces_cmd import OPTIONS, _file_bounds, _window
 def canary(
     input_path: Path | None, service: str | None, model: str | None, candidate: str | None,
     baseline_version: str | None, frm: str | None, to: str | None, alpha: float,
-    max_latency_ratio: float, max_error_increase: float, min_requests: int, no_write: bool,
+    max_latency_ratio: float, max_error_increase: float, min_requests: int, write: bool,
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """One verdict per canary - promote, hold or roll back - with the evidence. Exit code 3
@@ -72,7 +73,7 @@ def canary(
             request = J.CanaryRequest(J.Window(*_window(frm, to, timedelta(hours=1), now)),
                                       scope, baseline_version, limits)
             engine = engine_from(url)
-            writer = None if no_write else J.ClusterWriter(engine)
+            writer = None if not write else J.ClusterWriter(engine)
             try:
                 if model is not None:
                     result = J.model_canary(request, J.ClusterEvents(engine, namespace), writer)

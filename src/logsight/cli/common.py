@@ -40,6 +40,13 @@ def when(value: str | None, *, now: datetime, option: str | None = None) -> date
                                  param_hint=option) from None
 
 
+def write_option(help: str) -> Callable[[F], F]:
+    """THE ``--write/--no-write`` switch of every command that stores what it found
+    (default: write); the parameter is ``write``."""
+    return click.option("--write/--no-write", "write", default=True, show_default=True,
+                        help=help)
+
+
 def url_option(f: F) -> F:
     return click.option(
         "--url",

@@ -41,7 +41,7 @@ def prepare_out_dir(out_dir: Path) -> Path:
 
 def next_steps(namespace: str, engine_url: str) -> list[str]:
     """Copy-pasteable follow-up commands: the API (with a key, as auth is on by default) and
-    the Kibana views (``--url`` is required)."""
+    the Kibana views (``--kibana-url`` is required)."""
     q = shlex.quote
     findings = f"{SERVE_URL}/v1/findings?namespace={namespace}"
     return [
@@ -52,7 +52,7 @@ def next_steps(namespace: str, engine_url: str) -> list[str]:
         f"  curl -H 'X-API-Key: demo-key' {q(findings)}",
         "  # Kibana: findings over time, log anomaly windows, the critical-path table per "
         "operation, drift and accuracy per model version:",
-        "  logsight kibana import --url http://localhost:5601   # your Kibana's URL "
+        "  logsight kibana import --kibana-url http://localhost:5601   # your Kibana's URL "
         "(or env KIBANA_URL)",
     ]
 

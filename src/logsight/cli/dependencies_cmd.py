@@ -17,6 +17,7 @@ from logsight.cli.common import (
     print_table,
     time_option,
     url_option,
+    write_option,
 )
 from logsight.cli.traces_cmd import OPTIONS, _file_bounds, _window
 
@@ -36,7 +37,7 @@ COLUMNS = ["source", "target", "calls", "rate_per_s", "error_rate", "latency_p50
 @click.option("--no-baseline", is_flag=True, help="Cluster mode: the map only, no comparison.")
 @click.option("--min-calls", type=click.IntRange(1), default=5, show_default=True,
               help="Calls an edge needs on one side to be reported as new or vanished.")
-@click.option("--no-write", is_flag=True, help="Cluster mode: store neither map nor findings.")
+@write_option("Cluster mode: store the map and findings.")
 @click.option("--namespace", default=None, callback=namespace_callback,
               help="Data-stream namespace (default: all).")
 @url_option
@@ -44,7 +45,7 @@ COLUMNS = ["source", "target", "calls", "rate_per_s", "error_rate", "latency_p50
 def dependencies(
     input_path: Path | None, baseline_input: Path | None, frm: str | None, to: str | None,
     baseline_from: str | None, baseline_to: str | None, no_baseline: bool, min_calls: int,
-    no_write: bool, namespace: str | None, url: str | None, as_json: bool,
+    write: bool, namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """Who calls whom: calls, rate, error rate and p95 latency per edge between services."""
     from logsight.jobs import dependencies as J
@@ -77,7 +78,7 @@ def dependencies(
                 result = J.dependencies(
                     J.DependencyRequest(window, scope, baseline, min_calls=min_calls),
                     J.ClusterSpans(engine, namespace),
-                    writer=None if no_write else J.ClusterWriter(engine),
+                    writer=None if not write else J.ClusterWriter(engine),
                     mesh=J.ClusterMesh(engine, namespace))
             finally:
                 engine.close()

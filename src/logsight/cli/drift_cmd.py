@@ -19,6 +19,7 @@ from logsight.cli.common import (
     time_option,
     url_option,
     when,
+    write_option,
 )
 from logsight.jobs import drift as D
 from logsight.timeutil import iso
@@ -57,11 +58,14 @@ def _window(start: str | None, end: str | None, names_: tuple[str, str], now: da
 
 
 def _reference_window(start: str | None, end: str | None, current: tuple[datetime, datetime],
-                      now: datetime) -> tuple[datetime, datetime] | None:
-    """--reference-from/--reference-to; the end defaults to the current window's start so
-    the two never overlap. An explicit overlapping reference is allowed, with a warning: the
-    rows in both windows are then compared with themselves, which hides drift."""
-    ref = _window(start, end, ("--reference-from", "--reference-to"), now,
+                      now: datetime, options: tuple[str, str] = ("--reference-from",
+                                                                 "--reference-to"),
+                      ) -> tuple[datetime, datetime] | None:
+    """--reference-from/--reference-to (``options``: the command's names for them); the end
+    defaults to the current window's start so the two never overlap. An explicit overlapping
+    reference is allowed, with a warning: the rows in both windows are then compared with
+    themselves, which hides drift."""
+    ref = _window(start, end, options, now,
                   default_end=current[0], default_end_is="the current window's start")
     if ref is not None and ref[0] < current[1] and current[0] < ref[1]:
         click.echo(
@@ -170,7 +174,7 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
               f"default {D.DriftThresholds.jensenshannon}).")
 @click.option("--save-profile", default=None, metavar="NAME",
               help="Cluster mode: store the reference window's profile under NAME.")
-@click.option("--no-write", is_flag=True, help="Cluster mode: do not write findings.")
+@write_option("Cluster mode: write findings.")
 @url_option
 @json_option
 def drift(
@@ -179,7 +183,7 @@ def drift(
     reference_profile: str | None, current_from: str | None, current_to: str | None,
     namespace: str | None, columns: tuple[str, ...], bins: int, tests: tuple[str, ...],
     correction: str, psi_threshold: float | None, ks_threshold: float | None,
-    js_threshold: float | None, save_profile: str | None, no_write: bool, url: str | None,
+    js_threshold: float | None, save_profile: str | None, write: bool, url: str | None,
     as_json: bool,
 ) -> None:
     """Data drift of a current sample against a reference: two files, or a model's two
@@ -225,7 +229,7 @@ def drift(
     try:
         with job_errors(OPTIONS):
             # a profile asked for by name is stored even with --no-write
-            writer = D.ClusterWriter(engine, findings=not no_write)
+            writer = D.ClusterWriter(engine, findings=write)
             result = D.drift(request, D.ClusterEvents(engine, namespace), writer)
     finally:
         engine.close()
@@ -246,8 +250,10 @@ def drift(
              default="Required on a cluster; with --input: the file's first prediction.")
 @time_option('--to', 'end', what='Window end (exclusive)',
              default="Default: now (--input: after the file's last prediction).")
-@time_option('--reference-from', what='Reference window start, for degradation')
-@time_option('--reference-to', what='Reference window end (exclusive)', default='Default: --from.')
+@time_option('--baseline-from', '--reference-from', 'reference_from',
+             what='Baseline window start, for degradation (each version against itself then)')
+@time_option('--baseline-to', '--reference-to', 'reference_to',
+             what='Baseline window end (exclusive)', default='Default: --from.')
 @click.option("--task", type=click.Choice(["classification", "regression"]), default=None,
               help="Metrics to compute: classification (accuracy, F1, ROC-AUC, calibration; "
               "needs ml.label) or regression (MAE, RMSE, MAPE; needs ml.label_value). "
@@ -257,14 +263,14 @@ def drift(
               help="A KPI whose lower values are better (e.g. latency); repeatable.")
 @click.option("--namespace", default=None, callback=namespace_callback,
               help="Stream namespace (default: all).")
-@click.option("--no-write", is_flag=True, help="Do not write findings.")
+@write_option("Write findings (cluster mode).")
 @url_option
 @json_option
 def performance(
     model: str, model_version: str | None, input_path: Path | None, start: str | None,
     end: str | None, reference_from: str | None, reference_to: str | None, task: str | None,
     baseline_version: str | None, kpi_lower_is_better: tuple[str, ...], namespace: str | None,
-    no_write: bool, url: str | None, as_json: bool,
+    write: bool, url: str | None, as_json: bool,
 ) -> None:
     """Model quality over predictions joined with (late) feedback, per version.
 
@@ -284,7 +290,8 @@ def performance(
             raise click.UsageError("--from is required on a cluster (or give --input FILE)")
         window = _window(start, end, ("--from", "--to"), now)
     assert window is not None  # a start is given or taken from the file
-    reference = _reference_window(reference_from, reference_to, window, now)
+    reference = _reference_window(reference_from, reference_to, window, now,
+                                  ("--baseline-from", "--baseline-to"))
 
     request = P.PerformanceRequest(
         P.Window(*window), P.Scope(namespace=namespace, model=model, version=model_version),
@@ -300,7 +307,7 @@ def performance(
                     result = P.performance(request, source)
                 else:
                     result = P.performance(request, P.ClusterEvents(engine, namespace),
-                                           None if no_write else P.ClusterWriter(engine))
+                                           None if not write else P.ClusterWriter(engine))
             except P.TaskMismatch as err:
                 if task is None or err.labels is None:
                     raise

@@ -37,7 +37,9 @@ def engine() -> None:
 @heap_opt
 @click.option("--timeout", type=float, default=240.0, show_default=True,
               help="Seconds to wait for a green cluster.")
-def start(state_dir: Path | None, port: int | None, heap: str | None, timeout: float) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of sentences.")
+def start(state_dir: Path | None, port: int | None, heap: str | None, timeout: float,
+          as_json: bool) -> None:
     """Start the engine and wait until the cluster is green."""
     eng = _local(state_dir, port, heap)
     t0 = time.monotonic()
@@ -45,6 +47,10 @@ def start(state_dir: Path | None, port: int | None, heap: str | None, timeout: f
         status, started = eng.start(timeout=timeout)
     except LocalEngineError as e:
         raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({"started": started, "seconds": round(time.monotonic() - t0, 1),
+                               **dataclasses.asdict(status)}, default=str))
+        return
     if started:
         click.echo(f"engine started in {time.monotonic() - t0:.1f}s: {status.url}")
     else:
@@ -54,13 +60,17 @@ def start(state_dir: Path | None, port: int | None, heap: str | None, timeout: f
 
 @engine.command()
 @state_opt
-def stop(state_dir: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a sentence.")
+def stop(state_dir: Path | None, as_json: bool) -> None:
     """Stop the engine cleanly; data stays in the state directory."""
     eng = _local(state_dir, None, None)
     try:
         stopped = eng.stop()
     except LocalEngineError as e:
         raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({"stopped": stopped, "was_running": stopped}))
+        return
     click.echo("engine stopped" if stopped else "engine was not running")
 
 

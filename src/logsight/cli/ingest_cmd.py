@@ -13,7 +13,7 @@ from logsight.ingest import ingest_file
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @url_option
 @click.option("--kind", type=click.Choice(names.STREAM_TYPES), default=names.LOGS,
               show_default=True, help="Which stream the lines belong to.")
@@ -29,7 +29,8 @@ from logsight.ingest import ingest_file
               show_default=True,
               help="logs: 'envoy' parses Envoy's default access-log format and Istio's text or "
                    "JSON access logs into ECS http.*, url.*, source.*, destination.* fields.")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True,
+              help="Lines per _bulk request.")
 @click.option("--retry-for", type=click.FloatRange(0, 3600), default=60.0, show_default=True,
               help="Seconds to keep retrying lines the cluster pushes back (429, a write "
                    "block) before dead-lettering them.")

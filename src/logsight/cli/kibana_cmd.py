@@ -39,8 +39,11 @@ def list_(paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 @kibana.command("import")
-@click.option("--url", envvar="KIBANA_URL", required=True,
-              help="Kibana base URL, e.g. http://localhost:5601 (env KIBANA_URL).")
+@click.option("--kibana-url", "url", envvar="KIBANA_URL", default=None,
+              help="Kibana base URL, e.g. http://localhost:5601 (env KIBANA_URL); required. "
+                   "Named apart from --url, which is the cluster everywhere else.")
+@click.option("--url", "old_url", hidden=True, default=None,
+              help="The old name of --kibana-url (still accepted).")
 @click.option("--api-key", envvar="KIBANA_API_KEY", default=None,
               help="Encoded API key (env KIBANA_API_KEY).")
 @click.option("--username", envvar="KIBANA_USERNAME", default=None,
@@ -54,10 +57,13 @@ def list_(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--objects", "paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="NDJSON file or directory (default: the kibana/ folder).")
 @json_option
-def import_(url: str, api_key: str | None, username: str | None, password: str | None,
-            space: str | None, ca_certs: str | None, insecure: bool,
+def import_(url: str | None, old_url: str | None, api_key: str | None, username: str | None,
+            password: str | None, space: str | None, ca_certs: str | None, insecure: bool,
             paths: tuple[Path, ...], as_json: bool) -> None:
     """Import (overwrite) the saved objects through Kibana's saved-objects API. Idempotent."""
+    url = old_url or url
+    if not url:
+        raise click.UsageError("give Kibana's URL: --kibana-url URL (or env KIBANA_URL)")
     if password is not None and username is None:
         raise click.BadParameter("--password needs --username", param_hint="--password")
     objects = _load(paths)
@@ -66,7 +72,7 @@ def import_(url: str, api_key: str | None, username: str | None, password: str |
         result = import_objects(url, objects, api_key=api_key, username=username,
                                 password=password, space=space, verify=verify)
     except ValueError as e:
-        hint = "--space" if "space id" in str(e) else "--url"
+        hint = "--space" if "space id" in str(e) else "--kibana-url"
         raise click.BadParameter(str(e), param_hint=hint) from None
     except KibanaError as e:
         raise click.ClickException(str(e)) from e

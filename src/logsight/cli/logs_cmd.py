@@ -21,6 +21,7 @@ from logsight.cli.common import (
     time_option,
     url_option,
     when,
+    write_option,
 )
 from logsight.timeutil import iso, short_time
 
@@ -198,8 +199,7 @@ def logs() -> None:
               help="IsolationForest contamination: auto or a share in (0, 0.5].")
 @click.option("--drift/--no-drift", default=True, show_default=True,
               help="Also report template drift when service.version changes.")
-@click.option("--write/--no-write", default=True, show_default=True,
-              help="Index findings into logsight-findings (cluster mode only).")
+@write_option("Index findings into logsight-findings (cluster mode only).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Score every line with this saved model (no baseline).")
 @click.option("--save-model", type=click.Path(path_type=Path, dir_okay=False), default=None,

@@ -40,7 +40,8 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="HTTP port of the API (0: a free one).")
 @click.option("--api-key", "api_keys", multiple=True,
               help="Accepted API key (repeatable). Prefer env LOGSIGHT_API_KEYS (comma-"
               "separated): command lines are visible to other users.")
@@ -79,9 +80,11 @@ def _task_intervals(ctx: click.Context, param: click.Parameter, value: Any) -> A
 @click.option("--self-log-namespace", default=None,
               help="Namespace of the service's own logs, never the analysed one (env "
               "LOGSIGHT_SELF_LOG_NAMESPACE; default logsight).")
-@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log one line per request (credentials in URLs are redacted).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-              default="info", show_default=True)
+              default="info", show_default=True, help="Least severe level of the service's own "
+              "log lines.")
 @click.option("--otlp/--no-otlp", "otlp", default=None,
               help="Also run the OTLP/HTTP receiver (/v1/traces, /v1/logs, /v1/metrics) on its "
               "own port (default off; on when --otlp-port is given).")

@@ -19,6 +19,7 @@ from logsight.cli.common import (
     time_option,
     url_option,
     when,
+    write_option,
 )
 from logsight.timeutil import iso
 
@@ -103,14 +104,14 @@ orphans_opt = click.option(
               help="How many operations to list, most critical-path time first.")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="Critical-path share from which a bottleneck becomes a finding.")
-@click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings/aggregates.")
+@write_option("Cluster mode: store findings/aggregates.")
 @orphans_opt
 @namespace_opt
 @url_option
 @json_option
 def bottlenecks(
     input_path: Path | None, service: str | None, operation: str | None, frm: str | None,
-    to: str | None, top: int, min_share: float, no_write: bool, orphans: str,
+    to: str | None, top: int, min_share: float, write: bool, orphans: str,
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """Rank operations by the critical-path time they contribute."""
@@ -134,7 +135,7 @@ def bottlenecks(
             engine = engine_from(url)
             try:
                 result = J.bottlenecks(request, J.ClusterSpans(engine, namespace),
-                                       None if no_write else J.ClusterWriter(engine))
+                                       None if not write else J.ClusterWriter(engine))
             finally:
                 engine.close()
             start, end = window.closed
@@ -178,7 +179,7 @@ def bottlenecks(
               help="Compare two versions of --service within one window: the baseline one.")
 @click.option("--version", "candidate_version", default=None,
               help="The version compared with --baseline-version (same window).")
-@click.option("--no-write", is_flag=True, help="Cluster mode: do not store findings.")
+@write_option("Cluster mode: store findings.")
 @namespace_opt
 @url_option
 @json_option
@@ -186,7 +187,7 @@ def regressions(
     input_path: Path | None, baseline_input: Path | None, service: str | None,
     operation: str | None, frm: str | None, to: str | None, baseline_from: str | None,
     baseline_to: str | None, alpha: float, min_ratio: float, min_count: int,
-    baseline_version: str | None, candidate_version: str | None, no_write: bool,
+    baseline_version: str | None, candidate_version: str | None, write: bool,
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """Operations whose latency or critical-path share grew significantly: against a baseline
@@ -200,7 +201,7 @@ def regressions(
             baseline_input=baseline_input, baseline_from=baseline_from,
             baseline_to=baseline_to, baseline_version=baseline_version,
             candidate_version=candidate_version, alpha=alpha, min_ratio=min_ratio,
-            min_count=min_count, no_write=no_write, namespace=namespace, url=url,
+            min_count=min_count, write=write, namespace=namespace, url=url,
             as_json=as_json,
         )
         return
@@ -233,7 +234,7 @@ def regressions(
             engine = engine_from(url)
             try:
                 result = J.regressions(request, J.ClusterSpans(engine, namespace),
-                                       writer=None if no_write else J.ClusterWriter(engine))
+                                       writer=None if not write else J.ClusterWriter(engine))
             finally:
                 engine.close()
             if result.empty_reason:
@@ -286,7 +287,7 @@ def _version_regressions(
     *, input_path: Path | None, service: str | None, operation: str | None, frm: str | None,
     to: str | None, baseline_input: Path | None, baseline_from: str | None,
     baseline_to: str | None, baseline_version: str | None, candidate_version: str | None,
-    alpha: float, min_ratio: float, min_count: int, no_write: bool, namespace: str | None,
+    alpha: float, min_ratio: float, min_count: int, write: bool, namespace: str | None,
     url: str | None, as_json: bool,
 ) -> None:
     """``traces regressions --baseline-version V1 --version V2 --service S``."""
@@ -318,7 +319,7 @@ def _version_regressions(
             try:
                 result = J.version_regressions(
                     request, J.ClusterSpans(engine, namespace),
-                    None if no_write else J.ClusterWriter(engine))
+                    None if not write else J.ClusterWriter(engine))
             finally:
                 engine.close()
     results, findings, split = result.regressions, result.findings, result.split
