@@ -35,6 +35,9 @@ KINDS = (
     "version_regression",
     "kpi_change",
     "outlier_inputs",
+    "cost_per_prediction_increase",
+    "idle_gpu",
+    "overprovisioned_memory",
 )
 
 
