@@ -30,6 +30,7 @@ CRITICAL_PATH_INDEX = "logsight-critical-path"
 PROFILES_INDEX = "logsight-profiles"
 LEASES_INDEX = "logsight-leases"
 META_INDEX = "logsight-meta"  # installed asset versions
+COST_INDEX = "logsight-cost"  # cost per window and allocation (logsight.jobs.cost)
 PLAIN_INDICES = (
     FINDINGS_INDEX,
     DEADLETTER_INDEX,
@@ -38,6 +39,7 @@ PLAIN_INDICES = (
     PROFILES_INDEX,
     LEASES_INDEX,
     META_INDEX,
+    COST_INDEX,
 )
 
 _NAMESPACE_RE = re.compile(r"^[a-z0-9_][a-z0-9_.]{0,99}$")

@@ -37,6 +37,8 @@ class Writer(Protocol):
 
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str: ...
 
+    def cost(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
+
 
 class ClusterWriter:
     """Writes to the cluster behind ``engine``, by stable ids (a re-run overwrites). With
@@ -59,6 +61,11 @@ class ClusterWriter:
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str:
         """Store a drift reference profile (see :func:`store_profile`); its id."""
         return store_profile(self.engine, profile, **kw)
+
+    def cost(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Index cost rows (see :func:`cost_documents`) by their stable ids."""
+        return _write_by_id(self.engine, names.COST_INDEX, documents, "cost",
+                            refresh=self.refresh)
 
 
 def namespace_marker(namespace: str | None) -> str:
@@ -189,3 +196,34 @@ def store_profile(
     }
     engine.index(names.PROFILES_INDEX, doc, id=pid, refresh="wait_for")
     return pid
+
+
+def cost_documents(rows: Sequence[Any], *, namespace: str | None = None
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per :class:`logsight.analysis.cost.CostRow` for
+    :data:`logsight.names.COST_INDEX`; the id is (namespace, window, allocation), so a re-run
+    over the same window overwrites."""
+    marker = namespace_marker(namespace)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for r in rows:
+        doc = {k: v for k, v in vars(r).items()}
+        doc["window_start"], doc["window_end"] = iso(r.window_start), iso(r.window_end)
+        doc["@timestamp"] = doc["window_start"]
+        doc["namespace"] = marker
+        key = "|".join([marker, doc["window_start"], doc["window_end"], r.service, r.team,
+                        r.model, r.model_version, r.stage, r.capacity, r.instance_type])
+        out.append((hashlib.sha1(key.encode()).hexdigest()[:24], doc))
+    return out
+
+
+def _write_by_id(engine: Engine, index: str, documents: Sequence[tuple[str, Mapping[str, Any]]],
+                 what: str, *, refresh: bool | str = "wait_for") -> int:
+    if not documents:
+        return 0
+    result = engine.bulk((({"index": {"_index": index, "_id": i}}, d) for i, d in documents),
+                         refresh=refresh)
+    if result.errors:
+        e = result.errors[0]
+        raise RuntimeError(f"{len(result.errors)} {what} document(s) not written: "
+                           f"{e.error_type}: {e.reason}")
+    return result.ok

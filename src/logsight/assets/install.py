@@ -40,6 +40,7 @@ PLAIN_FIELDS = {
     names.PROFILES_INDEX: m.PROFILES,
     names.LEASES_INDEX: m.LEASES,
     names.META_INDEX: m.META,
+    names.COST_INDEX: m.COST,
 }
 
 

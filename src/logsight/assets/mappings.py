@@ -290,3 +290,30 @@ def mapping(fields: dict[str, dict[str, Any]], *, dynamic: bool | str = True) ->
 def flat_fields(fields: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Dotted field name -> type, for checks such as the Kibana objects' tests."""
     return {k: v.get("type", "object") for k, v in fields.items()}
+
+
+COST: dict[str, dict[str, Any]] = {  # logsight.writer.cost_documents
+    "@timestamp": DATE,
+    "window_start": DATE,
+    "window_end": DATE,
+    "namespace": KW,
+    "service": KW,
+    "team": KW,
+    "model": KW,
+    "model_version": KW,
+    "stage": KW,
+    "capacity": KW,
+    "instance_type": KW,
+    "currency": KW,
+    "hours": DOUBLE,
+    "cpu_core_hours": DOUBLE,
+    "memory_gb_hours": DOUBLE,
+    "gpu_hours": DOUBLE,
+    "cpu_cost": DOUBLE,
+    "memory_cost": DOUBLE,
+    "gpu_cost": DOUBLE,
+    "instance_cost": DOUBLE,
+    "total_cost": DOUBLE,
+    "predictions": LONG,
+    "cost_per_1k_predictions": DOUBLE,
+}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from logsight import names
 from logsight.errors import BadRequest
+from logsight.jobs import cost as cost_job
 from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
@@ -104,6 +105,12 @@ def _performance(engine: Engine, p: JobParams) -> JobResult:
         drift_job.ClusterEvents(engine, p.namespace), _writer(engine, p))
 
 
+def _cost(engine: Engine, p: JobParams) -> JobResult:
+    return cost_job.cost(
+        cost_job.CostRequest(p.window, p.scope(), require_data=False),
+        cost_job.ClusterMetrics(engine, p.namespace), _writer(engine, p))
+
+
 @dataclass(frozen=True)
 class JobSpec:
     kind: str
@@ -136,6 +143,10 @@ JOBS: dict[str, JobSpec] = {
                 ("performance_degradation", "version_regression", "kpi_change"), _performance,
                 needs_model=True, uses_baseline=True, per_model=True,
                 description="Model quality from feedback, per version, and KPI changes"),
+        JobSpec("cost", names.METRICS,
+                ("cost_per_prediction_increase", "idle_gpu", "overprovisioned_memory"), _cost,
+                description="Cost per service, model version, stage and 1,000 predictions "
+                "from resource metrics and a cost model"),
     )
 }
 
