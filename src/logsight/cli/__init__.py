@@ -11,6 +11,7 @@ import click
 from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
+    cost_cmd,
     demo_cmd,
     drift_cmd,
     engine_cmd,
@@ -40,3 +41,4 @@ main.add_command(serve_cmd.serve)
 main.add_command(alerts_cmd.alerts)
 main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
+main.add_command(cost_cmd.cost)

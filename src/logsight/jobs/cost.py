@@ -88,7 +88,11 @@ class CostResult:
         return plain_rows(self.report.rows)
 
     def summary(self) -> dict[str, Any]:
-        return _jsonable({**self.report.summary(), "samples": self.samples,
+        rep = self.report
+        flat = {g: summary_rows(getattr(rep, g)) for g in
+                ("by_service", "by_model_version", "by_stage", "by_team")}
+        total = summary_rows([rep.total])[0] if rep.total else None
+        return _jsonable({**rep.summary(), **flat, "total": total, "samples": self.samples,
                           "cost_model": self.cost_model,
                           "window": {"start": iso(self.window.start),
                                      "end": iso(self.window.end)}})
@@ -114,16 +118,16 @@ def cost(request: CostRequest, source: MetricsSource, writer: Writer | None = No
     start, end = r.window.start, r.window.end
     metrics = source.metrics(start, end, service=sc.service)
     usage = C.usage_frame(metrics)
+    preds = source.predictions(start, end, bucket=bucket, service=sc.service)
+    report, priced = C.cost_report(usage, preds, model, bucket=bucket, start=start, end=end)
     empty = None
-    if usage.empty:
+    if priced.empty:  # samples are placed by the interval they cover: count after placing
         scope = f" of service {sc.service!r}" if sc.service else ""
         empty = (f"no resource metrics{scope} in {source.describe()} between "
                  f"{iso(start) or 'the first'} and {iso(end) or 'the last'} sample; start "
                  "the sampler (logsight.configure(..., resource_metrics=True))")
         if r.require_data:
             raise NoData(empty, parameters=("window", "service"))
-    preds = source.predictions(start, end, bucket=bucket, service=sc.service)
-    report, priced = C.cost_report(usage, preds, model, bucket=bucket, start=start, end=end)
     findings: list[Finding] = []
     if not priced.empty:
         ws: datetime = start or priced["start"].min().to_pydatetime()
@@ -142,7 +146,7 @@ def cost(request: CostRequest, source: MetricsSource, writer: Writer | None = No
     if writer is not None:
         writer.cost(cost_documents(report.rows, namespace=sc.namespace))
         writer.findings(findings)
-    return CostResult(report, findings, r.window, len(usage), origin, empty,
+    return CostResult(report, findings, r.window, len(priced), origin, empty,
                       notes=list(report.notes))
 
 

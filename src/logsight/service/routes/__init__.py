@@ -1,8 +1,8 @@
 """The API routes, one module per resource; each ``router(ctx, guarded)`` builds its
 ``APIRouter`` over the app's :class:`~logsight.service.context.ServiceContext`."""
 
-from logsight.service.routes import analyses, findings, health, logs, models, traces
+from logsight.service.routes import analyses, cost, findings, health, logs, models, traces
 
-MODULES = (health, traces, logs, models, findings, analyses)
+MODULES = (health, traces, logs, models, findings, analyses, cost)
 
 __all__ = ["MODULES"]
