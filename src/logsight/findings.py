@@ -38,6 +38,9 @@ KINDS = (
     "cost_per_prediction_increase",
     "idle_gpu",
     "overprovisioned_memory",
+    "memory_leak",
+    "cpu_saturation",
+    "gpu_memory_pressure",
 )
 
 

@@ -13,6 +13,9 @@ scorer        0-4       2 / 0.5 cores          8 / 1.5 GiB      1 Tesla T4, 2 % 
 featurizer    0-4       1 / 0.8 cores          4 / 1 -> 3.5 GiB  none (memory grows linearly)
 ============  ========  =====================  ===============  ===========================
 
+``featurizer`` is CPU-throttled (60 % of its CFS periods) in its last hour, and its server
+spans (:func:`span_documents`, two a minute) slow from 100 ms to 250 ms at the same time.
+
 ``scorer`` serves model ``churn``: version ``1`` for the first two hours (1,000 predictions an
 hour), version ``2`` after the deploy (500 an hour). :data:`COST_MODEL_YAML` prices it.
 Everything is deterministic: no randomness, no clock.
@@ -83,6 +86,7 @@ def metrics_documents(start: datetime = START) -> list[dict[str, Any]]:
         docs.append(_sample(
             "featurizer", t, "node-2", **{
                 "container.cpu.pct": 80.0, "container.cpu.request_cores": 1.0,
+                "container.cpu.throttled_ratio": 0.6 if i > 180 else 0.0,
                 "container.memory.usage_bytes": (1.0 + 2.5 * (i - 1) / 239) * GIB,
                 "container.memory.limit_bytes": 4.0 * GIB, "gpu.count": 0}))
     return docs
@@ -101,4 +105,20 @@ def prediction_documents(start: datetime = START) -> list[dict[str, Any]]:
                          "ml.event_type": "prediction", "ml.model.name": "churn",
                          "ml.model.version": version, "ml.request_id": rid, "event.id": rid,
                          "ml.prediction_value": 0.5})
+    return docs
+
+
+def span_documents(start: datetime = START) -> list[dict[str, Any]]:
+    """``featurizer``'s server spans: two a minute, 100 ms until hour 3, 250 ms after."""
+    docs: list[dict[str, Any]] = []
+    for k in range(480):
+        t = start + timedelta(seconds=30 * k)
+        ms = 100.0 if t < start + timedelta(hours=3) else 250.0
+        ns = int(t.timestamp()) * 1_000_000_000
+        sid = f"{k:016x}"
+        docs.append({"@timestamp": _ts(t), "service.name": "featurizer",
+                     "trace.id": f"{k:032x}", "span.id": sid, "span.name": "GET /features",
+                     "span.kind": "server", "span.start_unix_nano": ns,
+                     "span.end_unix_nano": ns + int(ms * 1e6), "span.duration_ms": ms,
+                     "span.status": "ok", "event.id": f"span-{sid}"})
     return docs

@@ -19,6 +19,7 @@ from logsight.jobs import cost as cost_job
 from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
+from logsight.jobs import resources as resources_job
 from logsight.jobs import traces as traces_job
 from logsight.jobs.base import JobResult, Scope, Window
 from logsight.writer import ClusterWriter
@@ -111,6 +112,12 @@ def _cost(engine: Engine, p: JobParams) -> JobResult:
         cost_job.ClusterMetrics(engine, p.namespace), _writer(engine, p))
 
 
+def _resources(engine: Engine, p: JobParams) -> JobResult:
+    return resources_job.resource_anomalies(
+        resources_job.ResourcesRequest(p.window, p.scope(), require_data=False),
+        resources_job.ClusterMetrics(engine, p.namespace), _writer(engine, p))
+
+
 @dataclass(frozen=True)
 class JobSpec:
     kind: str
@@ -147,6 +154,10 @@ JOBS: dict[str, JobSpec] = {
                 ("cost_per_prediction_increase", "idle_gpu", "overprovisioned_memory"), _cost,
                 description="Cost per service, model version, stage and 1,000 predictions "
                 "from resource metrics and a cost model"),
+        JobSpec("resource_anomalies", names.METRICS,
+                ("memory_leak", "cpu_saturation", "gpu_memory_pressure"), _resources,
+                description="Memory leak trends, CPU saturation (lined up with latency) and "
+                "GPU memory pressure in the resource metrics"),
     )
 }
 

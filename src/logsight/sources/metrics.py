@@ -43,6 +43,8 @@ class MetricsSource(Protocol):
 
     def describe(self) -> str: ...
 
+    def latency_p95(self, service: str, start: datetime, end: datetime) -> float | None: ...
+
 
 def _range(start: datetime | None, end: datetime | None) -> dict[str, Any]:
     rng: dict[str, Any] = {}
@@ -62,6 +64,19 @@ class ClusterMetrics:
 
     def describe(self) -> str:
         return f"{names.read_target(names.METRICS, self.namespace)} at {self.engine.url}"
+
+    def latency_p95(self, service: str, start: datetime, end: datetime) -> float | None:
+        """p95 duration (ms) of ``service``'s server spans in ``[start, end)`` (None: none)."""
+        q = {"bool": {"filter": [{"term": {F.SERVICE: service}},
+                                 {"term": {F.SPAN_KIND: "server"}}, _range(start, end)]}}
+        resp = self.engine.search(
+            names.read_target(names.TRACES, self.namespace),
+            {"size": 0, "query": q, "aggs": {"p": {"percentiles": {
+                "field": F.SPAN_DURATION_MS, "percents": [95]}}}},
+            ignore_unavailable="true", allow_no_indices="true")
+        values = resp.get("aggregations", {}).get("p", {}).get("values", {})
+        value = next(iter(values.values()), None) if values else None
+        return float(value) if value is not None else None
 
     def metrics(self, start: datetime | None, end: datetime | None, *,
                 service: str | None = None) -> pd.DataFrame:
@@ -137,6 +152,9 @@ class MetricsFiles:
 
     def describe(self) -> str:
         return str(self.path)
+
+    def latency_p95(self, service: str, start: datetime, end: datetime) -> float | None:
+        return None  # files carry no spans: latency is lined up on the cluster only
 
     @staticmethod
     def _between(frame: pd.DataFrame, start: datetime | None, end: datetime | None,

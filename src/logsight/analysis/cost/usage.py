@@ -18,8 +18,9 @@ import pandas as pd
 from logsight.analysis.cost.model import GIB
 
 USAGE_COLUMNS = ("timestamp", "start", "hours", "service", "service_version", "host",
-                 "cpu_used", "cpu_alloc", "mem_used_gb", "mem_alloc_gb", "gpu_count",
-                 "gpu_model", "gpu_util_pct", "gpu_mem_pct", "throttled_ratio")
+                 "cpu_used", "cpu_alloc", "cpu_limit", "mem_used_gb", "mem_alloc_gb",
+                 "mem_limit_gb", "gpu_count", "gpu_model", "gpu_util_pct", "gpu_mem_pct",
+                 "throttled_ratio")
 # the labels that allocate cost, as the sampler writes them (labels.<tag>)
 TAGS = ("team", "model", "model_version", "stage")
 
@@ -66,6 +67,8 @@ def usage_frame(metrics: pd.DataFrame, *, default_period_s: float = 15.0) -> pd.
                               "process.memory.rss_bytes") / GIB
     out["mem_alloc_gb"] = _num(m, "container.memory.request_bytes",
                                "container.memory.limit_bytes") / GIB
+    out["cpu_limit"] = _num(m, "container.cpu.limit_cores")
+    out["mem_limit_gb"] = _num(m, "container.memory.limit_bytes") / GIB
     out["gpu_count"] = _num(m, "gpu.count").fillna(0.0)
     out["gpu_model"] = _str(m, "gpu.model")
     out["gpu_util_pct"] = _num(m, "gpu.utilization_pct")
