@@ -92,3 +92,24 @@ def test_saturation_lined_up_with_latency_on_the_cluster(engine: Any, namespace:
     by_name = run_job(engine, "resource_anomalies",
                       JobParams(start=START, end=END, namespace=namespace, write=False))
     assert len(by_name.findings) == 2
+
+
+def test_cli_resources_on_a_file(tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+
+    path = tmp_path / "m.ndjson"
+    path.write_text("".join(json.dumps(d) + "\n" for d in fleet.metrics_documents()))
+    res = CliRunner().invoke(main, ["resources", "--metrics", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert sorted(f["kind"] for f in out["findings"]) == ["cpu_saturation", "memory_leak"]
+    assert out["samples"] == 600
+    table = CliRunner().invoke(main, ["resources", "--metrics", str(path)])
+    assert "[high] memory_leak" in table.output and "600 samples, 2 finding(s)" in table.output
+    empty = CliRunner().invoke(main, ["resources", "--metrics", str(path), "--from",
+                                      "2030-01-01T00:00:00Z"])
+    assert empty.exit_code == 1 and "no resource metrics" in empty.output

@@ -18,6 +18,7 @@ from logsight.cli import (
     ingest_cmd,
     kibana_cmd,
     logs_cmd,
+    resources_cmd,
     serve_cmd,
     setup_cmd,
     traces_cmd,
@@ -42,3 +43,4 @@ main.add_command(alerts_cmd.alerts)
 main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
 main.add_command(cost_cmd.cost)
+main.add_command(resources_cmd.resources)
