@@ -101,11 +101,13 @@ class CostResult:
 def _check_bucket(bucket: str) -> str:
     try:
         width = pd.Timedelta(pd.tseries.frequencies.to_offset(bucket))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise BadRequest("bucket", f"bucket {bucket!r} is not a duration such as 15min, 1h "
                          "or 1D") from None
     if width < pd.Timedelta(minutes=1):
         raise BadRequest("bucket", f"bucket {bucket!r} is shorter than a minute")
+    if width > pd.Timedelta(days=366):
+        raise BadRequest("bucket", f"bucket {bucket!r} is longer than a year")
     return bucket
 
 
