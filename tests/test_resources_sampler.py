@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import logsight
 from logsight import names
 from logsight.adapters.cgroup import (
+    CgroupStats,
     container_fields,
     find_cgroup,
     kubernetes_metadata,
@@ -222,3 +225,39 @@ def test_container_metrics_land_in_the_metrics_stream(engine: Any, namespace: st
     src = hits[0]["_source"]
     assert src["host"]["name"] == "n1" and src["metricset"]["period"] == 10_000
     ls.close()
+
+
+_counter = st.integers(0, 10**15)
+
+
+@given(st.lists(st.tuples(_counter, _counter), max_size=8))
+def test_io_stat_sums_every_device(devices: list[tuple[int, int]]) -> None:
+    text = "".join(f"8:{i} rbytes={r} wbytes={w} rios=1 wios=1 dbytes=0 dios=0\n"
+                   for i, (r, w) in enumerate(devices))
+    assert parse_io_stat(text) == (sum(r for r, _ in devices), sum(w for _, w in devices))
+
+
+@given(_counter, st.integers(0, 10**6), st.data(), st.floats(0.1, 3600))
+def test_throttled_ratio_is_the_share_of_periods(periods0: int, more: int, data: st.DataObject,
+                                                  elapsed: float) -> None:
+    throttled0 = data.draw(st.integers(0, periods0))
+    throttled_more = data.draw(st.integers(0, more))
+    before = CgroupStats(cpu_usage_usec=0, cpu_nr_periods=periods0,
+                         cpu_nr_throttled=throttled0)
+    now = CgroupStats(cpu_usage_usec=0, cpu_nr_periods=periods0 + more,
+                      cpu_nr_throttled=throttled0 + throttled_more)
+    ratio = container_fields(now, before, elapsed)["container.cpu.throttled_ratio"]
+    assert ratio == (throttled_more / more if more else 0.0)
+
+
+@given(_counter, _counter, _counter, _counter, st.floats(0.1, 3600))
+def test_rates_stay_in_range_after_a_counter_reset(a0: int, a1: int, p0: int, p1: int,
+                                                   elapsed: float) -> None:
+    """A restarted container starts its counters again: no negative rate, no share above 1."""
+    before = CgroupStats(cpu_usage_usec=a0, cpu_nr_periods=p0, cpu_nr_throttled=p0,
+                         io_read_bytes=a0, io_write_bytes=a0)
+    now = CgroupStats(cpu_usage_usec=a1, cpu_nr_periods=p1, cpu_nr_throttled=p1,
+                      io_read_bytes=a1, io_write_bytes=a1)
+    doc = container_fields(now, before, elapsed)
+    assert doc["container.cpu.pct"] >= 0 and doc["container.disk.read.bytes"] >= 0
+    assert 0.0 <= doc["container.cpu.throttled_ratio"] <= 1.0

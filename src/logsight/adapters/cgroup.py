@@ -184,7 +184,8 @@ def container_fields(now: CgroupStats, before: CgroupStats | None, elapsed_s: fl
     periods = delta(now.cpu_nr_periods, before.cpu_nr_periods)
     throttled = delta(now.cpu_nr_throttled, before.cpu_nr_throttled)
     if periods is not None and throttled is not None:
-        doc["container.cpu.throttled_ratio"] = throttled / periods if periods else 0.0
+        # a counter reset (container restart) can make the deltas disagree: keep it a share
+        doc["container.cpu.throttled_ratio"] = min(1.0, throttled / periods) if periods else 0.0
     t_usec = delta(now.cpu_throttled_usec, before.cpu_throttled_usec)
     if t_usec is not None:
         doc["container.cpu.throttled_ms"] = t_usec / 1000.0
