@@ -28,7 +28,8 @@ from logsight.timeutil import iso
 from logsight.writer import ClusterWriter, Writer, cost_documents
 
 __all__ = ["DEFAULT_COST_MODEL", "BadRequest", "NoData", "ClusterMetrics", "ClusterWriter", "CostRequest",
-           "CostResult", "MetricsFiles", "Scope", "Window", "cost", "load_cost_model",
+           "CostResult", "MetricsFiles", "Scope", "Window", "cost", "cost_model_from_text",
+           "load_cost_model",
            "resolve_cost_model"]
 
 DEFAULT_COST_MODEL = Path(C.__file__).with_name("default-prices.yaml")
@@ -43,14 +44,19 @@ def load_cost_model(path: str | Path) -> C.CostModel:
     except OSError as e:
         raise BadRequest("cost_model", f"cannot read the cost model {p}: {e.strerror or e}"
                          ) from None
+    return cost_model_from_text(text, where=str(p))
+
+
+def cost_model_from_text(text: str, *, where: str = "the cost model") -> C.CostModel:
+    """Parse and validate a cost model given as YAML text."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise BadRequest("cost_model", f"{p}: not valid YAML ({e})") from None
+        raise BadRequest("cost_model", f"{where}: not valid YAML ({e})") from None
     try:
         return C.CostModel.from_mapping(doc)
     except C.CostModelError as e:
-        raise BadRequest("cost_model", f"{p}: {e}") from None
+        raise BadRequest("cost_model", f"{where}: {e}") from None
 
 
 def resolve_cost_model(path: str | Path | None = None) -> tuple[C.CostModel, str]:
