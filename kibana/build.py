@@ -45,6 +45,7 @@ DATA_VIEWS = [
     ("logsight-findings", "logsight-findings", "logsight findings"),
     ("logsight-alerts", "logsight-alerts", "logsight alerts history"),
     ("logsight-critical-path", "logsight-critical-path", "logsight critical path"),
+    ("logsight-cost", "logsight-cost", "logsight cost per window and allocation"),
 ]
 
 
@@ -136,6 +137,13 @@ SEARCHES = [
                  "version_regression)",
                  ["kind", "model", "model_version", "feature", "score", "title"],
                  "Drift and model performance findings."),
+    saved_search("logsight-search-cost-findings", "logsight: cost & resource findings",
+                 "logsight-findings",
+                 "kind:(cost_per_prediction_increase OR idle_gpu OR overprovisioned_memory OR "
+                 "memory_leak OR cpu_saturation OR gpu_memory_pressure)",
+                 ["kind", "service", "model_version", "score", "title"],
+                 "Cost findings (dearer predictions after a deploy, idle GPUs, over-provisioned "
+                 "memory) and resource anomalies (memory leaks, CPU saturation, GPU memory)."),
     saved_search("logsight-search-fired-alerts", "logsight: fired alerts", "logsight-alerts",
                  "state:fired", ["rule.id", "rule.severity", "value", "threshold", "message"],
                  "Alerts fired by logsight's rules (built-in evaluator or Watcher)."),
@@ -429,11 +437,63 @@ def model_drift() -> dict[str, Any]:
     return d.build()
 
 
+def cost_resources() -> dict[str, Any]:
+    d = Dashboard("logsight-dashboard-cost", "logsight: Cost & resources",
+                  "Cost over time by service, model version and stage; utilisation against "
+                  "what was requested; memory, CPU throttling and GPU use per service.")
+    cols = {"t": c_date(), "s": c_terms("service", 10, "c"),
+            "c": c_metric("sum", "total_cost", "Cost")}
+    d.add_lens(lens("Cost per service", "logsight-cost", "lnsXY", cols,
+                    xy(cols, "t", ["c"], "s", "bar_stacked")))
+    cols = {"t": c_date(), "st": c_terms("stage", 5, "c"),
+            "c": c_metric("sum", "total_cost", "Cost")}
+    d.add_lens(lens("Cost per stage (training / inference)", "logsight-cost", "lnsXY", cols,
+                    xy(cols, "t", ["c"], "st", "bar_stacked")))
+    cols = {"m": c_terms("model", 10, "c"), "v": c_terms("model_version", 10, "c"),
+            "st": c_terms("stage", 3), "c": c_metric("sum", "total_cost", "Cost"),
+            "p": c_metric("sum", "predictions", "Predictions"),
+            "k": c_metric("average", "cost_per_1k_predictions", "Cost per 1,000 (mean of "
+                          "windows)"),
+            "g": c_metric("sum", "gpu_cost", "GPU cost")}
+    d.add_lens(lens("Cost per model version", "logsight-cost", "lnsDatatable", cols,
+                    table(cols)))
+    cols = {"t": c_date(), "tm": c_terms("team", 10, "c"),
+            "c": c_metric("sum", "total_cost", "Cost")}
+    d.add_lens(lens("Cost per team", "logsight-cost", "lnsXY", cols,
+                    xy(cols, "t", ["c"], "tm", "bar_stacked")))
+    cols = {"s": c_terms("service.name", 20, "cpu"),
+            "cpu": c_metric("average", "container.cpu.pct", "CPU used (% of a core)"),
+            "req": c_metric("average", "container.cpu.request_cores", "CPU requested (cores)"),
+            "lim": c_metric("average", "container.cpu.limit_cores", "CPU limit (cores)"),
+            "thr": c_metric("average", "container.cpu.throttled_ratio", "Throttled ratio"),
+            "mem": c_metric("percentile", "container.memory.usage_bytes",
+                            "Memory p95 (bytes)", percentile=95),
+            "mlim": c_metric("average", "container.memory.limit_bytes", "Memory limit (bytes)"),
+            "gpu": c_metric("average", "gpu.utilization_pct", "GPU busy (%)")}
+    d.add_lens(lens("Utilisation vs requested per service", "logsight-metrics",
+                    "lnsDatatable", cols, table(cols), query="_exists_:container.cpu.pct"),
+               w=48)
+    cols = {"t": c_date(), "s": c_terms("service.name", 10),
+            "m": c_metric("max", "container.memory.usage_bytes", "Memory in use (max)")}
+    d.add_lens(lens("Container memory per service", "logsight-metrics", "lnsXY", cols,
+                    xy(cols, "t", ["m"], "s")))
+    cols = {"t": c_date(), "s": c_terms("service.name", 10),
+            "r": c_metric("average", "container.cpu.throttled_ratio", "Throttled ratio")}
+    d.add_lens(lens("CPU throttling per service", "logsight-metrics", "lnsXY", cols,
+                    xy(cols, "t", ["r"], "s")))
+    cols = {"t": c_date(), "s": c_terms("service.name", 10),
+            "g": c_metric("average", "gpu.utilization_pct", "GPU busy (%)")}
+    d.add_lens(lens("GPU utilisation per service", "logsight-metrics", "lnsXY", cols,
+                    xy(cols, "t", ["g"], "s"), query="gpu.count:>0"))
+    d.add_search("logsight-search-cost-findings", "Cost & resource findings")
+    return d.build()
+
+
 FILES = {
     "data-views.ndjson": lambda: [data_view(*v) for v in DATA_VIEWS],
     "searches.ndjson": lambda: SEARCHES,
     "dashboards.ndjson": lambda: [service_health(), log_anomalies(), trace_bottlenecks(),
-                                  model_drift()],
+                                  model_drift(), cost_resources()],
 }
 
 

@@ -39,7 +39,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 RULE_IDS = {
     "high-severity-finding", "log-error-rate-spike", "new-error-template-burst",
     "feature-drift-detected", "model-accuracy-drop", "trace-p95-regression",
-    "canary-roll-back",
+    "canary-roll-back", "cost-waste", "container-cpu-throttling",
 }
 # what each rule must report on the dirty namespace: the groups that fire
 EXPECTED = {
@@ -50,6 +50,8 @@ EXPECTED = {
     "model-accuracy-drop": ["churn"],
     "trace-p95-regression": ["api"],
     "canary-roll-back": ["api v1->v2"],
+    "cost-waste": ["scorer"],
+    "container-cpu-throttling": ["svc-cpu"],
 }
 
 
@@ -77,10 +79,17 @@ def _span(ns: str, service: str, minutes_ago: float, duration_ms: float) -> tupl
     return {"create": {"_index": names.stream("traces", ns), "_id": uuid.uuid4().hex}}, doc
 
 
+def _metric(ns: str, service: str, minutes_ago: float, throttled: float) -> tuple:
+    doc = {"@timestamp": _ts(minutes_ago), "service": {"name": service},
+           "container": {"cpu": {"throttled_ratio": throttled, "pct": 95.0}}}
+    return {"create": {"_index": names.stream("metrics", ns), "_id": uuid.uuid4().hex}}, doc
+
+
 def _finding(ns: str, kind: str, severity: str, minutes_ago: float, **kw: Any) -> Finding:
-    # the service carries the namespace: finding ids do not, and both namespaces are seeded
+    # the service carries the namespace (unless given): both namespaces are seeded
     return Finding(kind=kind, title=f"{kind} test", summary="seeded", severity=severity,
-                   service=f"svc-{ns}", subject=kw.pop("subject", kind), namespace=ns,
+                   service=kw.pop("service", f"svc-{ns}"), subject=kw.pop("subject", kind),
+                   namespace=ns,
                    window_start=NOW - timedelta(minutes=minutes_ago + 30),
                    window_end=NOW - timedelta(minutes=minutes_ago), **kw)
 
@@ -104,6 +113,11 @@ def _seed(engine: Any, ns: str, *, dirty: bool) -> None:
         for i in range(25):
             slow = 4.0 if (dirty and svc == "api") else 1.0
             actions.append(_span(ns, svc, 0.5 * i + 0.5, (95 + i % 10) * slow))
+    # metrics: 10 samples per service in the last 5 minutes; svc-cpu throttled when dirty
+    for svc in ("svc-cpu", "svc-calm"):
+        for i in range(10):
+            ratio = 0.5 if (dirty and svc == "svc-cpu") else 0.05
+            actions.append(_metric(ns, svc, 0.5 * i + 0.5, ratio))
     res = engine.bulk(actions, refresh="wait_for")
     assert not res.errors, res.errors[:3]
     if dirty:
@@ -114,6 +128,7 @@ def _seed(engine: Any, ns: str, *, dirty: bool) -> None:
             _finding(ns, "performance_degradation", "high", 12, model="churn",
                      model_version="v2", subject="v2"),
             _finding(ns, "canary_verdict", "high", 3, subject="api v1->v2"),
+            _finding(ns, "idle_gpu", "medium", 20, service="scorer", subject="gpu"),
         ]
     else:
         findings = [_finding(ns, "log_anomaly", "low", 5),
@@ -128,13 +143,13 @@ def seeded(engine: Any) -> Iterator[tuple[str, str]]:
     _seed(engine, clean, dirty=False)
     yield dirty, clean
     for ns in (dirty, clean):
-        for kind in ("logs", "traces"):
+        for kind in ("logs", "traces", "metrics"):
             engine.delete_index(names.stream(kind, ns))
         for index in (names.FINDINGS_INDEX, names.ALERTS_INDEX):
             engine.delete_by_query(index, {"term": {"namespace": ns}})
 
 
-def test_shipped_rules_are_the_seven() -> None:
+def test_shipped_rules_are_these() -> None:
     assert {r.id for r in load_rules()} == RULE_IDS
 
 

@@ -58,7 +58,7 @@ def _base(**over: Any) -> dict[str, Any]:
 
 def test_shipped_rules_load_and_each_has_a_runbook() -> None:
     rules = load_rules()
-    assert len(rules) == 7
+    assert len(rules) == 9
     for rule in rules:
         path = ROOT / rule.runbook
         assert path == ROOT / "docs" / "runbooks" / f"{rule.id}.md"

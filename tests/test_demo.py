@@ -511,6 +511,11 @@ def test_demo_end_to_end(engine_url: str, engine, namespace: str,  # type: ignor
     assert summary["missed"] == []
     assert set(summary["incidents"]) == {i.kind for i in I.short_schedule().incidents}
     assert len(summary["others"]) <= 2, summary["others"]
+    # the simulated fleet priced to the cent, its waste found (docs/cost.md)
+    assert "simulated fleet: 4.81 USD over 4 h (training 2.69, inference 2.12)" in text
+    for found in ("idle_gpu (scorer)", "memory_leak (featurizer)",
+                  "cost_per_prediction_increase (scorer)"):
+        assert found in text
     for word in ("where:", "when:", "how sure:", "evidence:", "HTML report:",
                  "logsight serve", "logsight kibana import", "demo wall time:"):
         assert word in text

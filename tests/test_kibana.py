@@ -38,7 +38,8 @@ from logsight.kibana import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = {"logsight: Service health", "logsight: Log anomalies",
-              "logsight: Trace bottlenecks", "logsight: Model drift & performance"}
+              "logsight: Trace bottlenecks", "logsight: Model drift & performance",
+              "logsight: Cost & resources"}
 # The last migration each type has in Kibana 8.11, the oldest Kibana we target (see
 # kibana/README.md, "Format notes"): an object declaring a newer typeMigrationVersion is
 # refused, an older one is migrated up. Later 8.x and 9.x only add versions.
@@ -220,14 +221,14 @@ def test_every_saved_search_returns_hits_on_seeded_data(engine: Any, namespace: 
         Finding(kind=k, title=k, summary="seeded", severity=sev, service=svc, subject=k,
                 namespace=ns, window_start=now - timedelta(hours=1), window_end=now)
         for k, sev in [("log_anomaly", "high"), ("trace_bottleneck", "medium"),
-                       ("feature_drift", "low")]])
+                       ("feature_drift", "low"), ("idle_gpu", "medium")]])
     alert_id = uuid.uuid4().hex
     engine.index(names.ALERTS_INDEX, {"@timestamp": now.isoformat(), "state": "fired",
                                       "rule": {"id": "r", "severity": "high"}, "message": "m",
                                       "namespace": ns}, id=alert_id, refresh="wait_for")
     try:
         searches = saved_searches(objects)
-        assert len(searches) == 7
+        assert len(searches) == 8
         for s in searches:
             q = saved_search_query(s)
             # our seeded slice of the search's data view: this namespace's stream, or our docs

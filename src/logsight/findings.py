@@ -38,6 +38,12 @@ KINDS = (
     "dependency_new",
     "dependency_vanished",
     "canary_verdict",
+    "cost_per_prediction_increase",
+    "idle_gpu",
+    "overprovisioned_memory",
+    "memory_leak",
+    "cpu_saturation",
+    "gpu_memory_pressure",
 )
 
 

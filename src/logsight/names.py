@@ -31,6 +31,7 @@ PROFILES_INDEX = "logsight-profiles"
 LEASES_INDEX = "logsight-leases"
 META_INDEX = "logsight-meta"  # installed asset versions
 DEPENDENCIES_INDEX = "logsight-dependencies"  # the service dependency map, per window
+COST_INDEX = "logsight-cost"  # cost per window and allocation (logsight.jobs.cost)
 PLAIN_INDICES = (
     FINDINGS_INDEX,
     DEADLETTER_INDEX,
@@ -40,6 +41,7 @@ PLAIN_INDICES = (
     LEASES_INDEX,
     META_INDEX,
     DEPENDENCIES_INDEX,
+    COST_INDEX,
 )
 
 _NAMESPACE_RE = re.compile(r"^[a-z0-9_][a-z0-9_.]{0,99}$")

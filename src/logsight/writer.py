@@ -39,6 +39,7 @@ class Writer(Protocol):
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str: ...
 
     def dependencies(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
+    def cost(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int: ...
 
 
 class ClusterWriter:
@@ -67,6 +68,9 @@ class ClusterWriter:
         """Store dependency-map edges (see :func:`dependency_documents`) by their ids."""
         return _index_by_id(self.engine, names.DEPENDENCIES_INDEX, documents, self.refresh,
                             "dependency")
+    def cost(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Index cost rows (see :func:`cost_documents`) by their stable ids."""
+        return _index_by_id(self.engine, names.COST_INDEX, documents, self.refresh, "cost")
 
 
 def namespace_marker(namespace: str | None) -> str:
@@ -232,3 +236,21 @@ def store_profile(
     }
     engine.index(names.PROFILES_INDEX, doc, id=pid, refresh="wait_for")
     return pid
+
+
+def cost_documents(rows: Sequence[Any], *, namespace: str | None = None
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per :class:`logsight.analysis.cost.CostRow` for
+    :data:`logsight.names.COST_INDEX`; the id is (namespace, window, allocation), so a re-run
+    over the same window overwrites."""
+    marker = namespace_marker(namespace)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for r in rows:
+        doc = {k: v for k, v in vars(r).items()}
+        doc["window_start"], doc["window_end"] = iso(r.window_start), iso(r.window_end)
+        doc["@timestamp"] = doc["window_start"]
+        doc["namespace"] = marker
+        key = "|".join([marker, doc["window_start"], doc["window_end"], r.service, r.team,
+                        r.model, r.model_version, r.stage, r.capacity, r.instance_type])
+        out.append((hashlib.sha1(key.encode()).hexdigest()[:24], doc))
+    return out

@@ -41,6 +41,7 @@ PLAIN_FIELDS = {
     names.LEASES_INDEX: m.LEASES,
     names.META_INDEX: m.META,
     names.DEPENDENCIES_INDEX: m.DEPENDENCIES,
+    names.COST_INDEX: m.COST,
 }
 
 

@@ -17,6 +17,7 @@ from logsight import __version__
 from logsight.cli import (
     alerts_cmd,
     canary_cmd,
+    cost_cmd,
     deadletter_cmd,
     demo_cmd,
     dependencies_cmd,
@@ -25,6 +26,7 @@ from logsight.cli import (
     ingest_cmd,
     kibana_cmd,
     logs_cmd,
+    resources_cmd,
     serve_cmd,
     setup_cmd,
     traces_cmd,
@@ -74,6 +76,8 @@ main.add_command(logs_cmd.logs)
 main.add_command(kibana_cmd.kibana)
 main.add_command(dependencies_cmd.dependencies)
 main.add_command(canary_cmd.canary)
+main.add_command(cost_cmd.cost)
+main.add_command(resources_cmd.resources)
 
 
 # One example at the end of every subcommand's help (a test holds every command to it).
@@ -98,6 +102,8 @@ EXAMPLES = {
     "kibana list": "logsight kibana list",
     "kibana import": "logsight kibana import --kibana-url http://localhost:5601",
     "dependencies": "logsight dependencies --from now-1h",
+    "cost": "logsight cost --metrics metrics.ndjson --events mlevents.ndjson",
+    "resources": "logsight resources --metrics metrics.ndjson",
     "canary": "logsight canary --service scorer --baseline-version 1.4 --version 1.5",
 }
 

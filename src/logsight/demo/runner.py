@@ -68,11 +68,12 @@ class DemoResult:
 
 
 def reset_namespace(engine: Engine, namespace: str) -> None:
-    """Remove the namespace's streams and findings, so a re-run starts clean."""
+    """Remove the namespace's streams, findings and cost rows, so a re-run starts clean."""
     for kind in names.STREAM_TYPES:
         engine.delete_index(names.stream(kind, namespace))
-    if engine.exists(FINDINGS_INDEX):
-        engine.delete_by_query(FINDINGS_INDEX, {"term": {"namespace": namespace}})
+    for index in (FINDINGS_INDEX, names.COST_INDEX):
+        if engine.exists(index):
+            engine.delete_by_query(index, {"term": {"namespace": namespace}})
 
 
 def _progress(enabled: bool, desc: str, total: int | None = None
@@ -163,6 +164,10 @@ def run_demo(
     written = write_findings(engine, findings)
     timings["analyse_s"] = time.monotonic() - tick
 
+    # 2b. the simulated fleet's resources and cost (its own services; after the analyses
+    # above, which never read the metrics stream, and kept out of the graded findings)
+    fleet_stats = _fleet_cost(engine, namespace, t0, echo)
+
     # 3. grade and report
     tick = time.monotonic()
     match = match_findings(schedule, findings)
@@ -189,7 +194,7 @@ def run_demo(
         accuracy=plots.get("accuracy", []),
         baseline=(t0, baseline_end),
         stats={"requests": len(plan), "documents shipped": stats.documents,
-               "findings written": written,
+               "findings written": written, **fleet_stats,
                **{k: f"{v:.1f} s" for k, v in timings.items()}},
     )
     html_path = render_html(report, out / "report.html")
@@ -204,6 +209,42 @@ def run_demo(
 
 
 # -- steps -------------------------------------------------------------------------------------
+def _fleet_cost(engine: Engine, namespace: str, t0: datetime,
+                echo: Callable[[str], None]) -> dict[str, str]:
+    """Ship :mod:`logsight.demo.fleet` (a training job, a GPU inference service, a leaking
+    feature service) from ``t0``, price it and find its waste; the cost rows are stored in
+    ``logsight-cost``, the findings only reported (the demo grades its incidents' findings)."""
+    from logsight.demo import fleet
+    from logsight.jobs import cost as cost_job
+    from logsight.jobs import resources as resources_job
+
+    for kind, docs in ((names.METRICS, fleet.metrics_documents(t0)),
+                       (names.MLEVENTS, fleet.prediction_documents(t0))):
+        index = names.stream(kind, namespace)
+        res = engine.bulk((({"create": {"_index": index, "_id": d["event.id"]}}, d)
+                           for d in docs), refresh="wait_for")
+        if res.errors:
+            raise RuntimeError(f"fleet documents not written: {res.errors[0].reason}")
+    window = cost_job.Window(t0, t0 + timedelta(hours=4))
+    scope = cost_job.Scope(namespace=namespace)
+    cost = cost_job.cost(
+        cost_job.CostRequest(window, scope, rightsizing_min_hours=4,
+                             cost_model=cost_job.cost_model_from_text(fleet.COST_MODEL_YAML)),
+        cost_job.ClusterMetrics(engine, namespace), cost_job.ClusterWriter(engine, findings=False))
+    res_ = resources_job.resource_anomalies(resources_job.ResourcesRequest(window, scope),
+                                            resources_job.ClusterMetrics(engine, namespace))
+    rep = cost.report
+    stages = ", ".join(f"{s.key['stage']} {s.total_cost:.2f}" for s in rep.by_stage)
+    per_1k = ", ".join(f"v{s.key['model_version']} {s.cost_per_1k_predictions:.2f}"
+                       for s in rep.by_model_version if s.cost_per_1k_predictions is not None)
+    found = sorted(f"{f.kind} ({f.service})" for f in [*cost.findings, *res_.findings])
+    total = rep.total.total_cost if rep.total else 0.0
+    echo(f"simulated fleet: {total:.2f} {rep.currency} over 4 h ({stages}); per 1,000 "
+         f"predictions {per_1k}; found {', '.join(found) or 'nothing'}")
+    return {"fleet cost": f"{total:.2f} {rep.currency} ({stages})",
+            "fleet cost per 1k predictions": per_1k, "fleet findings": ", ".join(found)}
+
+
 def _logs(engine: Engine, namespace: str, t0: datetime, end: datetime, baseline_end: datetime,
           random_state: int | None, plots: dict[str, Any]) -> list[Finding]:
     from logsight.jobs import logs as J

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 from logsight import names
 from logsight.errors import BadRequest
 from logsight.jobs import canary as canary_job
+from logsight.jobs import cost as cost_job
 from logsight.jobs import dependencies as dependencies_job
 from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
+from logsight.jobs import resources as resources_job
 from logsight.jobs import traces as traces_job
 from logsight.jobs.base import JobResult, Scope, Window
 from logsight.writer import ClusterWriter
@@ -125,6 +127,18 @@ def _performance(engine: Engine, p: JobParams) -> JobResult:
         drift_job.ClusterEvents(engine, p.namespace), _writer(engine, p))
 
 
+def _cost(engine: Engine, p: JobParams) -> JobResult:
+    return cost_job.cost(
+        cost_job.CostRequest(p.window, p.scope(), require_data=False),
+        cost_job.ClusterMetrics(engine, p.namespace), _writer(engine, p))
+
+
+def _resources(engine: Engine, p: JobParams) -> JobResult:
+    return resources_job.resource_anomalies(
+        resources_job.ResourcesRequest(p.window, p.scope(), require_data=False),
+        resources_job.ClusterMetrics(engine, p.namespace), _writer(engine, p))
+
+
 @dataclass(frozen=True)
 class JobSpec:
     kind: str
@@ -164,6 +178,14 @@ JOBS: dict[str, JobSpec] = {
                 ("performance_degradation", "version_regression", "kpi_change"), _performance,
                 needs_model=True, uses_baseline=True, per_model=True,
                 description="Model quality from feedback, per version, and KPI changes"),
+        JobSpec("cost", names.METRICS,
+                ("cost_per_prediction_increase", "idle_gpu", "overprovisioned_memory"), _cost,
+                description="Cost per service, model version, stage and 1,000 predictions "
+                "from resource metrics and a cost model"),
+        JobSpec("resource_anomalies", names.METRICS,
+                ("memory_leak", "cpu_saturation", "gpu_memory_pressure"), _resources,
+                description="Memory leak trends, CPU saturation (lined up with latency) and "
+                "GPU memory pressure in the resource metrics"),
     )
 }
 

@@ -45,7 +45,8 @@ Runner = Callable[[Engine, str, JobParams], JobResult]
 T = TypeVar("T")
 
 AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance",
-                       "dependencies", "canary"]
+                       "dependencies", "canary",
+                       "cost", "resource_anomalies"]
 FindingKind = Literal[KINDS]  # type: ignore[valid-type]  # a Literal built from the tuple
 if set(AnalysisKind.__args__) != set(JOBS):  # type: ignore[attr-defined]  # typing API
     # a real check, not an assert: -O strips asserts and the route would then accept kinds

@@ -4,6 +4,7 @@
 from logsight.service.routes import (
     analyses,
     canary,
+    cost,
     dependencies,
     findings,
     health,
@@ -12,6 +13,6 @@ from logsight.service.routes import (
     traces,
 )
 
-MODULES = (health, traces, dependencies, canary, logs, models, findings, analyses)
+MODULES = (health, traces, dependencies, canary, logs, models, findings, analyses, cost)
 
 __all__ = ["MODULES"]
