@@ -129,7 +129,8 @@ class ClusterLogCounts:
         first = last = None
         for b in self._composite(query, sources, extra=extra):
             if "_extra" in b:
-                lo, hi = b["_extra"]["first"].get("value"), b["_extra"]["last"].get("value")
+                lo = b["_extra"].get("first", {}).get("value")
+                hi = b["_extra"].get("last", {}).get("value")
                 first = pd.Timestamp(lo, unit="ms", tz="UTC") if lo is not None else None
                 last = pd.Timestamp(hi, unit="ms", tz="UTC") if hi is not None else None
                 continue
