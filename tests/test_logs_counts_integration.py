@@ -51,8 +51,7 @@ def _incidents(prefix: str, seed: int = 3) -> list[tuple[str, dict[str, Any]]]:
                 tpl = tpls[int(rng.integers(len(tpls)))]
                 docs.append(_doc(svc, minute, rng, tpl.format(*rng.integers(1, 9999, 2))))
             # a steady trickle of one known warning, so the error-share incident is known
-            docs.append(_doc(svc, minute, rng, "retrying upstream call {} of 3".format(
-                int(rng.integers(1, 3))), "WARN"))
+            docs.append(_doc(svc, minute, rng, f"retrying upstream call {int(rng.integers(1, 3))} of 3", "WARN"))
         if minute == 20:
             for _ in range(25):
                 docs.append(_doc(f"{prefix}-api", minute, rng,
@@ -168,3 +167,28 @@ def test_the_template_key_is_a_stable_keyword(engine: Any, namespace: str) -> No
     hits = engine.search(stream, {"query": {"match_all": {}}})["hits"]["hits"]
     keys = {h["_source"]["logsight"]["template_id"] for h in hits}
     assert len(keys) == 1  # the same line gets the same key on every ingest
+
+
+def test_cli_reads_by_counts_and_by_lines_alike(engine: Any, namespace: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+
+    prefix = f"cli{namespace[-6:]}"
+    _index(engine, namespace, _incidents(prefix))
+    base = ["logs", "anomalies", "--url", engine.url, "--no-write", "--namespace", namespace,
+            "--from", T0.isoformat(), "--to", (T0 + pd.Timedelta(minutes=MINUTES)).isoformat(),
+            "--json"]
+    runner = CliRunner()
+    out = {}
+    for method in ("counts", "lines"):
+        res = runner.invoke(main, [*base, "--method", method])
+        assert res.exit_code == 0, res.output
+        out[method] = json.loads(res.output)
+    assert out["counts"]["lines"] == out["lines"]["lines"]
+    ids = {m: sorted(f["id"] for f in o["findings"]) for m, o in out.items()}
+    assert ids["counts"] == ids["lines"] and len(ids["counts"]) >= 4
+    res = runner.invoke(main, [*base, "--method", "sideways"])
+    assert res.exit_code == 2 and "--method" in res.output
