@@ -41,6 +41,7 @@ from logsight.errors import BadRequest, NoData
 from logsight.findings import Finding
 from logsight.jobs.base import Scope, Window
 from logsight.sources.logcounts import ClusterLogCounts
+from logsight.sources.logfilecounts import LogFileCounts
 from logsight.sources.logs import ClusterLogs, LogFileSource, LogSource
 from logsight.timeutil import iso
 from logsight.writer import ClusterWriter, Writer
@@ -52,8 +53,9 @@ __all__ = [
 Baseline = float | str | datetime | Window | None
 # How a cluster is read: "counts" aggregates per (service, window, template key, level) in the
 # cluster and reads examples of flagged windows only; "lines" pages out every line (the old
-# path, kept for comparison and for indices without the template key); "auto" is counts on a
-# cluster (lines, with a warning, where the key is missing) and lines for a file.
+# path, kept for comparison and for indices without the template key); "auto" is counts
+# (lines, with a warning, where the cluster's logs lack the key; lines for a file whose lines
+# carry no timestamps).
 Method = Literal["auto", "counts", "lines"]
 METHODS = ("auto", "counts", "lines")
 log = logging.getLogger(__name__)
@@ -190,10 +192,16 @@ def anomalies(
     start, end = _read_range(request)
     warnings: list[str] = []
     counter = _counter(request, source, detector, save_model)
-    if counter is not None:
+    if isinstance(counter, LogFileCounts):
+        data = counter.counts(start, end, service=sc.service, window=request.window_size)
+        if data is not None:  # None: lines without timestamps, or nothing to count
+            return _by_counts(request, data, counter, source, writer, start, end,
+                              skipped=counter.skipped)
+    elif counter is not None:
         problem = counter.key_problem(start, end, service=sc.service)
         if problem is None:
-            return _by_counts(request, counter, source, writer, start, end)
+            data = counter.counts(start, end, service=sc.service, window=request.window_size)
+            return _by_counts(request, data, counter, source, writer, start, end)
         if request.method == "counts":
             raise BadRequest("method", f"cannot count logs by template key: {problem}; run "
                              "`logsight setup` and reindex the logs, or use method 'lines'")
@@ -227,30 +235,32 @@ def anomalies(
                               warnings=warnings)
 
 
-def _counter(request: LogAnomaliesRequest, source: LogSource,
-             detector: object, save_model: object) -> ClusterLogCounts | None:
-    """The count reader of a cluster source when the request is read by counts."""
-    counts_ok = isinstance(source, ClusterLogs)
-    if request.method == "counts" and not counts_ok:
-        raise BadRequest("method", "method 'counts' reads a cluster; a file is read by lines")
+def _counter(request: LogAnomaliesRequest, source: LogSource, detector: object,
+             save_model: object) -> ClusterLogCounts | LogFileCounts | None:
+    """The count reader of a source when the request is read by counts."""
     if request.method == "counts" and (detector is not None or save_model is not None):
         raise BadRequest("method", "a saved model scores lines: use method 'lines' with it")
-    if request.method == "lines" or not counts_ok or detector is not None or save_model:
+    if request.method == "lines" or detector is not None or save_model is not None:
         return None
-    assert isinstance(source, ClusterLogs)
-    return ClusterLogCounts(source.engine, source.namespace, index=source.index)
+    if isinstance(source, ClusterLogs):
+        return ClusterLogCounts(source.engine, source.namespace, index=source.index)
+    if isinstance(source, LogFileSource):
+        return LogFileCounts(source.path, service=source.service,
+                             skip_bad_lines=source.skip_bad_lines)
+    return None
 
 
 def _by_counts(
-    request: LogAnomaliesRequest, counter: ClusterLogCounts, source: LogSource,
-    writer: Writer | None, start: datetime | None, end: datetime | None,
+    request: LogAnomaliesRequest, data: LogCounts, counter: ClusterLogCounts | LogFileCounts,
+    source: LogSource, writer: Writer | None, start: datetime | None, end: datetime | None,
+    *, skipped: list[tuple[int, str]] | None = None,
 ) -> LogAnomaliesResult:
     """The analysis on counts (see :mod:`logsight.analysis.logs.counts`): the same model,
     features, decision and findings as on lines, reading only counts and a few examples."""
     sc = request.scope
-    data = counter.counts(start, end, service=sc.service, window=request.window_size)
+    skipped = list(skipped or [])
     if data.counts.empty:
-        return LogAnomaliesResult(empty_window_table(), [], 0, [], method="counts",
+        return LogAnomaliesResult(empty_window_table(), [], 0, skipped, method="counts",
                                   empty_reason=source.explain_empty(start, end,
                                                                     service=sc.service))
     baseline = request.baseline
@@ -278,7 +288,7 @@ def _by_counts(
     if writer is not None and findings:
         writer.findings(findings)
     windows = window_table(score.features, score.decision, model.window)
-    return LogAnomaliesResult(windows, findings, data.lines, [], method="counts")
+    return LogAnomaliesResult(windows, findings, data.lines, skipped, method="counts")
 
 
 def _count_drift(data: LogCounts, namespace: str | None) -> list[Finding]:

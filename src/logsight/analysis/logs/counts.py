@@ -283,6 +283,10 @@ def split_counts(
     counts = data.counts
     if counts.empty or data.first is None or data.last is None:
         raise NoData("no log lines to analyse", parameters=("window",))
+    if data.lines < 2:
+        raise BaselineError(
+            "only 1 log line to analyse: the baseline and the period after it each need lines"
+        )
     ends = pd.DataFrame({"timestamp": [data.first, data.last]})
     cut = baseline_cut(ends, baseline, window=window)
     assert isinstance(cut, pd.Timestamp)  # timed frames always cut on a time
