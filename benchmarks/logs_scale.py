@@ -121,6 +121,7 @@ def main() -> None:
     p.add_argument("--no-lines-path", action="store_true",
                    help="time the count path only (the line path is slow at large N)")
     p.add_argument("--keep", action="store_true", help="keep the benchmark data")
+    p.add_argument("--repeat", type=int, default=3, help="count-path runs per N (median)")
     p.add_argument("--child", choices=["counts", "lines"], help=argparse.SUPPRESS)
     p.add_argument("--namespace", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -137,11 +138,18 @@ def main() -> None:
             secs = ingest(engine, namespace, n)
             print(f"N={n:>9,}: ingested through _bulk + pipeline in {secs:6.1f} s "
                   f"({n / secs:,.0f} lines/s)", flush=True)
-        counts = _child(args.url, namespace, "counts")
+        # the shard request cache would answer a repeated aggregation from memory: off, so
+        # every count run below does the cluster's work again
+        engine.request("PUT", f"/{stream}/_settings",
+                       body={"index": {"requests": {"cache": {"enable": False}}}})
+        runs = [_child(args.url, namespace, "counts") for _ in range(args.repeat)]
+        counts = dict(runs[0], seconds=float(np.median([r["seconds"] for r in runs])),
+                      first_seconds=runs[0]["seconds"])
         lines = None if args.no_lines_path else _child(args.url, namespace, "lines")
         row = {"n": n, "counts": counts, "lines": lines}
         rows.append(row)
-        msg = (f"N={n:>9,}: counts {counts['seconds']:6.2f} s {counts['rss_mb']:6.0f} MB "
+        msg = (f"N={n:>9,}: counts {counts['seconds']:6.2f} s (median of {args.repeat}, "
+               f"first {counts['first_seconds']:.2f} s) {counts['rss_mb']:6.0f} MB "
                f"{len(counts['findings'])} finding(s)")
         if lines:
             same = "same findings" if lines["findings"] == counts["findings"] else "DIFFERENT"
