@@ -10,7 +10,9 @@ For each N, N lines of five services over one hour (the same services, templates
 at every N: only the density grows, as when a busier system logs the same hour) are sent
 through ``_bulk`` into a fresh logs namespace, so the stream's default pipeline sets the
 template key. Then each path analyses the hour in a child process of its own (so its peak RSS
-is its own): wall time, peak RSS, findings. Minute 45 of one service holds a burst of a
+is its own): wall time (count path: median of ``--repeat`` runs with the index's request
+cache off, so each run does the cluster's work), peak RSS (the whole child, imports included),
+findings. Minute 45 of one service holds a burst of a
 never-seen error, so both paths have something to find. ``--keep`` leaves the data in place.
 
 Goals (issue 13): time and RSS of the count path flat in N (<= 1.2x from 200k to 2M lines), and
