@@ -192,3 +192,22 @@ def test_cli_reads_by_counts_and_by_lines_alike(engine: Any, namespace: str) -> 
     assert ids["counts"] == ids["lines"] and len(ids["counts"]) >= 4
     res = runner.invoke(main, [*base, "--method", "sideways"])
     assert res.exit_code == 2 and "--method" in res.output
+
+
+def test_lines_without_a_message_are_counted_under_one_key(engine: Any,
+                                                           namespace: str) -> None:
+    """The pipeline gives no key to a line without a message (an error with error.message
+    only): such lines do not send the run back to lines, and are counted as by lines."""
+    prefix = f"nomsg{namespace[-6:]}"
+    docs = _incidents(prefix)
+    rng = np.random.default_rng(9)
+    for minute in range(MINUTES):
+        d = _doc(f"{prefix}-worker", minute, rng, "", "ERROR")
+        del d["message"]
+        d["error"] = {"message": "connection reset by peer"}
+        docs.append((f"{prefix}-nomsg-{minute}", d))
+    _index(engine, namespace, docs)
+    counts, lines = _run(engine, namespace, "auto"), _run(engine, namespace, "lines")
+    assert counts.method == "counts" and not counts.warnings
+    assert counts.lines == lines.lines
+    assert {f.id for f in counts.findings} == {f.id for f in lines.findings}
