@@ -211,3 +211,32 @@ def test_lines_without_a_message_are_counted_under_one_key(engine: Any,
     assert counts.method == "counts" and not counts.warnings
     assert counts.lines == lines.lines
     assert {f.id for f in counts.findings} == {f.id for f in lines.findings}
+
+
+def test_the_api_and_scheduler_job_reads_by_counts(engine: Any, namespace: str) -> None:
+    """``run_job`` (what /v1/anomalies and the scheduler call) with a baseline window that
+    ends where the window starts: by counts, the same findings as by lines; a baseline window
+    with no lines is a NoData naming it."""
+    from logsight.errors import NoData
+    from logsight.jobs.registry import JobParams, run_job
+
+    prefix = f"api{namespace[-6:]}"
+    _index(engine, namespace, _incidents(prefix))
+    mid = (T0 + pd.Timedelta(minutes=15)).to_pydatetime()
+    end = (T0 + pd.Timedelta(minutes=MINUTES)).to_pydatetime()
+    params = JobParams(start=mid, end=end, baseline_start=T0.to_pydatetime(),
+                       baseline_end=mid, namespace=namespace, write=False)
+    result = run_job(engine, "log_anomalies", params)
+    assert isinstance(result, L.LogAnomaliesResult) and result.method == "counts"
+    request = L.LogAnomaliesRequest(Window(mid, end), Scope(namespace=namespace),
+                                    baseline=Window(T0.to_pydatetime(), mid), method="lines")
+    lines = L.anomalies(request, L.ClusterLogs(engine, namespace))
+    assert {f.id for f in result.findings} == {f.id for f in lines.findings}
+    assert len(result.findings) >= 4
+    early = (T0 - pd.Timedelta(hours=2)).to_pydatetime()
+    with pytest.raises(NoData) as err:
+        run_job(engine, "log_anomalies", JobParams(
+            start=(T0 - pd.Timedelta(hours=1)).to_pydatetime(), end=mid, baseline_start=early,
+            baseline_end=(T0 - pd.Timedelta(hours=1)).to_pydatetime(), namespace=namespace,
+            write=False))
+    assert "baseline" in str(err.value)
