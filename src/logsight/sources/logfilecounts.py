@@ -3,9 +3,10 @@
 template keys x windows x levels, not by lines. Examples and sample ids of the flagged windows
 come from a second, bounded pass that keeps at most a few lines per flagged window.
 
-A line's template key is the ingest-time fingerprint (:func:`fingerprint`: tokens holding a
-digit become ``<*>``, 64-bit FNV-1a of the result): cheap, and the miner merges the keys that
-are one template, as it does for the cluster's keys.
+A line's template key is :func:`fingerprint` (tokens holding a digit become ``<*>``, 64-bit
+FNV-1a of the result): the rule of ``logs_template.painless`` (the same key for the same line,
+checked against the pipeline), though a file needs its keys consistent only within itself.
+The miner merges the keys that are one template, as it does for the cluster's keys.
 
 Only time-stamped files are counted: a file whose lines mostly carry no timestamp is cut into
 windows of consecutive lines, with a baseline that is a share of the lines, which the line
@@ -51,7 +52,8 @@ def fingerprint(message: str, *, max_chars: int = 2000, max_tokens: int = 64) ->
             break
         out.append("<*>" if any(c.isdigit() for c in tok) else tok)
     h = _FNV_OFFSET
-    for unit in " ".join(out).encode("utf-16-le"):
+    # over UTF-16 code units, as Painless' String.charAt sees the text
+    for unit in memoryview(" ".join(out).encode("utf-16-le")).cast("H"):
         h = ((h ^ unit) * _FNV_PRIME) & _MASK64
     return format(h, "x")
 
