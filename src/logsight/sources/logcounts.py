@@ -129,8 +129,11 @@ class ClusterLogCounts:
         extra = {"first": {"min": {"field": F.TIMESTAMP}},
                  "last": {"max": {"field": F.TIMESTAMP}}}
         cols: dict[str, list[Any]] = {c: [] for c in COUNT_COLUMNS}
+        first_ms: list[Any] = []
         first = last = None
-        for b in self._composite(query, sources, extra=extra):
+        # the earliest line of each bucket: when each (service, version) started
+        sub = {"first": {"min": {"field": F.TIMESTAMP}}}
+        for b in self._composite(query, sources, sub, extra=extra):
             if "_extra" in b:
                 lo = b["_extra"].get("first", {}).get("value")
                 hi = b["_extra"].get("last", {}).get("value")
@@ -144,34 +147,47 @@ class ClusterLogCounts:
             cols["raw_level"].append(k["level"])
             cols["version"].append(k["version"])
             cols["count"].append(b["doc_count"])
+            first_ms.append(b["first"].get("value"))
         if not cols["count"]:
             return LogCounts(prepare_counts(empty_count_frame()), {}, None, None)
-        frame = pd.DataFrame(cols)
+        raw = pd.DataFrame(cols).assign(_first=first_ms)
+        versions = raw[raw["version"].notna() & (raw["version"] != "") & raw["service"].notna()]
+        version_first = {
+            (str(s), str(v)): pd.Timestamp(t, unit="ms", tz="UTC")
+            for (s, v), t in versions.groupby(["service", "version"])["_first"].min().items()}
+        frame = raw.drop(columns="_first")
         frame["window"] = pd.to_datetime(frame["window"], unit="ms", utc=True)
         frame = prepare_counts(frame)
-        return LogCounts(frame, self._messages(query), first, last,
-                         self._version_first(query))
+        return LogCounts(frame, self._messages(query, frame, ms), first, last, version_first)
 
-    def _messages(self, query: Mapping[str, Any]) -> dict[str, str]:
-        """The earliest line's message of every key in the range."""
-        sub = {"m": {"top_hits": {"size": 1, "sort": [{F.TIMESTAMP: "asc"}],
-                                  "_source": [F.MESSAGE, F.ERROR_MESSAGE]}}}
+    def _messages(self, query: Mapping[str, Any], frame: pd.DataFrame,
+                  window_ms: int) -> dict[str, str]:
+        """The earliest line's message of every key: asked of each key's first window only
+        (one request per distinct first window, most keys share the first), so the engine
+        reads a few windows' lines, not the range's."""
+        firsts = frame.groupby("key")["window"].min()
         out: dict[str, str] = {}
-        sources = [{"key": {"terms": {"field": KEY, "missing_bucket": True}}}]
-        for b in self._composite(query, sources, sub, size=1000):
-            hits = b["m"]["hits"]["hits"]
-            key = b["key"]["key"] if b["key"]["key"] is not None else _MISSING
-            out[str(key)] = _message(hits[0].get("_source", {})) if hits else ""
+        for wstart, keys in firsts.groupby(firsts).groups.items():
+            ws = pd.Timestamp(wstart)
+            wanted = [str(k) for k in keys]
+            real = [k for k in wanted if k != _MISSING]
+            window_q = logs_query(start=ws.to_pydatetime(),
+                                  end=(ws + pd.Timedelta(milliseconds=window_ms)).to_pydatetime())
+            q = _with(query, filter=window_q["bool"]["filter"])
+            if _MISSING in wanted:  # lines without a key: their own bucket
+                q = _with(q, filter=[{"bool": {"should": [
+                    {"terms": {KEY: real}},
+                    {"bool": {"must_not": [{"exists": {"field": KEY}}]}}]}}])
+            else:
+                q = _with(q, filter=[{"terms": {KEY: real}}])
+            sub = {"m": {"top_hits": {"size": 1, "sort": [{F.TIMESTAMP: "asc"}],
+                                      "_source": [F.MESSAGE, F.ERROR_MESSAGE]}}}
+            sources = [{"key": {"terms": {"field": KEY, "missing_bucket": True}}}]
+            for b in self._composite(q, sources, sub, size=1000):
+                hits = b["m"]["hits"]["hits"]
+                key = b["key"]["key"] if b["key"]["key"] is not None else _MISSING
+                out[str(key)] = _message(hits[0].get("_source", {})) if hits else ""
         return out
-
-    def _version_first(self, query: Mapping[str, Any]) -> dict[tuple[str, str], pd.Timestamp]:
-        sources = [{"service": {"terms": {"field": F.SERVICE}}},
-                   {"version": {"terms": {"field": F.SERVICE_VERSION}}}]
-        sub = {"first": {"min": {"field": F.TIMESTAMP}}}
-        return {(str(b["key"]["service"]), str(b["key"]["version"])):
-                pd.Timestamp(b["first"]["value"], unit="ms", tz="UTC")
-                for b in self._composite(query, sources, sub, size=1000)
-                if b["first"].get("value") is not None}
 
     def samples(self, flagged: Sequence[FlaggedWindow], *,
                 max_samples: int = 10) -> dict[tuple[str, pd.Timestamp], WindowSamples]:
