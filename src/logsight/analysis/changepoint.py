@@ -8,8 +8,9 @@ compared with its baseline (centre and scale, e.g. the log detector's robust one
 single change point that best explains it is found: for every candidate start k the windows
 from k to the end give the standardised segment mean ``S_k = sum(z_t) / sqrt(m)`` (m windows).
 The change point is the k with the largest ``|S_k|`` among those where the shift is sustained:
-both halves of the segment from k on sit, on average, more than ``beyond`` scales out on the
-same side, at least ``min_share`` of its windows do, and the windows before k do not on
+both halves of the segment from k on sit, on average, more than ``sustain`` scales out on the
+same side (a change that fades is no level shift), at least ``min_share`` of its windows sit
+more than ``beyond`` scales out, and the windows before k do not on
 average. It is reported when ``|S_k| >= min_z`` and the segment spans ``min_windows`` or more.
 Each window's z is clipped at ``clip`` in the sum, so a burst of a few windows is no shift.
 """
@@ -51,7 +52,7 @@ class LevelShift:
 
 def level_shift(
     values: np.ndarray, center: float, scale: float, *, min_windows: int = 3,
-    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0, clip: float = 5.0,
+    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0, sustain: float = 1.5, clip: float = 5.0,
 ) -> tuple[int, float, float] | None:
     """(k, S_k, share) of the sustained shift of ``values`` against (center, scale), or None.
     ``values`` in window order; NaN windows count as no deviation. Each window's z is clipped
@@ -75,11 +76,11 @@ def level_shift(
         sign = 1 if s >= 0 else -1
         share = float((up[k] if sign > 0 else down[k]) / m)
         half = k + m // 2
-        # sustained: both halves of the segment sit beyond ``beyond`` on the same side, and
+        # sustained: both halves of the segment sit beyond ``sustain`` on the same side, and
         # the windows before it do not (else the change started earlier)
         first = (suffix[k] - suffix[half]) / max(half - k, 1)
         second = suffix[half] / (n - half)
-        halves_ok = first * sign > beyond and second * sign > beyond
+        halves_ok = first * sign > sustain and second * sign > sustain
         before_ok = k == 0 or abs(prefix[k] / k) < beyond
         if share < min_share or not halves_ok or not before_ok:
             continue
@@ -92,7 +93,7 @@ def level_shift(
 
 def level_shifts(
     series: pd.DataFrame, center: pd.Series, scale: pd.Series, *, min_windows: int = 3,
-    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0,
+    min_z: float = 6.0, min_share: float = 0.6, beyond: float = 1.0, sustain: float = 1.5,
 ) -> list[LevelShift]:
     """The sustained shift of every column of ``series`` (rows: windows in time order, index:
     window starts) against ``center`` / ``scale`` (per column), strongest first."""
@@ -104,7 +105,7 @@ def level_shifts(
         c, s = float(center[col]), float(scale[col])
         x = series[col].to_numpy(dtype=float)
         found = level_shift(x, c, s, min_windows=min_windows, min_z=min_z,
-                            min_share=min_share, beyond=beyond)
+                            min_share=min_share, beyond=beyond, sustain=sustain)
         if found is None:
             continue
         k, z, share = found

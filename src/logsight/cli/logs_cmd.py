@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -35,7 +35,7 @@ TABLE_WIDTH = 160
 # the log job's request fields as this command's options, for its errors
 OPTIONS = {"window": "--from/--to", "window.start": "--from", "window.end": "--to",
            "input": "--input", "baseline": "--baseline", "service": "--service",
-           "detector": "--model"}
+           "detector": "--model", "method": "--method"}
 HINTS = {"baseline": "(see --baseline, and --from/--to for the range)"}
 # date-first forms pandas read before the shared parser (2024/05/01 10:00); never ages
 _DATE_FIRST = re.compile(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}")
@@ -199,6 +199,11 @@ def logs() -> None:
               help="IsolationForest contamination: auto or a share in (0, 0.5].")
 @click.option("--drift/--no-drift", default=True, show_default=True,
               help="Also report template drift when service.version changes.")
+@click.option("--method", type=click.Choice(["auto", "counts", "lines"]), default="auto",
+              show_default=True,
+              help="How a cluster is read: counts (aggregations by template key, examples of "
+                   "flagged windows only), lines (every line), auto (counts; lines with a "
+                   "warning where logs lack the template key). Files are read by lines.")
 @write_option("Index findings into logsight-findings (cluster mode only).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Score every line with this saved model (no baseline).")
@@ -219,6 +224,7 @@ def anomalies(
     baseline: str,
     contamination: str,
     drift: bool,
+    method: str,
     write: bool,
     model_path: Path | None,
     save_model: Path | None,
@@ -251,7 +257,8 @@ def anomalies(
             )
     request = J.LogAnomaliesRequest(
         J.Window(t_start, t_end), J.Scope(namespace=namespace, service=service), baseline=base,
-        window_size=window, window_lines=window_lines, contamination=cont, drift=drift)
+        window_size=window, window_lines=window_lines, contamination=cont, drift=drift,
+        method=cast("J.Method", method))
     with job_errors(OPTIONS, hint=HINTS):
         try:
             if input_path is not None:
@@ -275,6 +282,8 @@ def anomalies(
 
 
 def _report(result: LogAnomaliesResult, *, as_json: bool) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     skipped = result.skipped
     if result.read and not as_json:
         for note in result.read["notes"]:

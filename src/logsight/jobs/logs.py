@@ -8,13 +8,15 @@ window starts (the API and the scheduler: the range read is then [baseline start
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
+from logsight import names
 from logsight.analysis.logs import (
     BaselineError,
     LogAnalysisResult,
@@ -26,10 +28,21 @@ from logsight.analysis.logs import (
     score_logs,
     template_drift,
 )
+from logsight.analysis.logs.counts import (
+    LogCounts,
+    count_findings,
+    fit_count_model,
+    score_counts,
+    split_counts,
+)
+from logsight.analysis.logs.levelshift import level_shift_findings
+from logsight.analysis.logs.model import window_table
 from logsight.analysis.templates import TemplateMiner
 from logsight.errors import BadRequest, NoData
 from logsight.findings import Finding
 from logsight.jobs.base import Scope, Window
+from logsight.sources.logcounts import ClusterLogCounts
+from logsight.sources.logfilecounts import LogFileCounts
 from logsight.sources.logs import ClusterLogs, LogFileSource, LogSource
 from logsight.timeutil import iso
 from logsight.writer import ClusterWriter, Writer
@@ -39,6 +52,14 @@ __all__ = [
            "LogFileSource", "analyse_log_frame", "anomalies"]
 
 Baseline = float | str | datetime | Window | None
+# How a cluster is read: "counts" aggregates per (service, window, template key, level) in the
+# cluster and reads examples of flagged windows only; "lines" pages out every line (the old
+# path, kept for comparison and for indices without the template key); "auto" is counts
+# (lines, with a warning, where the cluster's logs lack the key; lines for a file whose lines
+# carry no timestamps).
+Method = Literal["auto", "counts", "lines"]
+METHODS = ("auto", "counts", "lines")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,12 @@ class LogAnomaliesRequest:
     contamination: float | str = "auto"
     drift: bool = True
     random_state: int | None = 0
+    method: Method = "auto"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise BadRequest("method", f"unknown method {self.method!r}: choose one of "
+                             f"{list(METHODS)}")
 
 
 @dataclass
@@ -64,6 +91,8 @@ class LogAnomaliesResult:
     skipped: list[tuple[int, str]]  # bad lines skipped (files)
     empty_reason: str | None = None
     read: dict[str, Any] | None = None  # files: how the file was read (LogRead.info)
+    method: str = "lines"  # how the data was read: "counts" or "lines"
+    warnings: list[str] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         # the API answers findings only: a window table per request would be large
@@ -126,11 +155,17 @@ def _read_range(request: LogAnomaliesRequest) -> tuple[datetime | None, datetime
 
 def _empty_side(request: LogAnomaliesRequest, frame: pd.DataFrame) -> NoData | None:
     """With a baseline window: which of the two windows holds no lines, said with both."""
+    w = request.window
+    if not isinstance(request.baseline, Window) or w.start is None:
+        return None
+    before = int((frame["timestamp"] < pd.Timestamp(w.start)).sum())
+    return _empty_side_of(request, before, len(frame))
+
+
+def _empty_side_of(request: LogAnomaliesRequest, before: int, total: int) -> NoData | None:
     b, w, sc = request.baseline, request.window, request.scope
     if not isinstance(b, Window) or w.start is None:
         return None
-    ts = frame["timestamp"]
-    before = int((ts < pd.Timestamp(w.start)).sum())
     scope = "".join([f" of service {sc.service!r}" if sc.service else "",
                      f" in namespace {sc.namespace!r}" if sc.namespace else ""])
     window = f"{{window.start}}={iso(w.start)} {{window.end}}={iso(w.end)}"
@@ -140,7 +175,7 @@ def _empty_side(request: LogAnomaliesRequest, frame: pd.DataFrame) -> NoData | N
                       "{baseline.start} earlier (the baseline ends where the window starts: "
                       "{baseline.end} = {window.start}) or move {window.start}/{window.end} "
                       "later", parameters=("baseline",))
-    if before == len(frame):
+    if before == total:
         return NoData(f"no log lines{scope} in the window {window} (the baseline window "
                       f"{base} has some); move {{window.start}}/{{window.end}} to a period "
                       "with logs", parameters=("window",))
@@ -157,6 +192,25 @@ def anomalies(
     with a saved model instead of a baseline / keep the model (CLI only)."""
     sc = request.scope
     start, end = _read_range(request)
+    warnings: list[str] = []
+    counter = _counter(request, source, detector, save_model)
+    if isinstance(counter, LogFileCounts):
+        data = counter.counts(start, end, service=sc.service, window=request.window_size)
+        if data is not None:  # None: lines without timestamps, or nothing to count
+            return _by_counts(request, data, counter, source, writer, start, end,
+                              skipped=counter.skipped)
+    elif counter is not None:
+        problem = counter.key_problem(start, end, service=sc.service)
+        if problem is None:
+            data = counter.counts(start, end, service=sc.service, window=request.window_size)
+            return _by_counts(request, data, counter, source, writer, start, end)
+        if request.method == "counts":
+            raise BadRequest("method", f"cannot count logs by template key: {problem}; run "
+                             "`logsight setup` and reindex the logs, or use method 'lines'")
+        warnings.append(f"read every line instead of counts ({problem}): run `logsight setup` "
+                        "so new logs get the template key, and reindex older logs through the "
+                        f"{names.pipeline(names.LOGS)} pipeline to analyse them by counts")
+        log.warning(warnings[-1])
     read = source.lines(start, end, service=sc.service)
     frame = read.frame
     if frame.empty:
@@ -181,4 +235,84 @@ def anomalies(
     if writer is not None and result.findings:
         writer.findings(result.findings)
     return LogAnomaliesResult(result.windows, result.findings, result.lines, read.skipped,
-                              read=read.info)
+                              warnings=warnings, read=read.info)
+
+
+def _counter(request: LogAnomaliesRequest, source: LogSource, detector: object,
+             save_model: object) -> ClusterLogCounts | LogFileCounts | None:
+    """The count reader of a source when the request is read by counts."""
+    if request.method == "counts" and (detector is not None or save_model is not None):
+        raise BadRequest("method", "a saved model scores lines: use method 'lines' with it")
+    if request.method == "lines" or detector is not None or save_model is not None:
+        return None
+    if isinstance(source, ClusterLogs):
+        return ClusterLogCounts(source.engine, source.namespace, index=source.index)
+    if isinstance(source, LogFileSource) and request.method == "counts":
+        # asked for by name only: "auto" reads a file by lines, through the file reader's
+        # timestamp formats, multi-line events and UTF-8 notes (logsight.sources.rawlog)
+        return LogFileCounts(source.path, service=source.service,
+                             skip_bad_lines=source.skip_bad_lines)
+    return None
+
+
+def _by_counts(
+    request: LogAnomaliesRequest, data: LogCounts, counter: ClusterLogCounts | LogFileCounts,
+    source: LogSource, writer: Writer | None, start: datetime | None, end: datetime | None,
+    *, skipped: list[tuple[int, str]] | None = None,
+) -> LogAnomaliesResult:
+    """The analysis on counts (see :mod:`logsight.analysis.logs.counts`): the same model,
+    features, decision and findings as on lines, reading only counts and a few examples."""
+    sc = request.scope
+    skipped = list(skipped or [])
+    if data.counts.empty:
+        return LogAnomaliesResult(empty_window_table(), [], 0, skipped, method="counts",
+                                  empty_reason=source.explain_empty(start, end,
+                                                                    service=sc.service))
+    baseline = request.baseline
+    cut = request.window.start if isinstance(baseline, Window) else baseline
+    try:
+        base, scored, split = split_counts(data, cut, window=request.window_size)
+    except BaselineError:
+        w = request.window
+        before = (int(data.counts.loc[data.counts["window"] < pd.Timestamp(w.start), "count"]
+                      .sum()) if w.start is not None else 0)
+        side = _empty_side_of(request, before, data.lines)
+        if side is not None:
+            raise side from None
+        raise
+    det = LogAnomalyDetector(contamination=request.contamination,
+                             random_state=request.random_state)
+    model, key_map = fit_count_model(
+        base, data.messages, window=request.window_size, detector=det, start=start, end=split,
+        first=data.first, last=data.last)
+    score = score_counts(model, scored, data.messages, key_map, start=split, end=end,
+                         first=data.first, last=data.last)
+    findings = count_findings(score, counter.samples(score.flagged), namespace=sc.namespace)
+    if data.first is not None:  # a sustained change is one finding here too
+        shifts, findings = level_shift_findings(model, score.features, findings,
+                                                namespace=sc.namespace)
+        findings = shifts + findings
+    if request.drift:
+        findings.extend(_count_drift(data, sc.namespace))
+    if writer is not None and findings:
+        writer.findings(findings)
+    windows = window_table(score.features, score.decision, model.window)
+    return LogAnomaliesResult(windows, findings, data.lines, skipped, method="counts")
+
+
+def _count_drift(data: LogCounts, namespace: str | None) -> list[Finding]:
+    """Template drift per deploy on counts: every key's template, weighted by its lines."""
+    counts = data.counts
+    if not counts["version"].notna().any():
+        return []
+    # the drift miner sees every key (baseline and after), as the line path mines every line
+    keys = [str(k) for k in pd.unique(counts["key"])]
+    drift_miner = TemplateMiner()
+    ids = dict(zip(keys, drift_miner.add_many([data.messages.get(k, k) for k in keys]),
+                   strict=True))
+    frame = pd.DataFrame({"timestamp": counts["window"], "service": counts["service"],
+                          "level": counts["level"], "message": "",
+                          "version": counts["version"]})
+    return template_drift(frame, counts["key"].map(ids).to_numpy(), miner=drift_miner,
+                          namespace=namespace, weights=counts["count"].to_numpy(),
+                          first_seen=data.version_first)

@@ -249,6 +249,14 @@ def _ndjson_row(n: int, line: str, default_service: str) -> dict[str, Any]:
     return row
 
 
+def _raw_row(n: int, line: str, service: str) -> dict[str, Any]:
+    """One raw line as a frame row, read on its own (:func:`parse_raw_line`); the count
+    reader's one-pass path (:mod:`logsight.sources.logfilecounts`)."""
+    ts, level, message = parse_raw_line(line)
+    return {"id": f"line:{n}", "timestamp": ts, "service": service, "level": level,
+            "message": message, "version": None}
+
+
 def _raw_rows(events: list[rawlog.RawEvent], service: str) -> list[dict[str, Any]]:
     return [{"id": f"line:{ev.line}", "timestamp": iso(ev.time) if ev.time else None,
              "service": service, "level": raw_level(ev.text), "message": ev.text,

@@ -72,9 +72,14 @@ service before and after a ``service.version`` change with the population stabil
 the Jensen-Shannon distance, the registered tests shared with feature drift
 (:data:`logsight.analysis.drift.DRIFT_TESTS`).
 
+On a cluster the job feeds the same detector counts instead of lines
+(:mod:`~logsight.analysis.logs.counts`): one row per (service, window, template key, level)
+with its line count, the miner on the distinct keys, examples read for flagged windows only.
+
 The package splits along its seams: :mod:`~logsight.analysis.logs.features`,
 :mod:`~logsight.analysis.logs.detector`, :mod:`~logsight.analysis.logs.model`,
-:mod:`~logsight.analysis.logs.findings`, :mod:`~logsight.analysis.logs.templatedrift`;
+:mod:`~logsight.analysis.logs.findings`, :mod:`~logsight.analysis.logs.templatedrift`,
+:mod:`~logsight.analysis.logs.counts`;
 everything is importable from here as before."""
 
 from __future__ import annotations

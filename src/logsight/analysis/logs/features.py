@@ -86,14 +86,17 @@ def assign_windows(
 
 
 def top_templates(
-    services: Sequence[str], templates: Sequence[int] | np.ndarray, *, k: int = 20
+    services: Sequence[str], templates: Sequence[int] | np.ndarray, *, k: int = 20,
+    weights: np.ndarray | None = None,
 ) -> list[int]:
     """The ``k`` templates with the largest share within their own service (so a quiet
-    service's main templates are not crowded out by a chatty one)."""
-    df = pd.DataFrame({"service": list(services), "template": np.asarray(templates)})
+    service's main templates are not crowded out by a chatty one). ``weights``: lines per row
+    (a count frame, see :mod:`~logsight.analysis.logs.counts`); default one per row."""
+    w = np.ones(len(services)) if weights is None else np.asarray(weights, dtype=float)
+    df = pd.DataFrame({"service": list(services), "template": np.asarray(templates), "w": w})
     if df.empty or k <= 0:
         return []
-    counts = df.groupby(["service", "template"]).size()
+    counts = df.groupby(["service", "template"])["w"].sum()
     share = counts / counts.groupby(level="service").transform("sum")
     best = share.groupby(level="template").max().sort_values(ascending=False, kind="stable")
     return [int(t) for t in best.index[:k]]
@@ -117,6 +120,7 @@ def window_features(
     known: set[int] | frozenset[int],
     window_seconds: float,
     complete: bool = True,
+    weights: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per (service, window_start): ``total``, ``level_<l>`` counts, ``error_ratio``
     (error + fatal share), ``rate`` (lines/s), ``tpl_<id>`` for each id in ``top``,
@@ -124,13 +128,16 @@ def window_features(
     in ``known``), ``new_lines`` (lines of such templates), ``new_error_lines`` (those at error
     or fatal level) and ``distinct_templates``. With ``complete`` silent windows
     between a service's first and last window are rows of zeros (a service going quiet is a
-    deviation too)."""
+    deviation too). ``weights``: lines per row when ``frame`` is a count frame (one row per
+    (service, window, template key, level), see :mod:`~logsight.analysis.logs.counts`); the
+    features are then the same as those of the lines the counts stand for."""
     df = pd.DataFrame(
         {
             "service": frame["service"].to_numpy(),
             "window": windows.to_numpy(),
             "level": frame["level"].to_numpy(),
             "template": np.asarray(templates, dtype=np.int64),
+            "w": np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float),
         }
     )
     keys = ["service", "window"]
@@ -148,25 +155,25 @@ def window_features(
             index=pd.MultiIndex.from_tuples([], names=keys),
             dtype=float,
         )
-    levels = pd.crosstab([df["service"], df["window"]], df["level"])
+    levels = df.groupby(["service", "window", "level"])["w"].sum().unstack(fill_value=0)
     levels = levels.reindex(columns=list(LEVELS), fill_value=0)
     levels.columns = [f"level_{c}" for c in levels.columns]
     is_new = ~np.isin(df["template"], list(known))
     # never-seen templates are counted by the new_* features, not as "other"
     tpl_col = np.where(np.isin(df["template"], top_set), df["template"], np.where(is_new, -2, -1))
-    tpl = pd.crosstab([df["service"], df["window"]], tpl_col)
-    tpl = tpl.reindex(columns=top_set + [-1], fill_value=0)
+    tpl = df.assign(_t=tpl_col).groupby(["service", "window", "_t"])["w"].sum()
+    tpl = tpl.unstack(fill_value=0).reindex(columns=top_set + [-1], fill_value=0)
     tpl.columns = [f"tpl_{t}" if t != -1 else "tpl_other" for t in tpl.columns]
     grouped = df.groupby(keys)
     new_df = df[is_new]
     new_err = new_df[new_df["level"].isin(["error", "fatal"])]
     feats = pd.concat([levels, tpl], axis=1)
     feats.index.names = keys
-    feats["total"] = grouped.size()
+    feats["total"] = grouped["w"].sum()
     feats["distinct_templates"] = grouped["template"].nunique()
     feats["new_templates"] = new_df.groupby(keys)["template"].nunique()
-    feats["new_lines"] = new_df.groupby(keys).size()
-    feats["new_error_lines"] = new_err.groupby(keys).size()
+    feats["new_lines"] = new_df.groupby(keys)["w"].sum()
+    feats["new_error_lines"] = new_err.groupby(keys)["w"].sum()
     feats = feats.fillna(0.0)
     if complete:
         feats = _complete_windows(feats, pd.Timedelta(seconds=window_seconds))

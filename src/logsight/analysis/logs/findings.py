@@ -69,6 +69,16 @@ def _finding(
     namespace: str | None,
     max_samples: int,
 ) -> Finding:
+    new_templates, samples = _line_evidence(model, rows, max_samples)
+    line_range = [str(rows["id"].iloc[0]), str(rows["id"].iloc[-1])] if len(rows) else None
+    return build_finding(model, service, wstart, delta, score, devs, new_templates, samples,
+                         observed, decision, namespace=namespace, line_range=line_range)
+
+
+def _line_evidence(
+    model: LogAnomalyModel, rows: pd.DataFrame, max_samples: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The never-seen templates (with an example line) and the sample ids of a window's lines."""
     new_rows = rows[~rows["template"].isin(list(model.known))]
     new_templates: list[dict[str, Any]] = []
     for cid, part in new_rows.groupby("template", sort=False):
@@ -90,6 +100,26 @@ def _finding(
         np.where(rows["level"].isin(["error", "fatal"]), 1, 2),
     )
     samples = rows.assign(_p=priority).sort_values("_p", kind="stable")["id"].head(max_samples)
+    return new_templates, [str(s) for s in samples]
+
+
+def build_finding(
+    model: LogAnomalyModel,
+    service: str,
+    wstart: pd.Timestamp,
+    delta: pd.Timedelta,
+    score: float,
+    devs: list[Deviation],
+    new_templates: list[dict[str, Any]],
+    samples: list[str],
+    observed: pd.Series,
+    decision: pd.Series,
+    *,
+    namespace: str | None,
+    line_range: list[str] | None = None,
+) -> Finding:
+    """The ``log_anomaly`` finding of one window, from its evidence (whether it came from the
+    window's lines or from counts and a bounded read of examples)."""
     deviations = [dict(d.as_dict(), label=_label(model, d.feature)) for d in devs]
     errors = int(observed.get("level_error", 0) + observed.get("level_fatal", 0))
     parts = []
@@ -129,9 +159,8 @@ def _finding(
             "forest_outlier": bool(decision["outlier"]),
             "overwhelming": overwhelming,
             # without timestamps windows are line buckets on a synthetic clock: say which lines
-            "line_range": [str(rows["id"].iloc[0]), str(rows["id"].iloc[-1])]
-            if len(rows) else None,
+            "line_range": line_range,
         },
-        sample_ids=[str(s) for s in samples],
+        sample_ids=list(samples),
         namespace=namespace,
     )

@@ -3,6 +3,7 @@ change, tested with the shared registered drift tests (``template_drift`` findin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,8 @@ def template_drift(
     min_lines: int = 20,
     top: int = 10,
     namespace: str | None = None,
+    weights: np.ndarray | None = None,
+    first_seen: Mapping[tuple[str, str], pd.Timestamp] | None = None,
 ) -> list[Finding]:
     """A ``template_drift`` finding for every change of ``version`` within a service whose
     template distribution before vs after drifts according to ``test`` (a registered test of
@@ -76,7 +79,10 @@ def template_drift(
 
     The finding is keyed on (service, ``"prev->next"``, time of the first line of the new
     version): ``window_start`` and ``window_end`` are both that instant, so every run over a
-    range that contains the deploy rewrites the same finding instead of adding one."""
+    range that contains the deploy rewrites the same finding instead of adding one.
+
+    ``weights``: lines per row when ``frame`` is a count frame (timestamps are then window
+    starts, and ``first_seen`` gives the time of each (service, version)'s first line)."""
     allowed = _template_tests()
     if test not in allowed:
         raise ValueError(f"unknown drift test {test!r} for templates; choose one of {allowed}")
@@ -93,21 +99,27 @@ def template_drift(
     if "epsilon" in spec.config_params:  # only smoothed tests take it (JS needs none)
         kw["epsilon"] = epsilon
     frame = prepare_frame(frame)
-    df = frame.assign(template=np.asarray(templates, dtype=np.int64))
+    w = np.ones(len(frame)) if weights is None else np.asarray(weights, dtype=float)
+    df = frame.assign(template=np.asarray(templates, dtype=np.int64), _w=w)
     df = df[df["version"].notna() & (df["version"].astype(str) != "")]
     findings: list[Finding] = []
     for service, part in df.groupby("service", sort=True):
         part = part.sort_values("timestamp", kind="stable")
-        firsts = part.groupby("version", sort=False)["timestamp"].min().sort_values()
+        firsts = part.groupby("version", sort=False)["timestamp"].min()
+        if first_seen:
+            firsts = pd.Series({v: first_seen.get((str(service), str(v)), t)
+                                for v, t in firsts.items()}, dtype=firsts.dtype)
+        firsts = firsts.sort_values()
+        first_of = {str(v): t for v, t in firsts.items()}
         versions = [str(v) for v in firsts.index]
         for prev, nxt in zip(versions, versions[1:], strict=False):
             before = part[part["version"].astype(str) == prev]
             after = part[part["version"].astype(str) == nxt]
-            if len(before) < min_lines or len(after) < min_lines:
+            if before["_w"].sum() < min_lines or after["_w"].sum() < min_lines:
                 continue
             cats = sorted(set(before["template"]) | set(after["template"]))
-            b = before["template"].value_counts().reindex(cats, fill_value=0).to_numpy(float)
-            a = after["template"].value_counts().reindex(cats, fill_value=0).to_numpy(float)
+            b = before.groupby("template")["_w"].sum().reindex(cats, fill_value=0).to_numpy(float)
+            a = after.groupby("template")["_w"].sum().reindex(cats, fill_value=0).to_numpy(float)
             result = spec.fn(b, a, **kw)
             if not result.drifted:
                 continue
@@ -126,7 +138,7 @@ def template_drift(
                         "contribution": round(float(contrib[j]), 4),
                     }
                 )
-            deployed = _pydt(after["timestamp"].min())
+            deployed = _pydt(first_of[nxt] if first_seen else after["timestamp"].min())
             findings.append(
                 Finding(
                     kind="template_drift",
