@@ -160,3 +160,44 @@ def test_spans_not_settled_yet_are_left_out_and_counted(
     assert stored.answered_from == S.STORED
     assert stored.stats["traces"] == 5
     assert "4 span(s)" in stored.notes[0] and "not settled" in stored.notes[0]
+
+
+def test_cli_and_api_answer_from_the_stored_documents(
+        engine: Any, namespace: str, svc: dict[str, str]) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from tests.test_service import make_client
+
+    from logsight.cli import main
+
+    index_docs(engine, namespace, [d for i in range(20) for d in checkout_trace(i, **svc)])
+    run = CliRunner().invoke(main, ["traces", "complete", "--settle", "0s", "--since", "10m",
+                                    "--namespace", namespace, "--url", engine.url, "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.output)["traces"] == 20
+    window = ["--from", T0.isoformat(), "--to", (T0 + timedelta(hours=1)).isoformat()]
+    res = CliRunner().invoke(main, ["traces", "bottlenecks", *window, "--namespace", namespace,
+                                    "--url", engine.url, "--json", "--no-write"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["stats"]["answered_from"] == S.STORED
+    assert body["bottlenecks"][0]["operation"] == "db.query"
+
+    with make_client(engine) as client:
+        r = client.get("/v1/bottlenecks", params={
+            "from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat(),
+            "namespace": namespace})
+        assert r.status_code == 200, r.text
+        api = r.json()
+        assert api["answered_from"] == S.STORED and api["stats"]["traces"] == 20
+        assert [(b["service"], b["operation"]) for b in api["bottlenecks"]] == [
+            (b["service"], b["operation"]) for b in body["bottlenecks"]]
+        # another namespace the job never covered: the raw path, and the answer says so
+        other = "t" + uuid.uuid4().hex[:12]
+        index_docs(engine, other, checkout_trace(0, **svc))
+        r = client.get("/v1/bottlenecks", params={
+            "from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat(),
+            "namespace": other})
+        assert r.status_code == 200, r.text
+        assert r.json()["answered_from"] == "spans" and r.json()["notes"]
