@@ -156,6 +156,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of stored-path load")
     ap.add_argument("--raw-requests", type=int, default=20,
                     help="raw recompute requests in all (0: skip the peer)")
+    ap.add_argument("--analysis-threads", type=int, default=None,
+                    help="the server's analysis slots (default: --clients; the service's own "
+                    "default is 4, more concurrent questions are shed with 503)")
     ap.add_argument("--step", type=float, default=15.0, help="completion step (s of ingest)")
     args = ap.parse_args()
 
@@ -207,7 +210,8 @@ def main() -> None:
 
     key = "bench-key-" + uuid.uuid4().hex
     log = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
-    proc, base = start_server(args.url, key, log, [])
+    slots = args.analysis_threads or args.clients
+    proc, base = start_server(args.url, key, log, ["--analysis-threads", str(slots)])
     try:
         _PATHS["stored"] = "/v1/bottlenecks"
         end_ms = int(window.closed[1].timestamp() * 1000)
@@ -220,7 +224,8 @@ def main() -> None:
 
         res = asyncio.run(load([("stored", "GET", params, {"X-API-Key": key}, None)], base,
                                args.clients, args.duration))["stored"]
-        print(f"/v1/bottlenecks (stored), {args.clients} clients, {args.duration:.0f} s: "
+        print(f"/v1/bottlenecks (stored), {args.clients} clients, {slots} analysis slots, "
+              f"{args.duration:.0f} s: "
               f"{res['requests']} requests, {res['rps']:.1f}/s, p50 {res['p50_ms']:.0f} ms, "
               f"p99 {res['p99_ms']:.0f} ms, statuses {res['status']}, cache hits {res['hits']}")
     finally:

@@ -201,3 +201,35 @@ def test_cli_and_api_answer_from_the_stored_documents(
             "namespace": other})
         assert r.status_code == 200, r.text
         assert r.json()["answered_from"] == "spans" and r.json()["notes"]
+
+
+def test_a_version_regression_is_found_from_aggregated_histograms(
+        engine: Any, namespace: str, svc: dict[str, str]) -> None:
+    rng = __import__("numpy").random.default_rng(7)
+    docs: list[dict[str, Any]] = []
+    for i in range(60):
+        version = "1.0" if i % 2 == 0 else "2.0"
+        # 2.0 is slow enough to outlast the parallel decoy: on the critical path too
+        db_ms = float(rng.normal(30 if version == "1.0" else 120, 3))
+        trace = checkout_trace(i, **svc, db_ms=db_ms)
+        for d in trace:
+            if d["service.name"] == svc["db"]:
+                d["service.version"] = version
+        docs.extend(trace)
+    index_docs(engine, namespace, docs)
+    _complete(engine, namespace, since=datetime.now(UTC) - timedelta(minutes=5))
+    result = S.version_regressions(
+        S.StoredVersionRequest(J.Window(T0, T0 + timedelta(hours=1)), service=svc["db"],
+                               baseline_version="1.0", candidate_version="2.0",
+                               namespace=namespace),
+        StoredTraces(engine, namespace))
+    regressed = [(r.operation, r.metric) for r in result.regressions if r.regressed]
+    assert set(regressed) == {("db.query", "self_ms"), ("db.query", "critical_path_ms")}
+    top = next(r for r in result.regressions if r.metric == "self_ms")
+    assert top.baseline_count == top.candidate_count == 30
+    assert top.p95_ratio == pytest.approx(120 / 30, rel=0.15)
+    # nothing stored for a version nobody ran: no data, saying where it looked
+    with pytest.raises(S.NoData, match="has the trace-completion job run"):
+        S.version_regressions(S.StoredVersionRequest(
+            J.Window(T0, T0 + timedelta(hours=1)), service=svc["db"], baseline_version="8",
+            candidate_version="9", namespace=namespace), StoredTraces(engine, namespace))

@@ -12,11 +12,12 @@ Reading only: the job's documents are written by :mod:`logsight.writer`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from logsight import names
@@ -95,11 +96,10 @@ class Coverage:
 @dataclass
 class OperationTotals:
     """Per (service, operation) sums over stored documents (columns of
-    :data:`logsight.analysis.traces.pertrace.TOTAL_COLUMNS`), span percentiles per operation,
-    and the repairs of the traces counted (traces, spans, orphans, clipped)."""
+    :data:`logsight.analysis.traces.pertrace.TOTAL_COLUMNS`) and the repairs of the traces
+    counted (traces, spans, orphans, clipped)."""
 
     totals: pd.DataFrame
-    percentiles: dict[tuple[str, str], dict[str, float | None]]
     repairs: dict[str, int]
 
 
@@ -133,23 +133,22 @@ class StoredTraces:
         src = hits[0]["_source"]
         return Coverage(parse_iso(src["covered_from"]), parse_iso(src["covered_until"]))
 
-    def uncovered_spans(self, start: datetime, end: datetime, coverage: Coverage, *,
-                        side: str = "both") -> int:
+    def uncovered_spans(self, start: datetime, end: datetime, coverage: Coverage
+                        ) -> tuple[int, int]:
         """Spans that started in [start, end) but were not ingested within the coverage (so in
-        no stored trace document yet): ``before`` it (the job never read them), ``after`` it
-        (not settled yet) or ``both``."""
-        outside: dict[str, Any] = {
-            "before": _ingested(None, coverage.covered_from),
-            "after": _ingested(coverage.covered_until, None),
-        }
-        if side not in (*outside, "both"):
-            raise ValueError(f"side must be 'before', 'after' or 'both', got {side!r}")
-        clauses = list(outside.values()) if side == "both" else [outside[side]]
-        query = {"bool": {
-            "filter": [{"range": {F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}}],
-            "should": clauses, "minimum_should_match": 1,
-        }}
-        return self.engine.count(names.read_target(names.TRACES, self.namespace), query)
+        no stored trace document yet): (ingested before it: the job never read them, ingested
+        after it: not settled yet), in one request."""
+        resp = self.engine.search(names.read_target(names.TRACES, self.namespace), {
+            "size": 0, "track_total_hits": False,
+            "query": {"bool": {"filter": [
+                {"range": {F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}}]}},
+            "aggs": {"out": {"filters": {"filters": {
+                "before": _ingested(None, coverage.covered_from),
+                "after": _ingested(coverage.covered_until, None)}}}},
+        }, ignore_unavailable="true", allow_no_indices="true")
+        got = ((resp.get("aggregations") or {}).get("out") or {}).get("buckets") or {}
+        return (int((got.get("before") or {}).get("doc_count", 0)),
+                int((got.get("after") or {}).get("doc_count", 0)))
 
     def _query(self, start: datetime, end: datetime, service: str | None,
                operation: str | None) -> dict[str, Any]:
@@ -169,11 +168,10 @@ class StoredTraces:
     def operation_totals(self, start: datetime, end: datetime, *, service: str | None = None,
                          operation: str | None = None, page_size: int = 1000
                          ) -> OperationTotals:
-        """Sums and span percentiles per (service, operation) of the stored documents of the
+        """Sums per (service, operation) of the stored documents of the
         traces that started in [start, end) (with an entry point: whose root is it)."""
         query = self._query(start, end, service, operation)
         rows: list[dict[str, Any]] = []
-        pct: dict[tuple[str, str], dict[str, float | None]] = {}
         repairs = {"traces": 0, "spans": 0, "orphans": 0, "clipped": 0}
         after: dict[str, Any] | None = None
         first = True
@@ -189,10 +187,6 @@ class StoredTraces:
                 "on_cp": {"sum": {"field": "on_critical_path"}},
                 "cp": {"sum": {"field": "critical_path_ms"}},
                 "self": {"sum": {"field": "self_ms"}},
-                "self_pct": {"percentiles": {"field": "self_ms_values",
-                                             "percents": [50, 95]}},
-                "lat_pct": {"percentiles": {"field": "duration_ms_values",
-                                            "percents": [50, 95, 99]}},
             }}}
             if first:
                 aggs["roots"] = {"filter": {"term": {"is_root_operation": True}}, "aggs": {
@@ -221,15 +215,83 @@ class StoredTraces:
                     "critical_path_ms": float(b["cp"]["value"]),
                     "self_time_total_ms": float(b["self"]["value"]),
                 })
-                sv, lv = b["self_pct"]["values"], b["lat_pct"]["values"]
-                pct[key] = {**{k: sv.get(p) for k, p in _SELF_PCT.items()},
-                            **{k: lv.get(p) for k, p in _LAT_PCT.items()}}
             after = agg.get("after_key")
             if not buckets or not after or len(buckets) < page_size:
                 break
         cols = ["service", "operation", "count", "traces", "errors", "on_critical_path",
                 "critical_path_ms", "self_time_total_ms"]
-        return OperationTotals(pd.DataFrame(rows, columns=cols), pct, repairs)
+        return OperationTotals(pd.DataFrame(rows, columns=cols), repairs)
+
+    def operation_percentiles(
+        self, start: datetime, end: datetime, keys: Sequence[tuple[str, str]], *,
+        service: str | None = None, operation: str | None = None,
+    ) -> dict[tuple[str, str], dict[str, float | None]]:
+        """Span self-time and latency percentiles of the (service, operation) ``keys`` only
+        (the ranked top: percentiles cost the engine far more than sums)."""
+        if not keys:
+            return {}
+        query = self._query(start, end, service, operation)
+        query["bool"]["filter"].append({"bool": {"minimum_should_match": 1, "should": [
+            {"bool": {"filter": [{"term": {F.SERVICE: svc}}, {"term": {F.SPAN_NAME: op}}]}}
+            for svc, op in keys]}})
+        resp = self.engine.search(names.CRITICAL_PATH_INDEX, {
+            "size": 0, "track_total_hits": False, "query": query,
+            "aggs": {"ops": {"multi_terms": {
+                "terms": [{"field": F.SERVICE}, {"field": F.SPAN_NAME}], "size": len(keys)},
+                "aggs": {
+                    "self_pct": {"percentiles": {"field": "self_ms_values",
+                                                 "percents": [50, 95]}},
+                    "lat_pct": {"percentiles": {"field": "duration_ms_values",
+                                                "percents": [50, 95, 99]}},
+                }}},
+        }, ignore_unavailable="true")
+        out: dict[tuple[str, str], dict[str, float | None]] = {}
+        for b in ((resp.get("aggregations") or {}).get("ops") or {}).get("buckets", []):
+            key = (str(b["key"][0]), str(b["key"][1]))
+            sv, lv = b["self_pct"]["values"], b["lat_pct"]["values"]
+            out[key] = {**{k: sv.get(p) for k, p in _SELF_PCT.items()},
+                        **{k: lv.get(p) for k, p in _LAT_PCT.items()}}
+        return out
+
+    def version_histograms(
+        self, start: datetime, end: datetime, *, service: str, versions: Sequence[str],
+        edges: Sequence[float], metrics: Sequence[str] = ("self_ms", "critical_path_ms"),
+        page_size: int = 200,
+    ) -> dict[str, dict[tuple[str, str, str], np.ndarray]]:
+        """Per version of ``service``: counts per bin of ``edges`` (the last bin open-ended)
+        of each per-trace metric, per (service, operation, metric), over the stored documents
+        of the traces that started in [start, end)."""
+        ranges = [{"from": float(edges[i]), "to": float(edges[i + 1])}
+                  for i in range(len(edges) - 2)] + [{"from": float(edges[-2])}]
+        query = {"bool": {"filter": [
+            {"term": {"doc_kind": TRACE_OPERATION}}, {"term": {"namespace": self.marker}},
+            {"range": {F.TIMESTAMP: {"gte": iso(start), "lt": iso(end)}}},
+            {"term": {F.SERVICE: service}},
+            {"terms": {F.SERVICE_VERSION: [str(v) for v in versions]}}]}}
+        out: dict[str, dict[tuple[str, str, str], np.ndarray]] = {str(v): {} for v in versions}
+        after: dict[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {"size": page_size, "sources": [
+                {"operation": {"terms": {"field": F.SPAN_NAME}}},
+                {"version": {"terms": {"field": F.SERVICE_VERSION}}}]}
+            if after:
+                composite["after"] = after
+            resp = self.engine.search(names.CRITICAL_PATH_INDEX, {
+                "size": 0, "track_total_hits": False, "query": query,
+                "aggs": {"ops": {"composite": composite, "aggs": {
+                    m: {"range": {"field": m, "ranges": ranges}} for m in metrics}}},
+            }, ignore_unavailable="true")
+            agg = (resp.get("aggregations") or {}).get("ops") or {}
+            buckets = agg.get("buckets", [])
+            for b in buckets:
+                op, version = str(b["key"]["operation"]), str(b["key"]["version"])
+                for m in metrics:
+                    counts = np.array([r["doc_count"] for r in b[m]["buckets"]], dtype=np.int64)
+                    out.setdefault(version, {})[(service, op, m)] = counts
+            after = agg.get("after_key")
+            if not buckets or not after or len(buckets) < page_size:
+                break
+        return out
 
     def documents(self, trace_id: str) -> list[dict[str, Any]]:
         """The stored documents of one trace (for inspection and tests)."""
