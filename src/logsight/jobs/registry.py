@@ -138,13 +138,13 @@ JOBS: dict[str, JobSpec] = {
     for s in (
         JobSpec("bottlenecks", names.TRACES, ("trace_bottleneck",), _bottlenecks,
                 description="Operations ranked by the critical-path time they contribute"),
-        JobSpec("trace_completion", names.TRACES, (), _trace_completion,
-                description="Critical paths of the traces settled since the last run, stored "
-                "once per trace and operation (what bottleneck questions aggregate)"),
         JobSpec("trace_regressions", names.TRACES, ("trace_regression",), _trace_regressions,
                 uses_baseline=True,
                 description="Operations whose latency or critical-path share grew vs a "
                 "baseline"),
+        JobSpec("trace_completion", names.TRACES, (), _trace_completion,
+                description="Critical paths of the traces settled since the last run, stored "
+                "once per trace and operation (what bottleneck questions aggregate)"),
         JobSpec("log_anomalies", names.LOGS, ("log_anomaly", "template_drift"), _log_anomalies,
                 uses_baseline=True,
                 description="Anomalous log windows (templates, levels, rates) vs a baseline"),
