@@ -142,9 +142,6 @@ JOBS: dict[str, JobSpec] = {
                 uses_baseline=True,
                 description="Operations whose latency or critical-path share grew vs a "
                 "baseline"),
-        JobSpec("trace_completion", names.TRACES, (), _trace_completion,
-                description="Critical paths of the traces settled since the last run, stored "
-                "once per trace and operation (what bottleneck questions aggregate)"),
         JobSpec("log_anomalies", names.LOGS, ("log_anomaly", "template_drift"), _log_anomalies,
                 uses_baseline=True,
                 description="Anomalous log windows (templates, levels, rates) vs a baseline"),
@@ -156,6 +153,9 @@ JOBS: dict[str, JobSpec] = {
                 ("performance_degradation", "version_regression", "kpi_change"), _performance,
                 needs_model=True, uses_baseline=True, per_model=True,
                 description="Model quality from feedback, per version, and KPI changes"),
+        JobSpec("trace_completion", names.TRACES, (), _trace_completion,
+                description="Critical paths of the traces settled since the last run, stored "
+                "once per trace and operation (what bottleneck questions aggregate)"),
     )
 }
 
