@@ -264,8 +264,8 @@ def test_performance_and_anomalies_answer(client: TestClient, world: dict[str, A
 
 def test_analyses_listing(client: TestClient) -> None:
     body = client.get("/v1/analyses").json()
-    assert set(body) == {"bottlenecks", "trace_regressions", "log_anomalies", "drift",
-                         "performance", "dependencies", "canary",
+    assert set(body) == {"bottlenecks", "trace_completion", "trace_regressions",
+                         "log_anomalies", "drift", "performance", "dependencies", "canary",
                          "cost", "resource_anomalies"}
     assert body["drift"]["needs_model"] is True
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from logsight import names
@@ -59,6 +60,16 @@ class ClusterWriter:
 
     def critical_path(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
         return write_critical_path(self.engine, documents, refresh=self.refresh)
+
+    def trace_operations(self, documents: Sequence[tuple[str, Mapping[str, Any]]]) -> int:
+        """Per-trace documents of the trace-completion job (see
+        :func:`trace_operation_documents`)."""
+        return write_trace_operations(self.engine, documents, refresh=self.refresh)
+
+    def coverage(self, *, namespace: str | None, covered_from: datetime,
+                 covered_until: datetime, now: datetime) -> str:
+        return write_coverage(self.engine, namespace=namespace, covered_from=covered_from,
+                              covered_until=covered_until, now=now)
 
     def profile(self, profile: ReferenceProfile, **kw: Any) -> str:
         """Store a drift reference profile (see :func:`store_profile`); its id."""
@@ -254,3 +265,104 @@ def cost_documents(rows: Sequence[Any], *, namespace: str | None = None
                         r.model, r.model_version, r.stage, r.capacity, r.instance_type])
         out.append((hashlib.sha1(key.encode()).hexdigest()[:24], doc))
     return out
+
+
+# -- per-trace documents of the trace-completion job ------------------------------------------
+TRACE_OPERATION = "trace_operation"  # doc_kind of a per-trace, per-operation document
+COVERAGE = "coverage"  # doc_kind of the job's coverage record (one per namespace marker)
+
+
+def trace_operation_id(namespace: str | None, trace_id: str, service: str, operation: str) -> str:
+    """Stable ``_id`` of one trace's document for one operation: recomputing a trace (late
+    spans) overwrites its documents, re-running writes no duplicates."""
+    key = "|".join([TRACE_OPERATION, namespace_marker(namespace), trace_id, service, operation])
+    return hashlib.sha1(key.encode()).hexdigest()[:24]
+
+
+def coverage_id(namespace: str | None) -> str:
+    return hashlib.sha1(f"{COVERAGE}|{namespace_marker(namespace)}".encode()).hexdigest()[:24]
+
+
+def _ns_iso(ns: Any) -> list[str]:
+    """Unix nanoseconds -> ISO-8601 UTC strings (microseconds), vectorized."""
+    arr = np.asarray(ns, dtype=np.int64).astype("datetime64[ns]")
+    return [f"{t}Z" for t in np.datetime_as_string(arr, unit="us")]
+
+
+def trace_operation_documents(
+    rows: pd.DataFrame, *, namespace: str | None = None, window: pd.Timedelta | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(id, document) per row of :func:`logsight.analysis.traces.trace_operations` for
+    :data:`logsight.names.CRITICAL_PATH_INDEX` (``doc_kind`` ``trace_operation``):
+    ``@timestamp`` is the trace's start (the time a question's window selects on),
+    ``window_start`` that time floored to ``window`` (default one minute)."""
+    if len(rows) == 0:
+        return []
+    marker = namespace_marker(namespace)
+    step = int((window or pd.Timedelta(minutes=1)).value)
+    start = rows["trace_start_ns"].to_numpy(dtype="int64")
+    ts, win = _ns_iso(start), _ns_iso(start - start % step)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i, r in enumerate(rows.itertuples(index=False)):
+        doc = {
+            "@timestamp": ts[i],
+            "window_start": win[i],
+            "doc_kind": TRACE_OPERATION,
+            "namespace": marker,
+            "trace.id": r.trace_id,
+            "root_service": r.root_service,
+            "root_operation": r.root_operation,
+            "root_orphan": bool(r.root_orphan),
+            "service.name": r.service,
+            "span.name": r.operation,
+            "service.version": r.version,
+            "trace_duration_ms": float(r.trace_duration_ms),
+            "span_count": int(r.span_count),
+            "errors": int(r.errors),
+            "error": bool(r.errors),
+            "on_critical_path": int(r.on_critical_path),
+            "critical_path_ms": float(r.critical_path_ms),
+            "self_ms": float(r.self_ms),
+            "self_ms_values": r.self_ms_values,
+            "duration_ms_values": r.duration_ms_values,
+            "is_root_operation": bool(r.is_root_operation),
+            "trace_spans": int(r.trace_spans),
+            "trace_orphans": int(r.trace_orphans),
+            "trace_clipped": int(r.trace_clipped),
+        }
+        out.append((trace_operation_id(marker, r.trace_id, r.service, r.operation), doc))
+    return out
+
+
+def write_trace_operations(
+    engine: Engine, documents: Sequence[tuple[str, Mapping[str, Any]]], *,
+    refresh: bool | str | None = None, chunk: int = 5000,
+) -> int:
+    """Index per-trace documents by their stable id in chunks (a recompute overwrites)."""
+    written = 0
+    for i in range(0, len(documents), chunk):
+        part = documents[i : i + chunk]
+        last = i + chunk >= len(documents)
+        result = engine.bulk(
+            (({"index": {"_index": names.CRITICAL_PATH_INDEX, "_id": d_id}}, d)
+             for d_id, d in part),
+            refresh=refresh if last else None,
+        )
+        if result.errors:
+            e = result.errors[0]
+            raise RuntimeError(f"{len(result.errors)} trace document(s) not written: "
+                               f"{e.error_type}: {e.reason}")
+        written += result.ok
+    return written
+
+
+def write_coverage(engine: Engine, *, namespace: str | None, covered_from: datetime,
+                   covered_until: datetime, now: datetime) -> str:
+    """Record which ingest times the trace-completion job has processed for ``namespace``
+    (every span ingested in [covered_from, covered_until) is in a stored trace document)."""
+    cid = coverage_id(namespace)
+    engine.index(names.CRITICAL_PATH_INDEX, {
+        "@timestamp": iso(now), "doc_kind": COVERAGE, "namespace": namespace_marker(namespace),
+        "covered_from": iso(covered_from), "covered_until": iso(covered_until),
+    }, id=cid, refresh="wait_for")
+    return cid

@@ -241,6 +241,26 @@ CRITICAL_PATH: dict[str, dict[str, Any]] = {
     "latency_p99_ms": DOUBLE,
     "error_rate": DOUBLE,
     "rank": LONG,
+    # per-trace, per-operation documents of the trace-completion job (doc_kind
+    # "trace_operation") and its coverage record (doc_kind "coverage")
+    "doc_kind": KW,
+    "trace.id": KW,
+    "root_service": KW,
+    "root_operation": KW,
+    "root_orphan": BOOL,
+    "trace_duration_ms": DOUBLE,
+    "span_count": LONG,
+    "errors": LONG,
+    "error": BOOL,
+    "self_ms": DOUBLE,
+    "self_ms_values": DOUBLE,
+    "duration_ms_values": DOUBLE,
+    "is_root_operation": BOOL,
+    "trace_spans": LONG,
+    "trace_orphans": LONG,
+    "trace_clipped": LONG,
+    "covered_from": DATE,
+    "covered_until": DATE,
 }
 
 DEPENDENCIES: dict[str, dict[str, Any]] = {

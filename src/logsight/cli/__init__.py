@@ -91,6 +91,7 @@ EXAMPLES = {
     "deadletter replay": "logsight deadletter replay --stream logs-logsight-default",
     "demo": "logsight demo --short --stop-engine",
     "traces bottlenecks": "logsight traces bottlenecks --service checkout --from now-1h",
+    "traces complete": "logsight traces complete --settle 30s --lookback 2h",
     "traces regressions": "logsight traces regressions --service checkout --from now-1h "
                           "--baseline-from now-1d --baseline-to now-23h",
     "drift": "logsight drift --reference train.csv --current today.csv",

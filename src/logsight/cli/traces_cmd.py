@@ -21,7 +21,7 @@ from logsight.cli.common import (
     when,
     write_option,
 )
-from logsight.timeutil import iso
+from logsight.timeutil import iso, parse_duration
 
 # the jobs' request fields as this command's options, for their errors
 OPTIONS = {
@@ -115,6 +115,7 @@ def bottlenecks(
     namespace: str | None, url: str | None, as_json: bool,
 ) -> None:
     """Rank operations by the critical-path time they contribute."""
+    from logsight.jobs import stored_traces as stored_job
     from logsight.jobs import traces as J
 
     scope = J.Scope(namespace=namespace, service=service, operation=operation)
@@ -134,13 +135,18 @@ def bottlenecks(
                                            orphans=orphans)  # type: ignore[arg-type]  # click.Choice
             engine = engine_from(url)
             try:
-                result = J.bottlenecks(request, J.ClusterSpans(engine, namespace),
-                                       None if not write else J.ClusterWriter(engine))
+                # from the trace-completion job's documents where it covered the window
+                result = stored_job.bottlenecks(
+                    request, stored_job.StoredTraces(engine, namespace),
+                    J.ClusterSpans(engine, namespace),
+                    None if not write else J.ClusterWriter(engine))
             finally:
                 engine.close()
             start, end = window.closed
             stats = {"window_start": start.isoformat(), "window_end": end.isoformat(),
-                     "findings": len(result.findings)}
+                     "findings": len(result.findings), "answered_from": result.answered_from}
+            for note in result.notes:
+                click.echo(f"note: {note}", err=True)
     rows = result.bottlenecks
     if not rows:
         raise click.ClickException(result.empty_reason or "no spans")
@@ -343,3 +349,50 @@ def _version_regressions(
                    "versions")
         return
     print_regressions(rows)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None
+              ) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@traces.command()
+@click.option("--settle", default="30s", show_default=True, callback=_duration,
+              help="A trace is complete this long after its last span was ingested.")
+@time_option("--since", what="Ingest time to start at",
+             default="Default: where the last run ended (first run: --lookback before now).")
+@click.option("--lookback", default="1h", show_default=True, callback=_duration,
+              help="First run: how far back in ingest time to start.")
+@click.option("--step", default="1m", show_default=True, callback=_duration,
+              help="Ingest time read per step (bounds memory).")
+@namespace_opt
+@url_option
+@json_option
+def complete(settle: timedelta, since: str | None, lookback: timedelta, step: timedelta,
+             namespace: str | None, url: str | None, as_json: bool) -> None:
+    """Run the trace-completion job now: compute the critical path of every trace settled
+    since the last run once and store it per trace and operation (what `traces bottlenecks`
+    and /v1/bottlenecks aggregate)."""
+    from logsight.jobs import trace_completion as C
+
+    now = datetime.now(UTC)
+    with job_errors({"settle": "--settle", "lookback": "--lookback", "step": "--step"}):
+        request = C.CompletionRequest(now=now, namespace=namespace, settle=settle,
+                                      lookback=lookback, step=step,
+                                      since=when(since, now=now, option="--since"))
+        engine = engine_from(url)
+        try:
+            result = C.complete_traces(request, C.StoredTraces(engine, namespace),
+                                       C.ClusterWriter(engine, refresh=False))
+        finally:
+            engine.close()
+    row = result.rows()[0]
+    if as_json:
+        print_json(row)
+        return
+    click.echo("  ".join(f"{k}={v}" for k, v in row.items()))

@@ -22,6 +22,8 @@ from logsight.jobs import drift as drift_job
 from logsight.jobs import logs as logs_job
 from logsight.jobs import performance as performance_job
 from logsight.jobs import resources as resources_job
+from logsight.jobs import stored_traces as stored_job
+from logsight.jobs import trace_completion as completion_job
 from logsight.jobs import traces as traces_job
 from logsight.jobs.base import JobResult, Scope, Window
 from logsight.writer import ClusterWriter
@@ -78,9 +80,24 @@ def _baseline(p: JobParams) -> Window:
 
 
 def _bottlenecks(engine: Engine, p: JobParams) -> JobResult:
-    return traces_job.bottlenecks(
-        traces_job.BottlenecksRequest(p.window, p.scope(model=False), top=p.top),
-        traces_job.ClusterSpans(engine, p.namespace), _writer(engine, p))
+    request = traces_job.BottlenecksRequest(p.window, p.scope(model=False), top=p.top)
+    spans = traces_job.ClusterSpans(engine, p.namespace)
+    if p.write:
+        # a stored run also writes the window's critical-path aggregates (the dashboards'):
+        # the raw recompute makes them
+        return traces_job.bottlenecks(request, spans, _writer(engine, p))
+    # a question: from the trace-completion job's documents where it covered the window
+    return stored_job.bottlenecks(request, stored_job.StoredTraces(engine, p.namespace), spans)
+
+
+def _trace_completion(engine: Engine, p: JobParams) -> JobResult:
+    # the window's end is the clock (the scheduler's windows end ``lag`` before now); a first
+    # run reads the window's ingest times, later runs start where the coverage ends
+    return completion_job.complete_traces(
+        completion_job.CompletionRequest(now=p.end, namespace=p.namespace,
+                                         lookback=p.end - p.start),
+        completion_job.StoredTraces(engine, p.namespace),
+        completion_job.ClusterWriter(engine) if p.write else None)
 
 
 def _trace_regressions(engine: Engine, p: JobParams) -> JobResult:
@@ -186,6 +203,9 @@ JOBS: dict[str, JobSpec] = {
                 ("memory_leak", "cpu_saturation", "gpu_memory_pressure"), _resources,
                 description="Memory leak trends, CPU saturation (lined up with latency) and "
                 "GPU memory pressure in the resource metrics"),
+        JobSpec("trace_completion", names.TRACES, (), _trace_completion,
+                description="Critical paths of the traces settled since the last run, stored "
+                "once per trace and operation (what bottleneck questions aggregate)"),
     )
 }
 

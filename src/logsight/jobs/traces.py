@@ -50,6 +50,8 @@ class BottlenecksResult:
     stats: dict[str, Any]  # what was analysed: spans, traces, repairs
     window: Window
     empty_reason: str | None = None  # why there is nothing, when there is nothing
+    answered_from: str = "spans"  # spans (raw recompute) | critical_path_index (stored)
+    notes: list[str] = field(default_factory=list)  # e.g. why the raw path answered
 
     def rows(self) -> list[dict[str, Any]]:
         return plain_rows(self.bottlenecks)

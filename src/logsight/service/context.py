@@ -44,9 +44,9 @@ Clock = Callable[[], datetime]
 Runner = Callable[[Engine, str, JobParams], JobResult]
 T = TypeVar("T")
 
-AnalysisKind = Literal["bottlenecks", "trace_regressions", "log_anomalies", "drift", "performance",
-                       "dependencies", "canary",
-                       "cost", "resource_anomalies"]
+AnalysisKind = Literal["bottlenecks", "trace_completion", "trace_regressions", "log_anomalies",
+                       "drift", "performance", "dependencies", "canary", "cost",
+                       "resource_anomalies"]
 FindingKind = Literal[KINDS]  # type: ignore[valid-type]  # a Literal built from the tuple
 if set(AnalysisKind.__args__) != set(JOBS):  # type: ignore[attr-defined]  # typing API
     # a real check, not an assert: -O strips asserts and the route would then accept kinds
@@ -325,6 +325,14 @@ class ServiceContext:
     def run(self, kind: str, params: JobParams, *, check: Callable[[Engine], None] | None = None,
             baseline_names: tuple[str, str] = ("baseline_from", "baseline_to")) -> \
             tuple[list[dict[str, Any]], list[Finding]]:
+        result = self.run_result(kind, params, check=check, baseline_names=baseline_names)
+        return result.rows(), list(result.findings)
+
+    def run_result(self, kind: str, params: JobParams, *,
+                   check: Callable[[Engine], None] | None = None,
+                   baseline_names: tuple[str, str] = ("baseline_from", "baseline_to")
+                   ) -> JobResult:
+        """:meth:`run`, returning the job's whole result (e.g. where an answer came from)."""
         engine = self.holder.get()
         if check is not None:
             check(engine)
@@ -339,7 +347,7 @@ class ServiceContext:
                 "baseline": "/".join(baseline_names), "baseline.start": baseline_names[0],
                 "baseline.end": baseline_names[1], "reference": "/".join(baseline_names),
             }) from None
-        return result.rows(), list(result.findings)
+        return result
 
     def analysis_response(self, kind: str, s: datetime, e: datetime,
                           base: tuple[datetime, datetime] | None, write: bool,

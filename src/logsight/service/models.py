@@ -226,6 +226,14 @@ class BottlenecksResponse(BaseModel):
     operation: str | None = None
     bottlenecks: list[BottleneckRow]
     findings: list[FindingOut]
+    answered_from: str = Field(
+        "spans", description="critical_path_index: aggregated from the trace-completion job's "
+        "stored documents; spans: recomputed from raw spans (the job has not covered the "
+        "window: `notes` says why)")
+    notes: list[str] = Field(default_factory=list)
+    stats: dict[str, int] = Field(
+        default_factory=dict, description="what was counted: traces, spans, repaired spans "
+        "(orphans, clipped)")
 
 
 class AnalysisResponse(BaseModel):

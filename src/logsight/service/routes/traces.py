@@ -44,7 +44,9 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
         namespace: Annotated[str | None, Query(max_length=100)] = None,
     ) -> Response:
         """Operations ranked by the critical-path time they contribute (read only: nothing is
-        stored; `POST /v1/analyses/bottlenecks` stores findings). Cached briefly: see the
+        stored; `POST /v1/analyses/bottlenecks` stores findings). Aggregated from the
+        trace-completion job's documents where it covered the window, else recomputed from raw
+        spans (`answered_from`, `notes`). Cached briefly: see the
         `X-Logsight-Cache` and `Age` headers."""
         now = ctx.clock()
         s, e = ctx.parse_window(start, end, now=now)
@@ -57,13 +59,18 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
             ctx.require_known(engine, "service", service, [names.TRACES], ns)
 
         def work() -> bytes:
-            rows, findings = ctx.run("bottlenecks", JobParams(
+            result = ctx.run_result("bottlenecks", JobParams(
                 start=s, end=e, service=service, operation=operation, namespace=ns, top=top,
                 write=False), check=check)
+            stats = getattr(result, "stats", {}) or {}
             return _json(BottlenecksResponse(
                 window=Window(start=iso(s), end=iso(e)), service=service,
-                operation=operation, bottlenecks=[BottleneckRow.model_validate(r) for r in rows],
-                findings=[_finding_out(f) for f in findings],
+                operation=operation,
+                bottlenecks=[BottleneckRow.model_validate(r) for r in result.rows()],
+                findings=[_finding_out(f) for f in result.findings],
+                answered_from=getattr(result, "answered_from", "spans"),
+                notes=list(getattr(result, "notes", [])),
+                stats={k: int(v) for k, v in stats.items() if isinstance(v, int)},
             ))
 
         return await ctx.cached(key, fixed, [e], work)
