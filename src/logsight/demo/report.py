@@ -7,6 +7,10 @@ The page carries a tiny inline script that, once loaded, marks every plot image 
 none), records the page's height and records script errors, failed resources and
 ``console.error`` calls into the DOM, so ``chromium --headless --dump-dom`` tells whether
 everything rendered, with data, and how tall the whole-page screenshot must be.
+
+Why one file past ~600 lines: the plots, the page and the browser check share one contract
+(the ``data-*`` attributes each plot carries and the script reads back); it is the next file
+to split (plots / page / check) when it grows.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ batches the pump spilled during that request (``@timestamp`` stays authoritative
 
 Fork-safe: a process forked after construction (a pre-fork server's worker) gets a clean
 shipper whose threads, connection and spool start with its first event (see ``_before_fork``).
+
+Why one file past ~600 lines: the pump and the sender share the queue, the in-memory batches,
+the spool handle and the counters under one lock, and the counters' balance (enqueued +
+recovered = sent + duplicates + dead-lettered + dropped) is proved over exactly this state;
+transport, spool, limits and back-off already live in modules of their own.
 """
 
 from __future__ import annotations
