@@ -162,7 +162,7 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
               help="Reference-quantile bins for PSI and Jensen-Shannon (at least 2).")
 @click.option("--test", "tests", multiple=True, metavar="COLUMN=TEST",
               help=f"Override the preset test for a column ({', '.join(sorted(D.DRIFT_TESTS))}).")
-@click.option("--correction", type=click.Choice(["none", "bh"]), default="none",
+@click.option("--correction", type=click.Choice(["none", "bh"]), default="bh",
               show_default=True, help="Benjamini-Hochberg across features.")
 @click.option("--psi-threshold", type=click.FloatRange(0, min_open=True), default=None,
               help=f"Drift when PSI is above this (> 0; default {D.DriftThresholds.psi}).")

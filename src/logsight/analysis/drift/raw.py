@@ -23,6 +23,7 @@ from logsight.analysis.drift.kernels import (
 from logsight.analysis.drift.registry import (
     _ALL_STATISTICS,
     DRIFT_TESTS,
+    DecisionRule,
     DriftConfig,
     TestResult,
     _check_overrides,
@@ -30,7 +31,7 @@ from logsight.analysis.drift.registry import (
     _prepare_numeric,
     _Prepared,
     _run,
-    default_test,
+    default_rule,
     exceeds,
 )
 
@@ -38,7 +39,11 @@ from logsight.analysis.drift.registry import (
 # -- per-feature result ----------------------------------------------------------------------
 @dataclass
 class FeatureDrift:
-    """Every statistic for one feature, plus the preset (or configured) test's verdict."""
+    """Every statistic for one feature, plus the preset (or configured) test's verdict;
+    ``rule`` says what decided: ``"p_value"`` (small-sample preset, KS / chi-square p-value,
+    BH-adjusted by default), ``"effect_size"`` (large-sample preset, normed Wasserstein /
+    Jensen-Shannon), ``"column_override"`` (``DriftConfig.tests``) or ``"global_override"``
+    (``DriftConfig.default_tests``); empty when nothing was compared."""
 
     feature: str
     type: str
@@ -67,6 +72,9 @@ class FeatureDrift:
     # +-inf values, left out of every statistic and said in ``note`` (NaN counts as missing)
     nonfinite_reference: int = 0
     nonfinite_current: int = 0
+    rule: DecisionRule | Literal[""] = ""
+    # profile path: the binned Wasserstein is a lower bound, the true value <= it + this
+    wasserstein_error_bound: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,9 +85,15 @@ class FeatureDrift:
 
 
 def _select_test(fd: FeatureDrift, config: DriftConfig) -> str:
-    test = config.tests.get(fd.feature) or default_test(
-        fd.type, fd.n_reference, fd.n_current, small_sample=config.small_sample
-    )
+    rule: DecisionRule
+    if fd.feature in config.tests:
+        test, rule = config.tests[fd.feature], "column_override"
+    elif fd.type in config.default_tests:
+        test, rule = config.default_tests[fd.type], "global_override"
+    else:
+        test, rule = default_rule(fd.type, fd.n_reference, fd.n_current,
+                                  small_sample=config.small_sample)
+    fd.rule = rule
     if fd.type not in DRIFT_TESTS[test].kinds:
         raise ValueError(f"test {test!r} does not apply to {fd.type} feature {fd.feature!r}")
     fd.test, fd.threshold = test, config.thresholds.for_test(test)
@@ -106,6 +120,7 @@ def _evaluate(fd: FeatureDrift, prepare: Callable[[], _Prepared], config: DriftC
     fd.js_distance = res["jensenshannon"].score
     if "wasserstein" in res:
         fd.wasserstein = res["wasserstein"].score
+        fd.wasserstein_error_bound = res["wasserstein"].error_bound
     return res[test] if test in res else _run(test, prep, config)
 
 

@@ -25,6 +25,7 @@ from logsight.analysis.drift.kernels import (
     bin_counts_sorted,
     binned_ks,
     binned_wasserstein,
+    binned_wasserstein_error_bound,
     category_counts,
     chisquare_from_counts,
     feature_kind,
@@ -83,8 +84,10 @@ class DriftThresholds:
 @dataclass(frozen=True)
 class DriftConfig:
     """How features are compared. ``tests`` overrides the preset per column
-    (``{"age": "wasserstein"}``); ``correction="bh"`` applies Benjamini-Hochberg to the
-    p-values of the p-value tests across features before they are compared with the threshold.
+    (``{"age": "wasserstein"}``) and ``default_tests`` the preset for every column
+    (``{"numeric": "psi"}``, a global override); ``correction="bh"`` (the default) applies
+    Benjamini-Hochberg to the p-values of the p-value tests across features before they are
+    compared with the threshold, ``"none"`` compares each raw p-value.
     """
 
     bins: int = DEFAULT_BINS
@@ -94,7 +97,8 @@ class DriftConfig:
     small_sample: int = 1000
     categorical_max_unique: int = 5
     tests: Mapping[str, str] = field(default_factory=dict)
-    correction: Literal["none", "bh"] = "none"
+    correction: Literal["none", "bh"] = "bh"
+    default_tests: Mapping[str, str] = field(default_factory=dict)
     max_categories: int = 1000
 
     def __post_init__(self) -> None:
@@ -112,6 +116,13 @@ class DriftConfig:
                     f"unknown drift test {test!r} for column {col!r}; "
                     f"expected one of {sorted(DRIFT_TESTS)}"
                 )
+        for kind, test in self.default_tests.items():
+            if kind not in (NUMERIC, CATEGORICAL):
+                raise ValueError(f"default_tests: unknown column type {kind!r}; expected "
+                                 f"'{NUMERIC}' or '{CATEGORICAL}'")
+            if test not in DRIFT_TESTS or kind not in DRIFT_TESTS[test].kinds:
+                raise ValueError(f"default_tests: {test!r} is not a drift test for {kind} "
+                                 f"columns")
 
 
 class UnknownColumnError(BadRequest):
@@ -153,12 +164,25 @@ def _numeric_values(values: Any, column: str, side: Literal["reference", "curren
 
 
 def default_test(kind: str, n_reference: int, n_current: int, *, small_sample: int = 1000) -> str:
-    """The preset: a p-value test for small samples, a distance for large ones (where every
-    tiny difference becomes "significant"). See docs/drift.md."""
+    """The size-aware preset (as Evidently's): a p-value test while the smaller side has at most
+    ``small_sample`` rows, an effect size above that, where every trivial difference becomes
+    "significant" (normed Wasserstein for numeric, Jensen-Shannon for categorical columns).
+    See docs/drift.md."""
+    return default_rule(kind, n_reference, n_current, small_sample=small_sample)[0]
+
+
+DecisionRule = Literal["p_value", "effect_size", "column_override", "global_override"]
+
+
+def default_rule(kind: str, n_reference: int, n_current: int, *, small_sample: int = 1000
+                 ) -> tuple[str, DecisionRule]:
+    """(test, rule) of the preset: ``"p_value"`` while the smaller side has at most
+    ``small_sample`` rows, ``"effect_size"`` above."""
+    # the smaller side limits both the power of a test and the noise of an effect size
     small = min(n_reference, n_current) <= small_sample
     if kind == NUMERIC:
-        return "ks" if small else "psi"
-    return "chisquare" if small else "jensenshannon"
+        return ("ks", "p_value") if small else ("wasserstein", "effect_size")
+    return ("chisquare", "p_value") if small else ("jensenshannon", "effect_size")
 
 
 # -- registered tests ------------------------------------------------------------------------
@@ -354,10 +378,15 @@ def wasserstein_test(
 
 @register_binned("wasserstein")
 def wasserstein_binned_test(bins: NumericBins, *, threshold: float = 0.1) -> TestResult:
-    """Wasserstein from per-bin counts and sums (see :func:`binned_wasserstein`)."""
-    score = binned_wasserstein(bins.edges, bins.reference_counts, bins.reference_sums,
-                               bins.current_counts, bins.current_sums, bins.hi) / bins.scale
-    return TestResult.decide("wasserstein", score, threshold, "above", statistic=score)
+    """Wasserstein from per-bin counts and sums (see :func:`binned_wasserstein`): the score
+    is a lower bound, the true normed distance is at most ``score + error_bound``."""
+    args = (bins.edges, bins.reference_counts, bins.reference_sums, bins.current_counts,
+            bins.current_sums, bins.hi)
+    score = binned_wasserstein(*args) / bins.scale
+    bound = binned_wasserstein_error_bound(bins.edges, bins.reference_counts,
+                                           bins.current_counts) / bins.scale
+    return TestResult.decide("wasserstein", score, threshold, "above", statistic=score,
+                             error_bound=bound)
 
 
 @register_test("chisquare", (CATEGORICAL,), "below", threshold=0.05)
