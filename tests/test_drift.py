@@ -111,8 +111,9 @@ def test_bh_correction_changes_the_verdict() -> None:
     ref = pd.DataFrame({f"f{i}": rng.normal(size=300) for i in range(20)})
     cur = pd.DataFrame({f"f{i}": rng.normal(size=300) for i in range(20)})
     cur["f0"] = cur["f0"] + 1.0
-    plain = D.compare(ref, cur)
-    bh = D.compare(ref, cur, config=D.DriftConfig(correction="bh"))
+    plain = D.compare(ref, cur, config=D.DriftConfig(correction="none"))
+    bh = D.compare(ref, cur)  # BH is the default
+    assert bh == D.compare(ref, cur, config=D.DriftConfig(correction="bh"))
     assert "f0" in D.drifted_features(bh)
     assert set(D.drifted_features(bh)) <= set(D.drifted_features(plain))
     assert all(r.p_value_adjusted is not None and r.p_value_adjusted >= r.p_value
@@ -121,7 +122,10 @@ def test_bh_correction_changes_the_verdict() -> None:
 
 def test_presets_pick_tests_by_type_and_size() -> None:
     assert D.default_test("numeric", 500, 5000) == "ks"
-    assert D.default_test("numeric", 5000, 5000) == "psi"
+    # the large-sample numeric preset is the normed Wasserstein effect size (it was PSI)
+    assert D.default_test("numeric", 5000, 5000) == "wasserstein"
+    assert D.default_rule("numeric", 5000, 5000) == ("wasserstein", "effect_size")
+    assert D.default_rule("categorical", 1000, 1000) == ("chisquare", "p_value")
     assert D.default_test("categorical", 100, 100) == "chisquare"
     assert D.default_test("categorical", 5000, 5000) == "jensenshannon"
     rng = np.random.default_rng(6)
