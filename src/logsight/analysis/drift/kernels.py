@@ -444,16 +444,20 @@ def binned_wasserstein_error_bound(
 ) -> float:
     """How far :func:`binned_wasserstein` may be below the true distance.
 
-    Inside a bin [a, b) the CDF difference g = F_ref - F_cur moves within
-    [g(a) - cur mass, g(a) + ref mass], so it can change sign only where g(a) lies in
-    [-ref mass, cur mass]; only such bins lose anything, and at most width x (ref mass + cur
-    mass). The outer bins never cross (below the reference minimum F_ref = 0, above its maximum
-    F_ref = 1)."""
+    A bin [a, b) loses ``integral |g| - |integral g| = 2 min(integral g+, integral g-)`` with
+    g = F_ref - F_cur. F_ref rises by the bin's reference mass r and F_cur by its current mass
+    c, so inside the bin g >= max(g(a) - c, g(b) - r) and g <= min(g(a) + r, g(b) + c): with
+    L- and L+ the parts of those bounds beyond zero, the loss is at most
+    width x min(2 min(L+, L-), max(L+, L-)), zero where g cannot change sign. The outer bins
+    never lose (below the reference minimum F_ref = 0, above its maximum F_ref = 1)."""
     mr = ref_counts / ref_counts.sum()
     mc = cur_counts / cur_counts.sum()
-    g_start = np.concatenate([[0.0], np.cumsum(mr)[:-1] - np.cumsum(mc)[:-1]])
+    g_end = np.cumsum(mr) - np.cumsum(mc)  # g at the end of each bin
+    g_start = np.concatenate([[0.0], g_end[:-1]])
     inner = slice(1, len(edges))  # bins [edges[i-1], edges[i])
     width = np.diff(edges)
-    gi, ri, ci = g_start[inner], mr[inner], mc[inner]
-    may_cross = (gi >= -ri) & (gi <= ci)
-    return float((width * (ri + ci) * may_cross).sum())
+    ga, gb, r, c = g_start[inner], g_end[inner], mr[inner], mc[inner]
+    low = np.maximum(0.0, -np.maximum(ga - c, gb - r))
+    high = np.maximum(0.0, np.minimum(ga + r, gb + c))
+    loss = np.minimum(2 * np.minimum(low, high), np.maximum(low, high))
+    return float((width * loss).sum())
