@@ -77,7 +77,8 @@ def _reference_window(start: str | None, end: str | None, current: tuple[datetim
 
 
 def _config(bins: int, correction: str, tests: tuple[str, ...], psi_threshold: float | None,
-            ks_threshold: float | None, js_threshold: float | None) -> D.DriftConfig:
+            ks_threshold: float | None, js_threshold: float | None,
+            wasserstein_threshold: float | None = None) -> D.DriftConfig:
     overrides: dict[str, str] = {}
     for t in tests:
         if "=" not in t:
@@ -90,6 +91,8 @@ def _config(bins: int, correction: str, tests: tuple[str, ...], psi_threshold: f
             ks_p_value=ks_threshold if ks_threshold is not None else th.ks_p_value,
             psi=psi_threshold if psi_threshold is not None else th.psi,
             jensenshannon=js_threshold if js_threshold is not None else th.jensenshannon,
+            wasserstein=(wasserstein_threshold if wasserstein_threshold is not None
+                         else th.wasserstein),
         )
         return D.DriftConfig(bins=bins, correction=correction,  # type: ignore[arg-type]  # click.Choice checked it
                              tests=overrides, thresholds=th)
@@ -128,7 +131,7 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
     for row in rows:
         row["drifted"] = "DRIFT" if row["drifted"] else ("warn" if row["warning"] else "")
     _p_text(rows, "p_value")
-    cols = ["feature", "type", "test", "statistic", "p_value", "psi", "js_distance",
+    cols = ["feature", "type", "test", "rule", "statistic", "p_value", "psi", "js_distance",
             "wasserstein", "drifted"]
     if any(r.note for r in results):
         cols.append("note")
@@ -163,7 +166,8 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
 @click.option("--test", "tests", multiple=True, metavar="COLUMN=TEST",
               help=f"Override the preset test for a column ({', '.join(sorted(D.DRIFT_TESTS))}).")
 @click.option("--correction", type=click.Choice(["none", "bh"]), default="bh",
-              show_default=True, help="Benjamini-Hochberg across features.")
+              show_default=True, help="Benjamini-Hochberg across features for the p-value "
+              "tests (none: each raw p-value).")
 @click.option("--psi-threshold", type=click.FloatRange(0, min_open=True), default=None,
               help=f"Drift when PSI is above this (> 0; default {D.DriftThresholds.psi}).")
 @click.option("--ks-threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -172,6 +176,9 @@ def _print(results: list[D.FeatureDrift], as_json: bool, extra: dict[str, Any]) 
 @click.option("--js-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Drift when the Jensen-Shannon distance is above this (in (0, 1]; "
               f"default {D.DriftThresholds.jensenshannon}).")
+@click.option("--wasserstein-threshold", type=click.FloatRange(0, min_open=True), default=None,
+              help="Drift when the normed Wasserstein distance is above this (> 0; default "
+              f"{D.DriftThresholds.wasserstein}).")
 @click.option("--save-profile", default=None, metavar="NAME",
               help="Cluster mode: store the reference window's profile under NAME.")
 @write_option("Cluster mode: write findings.")
@@ -183,12 +190,14 @@ def drift(
     reference_profile: str | None, current_from: str | None, current_to: str | None,
     namespace: str | None, columns: tuple[str, ...], bins: int, tests: tuple[str, ...],
     correction: str, psi_threshold: float | None, ks_threshold: float | None,
-    js_threshold: float | None, save_profile: str | None, write: bool, url: str | None,
+    js_threshold: float | None, wasserstein_threshold: float | None,
+    save_profile: str | None, write: bool, url: str | None,
     as_json: bool,
 ) -> None:
     """Data drift of a current sample against a reference: two files, or a model's two
     windows in the cluster (computed from aggregations, without reading raw rows)."""
-    config = _config(bins, correction, tests, psi_threshold, ks_threshold, js_threshold)
+    config = _config(bins, correction, tests, psi_threshold, ks_threshold, js_threshold,
+                     wasserstein_threshold)
     if reference_file or current_file:
         if not (reference_file and current_file):
             raise click.UsageError("give both --reference and --current files")

@@ -110,7 +110,8 @@ def drift_findings(
         out.append(Finding(
             kind=kind,
             title=f"{model or 'model'}: {r.feature} drifted ({r.test})",
-            summary=(f"{r.test}={stat:.4g} (threshold {r.threshold:g}); PSI={_fmt(r.psi)}, "
+            summary=(f"{r.test}={stat:.4g} (threshold {r.threshold:g}, rule {r.rule or '-'}); "
+                     f"PSI={_fmt(r.psi)}, "
                      f"JS={_fmt(r.js_distance)}, Wasserstein={_fmt(r.wasserstein)}; "
                      f"{r.n_current} current vs {r.n_reference} reference values"),
             severity="high" if strong else "medium",
