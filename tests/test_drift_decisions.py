@@ -3,14 +3,19 @@ profile path's error bound, and properties (false-alarm rate, symmetry)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from logsight.analysis import drift as D
+from logsight.cli import main
 
 
 def _pair(n: int, seed: int, *, shift: float = 0.0, scale: float = 1.0
@@ -158,3 +163,21 @@ def test_decisions_are_symmetric_where_the_statistic_is(n: int, m: int, seed: in
         assert score is not None
         if abs(score - a.threshold) > 1e-9:
             assert a.drifted == b.drifted
+
+
+def test_cli_shows_the_rule_and_takes_a_wasserstein_threshold(tmp_path: Path) -> None:
+    ref, cur = _pair(3000, 6, shift=0.15)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    args = ["drift", "--reference", str(tmp_path / "ref.csv"), "--current",
+            str(tmp_path / "cur.csv"), "--json"]
+    runner = CliRunner()
+    out = {f["feature"]: f for f in json.loads(runner.invoke(main, args).stdout)["features"]}
+    assert (out["x"]["rule"], out["x"]["drifted"]) == ("effect_size", True)  # W ~ 0.15
+    strict = runner.invoke(main, [*args, "--wasserstein-threshold", "0.3"])
+    out = {f["feature"]: f for f in json.loads(strict.stdout)["features"]}
+    assert (out["x"]["threshold"], out["x"]["drifted"]) == (0.3, False)
+    table = runner.invoke(main, args[:-1])
+    assert table.exit_code == 0 and "effect_size" in table.output and "rule" in table.output
+    bad = runner.invoke(main, [*args, "--wasserstein-threshold", "0"])
+    assert bad.exit_code == 2 and "--wasserstein-threshold" in bad.output
