@@ -21,6 +21,11 @@ def test_cbpe_by_hand() -> None:
     sd = np.sqrt(0.09 + 0.16 + 0.24 + 0.21) / 4
     assert e.sd == pytest.approx(sd)
     assert (e.lower, e.upper) == pytest.approx((0.75 - 2 * sd, 1.0))  # clipped to [0, 1]
+    # the reference's calibration uncertainty adds in quadrature
+    cs = E.calibration_sd([0.9, 0.5])
+    assert cs == pytest.approx(np.sqrt(0.09 + 0.25) / 2)
+    assert E.cbpe_accuracy([0.9, 0.8, 0.6, 0.7], calibration_sd=cs).sd \
+        == pytest.approx(np.sqrt(sd**2 + cs**2))
     assert E.cbpe_accuracy([]).estimate is None
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         E.cbpe_accuracy([1.2])

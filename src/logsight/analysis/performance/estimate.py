@@ -25,7 +25,7 @@ from logsight.analysis.performance.labels import PROBA_PREFIX, _version_col
 
 __all__ = [
     "AccuracyEstimate", "Calibration", "EstimateReport", "VersionEstimate", "calibration",
-    "cbpe_accuracy", "estimate_report", "predicted_confidence",
+    "calibration_sd", "cbpe_accuracy", "estimate_report", "predicted_confidence",
 ]
 
 
@@ -67,10 +67,12 @@ class EstimateReport:
     notes: list[str] = field(default_factory=list)
 
 
-def cbpe_accuracy(confidence: Sequence[float] | np.ndarray, *, z: float = 1.96
-                  ) -> AccuracyEstimate:
+def cbpe_accuracy(confidence: Sequence[float] | np.ndarray, *, z: float = 1.96,
+                  calibration_sd: float = 0.0) -> AccuracyEstimate:
     """Expected accuracy (mean confidence of the predicted class) and its ``z``-sd band of
-    the realised accuracy, clipped to [0, 1]. NaN confidences are left out."""
+    the realised accuracy, clipped to [0, 1]. NaN confidences are left out.
+    ``calibration_sd``: how well the calibration itself is known (from a finite reference,
+    :func:`calibration_sd`), added in quadrature to the window's sampling sd."""
     p = np.asarray(confidence, dtype=float)
     p = p[~np.isnan(p)]
     n = len(p)
@@ -79,8 +81,18 @@ def cbpe_accuracy(confidence: Sequence[float] | np.ndarray, *, z: float = 1.96
     if np.any((p < 0) | (p > 1)):
         raise ValueError("confidences must lie in [0, 1]")
     est = float(p.mean())
-    sd = float(np.sqrt(np.sum(p * (1.0 - p))) / n)
+    sd = float(np.sqrt(np.sum(p * (1.0 - p)) / n**2 + calibration_sd**2))
     return AccuracyEstimate(n, est, max(0.0, est - z * sd), min(1.0, est + z * sd), sd)
+
+
+def calibration_sd(confidence: Sequence[float] | np.ndarray) -> float:
+    """Standard error of the reference's accuracy-minus-mean-confidence gap under perfect
+    calibration: the reference only shows the calibration up to that, and an estimate built
+    on it carries that uncertainty into every window (without it the band covers only the
+    window's own sampling and is too narrow by this systematic part)."""
+    p = np.asarray(confidence, dtype=float)
+    p = p[~np.isnan(p)]
+    return float(np.sqrt(np.sum(p * (1.0 - p))) / len(p)) if len(p) else 0.0
 
 
 def calibration(confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray,
@@ -143,6 +155,7 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
     (``drop`` when the whole band lies below it). Versions with fewer than ``min_rows``
     predictions are estimated but never flagged."""
     rep = EstimateReport("accuracy", None, 0, None)
+    cal_sd = 0.0
     if reference is not None and len(reference):
         lab = _labelled(reference)
         conf = predicted_confidence(lab) if len(lab) else None
@@ -151,6 +164,7 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
             rep.reference_accuracy = float(_correct(lab).mean())
         if conf is not None and len(lab):
             rep.calibration = calibration(conf, _correct(lab), n_bins=n_bins, max_ece=max_ece)
+            cal_sd = calibration_sd(conf)
             if rep.calibration.poor:
                 rep.notes.append(
                     f"probabilities are poorly calibrated on the reference (ECE "
@@ -170,7 +184,7 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
         if conf is None:
             rep.notes.append(f"version {v}: no class probabilities or scores, no estimate")
             continue
-        ve = VersionEstimate(v, cbpe_accuracy(conf, z=z))
+        ve = VersionEstimate(v, cbpe_accuracy(conf, z=z, calibration_sd=cal_sd))
         lab = _labelled(part)
         if len(lab) and "label" in lab:
             ve.n_labelled = len(lab)
@@ -179,7 +193,7 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
             # those rows), so a window whose labels are still arriving is compared fairly
             lab_conf = predicted_confidence(lab)
             if lab_conf is not None:
-                on_lab = cbpe_accuracy(lab_conf, z=z)
+                on_lab = cbpe_accuracy(lab_conf, z=z, calibration_sd=cal_sd)
                 if on_lab.estimate is not None and on_lab.lower is not None \
                         and on_lab.upper is not None:
                     ve.error = on_lab.estimate - ve.realised
