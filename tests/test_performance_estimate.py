@@ -122,3 +122,67 @@ def test_no_shift_calibrated_estimate_equals_realised(seed: int, n: int, center:
     assert e.lower is not None and e.upper is not None
     assert e.lower <= realised <= e.upper
     assert abs(e.estimate - realised) <= 4.0 * 0.5 / np.sqrt(n)  # type: ignore[operator]  # set for n > 0
+
+
+def _calibrated_event_file(path, *, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """ML event documents from the real adapter: a labelled reference day of v1, then a day
+    without labels where v1 sees the same inputs and v2 inputs near its decision boundary
+    (covariate shift). The score is the model's true probability of the class it predicted."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from logsight.adapters import MlEvents
+    from logsight.ecs import Service
+
+    docs: list[dict[str, object]] = []
+    ml = MlEvents(lambda kind, doc: docs.append(dict(doc)) or True, Service(name="scorer"),
+                  trace=False)
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    for day in (0, 1):
+        for i in range(800):
+            ts = t0 + timedelta(days=day, seconds=i * 100)
+            version = "v2" if day == 1 and i % 2 else "v1"
+            x = rng.normal(0.2 if version == "v2" else 2.0, 1.0)
+            p_b = 1.0 / (1.0 + np.exp(-x))
+            label = "b" if rng.random() < p_b else "a"
+            pred = "b" if p_b >= 0.5 else "a"
+            rid = f"r-{day}-{i}"
+            ml.log_prediction(model="churn", version=version, features={"x": float(x)},
+                              prediction=pred, score=float(max(p_b, 1 - p_b)),
+                              request_id=rid, timestamp=ts)
+            if day == 0:  # the second day's labels have not landed yet
+                ml.log_feedback(rid, label, model="churn", timestamp=ts + timedelta(hours=1))
+    path.write_text("".join(json.dumps(d, default=str) + "\n" for d in docs))
+
+
+def test_cli_estimate_flags_the_shifted_version_before_its_labels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.cli import main
+
+    events = tmp_path / "mlevents.ndjson"
+    _calibrated_event_file(events, seed=5)
+    args = ["performance", "--model", "churn", "--input", str(events),
+            "--from", "2026-12-02T00:00:00Z", "--baseline-from", "2026-12-01T00:00:00Z",
+            "--baseline-to", "2026-12-02T00:00:00Z", "--estimate"]
+    res = CliRunner().invoke(main, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    est = out["estimate"]
+    assert est["reference_n"] == 800 and not est["calibration"]["poor"]
+    by = {v["version"]: v for v in est["versions"]}
+    assert by["v1"]["realised"] is None and by["v1"]["n_labelled"] == 0
+    assert by["v1"]["estimate"]["lower"] <= est["reference_accuracy"]  # v1 unchanged
+    assert not by["v1"]["drop"] and by["v2"]["drop"]
+    drops = [f for f in out["findings"] if f["kind"] == "estimated_performance_drop"]
+    assert [f["subject"] for f in drops] == ["v2"]
+    assert "no labels yet" in drops[0]["summary"]
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output
+    assert "estimated accuracy (CBPE)" in text.output and "DROP" in text.output
+    # without --estimate nothing of it
+    plain = CliRunner().invoke(main, [*args[:-1], "--json"])
+    assert "estimate" not in json.loads(plain.stdout)

@@ -16,16 +16,18 @@ the estimate follows the true accuracy; under concept shift no label-free method
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from logsight.analysis.performance.labels import PROBA_PREFIX, _version_col
+from logsight.findings import Finding
 
 __all__ = [
     "AccuracyEstimate", "Calibration", "EstimateReport", "VersionEstimate", "calibration",
-    "calibration_sd", "cbpe_accuracy", "estimate_report", "predicted_confidence",
+    "calibration_sd", "cbpe_accuracy", "estimate_findings", "estimate_report", "predicted_confidence",
 ]
 
 
@@ -65,6 +67,9 @@ class EstimateReport:
     calibration: Calibration | None
     versions: list[VersionEstimate] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def cbpe_accuracy(confidence: Sequence[float] | np.ndarray, *, z: float = 1.96,
@@ -204,3 +209,37 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
                        and ve.estimate.upper < rep.reference_accuracy)
         rep.versions.append(ve)
     return rep
+
+
+def estimate_findings(rep: EstimateReport, *, model: str, window_start: Any, window_end: Any,
+                      service: str | None = None, namespace: str | None = None
+                      ) -> list[Finding]:
+    """``estimated_performance_drop`` per version whose estimated accuracy band lies wholly
+    below the reference's realised accuracy (the labels need not have landed)."""
+    out: list[Finding] = []
+    for v in rep.versions:
+        e = v.estimate
+        if not v.drop or e.estimate is None or rep.reference_accuracy is None:
+            continue
+        drop = rep.reference_accuracy - e.estimate
+        realised = ("no labels yet" if v.realised is None
+                    else f"realised {v.realised:.4g} on {v.n_labelled} labels")
+        out.append(Finding(
+            kind="estimated_performance_drop",
+            title=f"{model} {v.version}: estimated accuracy below the reference's",
+            summary=(f"estimated accuracy {e.estimate:.4g} [{e.lower:.4g}, {e.upper:.4g}] "
+                     f"(CBPE, {e.n} predictions; {realised}) vs {rep.reference_accuracy:.4g} "
+                     f"realised on the reference ({rep.reference_n} labels)"),
+            severity="high" if drop >= 0.1 else "medium",
+            score=float(drop),
+            service=service,
+            subject=v.version,
+            model=model,
+            model_version=v.version,
+            window_start=window_start,
+            window_end=window_end,
+            evidence={"estimate": asdict(v), "reference_accuracy": rep.reference_accuracy,
+                      "calibration": asdict(rep.calibration) if rep.calibration else None},
+            namespace=namespace,
+        ))
+    return out
