@@ -5,6 +5,8 @@ estimate equals the realised accuracy within its band."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,21 +126,19 @@ def test_no_shift_calibrated_estimate_equals_realised(seed: int, n: int, center:
     assert abs(e.estimate - realised) <= 4.0 * 0.5 / np.sqrt(n)  # type: ignore[operator]  # set for n > 0
 
 
-def _calibrated_event_file(path, *, seed: int) -> None:  # type: ignore[no-untyped-def]
-    """ML event documents from the real adapter: a labelled reference day of v1, then a day
-    without labels where v1 sees the same inputs and v2 inputs near its decision boundary
-    (covariate shift). The score is the model's true probability of the class it predicted."""
-    import json
-    from datetime import UTC, datetime, timedelta
-
+def calibrated_events(*, seed: int, t0: datetime, model: str = "churn",
+                      service: str = "scorer") -> list[dict[str, object]]:
+    """ML event documents from the real adapter: a labelled reference day of v1 from ``t0``,
+    then a day without labels where v1 sees the same inputs and v2 inputs near its decision
+    boundary (covariate shift). The score is the model's true probability of the class it
+    predicted."""
     from logsight.adapters import MlEvents
     from logsight.ecs import Service
 
     docs: list[dict[str, object]] = []
-    ml = MlEvents(lambda kind, doc: docs.append(dict(doc)) or True, Service(name="scorer"),
+    ml = MlEvents(lambda kind, doc: docs.append(dict(doc)) or True, Service(name=service),
                   trace=False)
     rng = np.random.default_rng(seed)
-    t0 = datetime(2026, 12, 1, tzinfo=UTC)
     for day in (0, 1):
         for i in range(800):
             ts = t0 + timedelta(days=day, seconds=i * 100)
@@ -148,12 +148,12 @@ def _calibrated_event_file(path, *, seed: int) -> None:  # type: ignore[no-untyp
             label = "b" if rng.random() < p_b else "a"
             pred = "b" if p_b >= 0.5 else "a"
             rid = f"r-{day}-{i}"
-            ml.log_prediction(model="churn", version=version, features={"x": float(x)},
+            ml.log_prediction(model=model, version=version, features={"x": float(x)},
                               prediction=pred, score=float(max(p_b, 1 - p_b)),
                               request_id=rid, timestamp=ts)
             if day == 0:  # the second day's labels have not landed yet
-                ml.log_feedback(rid, label, model="churn", timestamp=ts + timedelta(hours=1))
-    path.write_text("".join(json.dumps(d, default=str) + "\n" for d in docs))
+                ml.log_feedback(rid, label, model=model, timestamp=ts + timedelta(hours=1))
+    return docs
 
 
 def test_cli_estimate_flags_the_shifted_version_before_its_labels(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -164,7 +164,8 @@ def test_cli_estimate_flags_the_shifted_version_before_its_labels(tmp_path) -> N
     from logsight.cli import main
 
     events = tmp_path / "mlevents.ndjson"
-    _calibrated_event_file(events, seed=5)
+    docs = calibrated_events(seed=5, t0=datetime(2026, 12, 1, tzinfo=UTC))
+    events.write_text("".join(json.dumps(d, default=str) + "\n" for d in docs))
     args = ["performance", "--model", "churn", "--input", str(events),
             "--from", "2026-12-02T00:00:00Z", "--baseline-from", "2026-12-01T00:00:00Z",
             "--baseline-to", "2026-12-02T00:00:00Z", "--estimate"]
