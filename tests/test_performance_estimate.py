@@ -187,3 +187,34 @@ def test_cli_estimate_flags_the_shifted_version_before_its_labels(tmp_path) -> N
     # without --estimate nothing of it
     plain = CliRunner().invoke(main, [*args[:-1], "--json"])
     assert "estimate" not in json.loads(plain.stdout)
+
+
+def _regression(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
+    # heteroscedastic noise: the error grows with |x|, so moving the inputs changes the MAE
+    x = rng.normal(shift, 1.0, n)
+    y = 2.0 * x + rng.normal(0.0, 0.2 + 0.5 * np.abs(x), n)
+    return pd.DataFrame({"prediction_value": 2.0 * x, "label_value": y, "feature.x": x})
+
+
+def test_dle_follows_a_covariate_shift_better_than_last_known() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    from logsight.analysis.performance.dle import DirectLossEstimator
+
+    rng = np.random.default_rng(2)
+    ref = _regression(rng, 4000, 0.0)
+    with pytest.raises(NotFittedError):
+        DirectLossEstimator().estimate(ref)
+    dle = DirectLossEstimator(random_state=0).fit(ref)
+    assert dle.fit(ref) is dle and dle.columns_ == ["prediction_value", "feature.x"]
+    last_known = float(np.mean(np.abs(ref["prediction_value"] - ref["label_value"])))
+    err_dle, err_naive = [], []
+    for shift in np.linspace(0.0, 2.0, 10):
+        cur = _regression(rng, 2000, float(shift))
+        true_mae = float(np.mean(np.abs(cur["prediction_value"] - cur["label_value"])))
+        est = dle.estimate(cur.drop(columns="label_value"))  # no labels needed
+        assert est.mae is not None and est.rmse is not None and est.rmse >= est.mae * 0.99
+        err_dle.append(abs(est.mae - true_mae))
+        err_naive.append(abs(last_known - true_mae))
+    assert np.mean(err_dle) < 0.5 * np.mean(err_naive)
+    assert np.mean(err_dle) < 0.05 * last_known + 0.02
