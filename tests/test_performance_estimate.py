@@ -218,3 +218,56 @@ def test_dle_follows_a_covariate_shift_better_than_last_known() -> None:
         err_naive.append(abs(last_known - true_mae))
     assert np.mean(err_dle) < 0.5 * np.mean(err_naive)
     assert np.mean(err_dle) < 0.05 * last_known + 0.02
+
+
+def test_loss_report_per_version_with_realised_next_to_it() -> None:
+    from logsight.analysis.performance.dle import loss_report
+
+    rng = np.random.default_rng(4)
+    ref = _regression(rng, 3000, 0.0).assign(labelled=True, model_version="v1")
+    cur = pd.concat([_regression(rng, 1500, 0.0).assign(labelled=True, model_version="v1"),
+                     _regression(rng, 1500, 1.5).assign(labelled=False, model_version="v2")])
+    rep = loss_report(cur, reference=ref)
+    by = {v.version: v for v in rep.versions}
+    assert by["v1"].realised_mae is not None and by["v2"].realised_mae is None
+    assert by["v1"].estimate.mae == pytest.approx(by["v1"].realised_mae, rel=0.1)
+    assert by["v2"].estimate.mae > 1.3 * by["v1"].estimate.mae  # type: ignore[operator]  # both estimated
+    assert any("no labelled reference" in n for n in loss_report(cur, reference=None).notes)
+
+
+def test_cli_estimate_for_a_regression_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from logsight.adapters import MlEvents
+    from logsight.cli import main
+    from logsight.ecs import Service
+
+    docs: list[dict[str, object]] = []
+    ml = MlEvents(lambda kind, doc: docs.append(dict(doc)) or True, Service(name="pricer"),
+                  trace=False)
+    rng = np.random.default_rng(8)
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    for day in (0, 1):
+        frame = _regression(rng, 600, 1.5 if day else 0.0)
+        for i, (x, pred, label) in enumerate(zip(frame["feature.x"], frame["prediction_value"],
+                                                 frame["label_value"], strict=True)):
+            ts = t0 + timedelta(days=day, seconds=i * 140)
+            rid = f"q-{day}-{i}"
+            ml.log_prediction(model="price", version="v1", features={"x": float(x)},
+                              prediction=float(pred), request_id=rid, timestamp=ts)
+            if day == 0:
+                ml.log_feedback(rid, float(label), model="price",
+                                timestamp=ts + timedelta(hours=1))
+    events = tmp_path / "reg.ndjson"
+    events.write_text("".join(json.dumps(d, default=str) + "\n" for d in docs))
+    res = CliRunner().invoke(main, [
+        "performance", "--model", "price", "--input", str(events), "--task", "regression",
+        "--from", "2026-12-02T00:00:00Z", "--baseline-from", "2026-12-01T00:00:00Z",
+        "--baseline-to", "2026-12-02T00:00:00Z", "--estimate", "--json"])
+    assert res.exit_code == 0, res.output
+    est = json.loads(res.stdout)["estimate"]
+    assert est["metric"] == "mae" and est["reference_n"] == 600
+    (v,) = est["versions"]
+    assert v["realised_mae"] is None and v["estimate"]["mae"] > 1.3 * est["reference_mae"]

@@ -368,7 +368,20 @@ def _print_performance(report: Any, findings: list[Any], as_json: bool,
             p = "n/a" if c.get("p_value") is None else f"{c['p_value']:.2g}"
             click.echo(f"{name} vs accuracy: Spearman rho {rho} (p {p}, "
                        f"{c.get('n')} windows of {c.get('window')})")
-    if estimate is not None:
+    if estimate is not None and estimate.metric == "mae":  # DLE, a regression
+        click.echo("")
+        ref = ("-" if estimate.reference_mae is None
+               else f"{estimate.reference_mae:.4g} on {estimate.reference_n} labels")
+        click.echo(f"estimated loss (DLE): reference MAE {ref}")
+        print_table([{"version": v.version, "predictions": v.estimate.n,
+                      "estimated_mae": v.estimate.mae, "estimated_rmse": v.estimate.rmse,
+                      "realised_mae": v.realised_mae, "realised_rmse": v.realised_rmse,
+                      "labelled": v.n_labelled} for v in estimate.versions],
+                    ["version", "predictions", "estimated_mae", "estimated_rmse",
+                     "realised_mae", "realised_rmse", "labelled"])
+        for note in estimate.notes:
+            click.echo(f"\nnote: {note}")
+    elif estimate is not None:
         click.echo("")
         ref = ("-" if estimate.reference_accuracy is None
                else f"{estimate.reference_accuracy:.4f} on {estimate.reference_n} labels")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from logsight.analysis import performance as P
+from logsight.analysis.performance import dle as PD
 from logsight.analysis.performance import estimate as PE
 from logsight.errors import BadRequest
 from logsight.findings import Finding, _jsonable
@@ -52,7 +53,7 @@ class PerformanceRequest:
 class PerformanceResult:
     report: P.PerformanceReport
     findings: list[Finding]
-    estimate: PE.EstimateReport | None = None
+    estimate: PE.EstimateReport | PD.LossReport | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         body = {k: v for k, v in asdict(self.report).items() if k != "findings"}
@@ -126,11 +127,11 @@ def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
     report.notes.extend(getattr(source, "notes", []))
     service = reads.service_of(model)
     findings = P.performance_findings(report, service=service, namespace=source.namespace)
-    est = None
-    if r.estimate:
-        if task != "classification":
-            raise BadRequest("estimate", "the estimate (CBPE) is for classifiers; this "
-                             f"model's task is {task}")
+    est: PE.EstimateReport | PD.LossReport | None = None
+    if r.estimate and task == "regression":
+        # DLE: numbers next to the realised values, no finding (no band yet)
+        est = PD.loss_report(joined, reference=ref, random_state=r.random_state)
+    elif r.estimate:
         est = PE.estimate_report(joined, reference=ref, max_ece=r.max_ece,
                                  min_rows=r.min_labels)
         findings.extend(PE.estimate_findings(est, model=model, window_start=start,

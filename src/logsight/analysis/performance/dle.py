@@ -8,7 +8,7 @@ covariate shift (the loss model sees the inputs move) but not concept shift."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,9 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["DirectLossEstimator", "LossEstimate"]
+from logsight.analysis.performance.labels import _version_col
+
+__all__ = ["DirectLossEstimator", "LossEstimate", "LossReport", "VersionLoss", "loss_report"]
 
 FEATURE_PREFIX = "feature."
 
@@ -76,3 +78,58 @@ class DirectLossEstimator(BaseEstimator):
         mae = float(np.mean(np.clip(self.abs_model_.predict(x), 0.0, None)))
         mse = float(np.mean(np.clip(self.sq_model_.predict(x), 0.0, None)))
         return LossEstimate(len(frame), mae, float(np.sqrt(mse)))
+
+
+@dataclass
+class VersionLoss:
+    version: str
+    estimate: LossEstimate
+    realised_mae: float | None = None  # over the labelled rows, once labels landed
+    realised_rmse: float | None = None
+    n_labelled: int = 0
+
+
+@dataclass
+class LossReport:
+    metric: str
+    reference_mae: float | None
+    reference_n: int
+    versions: list[VersionLoss] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def loss_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None,
+                random_state: int | None = 0) -> LossReport:
+    """DLE per model version of ``joined``, the loss model fitted on the labelled rows of
+    ``reference``; the realised MAE/RMSE next to the estimate where labels exist. No finding
+    is derived from it (the estimate has no band yet): it is for reading next to the
+    realised values."""
+    rep = LossReport("mae", None, 0)
+    lab_ref = reference[reference["labelled"].astype(bool)] if reference is not None \
+        and len(reference) and "labelled" in reference else reference
+    if lab_ref is None or len(lab_ref) < 2 or "label_value" not in lab_ref:
+        rep.notes.append("no labelled reference window: no loss model, no estimate (DLE)")
+        return rep
+    rep.reference_n = len(lab_ref)
+    ref_err = lab_ref["prediction_value"].astype(float) - lab_ref["label_value"].astype(float)
+    rep.reference_mae = float(np.mean(np.abs(ref_err)))
+    # only the inputs both windows have: a feature the window lacks cannot be a predictor
+    gone = [c for c in lab_ref.columns if c.startswith(FEATURE_PREFIX) and c not in joined]
+    dle = DirectLossEstimator(random_state=random_state).fit(lab_ref.drop(columns=gone))
+    if joined.empty:
+        return rep
+    versions = _version_col(joined)
+    for v in sorted(versions.unique()):
+        part = joined[versions == v]
+        vl = VersionLoss(v, dle.estimate(part))
+        lab = part[part["labelled"].astype(bool)] if "labelled" in part else part
+        if len(lab) and "label_value" in lab:
+            err = lab["prediction_value"].astype(float) - lab["label_value"].astype(float)
+            vl.n_labelled = len(lab)
+            vl.realised_mae = float(np.mean(np.abs(err)))
+            vl.realised_rmse = float(np.sqrt(np.mean(err**2)))
+        rep.versions.append(vl)
+    return rep
