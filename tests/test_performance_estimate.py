@@ -109,6 +109,9 @@ def test_drop_is_flagged_before_labels_and_poor_calibration_is_said() -> None:
     assert rep2.calibration is not None and rep2.calibration.poor
     assert any("poorly calibrated" in n for n in rep2.notes)
     assert not any(v.drop for v in rep2.versions)  # an unreliable estimate raises no finding
+    unlabelled_ref = E.estimate_report(cur, reference=ref.assign(labelled=False))
+    assert unlabelled_ref.calibration is None and not any(v.drop for v in unlabelled_ref.versions)
+    assert any("no labels yet" in n for n in unlabelled_ref.notes)
 
 
 @settings(max_examples=40, deadline=None)

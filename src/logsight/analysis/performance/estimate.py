@@ -178,6 +178,9 @@ def estimate_report(joined: pd.DataFrame, *, reference: pd.DataFrame | None = No
         elif len(lab):
             rep.notes.append("the reference has no class probabilities or scores: "
                              "calibration not checked")
+        else:
+            rep.notes.append("the reference window has no labels yet: calibration not "
+                             "checked, no drop check")
     else:
         rep.notes.append("no labelled reference window: calibration not checked, no drop check")
     if joined.empty:
