@@ -34,6 +34,7 @@ KINDS = (
     "performance_degradation",
     "version_regression",
     "kpi_change",
+    "estimated_performance_drop",
     "outlier_inputs",
     "dependency_new",
     "dependency_vanished",

@@ -29,7 +29,8 @@ JSON_KEYS = ("feature", "type", "test", "statistic", "p_value", "psi", "js_dista
 # the model jobs' request fields as these commands' options, for their errors
 OPTIONS = {"tests": "--test", "columns": "--column", "reference": "--reference",
            "current": "--current", "task": "--task", "window.start": "--from",
-           "window.end": "--to", "baseline_version": "--baseline-version"}
+           "window.end": "--to", "baseline_version": "--baseline-version",
+           "estimate": "--estimate"}
 # below this a p-value is printed in scientific notation: 0.000 would read as "exactly 0"
 _P_SCIENTIFIC_BELOW = 1e-3
 
@@ -270,6 +271,10 @@ def drift(
 @click.option("--baseline-version", default=None, help="Version the others are compared with.")
 @click.option("--kpi-lower-is-better", multiple=True, metavar="NAME",
               help="A KPI whose lower values are better (e.g. latency); repeatable.")
+@click.option("--estimate", is_flag=True, default=False,
+              help="Estimate each version's accuracy from its calibrated probabilities (CBPE) "
+              "before the labels land, with a 95% band; the baseline window (labelled) is the "
+              "calibration check and the accuracy a drop is judged against.")
 @click.option("--namespace", default=None, callback=namespace_callback,
               help="Stream namespace (default: all).")
 @write_option("Write findings (cluster mode).")
@@ -278,8 +283,8 @@ def drift(
 def performance(
     model: str, model_version: str | None, input_path: Path | None, start: str | None,
     end: str | None, reference_from: str | None, reference_to: str | None, task: str | None,
-    baseline_version: str | None, kpi_lower_is_better: tuple[str, ...], namespace: str | None,
-    write: bool, url: str | None, as_json: bool,
+    baseline_version: str | None, kpi_lower_is_better: tuple[str, ...], estimate: bool,
+    namespace: str | None, write: bool, url: str | None, as_json: bool,
 ) -> None:
     """Model quality over predictions joined with (late) feedback, per version.
 
@@ -307,7 +312,7 @@ def performance(
         reference=P.Window(*reference, name="reference") if reference else None,
         task=task,  # type: ignore[arg-type]  # click.Choice checked it
         baseline_version=baseline_version, kpi_lower_is_better=kpi_lower_is_better,
-        require_current=True)
+        require_current=True, estimate=estimate)
     engine = engine_from(url) if source is None else None
     try:
         with job_errors(OPTIONS):
@@ -329,12 +334,17 @@ def performance(
         if engine is not None:
             engine.close()
     report, findings = result.report, result.findings
-    _print_performance(report, findings, as_json)
+    _print_performance(report, findings, as_json, result.estimate)
 
 
-def _print_performance(report: Any, findings: list[Any], as_json: bool) -> None:
+def _print_performance(report: Any, findings: list[Any], as_json: bool,
+                       estimate: Any = None) -> None:
     if as_json:
-        print_json({"report": report.to_dict(), "findings": [f.to_document() for f in findings]})
+        out: dict[str, Any] = {"report": report.to_dict()}
+        if estimate is not None:
+            out["estimate"] = estimate.to_dict()
+        out["findings"] = [f.to_document() for f in findings]
+        print_json(out)
         return
     click.echo(f"{report.model}: {report.n_predictions} predictions, {report.n_labelled} "
                f"labelled (coverage {report.label_coverage:.1%}), task {report.task}")
@@ -367,6 +377,35 @@ def _print_performance(report: Any, findings: list[Any], as_json: bool) -> None:
             p = "n/a" if c.get("p_value") is None else f"{c['p_value']:.2g}"
             click.echo(f"{name} vs accuracy: Spearman rho {rho} (p {p}, "
                        f"{c.get('n')} windows of {c.get('window')})")
+    if estimate is not None and estimate.metric == "mae":  # DLE, a regression
+        click.echo("")
+        ref = ("-" if estimate.reference_mae is None
+               else f"{estimate.reference_mae:.4g} on {estimate.reference_n} labels")
+        click.echo(f"estimated loss (DLE): reference MAE {ref}")
+        print_table([{"version": v.version, "predictions": v.estimate.n,
+                      "estimated_mae": v.estimate.mae, "estimated_rmse": v.estimate.rmse,
+                      "realised_mae": v.realised_mae, "realised_rmse": v.realised_rmse,
+                      "labelled": v.n_labelled} for v in estimate.versions],
+                    ["version", "predictions", "estimated_mae", "estimated_rmse",
+                     "realised_mae", "realised_rmse", "labelled"])
+        for note in estimate.notes:
+            click.echo(f"\nnote: {note}")
+    elif estimate is not None:
+        click.echo("")
+        ref = ("-" if estimate.reference_accuracy is None
+               else f"{estimate.reference_accuracy:.4f} on {estimate.reference_n} labels")
+        cal = estimate.calibration
+        ece = "not checked" if cal is None or cal.ece is None else f"ECE {cal.ece:.4f}"
+        click.echo(f"estimated accuracy (CBPE): reference {ref}, calibration {ece}")
+        print_table([{"version": v.version, "predictions": v.estimate.n,
+                      "estimated": v.estimate.estimate, "band_low": v.estimate.lower,
+                      "band_high": v.estimate.upper, "realised": v.realised,
+                      "labelled": v.n_labelled, "error": v.error,
+                      "drop": "DROP" if v.drop else ""} for v in estimate.versions],
+                    ["version", "predictions", "estimated", "band_low", "band_high",
+                     "realised", "labelled", "error", "drop"])
+        for note in estimate.notes:
+            click.echo(f"\nnote: {note}")
     for note in report.notes:
         click.echo(f"\nnote: {note}")
     for f in findings:

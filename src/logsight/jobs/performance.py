@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from logsight.analysis import performance as P
+from logsight.analysis.performance import dle as PD
+from logsight.analysis.performance import estimate as PE
 from logsight.errors import BadRequest
 from logsight.findings import Finding, _jsonable
 from logsight.jobs.base import Scope, Window
@@ -41,15 +43,22 @@ class PerformanceRequest:
     kpi_lower_is_better: Sequence[str] = ()
     min_kpi_events: int = 30
     require_current: bool = False  # NoPredictions when the window has none
+    # CBPE: accuracy estimated from the predicted class's probability, before the labels land
+    # (classification only; the reference window is the labelled calibration check)
+    estimate: bool = False
+    max_ece: float = 0.05  # reference ECE above which the estimate is called unreliable
 
 
 @dataclass
 class PerformanceResult:
     report: P.PerformanceReport
     findings: list[Finding]
+    estimate: PE.EstimateReport | PD.LossReport | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         body = {k: v for k, v in asdict(self.report).items() if k != "findings"}
+        if self.estimate is not None:
+            body["estimate"] = self.estimate.to_dict()
         return [_jsonable(body)]
 
 
@@ -116,11 +125,21 @@ def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
             f"[{iso(rs, timespec='seconds')}, {iso(re_, timespec='seconds')})"
             ": no degradation check")
     report.notes.extend(getattr(source, "notes", []))
-    findings = P.performance_findings(report, service=reads.service_of(model),
-                                      namespace=source.namespace)
+    service = reads.service_of(model)
+    findings = P.performance_findings(report, service=service, namespace=source.namespace)
+    est: PE.EstimateReport | PD.LossReport | None = None
+    if r.estimate and task == "regression":
+        # DLE: numbers next to the realised values, no finding (no band yet)
+        est = PD.loss_report(joined, reference=ref, random_state=r.random_state)
+    elif r.estimate:
+        est = PE.estimate_report(joined, reference=ref, max_ece=r.max_ece,
+                                 min_rows=r.min_labels)
+        findings.extend(PE.estimate_findings(est, model=model, window_start=start,
+                                             window_end=end, service=service,
+                                             namespace=source.namespace))
     if writer is not None and findings:
         writer.findings(findings)
-    return PerformanceResult(report, findings)
+    return PerformanceResult(report, findings, est)
 
 
 class _Reads:

@@ -49,6 +49,7 @@ class JobParams:
     namespace: str | None = None
     top: int = 10
     write: bool = True
+    estimate: bool = False  # performance: CBPE accuracy estimate before the labels
 
     @property
     def window(self) -> Window:
@@ -140,7 +141,8 @@ def _drift(engine: Engine, p: JobParams) -> JobResult:
 
 def _performance(engine: Engine, p: JobParams) -> JobResult:
     return performance_job.performance(
-        performance_job.PerformanceRequest(p.window, p.scope(), reference=p.baseline),
+        performance_job.PerformanceRequest(p.window, p.scope(), reference=p.baseline,
+                                           estimate=p.estimate),
         drift_job.ClusterEvents(engine, p.namespace), _writer(engine, p))
 
 
@@ -192,7 +194,8 @@ JOBS: dict[str, JobSpec] = {
                 description="Feature and prediction drift of a model: reference vs current "
                 "window"),
         JobSpec("performance", names.MLEVENTS,
-                ("performance_degradation", "version_regression", "kpi_change"), _performance,
+                ("performance_degradation", "version_regression", "kpi_change",
+                 "estimated_performance_drop"), _performance,
                 needs_model=True, uses_baseline=True, per_model=True,
                 description="Model quality from feedback, per version, and KPI changes"),
         JobSpec("cost", names.METRICS,

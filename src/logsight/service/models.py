@@ -277,3 +277,7 @@ class AnalysisRequest(BaseModel):
                                 description="model version (performance); must have sent data")
     top: int = Field(10, ge=1, le=1000)
     write: bool = Field(True, description="store the findings (stable ids: never duplicated)")
+    estimate: bool = Field(
+        False, description="performance: estimate each version's accuracy from its calibrated "
+        "probabilities (CBPE) before the labels land; the baseline window is the labelled "
+        "calibration check; estimated_performance_drop findings")

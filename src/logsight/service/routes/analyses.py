@@ -75,7 +75,7 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
         params = JobParams(start=s, end=e, baseline_start=base[0] if base else None,
                         baseline_end=base[1] if base else None, service=req.service,
                         operation=req.operation, model=req.model, version=req.version,
-                        namespace=ns, top=req.top, write=req.write)
+                        namespace=ns, top=req.top, write=req.write, estimate=req.estimate)
         out = await ctx.blocking(ctx.run, kind, params, check=check, analysis_slot=True,
                              baseline_names=("baseline_from", "baseline_to"))
         ctx.log.info("analysis.run", kind=kind, findings=len(out[1]), written=req.write,

@@ -54,11 +54,16 @@ def router(ctx: ServiceContext, guarded: list[Depends]) -> APIRouter:
         baseline_start: Annotated[str | None, Query(alias="baseline_from", max_length=64)] = None,
         baseline_end: Annotated[str | None, Query(alias="baseline_to", max_length=64)] = None,
         namespace: Annotated[str | None, Query(max_length=100)] = None,
+        estimate: Annotated[bool, Query(
+            description="Estimate each version's accuracy before its labels land (CBPE, from "
+            "calibrated probabilities; the baseline window is the labelled calibration "
+            "check)")] = False,
     ) -> Response:
         """Model quality from feedback (per version) and KPI changes in a window (read only;
-        ctx.cached briefly)."""
+        ctx.cached briefly); with `estimate`, the estimated accuracy next to the realised."""
         return await ctx.compared_windows(
             "performance", (start, end), (baseline_start, baseline_end),
-            ("baseline_from", "baseline_to"), namespace, model=model, version=version)
+            ("baseline_from", "baseline_to"), namespace, model=model, version=version,
+            estimate=estimate)
 
     return router
