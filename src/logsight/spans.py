@@ -47,8 +47,11 @@ def attribute_fields(prefix: str, attrs: Mapping[str, Any] | None) -> dict[str, 
 
 def span_document(*, trace_id: str, span_id: str, parent_id: str | None, service: str,
                   name: str, start_ns: int, end_ns: int, status: str = "unset",
-                  kind: str = "internal", version: str | None = None) -> dict[str, Any]:
-    """The flat traces-stream document (dotted keys, in the exporter's order)."""
+                  kind: str = "internal", version: str | None = None,
+                  environment: str | None = None) -> dict[str, Any]:
+    """The core of every traces-stream document (dotted keys, in the exporter's order): the
+    exporter and the OTLP receiver (:func:`logsight.adapters.otel.span_document`) add their
+    extras to it, span files and ingest use it as it is."""
     doc: dict[str, Any] = {
         "@timestamp": format_timestamp_ns(start_ns),
         "trace.id": trace_id,
@@ -59,6 +62,8 @@ def span_document(*, trace_id: str, span_id: str, parent_id: str | None, service
     doc["service.name"] = service
     if version:
         doc["service.version"] = version
+    if environment:
+        doc["service.environment"] = environment
     doc.update({
         "span.name": name,
         "span.kind": kind,

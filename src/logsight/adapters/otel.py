@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from logsight.ecs import Service, format_timestamp_ns
+from logsight import spans
+from logsight.ecs import Service
 from logsight.spans import attribute_fields as _attributes  # one attribute mapping, every span path
 
 Emit = Callable[[str, Mapping[str, Any]], bool]
@@ -85,26 +86,12 @@ def span_document(
     server|client|internal|producer|consumer, ``status`` ok|error|unset): the one span mapping
     of the exporter and the OTLP receiver."""
     res = resource_fields(resource, service)
-    doc: dict[str, Any] = {
-        "@timestamp": format_timestamp_ns(start_ns),
-        "trace.id": trace_id,
-        "span.id": span_id,
-    }
-    if parent_id:
-        doc["parent.id"] = parent_id
-    for key in ("service.name", "service.version", "service.environment"):
-        if key in res:
-            doc[key] = res.pop(key)
-    outcome = {"ok": "success", "error": "failure"}.get(status, "unknown")
-    doc.update({
-        "span.name": name,
-        "span.kind": kind,
-        "span.start_unix_nano": start_ns,
-        "span.end_unix_nano": end_ns,
-        "span.duration_ms": (end_ns - start_ns) / 1e6,
-        "span.status": status,
-        "event.outcome": outcome,
-    })
+    doc = spans.span_document(
+        trace_id=trace_id, span_id=span_id, parent_id=parent_id,
+        service=res.pop("service.name"), version=res.pop("service.version", None),
+        environment=res.pop("service.environment", None), name=name, kind=kind,
+        start_ns=start_ns, end_ns=end_ns, status=status)
+    event_id = doc.pop("event.id")  # last, after the extras, as the exporter always wrote it
     if status_message:
         doc["span.status_message"] = status_message
     for event_name, event_attrs in events:
@@ -119,7 +106,7 @@ def span_document(
         doc["otel.scope.name"] = scope
     doc.update(attribute_fields(attributes))
     doc.update(res)
-    doc["event.id"] = f"{trace_id}-{span_id}"
+    doc["event.id"] = event_id
     return doc
 
 

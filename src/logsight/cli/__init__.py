@@ -7,8 +7,6 @@ Every command that prints results takes ``--json``; every command that talks to 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -38,16 +36,14 @@ class JsonErrorsGroup(click.Group):
     document on stdout as well (``{"error": {"message", "exit_code", "type"}}``), so a script
     that reads stdout gets something it can parse; the exit code is unchanged."""
 
-    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
-        self._json_errors = "--json" in argv
-        return super().main(argv, *a, **kw)
-
     def invoke(self, ctx: click.Context) -> Any:
+        # the subcommand's arguments, still unparsed: read from this call's context, so the
+        # shared group object keeps no per-call state
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
             return super().invoke(ctx)
         except click.ClickException as e:
-            if getattr(self, "_json_errors", False):
+            if "--json" in rest:
                 click.echo(json.dumps({"error": {"message": e.format_message(),
                                                  "exit_code": e.exit_code,
                                                  "type": type(e).__name__}}))

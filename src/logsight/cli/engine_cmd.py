@@ -69,7 +69,7 @@ def stop(state_dir: Path | None, as_json: bool) -> None:
     except LocalEngineError as e:
         raise click.ClickException(str(e)) from e
     if as_json:
-        click.echo(json.dumps({"stopped": stopped, "was_running": stopped}))
+        click.echo(json.dumps({"stopped": stopped}))  # False: it was not running
         return
     click.echo("engine stopped" if stopped else "engine was not running")
 

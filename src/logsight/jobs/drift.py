@@ -47,6 +47,7 @@ class ClusterEvents:
     def __init__(self, engine: Engine, namespace: str | None = None) -> None:
         self.engine = engine
         self.namespace = namespace
+        self.notes: list[str] = []  # what a reader tells about how it read (files have some)
 
     def events(self, event_type: str, *, model: str | None = None,
                start: datetime | str | None = None, end: datetime | str | None = None,
@@ -54,6 +55,21 @@ class ClusterEvents:
         """Raw events of one type (see :func:`logsight.sources.mlevents.read_events`)."""
         return M.read_events(self.engine, event_type, model=model, start=start, end=end,
                              version=version, namespace=self.namespace)
+
+    def joined(self, *, model: str, start: datetime | str, end: datetime | str,
+               version: str | None = None) -> pd.DataFrame:
+        """Predictions of [start, end) joined with their feedback (however late)."""
+        return M.read_joined(self.engine, model=model, start=start, end=end, version=version,
+                             namespace=self.namespace)
+
+    def require_predictions(self, *, model: str, start: datetime | str, end: datetime | str,
+                            version: str | None = None) -> None:
+        """:class:`~logsight.sources.mlevents.NoPredictions` (saying what exists) when none."""
+        M.require_predictions(self.engine, model=model, start=start, end=end, version=version,
+                              namespace=self.namespace)
+
+    def service_of(self, model: str) -> str | None:
+        return M.service_of(self.engine, model, self.namespace)
 
 
 @dataclass(frozen=True)

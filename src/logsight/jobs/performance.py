@@ -94,18 +94,17 @@ def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
     if model is None:
         raise BadRequest("model", "performance needs a model")
     start, end = r.window.closed
-    reads = _Reads(source)
     if r.require_current:
-        reads.require(model=model, start=start, end=end, version=version)
-    joined = reads.joined(model=model, start=start, end=end, version=version)
+        source.require_predictions(model=model, start=start, end=end, version=version)
+    joined = source.joined(model=model, start=start, end=end, version=version)
     ref = None
     if r.reference is not None:
         rs, re_ = r.reference.closed
-        ref = reads.joined(model=model, start=rs, end=re_, version=version)
+        ref = source.joined(model=model, start=rs, end=re_, version=version)
     if r.baseline_version is not None and r.baseline_version != version:
         # asked for by name: a version without predictions is an answer, not a fallback
         try:
-            reads.require(model=model, start=start, end=end, version=r.baseline_version)
+            source.require_predictions(model=model, start=start, end=end, version=r.baseline_version)
         except M.NoPredictions as e:
             raise M.NoPredictions(f"baseline version {r.baseline_version!r}: {e}",
                                   parameters=("baseline_version",)) from None
@@ -124,8 +123,8 @@ def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
             f"no predictions of model {model!r} in the reference window "
             f"[{iso(rs, timespec='seconds')}, {iso(re_, timespec='seconds')})"
             ": no degradation check")
-    report.notes.extend(getattr(source, "notes", []))
-    service = reads.service_of(model)
+    report.notes.extend(source.notes)
+    service = source.service_of(model)
     findings = P.performance_findings(report, service=service, namespace=source.namespace)
     est: PE.EstimateReport | PD.LossReport | None = None
     if r.estimate and task == "regression":
@@ -141,37 +140,3 @@ def performance(request: PerformanceRequest, source: ClusterEvents | EventFile,
         writer.findings(findings)
     return PerformanceResult(report, findings, est)
 
-
-class _Reads:
-    """The reads the performance job makes, from the cluster or from an event file."""
-
-    def __init__(self, source: ClusterEvents | EventFile) -> None:
-        self.source = source
-
-    def joined(self, *, model: str, start: Any, end: Any, version: str | None) -> pd.DataFrame:
-        s = self.source
-        if isinstance(s, EventFile):
-            return s.joined(model=model, start=start, end=end, version=version)
-        return M.read_joined(s.engine, model=model, start=start, end=end, version=version,
-                             namespace=s.namespace)
-
-    def require(self, *, model: str, start: Any, end: Any, version: str | None) -> None:
-        s = self.source
-        if isinstance(s, EventFile):
-            if s.events("prediction", model=model, start=start, end=end,
-                        version=version).empty:
-                what = f"model {model!r}" + (f" version {version!r}" if version else "")
-                raise M.NoPredictions(
-                    f"no predictions of {what} in {s.path} between "
-                    f"{iso(start, timespec='seconds')} ({{window.start}}) and "
-                    f"{iso(end, timespec='seconds')} ({{window.end}})",
-                    parameters=("window",))
-            return
-        M.require_predictions(s.engine, model=model, start=start, end=end, version=version,
-                              namespace=s.namespace)
-
-    def service_of(self, model: str) -> str | None:
-        s = self.source
-        if isinstance(s, EventFile):
-            return s.service_of(model)
-        return M.service_of(s.engine, model, s.namespace)

@@ -93,9 +93,8 @@ def _finding(model: LogAnomalyModel, service: str, sh: LevelShift, end: pd.Times
             "feature_label": label,
             "window": model.window,
             "folded_windows": [str(pd.Timestamp(f.window_start).isoformat()) for f in folded],
-            "sample_ids": [s for f in folded for s in f.sample_ids][:10],
         },
-        sample_ids=[s for f in folded for s in f.sample_ids][:10],
+        sample_ids=[s for f in folded for s in f.sample_ids][:10],  # the folded windows' own
         namespace=namespace,
     )
 

@@ -14,9 +14,9 @@ import pandas as pd
 from logsight.analysis import performance as P
 from logsight.errors import BadRequest, NoData
 from logsight.names import F
-from logsight.sources.mlevents.events import _rename, flatten
+from logsight.sources.mlevents.events import NoPredictions, _rename, flatten
 from logsight.sources.textfile import DecodeReport, iter_lines
-from logsight.timeutil import as_utc
+from logsight.timeutil import as_utc, iso
 
 
 class EventFile:
@@ -106,6 +106,17 @@ class EventFile:
             fb = pd.DataFrame(columns=["request_id", "timestamp", "label", "label_value"])
         fb = fb[fb["request_id"].isin(set(preds["request_id"].dropna()))]
         return P.join_feedback(preds, fb)
+
+    def require_predictions(self, *, model: str, start: datetime, end: datetime,
+                            version: str | None = None) -> None:
+        """:class:`~logsight.sources.mlevents.NoPredictions` when the window holds none."""
+        if self.events("prediction", model=model, start=start, end=end,
+                       version=version).empty:
+            what = f"model {model!r}" + (f" version {version!r}" if version else "")
+            raise NoPredictions(
+                f"no predictions of {what} in {self.path} between "
+                f"{iso(start, timespec='seconds')} ({{window.start}}) and "
+                f"{iso(end, timespec='seconds')} ({{window.end}})", parameters=("window",))
 
     def service_of(self, model: str) -> str | None:
         f = self._frame()
